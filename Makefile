@@ -1,0 +1,95 @@
+# sluice: make | make test | make check | make demo | make bench | make clean
+#
+# Every .c under common/ producers/ transformers/ loaders/ cli/ (but
+# cli/main.c) goes into build/libsluice.a, which the binary, the unit tests
+# and the benchmarks link. New files need no Makefile change.
+
+BUILD   ?= build
+CC      ?= cc
+PKGS    := rdkafka libcurl jansson libpq libmicrohttpd
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wformat=2 \
+           -Wvla -Wimplicit-fallthrough
+CFLAGS  ?= -O2 -g
+CPPFLAGS_ALL := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+           -Icommon -Icli -Iproducers -Itransformers -Iloaders \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS_ALL := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+ifeq ($(SAN),1)
+CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+           -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+
+LIB_SRCS := $(filter-out cli/main.c, \
+            $(wildcard common/*.c producers/*.c transformers/*.c \
+                       loaders/*.c cli/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+FIX_SRCS := $(wildcard tests/fixtures/*.c)
+FIX_OBJS := $(FIX_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test check demo bench clean deps format format-check unit-bins \
+        run-tests reliability
+
+all: $(BUILD)/sluice $(BUILD)/sluice-fixture $(UNIT_BINS)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -MMD -MP -c $< -o $@
+
+$(BUILD)/libsluice.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/sluice: $(BUILD)/cli/main.o $(BUILD)/libsluice.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/sluice-fixture: $(FIX_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libsluice.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) -Itests/unit $(CFLAGS) $(WARN) $(LDFLAGS) \
+	    -o $@ $< $(BUILD)/libsluice.a $(LDLIBS_ALL)
+
+# The README's test command: installs what is missing, builds, starts
+# PostgreSQL, the fixture API and brokers, runs every test, stops them.
+test: deps
+	$(MAKE) all
+	tests/run.sh $(BUILD)
+
+# Sanitizers and -Werror over the same suite, then formatting.
+check: deps
+	$(MAKE) BUILD=build-check SAN=1 WERROR=1 all
+	SLUICE_SANITIZED=1 tests/run.sh build-check
+	$(MAKE) format-check
+
+FORMAT_FILES = $(wildcard common/*.[ch] producers/*.[ch] transformers/*.[ch] \
+                          loaders/*.[ch] cli/*.[ch] tests/unit/*.[ch] \
+                          tests/fixtures/*.[ch])
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_FILES) && \
+	    echo "format: $(words $(FORMAT_FILES)) files clean"
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh $(BUILD)
+
+bench: deps
+	$(MAKE) all
+	tests/bench/run.sh $(BUILD)
+
+clean:
+	rm -rf build build-check
+
+-include $(LIB_OBJS:.o=.d) $(FIX_OBJS:.o=.d) $(BUILD)/cli/main.d

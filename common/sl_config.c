@@ -1,0 +1,324 @@
+/* sl_config: JSON configuration files with positioned errors. */
+#include "sl_config.h"
+#include "sl_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+json_t *sl_config_loadb(const char *name, const char *buf, size_t len,
+                        char *errstr, size_t errstr_size)
+{
+        json_error_t jerr;
+        json_t *root;
+
+        root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+                snprintf(errstr, errstr_size, "%s:%d:%d: %s", name, jerr.line,
+                         jerr.column, jerr.text);
+        return root;
+}
+
+json_t *sl_config_load(const char *path, char *errstr, size_t errstr_size)
+{
+        size_t len = 0;
+        char *text = sl_file_read(path, &len, errstr, errstr_size);
+        json_t *root;
+
+        if (!text)
+                return NULL;
+        root = sl_config_loadb(path, text, len, errstr, errstr_size);
+        free(text);
+        return root;
+}
+
+/* Skips a JSON string starting at s (which points at the opening quote);
+ * returns a pointer past the closing quote. */
+static const char *skip_string(const char *s)
+{
+        s++;
+        while (*s && *s != '"') {
+                if (*s == '\\' && s[1])
+                        s++;
+                s++;
+        }
+        return *s ? s + 1 : s;
+}
+
+/* Finds `"key"` followed by ':' at nesting depth 1 of the value starting at
+ * text (an object). Returns a pointer to the key's opening quote or NULL. */
+static const char *find_member(const char *text, const char *key,
+                               size_t keylen)
+{
+        int depth = 0;
+        const char *s = text;
+
+        while (*s) {
+                if (*s == '"') {
+                        const char *start = s;
+                        s = skip_string(s);
+                        if (depth == 1 && (size_t)(s - start) == keylen + 2 &&
+                            memcmp(start + 1, key, keylen) == 0) {
+                                const char *t = s;
+                                while (*t == ' ' || *t == '\t' || *t == '\n' ||
+                                       *t == '\r')
+                                        t++;
+                                if (*t == ':')
+                                        return start;
+                        }
+                        continue;
+                }
+                if (*s == '{' || *s == '[')
+                        depth++;
+                else if (*s == '}' || *s == ']') {
+                        depth--;
+                        if (depth == 0)
+                                return NULL;
+                }
+                s++;
+        }
+        return NULL;
+}
+
+/* Finds element idx of the array starting at text ('['). */
+static const char *find_element(const char *text, long idx)
+{
+        int depth = 0;
+        long n = 0;
+        const char *s = text;
+
+        while (*s) {
+                if (depth == 1 && n == idx && *s != ' ' && *s != '\n' &&
+                    *s != '\t' && *s != '\r' && *s != ',' && s != text)
+                        return s;
+                if (*s == '"') {
+                        s = skip_string(s);
+                        continue;
+                }
+                if (*s == '{' || *s == '[')
+                        depth++;
+                else if (*s == '}' || *s == ']') {
+                        depth--;
+                        if (depth == 0)
+                                return NULL;
+                } else if (*s == ',' && depth == 1)
+                        n++;
+                s++;
+        }
+        return NULL;
+}
+
+static const char *skip_to_value(const char *s)
+{
+        s = skip_string(s);
+        while (*s && *s != ':')
+                s++;
+        if (*s)
+                s++;
+        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+                s++;
+        return s;
+}
+
+int sl_config_locate(const char *text, const char *path,
+                     struct sl_config_pos *pos)
+{
+        const char *cur = text;
+        const char *hit = NULL;
+        const char *p = path;
+
+        pos->line = 1;
+        pos->column = 1;
+        if (!text)
+                return -1;
+        while (*cur && *cur != '{' && *cur != '[')
+                cur++;
+        while (*p && cur && *cur) {
+                if (*p == '.') {
+                        p++;
+                        continue;
+                }
+                if (*p == '[') {
+                        char *end = NULL;
+                        long idx = strtol(p + 1, &end, 10);
+                        if (*cur != '[' || !end || *end != ']')
+                                return -1;
+                        hit = find_element(cur, idx);
+                        if (!hit)
+                                return -1;
+                        cur = hit;
+                        p = end + 1;
+                        continue;
+                }
+                {
+                        size_t n = strcspn(p, ".[");
+                        if (*cur != '{')
+                                return -1;
+                        hit = find_member(cur, p, n);
+                        if (!hit)
+                                return -1;
+                        p += n;
+                        cur = *p ? skip_to_value(hit) : hit;
+                }
+        }
+        if (!hit)
+                return -1;
+        for (const char *s = text; s < hit; s++) {
+                if (*s == '\n') {
+                        pos->line++;
+                        pos->column = 1;
+                } else {
+                        pos->column++;
+                }
+        }
+        return 0;
+}
+
+const char *sl_opt_type_name(enum sl_opt_type t)
+{
+        switch (t) {
+        case SL_OPT_STRING:
+                return "string";
+        case SL_OPT_INT:
+                return "integer";
+        case SL_OPT_NUMBER:
+                return "number";
+        case SL_OPT_BOOL:
+                return "boolean";
+        case SL_OPT_OBJECT:
+                return "object";
+        case SL_OPT_ARRAY:
+                return "array";
+        case SL_OPT_STRING_OR_ARRAY:
+                return "string or array";
+        case SL_OPT_ANY:
+                break;
+        }
+        return "any";
+}
+
+static int type_ok(enum sl_opt_type t, json_t *v)
+{
+        switch (t) {
+        case SL_OPT_STRING:
+                return json_is_string(v);
+        case SL_OPT_INT:
+                return json_is_integer(v);
+        case SL_OPT_NUMBER:
+                return json_is_number(v);
+        case SL_OPT_BOOL:
+                return json_is_boolean(v);
+        case SL_OPT_OBJECT:
+                return json_is_object(v);
+        case SL_OPT_ARRAY:
+                return json_is_array(v);
+        case SL_OPT_STRING_OR_ARRAY:
+                return json_is_string(v) || json_is_array(v);
+        case SL_OPT_ANY:
+                break;
+        }
+        return 1;
+}
+
+void sl_config_problem(char **errs, const char *file, const char *text,
+                       const char *path, const char *fmt, ...)
+{
+        struct sl_config_pos pos;
+        char msg[1024];
+        char *line;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        sl_config_locate(text, path, &pos);
+        line = sl_asprintf("%s%s:%d:%d: %s: %s\n", *errs ? *errs : "", file,
+                           pos.line, pos.column, *path ? path : "(root)",
+                           msg);
+        free(*errs);
+        *errs = line;
+}
+
+int sl_opt_check(const struct sl_opt *table, json_t *obj, const char *file,
+                 const char *text, const char *where, char **errs)
+{
+        const char *key;
+        json_t *val;
+        int problems = 0;
+
+        if (!json_is_object(obj)) {
+                sl_config_problem(errs, file, text, where,
+                                  "expected an object");
+                return 1;
+        }
+        json_object_foreach(obj, key, val)
+        {
+                const struct sl_opt *o = table;
+                char path[512];
+                snprintf(path, sizeof(path), "%s%s%s", where, *where ? "." : "",
+                         key);
+                while (o->name && strcmp(o->name, key) != 0)
+                        o++;
+                if (!o->name) {
+                        sl_config_problem(errs, file, text, path,
+                                          "unknown key \"%s\"", key);
+                        problems++;
+                } else if (!type_ok(o->type, val)) {
+                        sl_config_problem(errs, file, text, path,
+                                          "expected %s",
+                                          sl_opt_type_name(o->type));
+                        problems++;
+                }
+        }
+        for (const struct sl_opt *o = table; o->name; o++) {
+                if (o->required && !json_object_get(obj, o->name)) {
+                        char path[512];
+                        snprintf(path, sizeof(path), "%s", where);
+                        sl_config_problem(errs, file, text, path,
+                                          "missing required key \"%s\"",
+                                          o->name);
+                        problems++;
+                }
+        }
+        return problems;
+}
+
+char *sl_config_expand_env(const char *s, char *errstr, size_t errstr_size)
+{
+        struct sl_buf b;
+        const char *p = s;
+
+        sl_buf_init(&b, 0);
+        while (*p) {
+                const char *start = strstr(p, "${env:");
+                const char *end;
+                char name[256];
+                const char *val;
+
+                if (!start) {
+                        sl_buf_puts(&b, p);
+                        break;
+                }
+                sl_buf_append(&b, p, (size_t)(start - p));
+                end = strchr(start, '}');
+                if (!end) {
+                        snprintf(errstr, errstr_size,
+                                 "unterminated ${env:...} in \"%.40s\"", s);
+                        sl_buf_free(&b);
+                        return NULL;
+                }
+                snprintf(name, sizeof(name), "%.*s", (int)(end - start - 6),
+                         start + 6);
+                val = getenv(name);
+                if (!val) {
+                        snprintf(errstr, errstr_size,
+                                 "environment variable %s is not set", name);
+                        sl_buf_free(&b);
+                        return NULL;
+                }
+                sl_buf_puts(&b, val);
+                p = end + 1;
+        }
+        return sl_buf_steal(&b, NULL);
+}

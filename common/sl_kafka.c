@@ -1,0 +1,262 @@
+/* sl_kafka: the one place that turns environment and flags into librdkafka
+ * configuration, so every role connects the same way. */
+#include "sl_kafka.h"
+#include "sl_log.h"
+#include "sl_util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+static char *props[SL_KAFKA_MAX_PROPS];
+static int props_cnt;
+static char brokers_used[1024];
+
+int sl_kafka_prop_add(const char *arg, char *errstr, size_t errstr_size)
+{
+        const char *eq = strchr(arg, '=');
+
+        if (!eq || eq == arg) {
+                snprintf(errstr, errstr_size,
+                         "--kafka wants prop=value, got \"%s\"", arg);
+                return -1;
+        }
+        if (props_cnt == SL_KAFKA_MAX_PROPS) {
+                snprintf(errstr, errstr_size, "too many --kafka properties");
+                return -1;
+        }
+        props[props_cnt++] = sl_strdup(arg);
+        return 0;
+}
+
+int sl_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
+                      const char *value, char *errstr, size_t errstr_size)
+{
+        char detail[512];
+
+        if (rd_kafka_conf_set(conf, name, value, detail, sizeof(detail)) !=
+            RD_KAFKA_CONF_OK) {
+                snprintf(errstr, errstr_size, "kafka property %s: %s", name,
+                         detail);
+                return -1;
+        }
+        return 0;
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+        char q[1024];
+        (void)rk;
+        sl_log(level, "event=rdkafka fac=%s msg=%s", fac,
+               sl_log_quote(buf, q, sizeof(q)));
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason,
+                     void *opaque)
+{
+        char q[1024];
+        (void)rk;
+        (void)opaque;
+        /* Most errors are informational: librdkafka recovers by itself.
+         * Only a fatal error stops a worker, and the worker checks for it. */
+        sl_log(err == RD_KAFKA_RESP_ERR__FATAL ? LOG_ERR : LOG_WARNING,
+               "event=kafka_error err=%s reason=%s", rd_kafka_err2name(err),
+               sl_log_quote(reason, q, sizeof(q)));
+}
+
+/* SLUICE_KAFKA_SASL_MECHANISMS -> sasl.mechanisms */
+static void env_to_prop(const char *env_name, char *out, size_t size)
+{
+        size_t i = 0;
+        for (; env_name[i] && i + 1 < size; i++) {
+                char c = env_name[i];
+                out[i] = c == '_' ? '.' : (char)tolower((unsigned char)c);
+        }
+        out[i] = '\0';
+}
+
+rd_kafka_conf_t *sl_kafka_conf_new(const char *kind, char *errstr,
+                                   size_t errstr_size)
+{
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        const char *brokers = getenv("SLUICE_BROKERS");
+        char name[256];
+
+        if (!brokers || !*brokers)
+                brokers = "localhost:9092";
+        snprintf(brokers_used, sizeof(brokers_used), "%s", brokers);
+        rd_kafka_conf_set_log_cb(conf, log_cb);
+        rd_kafka_conf_set_error_cb(conf, error_cb);
+        if (sl_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr,
+                              errstr_size) < 0)
+                goto fail;
+        if (sl_kafka_conf_set(conf, "client.id", sl_log_instance(), errstr,
+                              errstr_size) < 0)
+                goto fail;
+        if (strcmp(kind, "producer") == 0) {
+                if (sl_kafka_conf_set(conf, "enable.idempotence", "true",
+                                      errstr, errstr_size) < 0 ||
+                    sl_kafka_conf_set(conf, "compression.type", "lz4", errstr,
+                                      errstr_size) < 0 ||
+                    sl_kafka_conf_set(conf, "linger.ms", "5", errstr,
+                                      errstr_size) < 0 ||
+                    sl_kafka_conf_set(conf, "message.max.bytes", "4000000",
+                                      errstr, errstr_size) < 0)
+                        goto fail;
+        }
+        for (char **e = environ; e && *e; e++) {
+                const char *eq;
+                char value[1024];
+                if (!sl_str_has_prefix(*e, "SLUICE_KAFKA_"))
+                        continue;
+                eq = strchr(*e, '=');
+                if (!eq)
+                        continue;
+                snprintf(value, sizeof(value), "%.*s",
+                         (int)(eq - (*e + 13)), *e + 13);
+                env_to_prop(value, name, sizeof(name));
+                if (sl_kafka_conf_set(conf, name, eq + 1, errstr,
+                                      errstr_size) < 0)
+                        goto fail;
+        }
+        for (int i = 0; i < props_cnt; i++) {
+                char *eq = strchr(props[i], '=');
+                snprintf(name, sizeof(name), "%.*s", (int)(eq - props[i]),
+                         props[i]);
+                if (strcmp(name, "bootstrap.servers") == 0)
+                        snprintf(brokers_used, sizeof(brokers_used), "%s",
+                                 eq + 1);
+                if (sl_kafka_conf_set(conf, name, eq + 1, errstr,
+                                      errstr_size) < 0)
+                        goto fail;
+        }
+        return conf;
+fail:
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+}
+
+const char *sl_kafka_brokers(void)
+{
+        return brokers_used;
+}
+
+rd_kafka_t *sl_kafka_producer_new(rd_kafka_conf_t *conf, char *errstr,
+                                  size_t errstr_size)
+{
+        rd_kafka_t *rk;
+
+        if (!conf) {
+                conf = sl_kafka_conf_new("producer", errstr, errstr_size);
+                if (!conf)
+                        return NULL;
+        }
+        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+        if (!rk)
+                rd_kafka_conf_destroy(conf);
+        return rk;
+}
+
+rd_kafka_t *sl_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
+                                  char *errstr, size_t errstr_size)
+{
+        rd_kafka_t *rk;
+
+        if (!conf) {
+                conf = sl_kafka_conf_new("consumer", errstr, errstr_size);
+                if (!conf)
+                        return NULL;
+        }
+        if (sl_kafka_conf_set(conf, "group.id", group, errstr, errstr_size) <
+                    0 ||
+            sl_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                              errstr_size) < 0 ||
+            sl_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr,
+                              errstr_size) < 0) {
+                rd_kafka_conf_destroy(conf);
+                return NULL;
+        }
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+        if (!rk) {
+                rd_kafka_conf_destroy(conf);
+                return NULL;
+        }
+        rd_kafka_poll_set_consumer(rk);
+        return rk;
+}
+
+int sl_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errstr,
+                  size_t errstr_size)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err;
+
+        err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+        if (err) {
+                snprintf(errstr, errstr_size,
+                         "could not reach kafka brokers %s: %s",
+                         sl_kafka_brokers(), rd_kafka_err2str(err));
+                return -1;
+        }
+        rd_kafka_metadata_destroy(md);
+        return 0;
+}
+
+rd_kafka_resp_err_t sl_kafka_produce(rd_kafka_t *rk, const char *topic,
+                                     int32_t partition, const void *key,
+                                     size_t key_len, const void *value,
+                                     size_t value_len,
+                                     rd_kafka_headers_t *hdrs, void *opaque)
+{
+        rd_kafka_resp_err_t err;
+
+        for (;;) {
+                err = rd_kafka_producev(
+                        rk, RD_KAFKA_V_TOPIC(topic),
+                        RD_KAFKA_V_PARTITION(partition),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_KEY(key, key_len),
+                        RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
+                        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
+                        RD_KAFKA_V_END);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                        break;
+                /* Back pressure: serve delivery reports to make room. */
+                rd_kafka_poll(rk, 100);
+        }
+        if (err && hdrs)
+                rd_kafka_headers_destroy(hdrs);
+        rd_kafka_poll(rk, 0);
+        return err;
+}
+
+int sl_kafka_flush(rd_kafka_t *rk, int timeout_ms)
+{
+        rd_kafka_flush(rk, timeout_ms);
+        return rd_kafka_outq_len(rk);
+}
+
+char *sl_kafka_header_dup(const rd_kafka_message_t *rkm, const char *name)
+{
+        rd_kafka_headers_t *hdrs = NULL;
+        const void *val = NULL;
+        size_t size = 0;
+
+        if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return NULL;
+        if (rd_kafka_header_get_last(hdrs, name, &val, &size) !=
+                    RD_KAFKA_RESP_ERR_NO_ERROR ||
+            !val)
+                return NULL;
+        return sl_strndup(val, size);
+}
+
+void sl_kafka_header_add(rd_kafka_headers_t *hdrs, const char *name,
+                         const char *value)
+{
+        rd_kafka_header_add(hdrs, name, -1, value, -1);
+}

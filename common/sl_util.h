@@ -1,0 +1,74 @@
+/* sl_util: allocation that aborts on exhaustion, a capped growable buffer,
+ * checked number parsing, clocks and the stop flag every worker polls. */
+#ifndef SL_UTIL_H
+#define SL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+
+/* The policy a caller picks for a failure (STYLE.md, "Errors"). */
+enum sl_status {
+        SL_OK = 0,
+        SL_ERR_RETRY = 1,  /* transient: back off and try again */
+        SL_ERR_RECORD = 2, /* this input is bad: dead-letter it, move on */
+        SL_ERR_FATAL = 3,
+};
+
+/* Allocators: never return NULL; out of memory aborts the process. */
+void *sl_malloc(size_t size);
+void *sl_calloc(size_t n, size_t size);
+void *sl_realloc(void *ptr, size_t size);
+/* New; free with free(). */
+char *sl_strdup(const char *s);
+/* New; free with free(). Copies at most n bytes and terminates. */
+char *sl_strndup(const char *s, size_t n);
+/* New; free with free(). printf into a fresh string. */
+char *sl_asprintf(const char *fmt, ...)
+        __attribute__((format(printf, 1, 2)));
+
+/* A growable byte buffer with a hard size cap. `data` is always
+ * NUL-terminated; pointers into it stop being valid at the next append. */
+struct sl_buf {
+        char *data;
+        size_t len;
+        size_t cap;     /* allocated */
+        size_t max;     /* hard limit on len; 0 = SL_BUF_MAX_DEFAULT */
+};
+#define SL_BUF_MAX_DEFAULT ((size_t)1 << 30)
+
+void sl_buf_init(struct sl_buf *b, size_t max);
+void sl_buf_free(struct sl_buf *b);
+void sl_buf_reset(struct sl_buf *b);
+/* Returns 0, or -1 when the cap would be exceeded (nothing appended). */
+int sl_buf_append(struct sl_buf *b, const void *p, size_t n);
+int sl_buf_puts(struct sl_buf *b, const char *s);
+int sl_buf_printf(struct sl_buf *b, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+/* Hands the bytes to the caller (new; free with free()); b is emptied. */
+char *sl_buf_steal(struct sl_buf *b, size_t *len);
+
+/* Checked parsing: whole string, no overflow. 0 or -1. */
+int sl_parse_ll(const char *s, long long *out);
+int sl_parse_int(const char *s, int *out);
+int sl_parse_double(const char *s, double *out);
+
+int64_t sl_now_ms(void);        /* CLOCK_MONOTONIC, milliseconds */
+int64_t sl_wall_ms(void);       /* CLOCK_REALTIME, milliseconds since epoch */
+/* Writes an RFC 3339 UTC time with milliseconds ("2024-01-02T03:04:05.678Z")
+ * into buf (at least 32 bytes). Returns buf. */
+char *sl_time_format(int64_t wall_ms, char *buf, size_t size);
+void sl_sleep_ms(int64_t ms);
+
+/* Set by SIGINT/SIGTERM once sl_signals_install() has run. */
+extern volatile sig_atomic_t sl_stop;
+void sl_signals_install(void);
+
+/* Reads a whole file (new; free with free()); NULL with errstr on error. */
+char *sl_file_read(const char *path, size_t *len, char *errstr,
+                   size_t errstr_size);
+
+int sl_str_has_prefix(const char *s, const char *prefix);
+int sl_str_has_suffix(const char *s, const char *suffix);
+
+#endif

@@ -1,0 +1,3 @@
+/* placeholder until the role lands */
+#include "roles.h"
+int load_main(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "not implemented\n"); return 1; }

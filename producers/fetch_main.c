@@ -1,0 +1,4 @@
+/* placeholder until the role lands */
+#include "roles.h"
+int fetch_main(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "not implemented\n"); return 1; }
+int fetch_source_lint(const char *path, FILE *err) { fprintf(err, "%s: not implemented\n", path); return -1; }

@@ -1,0 +1,170 @@
+# tests/lib.sh: shared helpers for the integration tests (bash). Sourced by
+# tests/run.sh and by each tests/integration/test_*.sh.
+#
+# Every check prints "ok - what" or "not ok - what: detail". The runner
+# exports SLUICE_ROOT, SLUICE_BIN, SLUICE_FIXTURE (binary), SLUICE_FIXTURE_URL
+# (a shared fixture server), PGHOST/PGPORT/PGUSER (a throwaway cluster).
+# Tests that need their own broker or database start them with the helpers
+# below; everything they start is stopped by sl_cleanup on exit.
+
+: "${SLUICE_ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+: "${SLUICE_BUILD:=build}"
+: "${SLUICE_BIN:=$SLUICE_ROOT/$SLUICE_BUILD/sluice}"
+: "${SLUICE_FIXTURE:=$SLUICE_ROOT/$SLUICE_BUILD/sluice-fixture}"
+export SLUICE_ROOT SLUICE_BIN SLUICE_FIXTURE
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+
+SL_FAILED=0
+SL_PIDS=()
+SL_DIRS=()
+
+ok() { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; SL_FAILED=$((SL_FAILED + 1)); }
+
+# check_eq WHAT GOT WANT
+check_eq() {
+	if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1: got '$2', want '$3'"; fi
+}
+# check WHAT COMMAND...: passes when the command exits 0
+check() {
+	local what=$1; shift
+	if "$@" >/dev/null 2>&1; then ok "$what"; else not_ok "$what: '$*' failed"; fi
+}
+
+sl_tmpdir() {
+	local d
+	d=$(mktemp -d "${TMPDIR:-/tmp}/sluice-test.XXXXXX")
+	SL_DIRS+=("$d")
+	echo "$d"
+}
+
+sl_cleanup() {
+	local p
+	for p in "${SL_PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${SL_PIDS[@]}"; do
+		# give each a moment to exit cleanly, then insist
+		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+		kill -9 "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	SL_PIDS=()
+	[ -n "${SL_PGDATA:-}" ] && pg_stop
+	for p in "${SL_DIRS[@]}"; do rm -rf "$p"; done
+	SL_DIRS=()
+}
+
+# wait_file FILE [SECONDS]: waits until FILE exists and is non-empty
+wait_file() {
+	local i n=$(( ${2:-10} * 10 ))
+	for ((i = 0; i < n; i++)); do
+		[ -s "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_for SECONDS COMMAND...: polls until COMMAND succeeds
+wait_for() {
+	local secs=$1; shift
+	local i n=$((secs * 10))
+	for ((i = 0; i < n; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+as_pg_owner() {
+	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# pg_start: a throwaway PostgreSQL cluster in a temporary directory on a free
+# port; exports PGHOST (its socket directory), PGPORT, PGUSER, PGDATABASE.
+pg_start() {
+	local dir port i
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/sluice-pg.XXXXXX")
+	SL_DIRS+=("$dir")
+	[ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+	as_pg_owner "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust \
+		--no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 || {
+		echo "pg_start: initdb failed:" >&2; cat "$dir/initdb.log" >&2; return 1; }
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		port=$((20000 + RANDOM % 30000))
+		if as_pg_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/pg.log" -w -t 30 \
+			-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+			start >/dev/null 2>&1; then
+			SL_PGDATA=$dir/data
+			export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+
+			return 0
+		fi
+	done
+	echo "pg_start: could not start PostgreSQL:" >&2; cat "$dir/pg.log" >&2
+	return 1
+}
+
+pg_stop() {
+	[ -n "${SL_PGDATA:-}" ] || return 0
+	as_pg_owner "$PGBIN/pg_ctl" -D "$SL_PGDATA" -m immediate -w stop >/dev/null 2>&1
+	SL_PGDATA=
+}
+
+# new_db NAME: a fresh database on the cluster; exports PGDATABASE=NAME
+new_db() {
+	psql -qX -d postgres -c "DROP DATABASE IF EXISTS \"$1\"" >/dev/null 2>&1
+	psql -qX -d postgres -c "CREATE DATABASE \"$1\"" >/dev/null || return 1
+	export PGDATABASE=$1
+}
+
+# q SQL: one value (or rows, '|'-separated) from the current database
+q() { psql -qAtX -c "$1"; }
+
+# broker_start [ARGS]: a private `sluice broker`; exports SLUICE_BROKERS
+broker_start() {
+	local d
+	d=$(sl_tmpdir)
+	"$SLUICE_BIN" broker --bootstrap-file "$d/bootstrap" "$@" >"$d/out" 2>"$d/log" &
+	SL_PIDS+=($!)
+	SL_BROKER_PID=$!
+	wait_file "$d/bootstrap" 10 || { echo "broker_start: no bootstrap file" >&2; cat "$d/log" >&2; return 1; }
+	SLUICE_BROKERS=$(cat "$d/bootstrap")
+	export SLUICE_BROKERS SL_BROKER_PID
+}
+
+# fixture_start [ARGS]: a private fixture API server; exports
+# SLUICE_FIXTURE_URL
+fixture_start() {
+	local d
+	d=$(sl_tmpdir)
+	"$SLUICE_FIXTURE" --port 0 --data "$SLUICE_ROOT/data" --url-file "$d/url" "$@" \
+		>"$d/out" 2>"$d/log" &
+	SL_PIDS+=($!)
+	SL_FIXTURE_PID=$!
+	wait_file "$d/url" 10 || { echo "fixture_start: no url file" >&2; cat "$d/log" >&2; return 1; }
+	SLUICE_FIXTURE_URL=$(cat "$d/url")
+	export SLUICE_FIXTURE_URL SL_FIXTURE_PID
+}
+
+# bg NAME COMMAND...: runs a worker in the background, logs to $SL_LOGDIR/NAME.log
+bg() {
+	local name=$1; shift
+	: "${SL_LOGDIR:=$(sl_tmpdir)}"
+	"$@" >"$SL_LOGDIR/$name.out" 2>"$SL_LOGDIR/$name.log" &
+	SL_PIDS+=($!)
+	LAST_PID=$!
+}
+
+# stop_pid PID: SIGTERM, wait up to 10 s; returns the exit code
+stop_pid() {
+	local p=$1 i
+	kill -TERM "$p" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+}
+
+sl_done() {
+	[ "$SL_FAILED" -eq 0 ]
+}
