@@ -1028,6 +1028,7 @@ static void parse_target(struct lctx *c, const char *where, json_t *spec,
                         }
                 }
         }
+        subpath(path, sizeof(path), where, "coalesce");
         for (size_t i = 0; i < t->ncoalesce; i++) {
                 int known = has_field(t, t->coalesce[i]);
                 for (size_t j = 0; j < t->npk; j++)

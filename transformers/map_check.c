@@ -69,8 +69,8 @@ static void leaf_paths(json_t *v, const char *prefix, json_t *seen)
                 free(p);
                 return;
         }
-        if (json_is_null(v))
-                return;
+        if (json_is_null(v) || json_is_object(v) || json_is_array(v))
+                return; /* null, {} and [] carry nothing to map */
         json_object_set_new(seen, prefix, json_true());
 }
 

@@ -827,9 +827,16 @@ json_t *map_convert(const struct map_field *f, json_t *v, char *errstr,
         case MAP_T_BIGINT:
                 return convert_int(f, v, errstr, errstr_size);
         case MAP_T_NUMERIC:
-                if (json_is_number(v) &&
-                    (json_is_integer(v) || isfinite(json_real_value(v))))
+                if (json_is_integer(v))
                         return json_incref(v);
+                if (json_is_real(v) && isfinite(json_real_value(v))) {
+                        /* as exact text: a double printed with 17 digits
+                         * would not read back as the source wrote it */
+                        char *t = real_text(json_real_value(v));
+                        json_t *r = json_string(t);
+                        free(t);
+                        return r;
+                }
                 if (json_is_string(v) && numeric_text(json_string_value(v)))
                         return json_incref(v);
                 snprintf(errstr, errstr_size, "bad numeric %s",
