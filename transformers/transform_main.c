@@ -1,4 +1,116 @@
-/* placeholder until the role lands */
+/* transform_main.c: `sluice transform MAP.json...`: wires flags, maps and
+ * signals to the worker loop in transform_worker.c. */
 #include "roles.h"
-int transform_main(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "not implemented\n"); return 1; }
-int map_lint(const char *path, FILE *err) { fprintf(err, "%s: not implemented\n", path); return -1; }
+#include "sl_kafka.h"
+#include "sl_log.h"
+#include "sl_util.h"
+#include "transform_worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *fp)
+{
+        fprintf(fp,
+                "usage: sluice transform MAP.json... [--group G] "
+                "[--batch N] [--stats-interval SEC]\n"
+                "                        [--kafka prop=value]...\n\n"
+                "Consumes the raw.<source> topics the maps read (a consumer "
+                "group: run more\nprocesses to share the work), produces "
+                "rows to mapped.<table> and records\nthat cannot be mapped "
+                "to dlq.transform, and commits its input offsets only\n"
+                "after every output is delivered. Stops cleanly on "
+                "SIGTERM/SIGINT.\n\n"
+                "  --group G             consumer group (default "
+                "sluice-transform)\n"
+                "  --batch N             pages per commit (default 100)\n"
+                "  --stats-interval SEC  log counters every SEC seconds "
+                "(default 30; 0 = at exit only)\n"
+                "  --kafka prop=value    any librdkafka property\n\n"
+                "environment: SLUICE_BROKERS, SLUICE_KAFKA_<PROP>, "
+                "SLUICE_LOG_LEVEL\n"
+                "exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or "
+                "map\n");
+}
+
+int transform_main(int argc, char **argv)
+{
+        struct transform_opts opts = {.group = "sluice-transform",
+                                      .batch_max = 100,
+                                      .stats_interval_ms = 30000};
+        struct map **maps = NULL;
+        size_t nmaps = 0;
+        char errstr[1024];
+        int rc = SL_EXIT_USAGE;
+
+        sl_log_init("transform");
+        maps = sl_calloc((size_t)argc + 1, sizeof(*maps));
+        for (int a = 1; a < argc; a++) {
+                int v;
+                if (strcmp(argv[a], "--help") == 0 ||
+                    strcmp(argv[a], "-h") == 0) {
+                        usage(stdout);
+                        rc = SL_EXIT_OK;
+                        goto out;
+                } else if (strcmp(argv[a], "--group") == 0 && a + 1 < argc) {
+                        opts.group = argv[++a];
+                } else if (strcmp(argv[a], "--batch") == 0 && a + 1 < argc) {
+                        if (sl_parse_int(argv[++a], &v) < 0 || v < 1) {
+                                fprintf(stderr, "sluice transform: --batch "
+                                                "wants a positive integer\n");
+                                goto out;
+                        }
+                        opts.batch_max = v;
+                } else if (strcmp(argv[a], "--stats-interval") == 0 &&
+                           a + 1 < argc) {
+                        if (sl_parse_int(argv[++a], &v) < 0 || v < 0) {
+                                fprintf(stderr,
+                                        "sluice transform: --stats-interval "
+                                        "wants seconds\n");
+                                goto out;
+                        }
+                        opts.stats_interval_ms = v * 1000;
+                } else if (strcmp(argv[a], "--kafka") == 0 && a + 1 < argc) {
+                        if (sl_kafka_prop_add(argv[++a], errstr,
+                                              sizeof(errstr)) < 0) {
+                                fprintf(stderr, "sluice transform: %s\n",
+                                        errstr);
+                                goto out;
+                        }
+                } else if (argv[a][0] == '-') {
+                        fprintf(stderr, "sluice transform: unknown option %s\n",
+                                argv[a]);
+                        usage(stderr);
+                        goto out;
+                } else {
+                        char *errs = NULL;
+                        struct map *m = map_load(argv[a], &errs);
+                        if (!m) {
+                                fputs(errs ? errs : "invalid map\n", stderr);
+                                free(errs);
+                                goto out;
+                        }
+                        maps[nmaps++] = m;
+                }
+        }
+        if (nmaps == 0) {
+                usage(stderr);
+                goto out;
+        }
+        sl_signals_install();
+        if (transform_run(maps, nmaps, &opts, errstr, sizeof(errstr)) < 0) {
+                char q[1100];
+                sl_err("event=failed msg=%s",
+                       sl_log_quote(errstr, q, sizeof(q)));
+                rc = SL_EXIT_FAILURE;
+                goto out;
+        }
+        sl_info("event=stopped");
+        rc = SL_EXIT_OK;
+out:
+        for (size_t i = 0; i < nmaps; i++)
+                map_destroy(maps[i]);
+        free(maps);
+        return rc;
+}

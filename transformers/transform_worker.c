@@ -1,0 +1,354 @@
+/* transform_worker.c: consume raw pages, map them, produce rows, wait for
+ * delivery, commit. The commit comes only after every row and dead letter
+ * of the batch is acknowledged, so a crash repeats a batch (the loader's
+ * upserts absorb the repeat) and never loses one. */
+#include "transform_worker.h"
+#include "sl_kafka.h"
+#include "sl_log.h"
+#include "sl_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DLQ_TOPIC "dlq.transform"
+
+struct worker {
+        rd_kafka_t *consumer;
+        rd_kafka_t *producer;
+        struct map **maps;
+        size_t nmaps;
+        int delivery_failures; /* of the batch in flight */
+        int produce_failures;
+        uint64_t pages, dead_pages;
+};
+
+/* Delivery report: one failure makes the batch be produced again. */
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+        struct worker *w = opaque;
+        (void)rk;
+        if (rkm->err) {
+                w->delivery_failures++;
+                sl_warn("event=delivery_failed topic=%s err=%s",
+                        rd_kafka_topic_name(rkm->rkt),
+                        rd_kafka_err2name(rkm->err));
+        }
+}
+
+static int produce_json(struct worker *w, const char *topic, const char *key,
+                        size_t key_len, json_t *v);
+
+static int produce_too_large(struct worker *w, const char *key, size_t key_len,
+                             json_t *env, size_t bytes)
+{
+        json_t *d = json_object();
+        char msg[128];
+        int rc;
+
+        snprintf(msg, sizeof(msg),
+                 "row of %zu bytes exceeds the message size limit", bytes);
+        json_object_set_new(d, "v", json_integer(1));
+        json_object_set_new(d, "stage", json_string("transform"));
+        json_object_set_new(d, "error", json_string(msg));
+        json_object_set(
+            d, "map", json_object_get(json_object_get(env, "lineage"), "map"));
+        json_object_set(d, "table", json_object_get(env, "table"));
+        json_object_set(d, "key", json_object_get(env, "key"));
+        json_object_set(d, "lineage", json_object_get(env, "lineage"));
+        rc = produce_json(w, DLQ_TOPIC, key, key_len, d);
+        json_decref(d);
+        return rc;
+}
+
+static int produce_json(struct worker *w, const char *topic, const char *key,
+                        size_t key_len, json_t *v)
+{
+        char *buf = json_dumps(v, JSON_COMPACT);
+        size_t len = buf ? strlen(buf) : 0;
+        rd_kafka_resp_err_t err;
+
+        if (!buf) {
+                sl_err("event=encode_failed topic=%s", topic);
+                w->produce_failures++;
+                return 0;
+        }
+        err = sl_kafka_produce(w->producer, topic, RD_KAFKA_PARTITION_UA, key,
+                               key_len, buf, len, NULL, NULL);
+        free(buf);
+        if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
+            strcmp(topic, DLQ_TOPIC) != 0)
+                return produce_too_large(w, key, key_len, v, len);
+        if (err) {
+                sl_warn("event=produce_failed topic=%s err=%s", topic,
+                        rd_kafka_err2name(err));
+                w->produce_failures++;
+        }
+        return 0;
+}
+
+struct emit_ctx {
+        struct worker *w;
+        const rd_kafka_message_t *rkm;
+};
+
+static int on_row(void *opaque, const char *topic, const char *key,
+                  size_t key_len, json_t *env)
+{
+        struct emit_ctx *c = opaque;
+        return produce_json(c->w, topic, key, key_len, env);
+}
+
+static int on_dead(void *opaque, const char *key, json_t *letter)
+{
+        struct emit_ctx *c = opaque;
+        if (!key) {
+                key = c->rkm->key;
+                return produce_json(c->w, DLQ_TOPIC, key, c->rkm->key_len,
+                                    letter);
+        }
+        return produce_json(c->w, DLQ_TOPIC, key, strlen(key), letter);
+}
+
+static void process_message(struct worker *w, const rd_kafka_message_t *rkm)
+{
+        const char *topic = rd_kafka_topic_name(rkm->rkt);
+        char *h_source = sl_kafka_header_dup(rkm, "source");
+        char *h_run = sl_kafka_header_dup(rkm, "run");
+        char *h_page = sl_kafka_header_dup(rkm, "page");
+        char *h_chunk = sl_kafka_header_dup(rkm, "chunk");
+        char *h_fetched = sl_kafka_header_dup(rkm, "fetched_at");
+        char *h_records = sl_kafka_header_dup(rkm, "records_path");
+        struct map_lineage lin = {.source = h_source,
+                                  .run = h_run,
+                                  .topic = topic,
+                                  .partition = rkm->partition,
+                                  .offset = rkm->offset,
+                                  .fetched_at = h_fetched,
+                                  .page = h_page,
+                                  .chunk = h_chunk};
+        struct emit_ctx ctx = {.w = w, .rkm = rkm};
+        struct map_emit em = {.row = on_row, .dead = on_dead, .opaque = &ctx};
+        json_t *page = NULL;
+        json_error_t jerr;
+        char why[300] = "";
+
+        w->pages++;
+        if (!rkm->payload || rkm->len == 0)
+                snprintf(why, sizeof(why), "page is empty");
+        else if (!(page = json_loadb(rkm->payload, rkm->len, JSON_ALLOW_NUL,
+                                     &jerr)))
+                snprintf(why, sizeof(why), "page is not JSON: %d:%d: %s",
+                         jerr.line, jerr.column, jerr.text);
+        for (size_t i = 0; i < w->nmaps; i++) {
+                struct map *m = w->maps[i];
+                if (strcmp(m->topic, topic) != 0)
+                        continue;
+                if (!lin.source)
+                        lin.source = m->source;
+                if (!page) {
+                        json_t *d =
+                            map_dead_page(m, rkm->payload, rkm->len, why, &lin);
+                        char q[400];
+                        w->dead_pages++;
+                        sl_warn("event=dead_page map=%s topic=%s "
+                                "partition=%d offset=%lld reason=%s",
+                                m->name, topic, (int)rkm->partition,
+                                (long long)rkm->offset,
+                                sl_log_quote(why, q, sizeof(q)));
+                        on_dead(&ctx, NULL, d);
+                        json_decref(d);
+                        continue;
+                }
+                map_apply_page(m, page, h_records, &lin, &em);
+        }
+        json_decref(page);
+        free(h_source);
+        free(h_run);
+        free(h_page);
+        free(h_chunk);
+        free(h_fetched);
+        free(h_records);
+}
+
+/* Produces everything the batch yields and waits for delivery. 0 when all
+ * was acknowledged. */
+static int produce_batch(struct worker *w, rd_kafka_message_t **msgs, size_t n)
+{
+        int64_t deadline;
+
+        w->delivery_failures = 0;
+        w->produce_failures = 0;
+        for (size_t i = 0; i < n; i++)
+                process_message(w, msgs[i]);
+        /* bounded wait; librdkafka retries transient broker faults itself
+         * within message.timeout.ms */
+        deadline = sl_now_ms() + 330000;
+        while (rd_kafka_outq_len(w->producer) > 0 && sl_now_ms() < deadline)
+                rd_kafka_flush(w->producer, 500);
+        if (rd_kafka_outq_len(w->producer) > 0)
+                return -1;
+        return w->delivery_failures || w->produce_failures ? -1 : 0;
+}
+
+static int commit_batch(struct worker *w, rd_kafka_message_t **msgs, size_t n)
+{
+        rd_kafka_topic_partition_list_t *offs =
+            rd_kafka_topic_partition_list_new((int)n);
+        rd_kafka_resp_err_t err;
+
+        for (size_t i = 0; i < n; i++) {
+                const char *t = rd_kafka_topic_name(msgs[i]->rkt);
+                rd_kafka_topic_partition_t *p =
+                    rd_kafka_topic_partition_list_find(offs, t,
+                                                       msgs[i]->partition);
+                if (!p)
+                        p = rd_kafka_topic_partition_list_add(
+                            offs, t, msgs[i]->partition);
+                if (msgs[i]->offset + 1 > p->offset)
+                        p->offset = msgs[i]->offset + 1;
+        }
+        err = rd_kafka_commit(w->consumer, offs, 0);
+        rd_kafka_topic_partition_list_destroy(offs);
+        if (err) {
+                /* the batch will be repeated by whoever gets the
+                 * partitions: harmless, the rows are upserts */
+                sl_warn("event=commit_failed err=%s", rd_kafka_err2name(err));
+                return -1;
+        }
+        return 0;
+}
+
+static void log_stats(struct worker *w, const char *when)
+{
+        sl_info("event=transform_stats when=%s pages=%llu dead_pages=%llu",
+                when, (unsigned long long)w->pages,
+                (unsigned long long)w->dead_pages);
+        for (size_t i = 0; i < w->nmaps; i++)
+                map_log_stats(w->maps[i], when);
+}
+
+static int subscribe(struct worker *w, char *errstr, size_t errstr_size)
+{
+        rd_kafka_topic_partition_list_t *topics =
+            rd_kafka_topic_partition_list_new((int)w->nmaps);
+        rd_kafka_resp_err_t err;
+
+        for (size_t i = 0; i < w->nmaps; i++)
+                if (!rd_kafka_topic_partition_list_find(
+                        topics, w->maps[i]->topic, RD_KAFKA_PARTITION_UA))
+                        rd_kafka_topic_partition_list_add(
+                            topics, w->maps[i]->topic, RD_KAFKA_PARTITION_UA);
+        err = rd_kafka_subscribe(w->consumer, topics);
+        for (int i = 0; i < topics->cnt; i++)
+                sl_info("event=subscribed topic=%s", topics->elems[i].topic);
+        rd_kafka_topic_partition_list_destroy(topics);
+        if (err) {
+                snprintf(errstr, errstr_size, "could not subscribe: %s",
+                         rd_kafka_err2str(err));
+                return -1;
+        }
+        return 0;
+}
+
+int transform_run(struct map **maps, size_t nmaps,
+                  const struct transform_opts *opts, char *errstr,
+                  size_t errstr_size)
+{
+        struct worker w = {.maps = maps, .nmaps = nmaps};
+        rd_kafka_conf_t *conf = NULL;
+        rd_kafka_message_t **msgs = NULL;
+        size_t n = 0;
+        int64_t last_stats = sl_now_ms();
+        int rc = -1;
+
+        conf = sl_kafka_conf_new("producer", errstr, errstr_size);
+        if (!conf)
+                goto out;
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+        rd_kafka_conf_set_opaque(conf, &w);
+        /* takes ownership of conf */
+        w.producer = sl_kafka_producer_new(conf, errstr, errstr_size);
+        conf = NULL;
+        if (!w.producer)
+                goto out;
+        w.consumer =
+            sl_kafka_consumer_new(NULL, opts->group, errstr, errstr_size);
+        if (!w.consumer)
+                goto out;
+        if (subscribe(&w, errstr, errstr_size) < 0)
+                goto out;
+        sl_info("event=started group=%s maps=%zu brokers=%s", opts->group,
+                nmaps, sl_kafka_brokers());
+        msgs = sl_calloc((size_t)opts->batch_max, sizeof(*msgs));
+        while (!sl_stop) {
+                int64_t batch_end = sl_now_ms() + 200;
+                char fatal[512];
+
+                while (n < (size_t)opts->batch_max && !sl_stop) {
+                        rd_kafka_message_t *rkm =
+                            rd_kafka_consumer_poll(w.consumer, 100);
+                        if (!rkm) {
+                                if (n || sl_now_ms() >= batch_end)
+                                        break;
+                                continue;
+                        }
+                        if (rkm->err) {
+                                if (rkm->err !=
+                                    RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                        sl_warn("event=consume_error err=%s",
+                                                rd_kafka_err2name(rkm->err));
+                                rd_kafka_message_destroy(rkm);
+                                continue;
+                        }
+                        msgs[n++] = rkm;
+                }
+                if (rd_kafka_fatal_error(w.consumer, fatal, sizeof(fatal)) ||
+                    rd_kafka_fatal_error(w.producer, fatal, sizeof(fatal))) {
+                        snprintf(errstr, errstr_size, "fatal kafka error: %s",
+                                 fatal);
+                        goto out;
+                }
+                if (n) {
+                        /* repeat the batch until every output is delivered;
+                         * counters then count the repeats too */
+                        while (produce_batch(&w, msgs, n) < 0) {
+                                sl_warn("event=batch_retry messages=%zu", n);
+                                if (sl_stop)
+                                        break;
+                                sl_sleep_ms(1000);
+                        }
+                        if (!sl_stop ||
+                            (!w.delivery_failures && !w.produce_failures &&
+                             rd_kafka_outq_len(w.producer) == 0))
+                                commit_batch(&w, msgs, n);
+                        for (size_t i = 0; i < n; i++)
+                                rd_kafka_message_destroy(msgs[i]);
+                        n = 0;
+                }
+                if (opts->stats_interval_ms > 0 &&
+                    sl_now_ms() - last_stats >= opts->stats_interval_ms) {
+                        log_stats(&w, "periodic");
+                        last_stats = sl_now_ms();
+                }
+        }
+        rc = 0;
+out:
+        for (size_t i = 0; i < n; i++)
+                rd_kafka_message_destroy(msgs[i]);
+        free(msgs);
+        if (w.consumer) {
+                rd_kafka_consumer_close(w.consumer);
+                rd_kafka_destroy(w.consumer);
+        }
+        if (w.producer) {
+                if (sl_kafka_flush(w.producer, 10000) > 0)
+                        sl_warn("event=shutdown_undelivered messages=%d",
+                                rd_kafka_outq_len(w.producer));
+                rd_kafka_destroy(w.producer);
+        }
+        if (conf)
+                rd_kafka_conf_destroy(conf);
+        log_stats(&w, "exit");
+        return rc;
+}
