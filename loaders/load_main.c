@@ -1,3 +1,8 @@
-/* placeholder until the role lands */
+/* placeholder until the worker lands */
 #include "roles.h"
-int load_main(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "not implemented\n"); return 1; }
+int load_main(int argc, char **argv)
+{
+        (void)argc;
+        (void)argv;
+        return 1;
+}
