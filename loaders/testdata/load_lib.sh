@@ -44,3 +44,9 @@ wait_q() {
 consume_all() {
 	kcat -C -b "$SLUICE_BROKERS" -t "$1" -o beginning -e -q 2>/dev/null
 }
+
+# The embedded broker holds a departed member's partitions until its session
+# times out (also after a clean LeaveGroup, as observed with 2.0.2's mock),
+# and a kill -9 leaves no LeaveGroup at all: keep sessions short in tests.
+export SLUICE_KAFKA_SESSION_TIMEOUT_MS=${SLUICE_KAFKA_SESSION_TIMEOUT_MS:-6000}
+export SLUICE_KAFKA_HEARTBEAT_INTERVAL_MS=${SLUICE_KAFKA_HEARTBEAT_INTERVAL_MS:-500}
