@@ -284,8 +284,13 @@ static enum verdict judge(struct fetch_http *h, struct fetch_req *r,
                 snprintf(why, why_size, "throttled with %ld", r->status);
                 return V_THROTTLE;
         }
-        if (accepted(r))
+        if (accepted(r)) {
+                /* an answer the caller reads (409 active_job_id) */
+                if (!r->raw && r->resp.len)
+                        r->json =
+                            json_loadb(r->resp.data, r->resp.len, 0, &jerr);
                 return V_OK;
+        }
         if (r->status >= 500 || r->status == 408) {
                 snprintf(why, why_size, "server error %ld", r->status);
                 return V_RETRY;
