@@ -24,7 +24,7 @@ static const struct sl_opt map_opts[] = {
     {"targets", SL_OPT_ARRAY, 0, NULL,
      "several targets (record kinds) from one page; else the target "
      "keys below sit at the top level"},
-    {"records", SL_OPT_STRING, 0, "records_path header, else $",
+    {"records", SL_OPT_STRING_OR_ARRAY, 0, "records_path header, else $",
      "JSON path of the records in the page"},
     {"table", SL_OPT_STRING, 0, NULL, "target table"},
     {"where", SL_OPT_ARRAY, 0, NULL,
@@ -42,7 +42,7 @@ static const struct sl_opt map_opts[] = {
 
 static const struct sl_opt target_opts[] = {
     {"description", SL_OPT_STRING, 0, NULL, "free text"},
-    {"records", SL_OPT_STRING, 0, "records_path header, else $",
+    {"records", SL_OPT_STRING_OR_ARRAY, 0, "records_path header, else $",
      "JSON path of the records in the page"},
     {"table", SL_OPT_STRING, 1, NULL, "target table"},
     {"where", SL_OPT_ARRAY, 0, NULL, "conditions a record must meet"},
@@ -916,14 +916,40 @@ static void parse_target(struct lctx *c, const char *where, json_t *spec,
                         t->table);
         v = json_object_get(spec, "records");
         if (v) {
-                snprintf(path, sizeof(path), "%s%srecords", where,
-                         *where ? "." : "");
-                t->records_text = sl_strdup(json_string_value(v));
-                t->records =
-                    sl_jsonpath_compile(t->records_text, err, sizeof(err));
-                if (!t->records)
-                        problem(c, path, "bad path \"%s\": %s", t->records_text,
-                                err);
+                size_t nv = json_is_array(v) ? json_array_size(v) : 1;
+                subpath(path, sizeof(path), where, "records");
+                if (json_is_array(v) && parent)
+                        problem(c, path, "a child table has one records path");
+                if (nv == 0 ||
+                    !json_is_string(json_is_array(v) ? json_array_get(v, 0)
+                                                     : v)) {
+                        problem(c, path, "expected a path or a list of paths");
+                        v = json_string("$");
+                } else {
+                        json_incref(v);
+                }
+                t->records_alt = sl_calloc(nv, sizeof(*t->records_alt));
+                for (size_t i = 0; i < nv; i++) {
+                        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+                        const char *txt =
+                            json_is_string(e) ? json_string_value(e) : "";
+                        struct sl_jsonpath *jp =
+                            sl_jsonpath_compile(txt, err, sizeof(err));
+                        if (!jp) {
+                                problem(c, path, "bad path \"%s\": %s", txt,
+                                        err);
+                                continue;
+                        }
+                        if (!t->records) {
+                                t->records = jp;
+                                t->records_text = sl_strdup(txt);
+                        } else {
+                                t->records_alt[t->nalt++] = jp;
+                        }
+                }
+                json_decref(v);
+                if (!t->records_text)
+                        t->records_text = sl_strdup("$");
                 map_path_normalize(t->records_text, norm, sizeof(norm));
                 if (parent)
                         prefix = read_prefix && *read_prefix
@@ -1055,6 +1081,9 @@ static void target_free(struct map_target *t)
         free(t->topic);
         if (t->records)
                 sl_jsonpath_destroy(t->records);
+        for (size_t i = 0; i < t->nalt; i++)
+                sl_jsonpath_destroy(t->records_alt[i]);
+        free(t->records_alt);
         free(t->records_text);
         for (size_t i = 0; i < t->nwhere; i++)
                 cond_free(&t->where[i]);

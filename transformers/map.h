@@ -118,6 +118,11 @@ struct map_target {
         char *topic;                 /* mapped.<table> */
         struct sl_jsonpath *records; /* NULL: the records_path header, or $ */
         char *records_text;
+        /* further records paths, tried in order when the ones before
+         * select nothing (a page shape that varies: {"urls": [...]} or
+         * a bare array) */
+        struct sl_jsonpath **records_alt;
+        size_t nalt;
         struct map_cond *where;
         size_t nwhere;
         char **coalesce;

@@ -396,6 +396,10 @@ int map_apply_page(struct map *m, json_t *page, const char *records_hdr,
                         jp = hdr;
                 }
                 recs = select_records(jp, page);
+                for (size_t a = 0; a < t->nalt && !json_array_size(recs); a++) {
+                        json_decref(recs);
+                        recs = select_records(t->records_alt[a], page);
+                }
                 json_array_foreach(recs, i, rec)
                 {
                         json_t *lineage = lineage_new(m, lin, i);

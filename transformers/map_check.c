@@ -86,6 +86,7 @@ static void on_record(void *opaque, size_t target, json_t *record)
         (void)target;
         seen = json_object();
         leaf_paths(record, "", seen);
+        json_object_set_new(seen, "", json_true()); /* the record count */
         c->drift->records++;
         json_object_foreach(seen, k, v)
         {
@@ -142,13 +143,18 @@ void map_check_drift_report(const struct map *m,
         {
                 const char *sep = strchr(k, '\x1f');
                 long long t = strtoll(k, NULL, 10);
-                if (!sep || map_reads_path(m, (size_t)t, sep + 1))
+                char total_key[32];
+                json_int_t total;
+                if (!sep || !sep[1] || map_reads_path(m, (size_t)t, sep + 1))
                         continue;
+                snprintf(total_key, sizeof(total_key), "%lld\x1f", t);
+                total = json_integer_value(
+                    json_object_get(drift->counts, total_key));
                 fprintf(fp,
                         "drift: %s: source field %s is read by no map "
-                        "field (%lld of %zu records)\n",
+                        "field (%lld of %lld records)\n",
                         m->targets[t].table, sep + 1,
-                        (long long)json_integer_value(v), drift->records);
+                        (long long)json_integer_value(v), (long long)total);
         }
 }
 
