@@ -1,3 +1,429 @@
-/* placeholder */
+/* status.c: `sluice status`: per source (last sync and cursor from
+ * sluice.state), per topic and group (end offsets, committed offsets, lag),
+ * per table (rows, run-report totals, last batch) and dead letters. A
+ * readable table on a terminal, --json for scripts. Kafka and PostgreSQL
+ * are each optional: what cannot be reached is reported, not fatal. */
 #include "roles.h"
-int status_main(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "not implemented\n"); return 1; }
+#include "sl_kafka.h"
+#include "sl_log.h"
+#include "sl_pg.h"
+#include "sl_util.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATUS_TIMEOUT_MS 10000
+
+static void status_usage(FILE *fp)
+{
+        fprintf(fp,
+                "usage: sluice status [--json] [--group-transform G] "
+                "[--group-load G]\n\n"
+                "Shows, per source, the last recorded sync (sluice.state); "
+                "per topic, the end\noffsets and the lag of the transform "
+                "(raw.*) and load (mapped.*) groups; per\ntable, its rows "
+                "and run-report totals; and the dead-letter counts.\n\n"
+                "  --json                one JSON document on stdout\n"
+                "  --group-transform G   transformer group (default "
+                "sluice-transform)\n"
+                "  --group-load G        loader group (default sluice-load; "
+                "its offsets are read\n"
+                "                        from sluice.offsets when "
+                "PostgreSQL is reachable)\n"
+                "  --kafka prop=value    any librdkafka property\n"
+                "exit codes: 0 ok, 1 neither Kafka nor PostgreSQL reachable, "
+                "2 bad usage\n");
+}
+
+/* Reads sluice.state from the beginning; the newest value per source. */
+static json_t *read_sources(rd_kafka_t *rk, int nparts)
+{
+        json_t *by_source = json_object();
+        rd_kafka_topic_partition_list_t *parts =
+                rd_kafka_topic_partition_list_new(nparts);
+        int64_t *hi = sl_calloc((size_t)nparts, sizeof(*hi));
+        int remaining = 0;
+        int64_t deadline = sl_now_ms() + STATUS_TIMEOUT_MS;
+
+        for (int p = 0; p < nparts; p++) {
+                int64_t lo = 0;
+                if (rd_kafka_query_watermark_offsets(rk, "sluice.state", p,
+                                                     &lo, &hi[p],
+                                                     STATUS_TIMEOUT_MS) ||
+                    hi[p] <= lo)
+                        continue;
+                rd_kafka_topic_partition_list_add(parts, "sluice.state", p)
+                        ->offset = RD_KAFKA_OFFSET_BEGINNING;
+                remaining++;
+        }
+        if (remaining && rd_kafka_assign(rk, parts) == 0) {
+                while (remaining > 0 && sl_now_ms() < deadline) {
+                        rd_kafka_message_t *rkm =
+                                rd_kafka_consumer_poll(rk, 200);
+                        json_t *v;
+                        if (!rkm)
+                                continue;
+                        if (!rkm->err && rkm->len) {
+                                v = json_loadb(rkm->payload, rkm->len, 0,
+                                               NULL);
+                                if (json_is_object(v) && rkm->key_len) {
+                                        char *k = sl_strndup(rkm->key,
+                                                             rkm->key_len);
+                                        json_object_set(by_source, k, v);
+                                        free(k);
+                                }
+                                json_decref(v);
+                                if (rkm->offset + 1 >= hi[rkm->partition])
+                                        remaining--;
+                        }
+                        rd_kafka_message_destroy(rkm);
+                }
+                rd_kafka_assign(rk, NULL);
+        }
+        rd_kafka_topic_partition_list_destroy(parts);
+        free(hi);
+        return by_source;
+}
+
+/* Loader offsets from sluice.offsets: {"topic": {"partition": next}}. */
+static json_t *pg_offsets(PGconn *conn, const char *group)
+{
+        json_t *out = json_object();
+        const char *params[1] = {group};
+        PGresult *res;
+
+        if (!conn)
+                return out;
+        res = PQexecParams(conn,
+                           "SELECT topic, partition, next_offset FROM "
+                           "sluice.offsets WHERE consumer_group = $1",
+                           1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+                for (int i = 0; i < PQntuples(res); i++) {
+                        const char *t = PQgetvalue(res, i, 0);
+                        json_t *m = json_object_get(out, t);
+                        long long off = 0;
+                        if (!m) {
+                                m = json_object();
+                                json_object_set_new(out, t, m);
+                        }
+                        sl_parse_ll(PQgetvalue(res, i, 2), &off);
+                        json_object_set_new(m, PQgetvalue(res, i, 1),
+                                            json_integer(off));
+                }
+        }
+        PQclear(res);
+        return out;
+}
+
+static json_t *topics_status(rd_kafka_t *rk, const char *tgroup,
+                             json_t *load_offsets, json_t **sources)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        json_t *topics = json_array();
+
+        *sources = json_object();
+        if (rd_kafka_metadata(rk, 1, NULL, &md, STATUS_TIMEOUT_MS))
+                return topics;
+        for (int i = 0; i < md->topic_cnt; i++) {
+                const struct rd_kafka_metadata_topic *mt = &md->topics[i];
+                const char *name = mt->topic;
+                const char *group = NULL;
+                rd_kafka_topic_partition_list_t *c = NULL;
+                long long end = 0, lag = 0, have_lag = 0;
+                json_t *t;
+
+                if (strcmp(name, "sluice.state") == 0) {
+                        json_decref(*sources);
+                        *sources = read_sources(rk, mt->partition_cnt);
+                        continue;
+                }
+                if (!sl_str_has_prefix(name, "raw.") &&
+                    !sl_str_has_prefix(name, "mapped.") &&
+                    !sl_str_has_prefix(name, "dlq."))
+                        continue;
+                if (sl_str_has_prefix(name, "raw."))
+                        group = tgroup;
+                c = rd_kafka_topic_partition_list_new(mt->partition_cnt);
+                for (int p = 0; p < mt->partition_cnt; p++)
+                        rd_kafka_topic_partition_list_add(c, name, p);
+                if (group)
+                        rd_kafka_committed(rk, c, STATUS_TIMEOUT_MS);
+                for (int p = 0; p < mt->partition_cnt; p++) {
+                        int64_t lo = 0, hi = 0, at = -1;
+                        rd_kafka_query_watermark_offsets(
+                                rk, name, p, &lo, &hi, STATUS_TIMEOUT_MS);
+                        end += hi - lo;
+                        if (group && c->elems[p].offset >= 0)
+                                at = c->elems[p].offset;
+                        if (!group && load_offsets &&
+                            sl_str_has_prefix(name, "mapped.")) {
+                                char key[16];
+                                json_t *m = json_object_get(load_offsets,
+                                                            name);
+                                snprintf(key, sizeof(key), "%d", p);
+                                if (m && json_object_get(m, key))
+                                        at = json_integer_value(
+                                                json_object_get(m, key));
+                        }
+                        if (at >= 0 || group ||
+                            sl_str_has_prefix(name, "mapped.")) {
+                                have_lag = 1;
+                                lag += hi - (at >= 0 ? at : lo);
+                        }
+                }
+                rd_kafka_topic_partition_list_destroy(c);
+                t = json_pack("{s:s,s:i,s:I}", "topic", name, "partitions",
+                              mt->partition_cnt, "messages", (json_int_t)end);
+                if (have_lag)
+                        json_object_set_new(t, "lag", json_integer(lag));
+                json_array_append_new(topics, t);
+        }
+        rd_kafka_metadata_destroy(md);
+        return topics;
+}
+
+static json_t *tables_status(PGconn *conn)
+{
+        json_t *tables = json_array();
+        PGresult *res;
+
+        /* Target tables are those with sluice's bookkeeping column. */
+        res = PQexec(conn,
+                     "SELECT c.table_name FROM information_schema.columns c "
+                     "WHERE c.column_name = '_lineage' AND c.table_schema = "
+                     "current_schema() ORDER BY 1");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                PQclear(res);
+                return tables;
+        }
+        for (int i = 0; i < PQntuples(res); i++) {
+                const char *name = PQgetvalue(res, i, 0);
+                char *ident = PQescapeIdentifier(conn, name, strlen(name));
+                char *sql = sl_asprintf("SELECT count(*) FROM %s", ident);
+                const char *params[1] = {name};
+                PGresult *r2 = PQexec(conn, sql);
+                PGresult *r3;
+                long long rows = -1;
+                json_t *t;
+
+                if (PQresultStatus(r2) == PGRES_TUPLES_OK)
+                        sl_parse_ll(PQgetvalue(r2, 0, 0), &rows);
+                PQclear(r2);
+                free(sql);
+                PQfreemem(ident);
+                t = json_pack("{s:s,s:I}", "table", name, "rows",
+                              (json_int_t)rows);
+                r3 = PQexecParams(
+                        conn,
+                        "SELECT count(*), coalesce(sum(inserted),0), "
+                        "coalesce(sum(updated),0), coalesce(sum(unchanged),0),"
+                        " coalesce(sum(deleted),0), coalesce(sum(rejected),0),"
+                        " coalesce(to_char(max(finished_at) AT TIME ZONE "
+                        "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') FROM "
+                        "sluice.load_batches WHERE table_name = $1",
+                        1, NULL, params, NULL, NULL, 0);
+                if (PQresultStatus(r3) == PGRES_TUPLES_OK) {
+                        static const char *keys[] = {
+                                "batches", "inserted", "updated",
+                                "unchanged", "deleted", "rejected"};
+                        for (int k = 0; k < 6; k++) {
+                                long long v = 0;
+                                sl_parse_ll(PQgetvalue(r3, 0, k), &v);
+                                json_object_set_new(t, keys[k],
+                                                    json_integer(v));
+                        }
+                        json_object_set_new(t, "last_batch",
+                                            json_string(PQgetvalue(r3, 0, 6)));
+                }
+                PQclear(r3);
+                json_array_append_new(tables, t);
+        }
+        PQclear(res);
+        return tables;
+}
+
+/* The string at key, or dflt when absent. */
+static const char *str_or(json_t *obj, const char *key, const char *dflt)
+{
+        const char *s = json_string_value(json_object_get(obj, key));
+        return s ? s : dflt;
+}
+
+static void print_text(json_t *st)
+{
+        const char *key;
+        json_t *v;
+        size_t i;
+
+        printf("SOURCES (sluice.state)\n");
+        printf("  %-12s %-26s %8s %9s  %s\n", "source", "last sync", "pages",
+               "records", "cursor");
+        json_object_foreach(json_object_get(st, "sources"), key, v)
+        {
+                json_t *cur = json_object_get(v, "cursor");
+                char *c = cur ? json_dumps(cur, JSON_ENCODE_ANY) : NULL;
+                printf("  %-12s %-26s %8lld %9lld  %s\n", key,
+                       str_or(v, "updated_at", "-"),
+                       (long long)json_integer_value(
+                               json_object_get(v, "pages")),
+                       (long long)json_integer_value(
+                               json_object_get(v, "records")),
+                       c ? c : "-");
+                free(c);
+        }
+        printf("\nTOPICS (%s)\n", str_or(st, "brokers", "unreachable"));
+        printf("  %-42s %5s %10s %10s\n", "topic", "parts", "messages",
+               "lag");
+        json_array_foreach(json_object_get(st, "topics"), i, v)
+        {
+                json_t *lag = json_object_get(v, "lag");
+                char lagbuf[32] = "-";
+                if (lag)
+                        snprintf(lagbuf, sizeof(lagbuf), "%lld",
+                                 (long long)json_integer_value(lag));
+                printf("  %-42s %5lld %10lld %10s\n",
+                       json_string_value(json_object_get(v, "topic")),
+                       (long long)json_integer_value(
+                               json_object_get(v, "partitions")),
+                       (long long)json_integer_value(
+                               json_object_get(v, "messages")),
+                       lagbuf);
+        }
+        printf("\nTABLES (%s)\n", str_or(st, "database", "unreachable"));
+        printf("  %-36s %8s %8s %8s %8s %8s %8s  %s\n", "table", "rows",
+               "batches", "inserted", "updated", "unchgd", "rejected",
+               "last batch");
+        json_array_foreach(json_object_get(st, "tables"), i, v)
+        {
+                printf("  %-36s %8lld %8lld %8lld %8lld %8lld %8lld  %s\n",
+                       json_string_value(json_object_get(v, "table")),
+                       (long long)json_integer_value(
+                               json_object_get(v, "rows")),
+                       (long long)json_integer_value(
+                               json_object_get(v, "batches")),
+                       (long long)json_integer_value(
+                               json_object_get(v, "inserted")),
+                       (long long)json_integer_value(
+                               json_object_get(v, "updated")),
+                       (long long)json_integer_value(
+                               json_object_get(v, "unchanged")),
+                       (long long)json_integer_value(
+                               json_object_get(v, "rejected")),
+                       str_or(v, "last_batch", ""));
+        }
+        json_object_foreach(json_object_get(st, "errors"), key, v)
+                printf("\n%s: %s\n", key, json_string_value(v));
+}
+
+int status_main(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                {"json", no_argument, NULL, 'j'},
+                {"group-transform", required_argument, NULL, 't'},
+                {"group-load", required_argument, NULL, 'l'},
+                {"kafka", required_argument, NULL, 'X'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
+        };
+        const char *tgroup = "sluice-transform", *lgroup = "sluice-load";
+        int json_out = 0, opt, rc = SL_EXIT_OK;
+        char errstr[512];
+        rd_kafka_t *rk = NULL;
+        PGconn *conn = NULL;
+        json_t *st = json_object(), *errors = json_object();
+        json_t *sources = NULL, *load_offsets = NULL;
+
+        sl_log_init("status");
+        if (!getenv("SLUICE_LOG_LEVEL"))
+                sl_log_set_level(LOG_CRIT);
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+                switch (opt) {
+                case 'j':
+                        json_out = 1;
+                        break;
+                case 't':
+                        tgroup = optarg;
+                        break;
+                case 'l':
+                        lgroup = optarg;
+                        break;
+                case 'X':
+                        if (sl_kafka_prop_add(optarg, errstr,
+                                              sizeof(errstr)) < 0) {
+                                fprintf(stderr, "sluice status: %s\n", errstr);
+                                rc = SL_EXIT_USAGE;
+                                goto out;
+                        }
+                        break;
+                case 'h':
+                        status_usage(stdout);
+                        goto out;
+                default:
+                        fprintf(stderr, "sluice status: bad arguments (see "
+                                        "sluice status --help)\n");
+                        rc = SL_EXIT_USAGE;
+                        goto out;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "sluice status: unexpected argument \"%s\"\n",
+                        argv[optind]);
+                rc = SL_EXIT_USAGE;
+                goto out;
+        }
+
+        conn = sl_pg_connect(errstr, sizeof(errstr));
+        if (conn) {
+                char where[256];
+                sl_pg_describe(conn, where, sizeof(where));
+                json_object_set_new(st, "database", json_string(where));
+                load_offsets = pg_offsets(conn, lgroup);
+                json_object_set_new(st, "tables", tables_status(conn));
+        } else {
+                json_object_set_new(errors, "database", json_string(errstr));
+                json_object_set_new(st, "tables", json_array());
+        }
+
+        rk = sl_kafka_consumer_new(NULL, tgroup, errstr, sizeof(errstr));
+        if (rk && sl_kafka_ping(rk, STATUS_TIMEOUT_MS, errstr,
+                                sizeof(errstr)) == 0) {
+                json_object_set_new(st, "brokers",
+                                    json_string(sl_kafka_brokers()));
+                json_object_set_new(st, "topics",
+                                    topics_status(rk, tgroup, load_offsets,
+                                                  &sources));
+        } else {
+                json_object_set_new(errors, "kafka", json_string(errstr));
+                json_object_set_new(st, "topics", json_array());
+        }
+        json_object_set_new(st, "sources", sources ? sources : json_object());
+        sources = NULL;
+        json_object_set_new(st, "groups",
+                            json_pack("{s:s,s:s}", "transform", tgroup,
+                                      "load", lgroup));
+        json_object_set(st, "errors", errors);
+        if (json_out) {
+                json_dumpf(st, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+                printf("\n");
+        } else {
+                print_text(st);
+        }
+        if (json_object_size(errors) == 2)
+                rc = SL_EXIT_FAILURE;
+out:
+        json_decref(load_offsets);
+        json_decref(errors);
+        json_decref(st);
+        if (rk) {
+                rd_kafka_consumer_close(rk);
+                rd_kafka_destroy(rk);
+        }
+        if (conn)
+                PQfinish(conn);
+        return rc;
+}

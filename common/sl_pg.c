@@ -27,7 +27,7 @@ PGconn *sl_pg_connect(char *errstr, size_t errstr_size)
                 while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
                         msg[--n] = '\0';
                 for (char *p = msg; *p; p++)
-                        if (*p == '\n')
+                        if (*p == '\n' || *p == '\t')
                                 *p = ' ';
                 sl_pg_describe(conn, where, sizeof(where));
                 snprintf(errstr, errstr_size,

@@ -98,5 +98,19 @@ check_eq "second run: report says inserted|updated|unchanged" \
 check_eq "still exact row count" "$(q 'SELECT count(*) FROM known_exploited_vulnerability')" "$want_rows"
 check_eq "no dead letters" "$(kcat -C -b "$SLUICE_BROKERS" -t dlq.transform -e -q 2>/dev/null | wc -l)$(kcat -C -b "$SLUICE_BROKERS" -t dlq.load -e -q 2>/dev/null | wc -l)" "00"
 
+# sluice status agrees with the database and the broker
+"$SLUICE_BIN" status --json >"$D/status.json" 2>"$D/status.err"
+check_eq "sluice status --json exits 0" "$?" 0
+st() { /usr/bin/python3 -c "import json,sys; s=json.load(open('$D/status.json')); print($1)"; }
+check_eq "status: KEV table rows match the database" \
+	"$(st "[t['rows'] for t in s['tables'] if t['table']=='known_exploited_vulnerability'][0]")" \
+	"$(q 'SELECT count(*) FROM known_exploited_vulnerability')"
+check_eq "status: inserted|unchanged totals match the run reports" \
+	"$(st "'|'.join(str([t[k] for t in s['tables'] if t['table']=='known_exploited_vulnerability'][0]) for k in ('inserted','unchanged'))")" \
+	"$want_rows|$want_rows"
+check_eq "status: the loader has no lag on mapped topics" \
+	"$(st "sum(t.get('lag', -1) for t in s['topics'] if t['topic'].startswith('mapped.'))")" 0
+check_eq "status: the kev source's last sync is recorded" "$(st "sorted(s['sources'])")" "['kev']"
+
 for p in "${SL_PIDS[@]:1}"; do stop_pid "$p"; done
 sl_done
