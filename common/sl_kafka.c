@@ -108,6 +108,19 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *kind, char *errstr,
                                       errstr, errstr_size) < 0)
                         goto fail;
         }
+        if (strcmp(kind, "consumer") == 0) {
+                /* A dead worker's partitions move on within 10 s, and the
+                 * embedded broker (which holds a group's next join until
+                 * departed sessions expire) stays quick to rejoin. Regex
+                 * subscriptions (^mapped\..*) see new topics within 5 s. */
+                if (sl_kafka_conf_set(conf, "session.timeout.ms", "10000",
+                                      errstr, errstr_size) < 0 ||
+                    sl_kafka_conf_set(conf, "heartbeat.interval.ms", "1000",
+                                      errstr, errstr_size) < 0 ||
+                    sl_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms",
+                                      "5000", errstr, errstr_size) < 0)
+                        goto fail;
+        }
         for (char **e = environ; e && *e; e++) {
                 const char *eq;
                 char value[1024];

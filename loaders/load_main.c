@@ -1,3 +1,147 @@
-/* placeholder until the role lands */
+/* load_main: `sluice load`, flags to options; the work is in
+ * load_worker.c. */
+#include "load_worker.h"
 #include "roles.h"
-int load_main(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "not implemented\n"); return 1; }
+#include "sl_kafka.h"
+#include "sl_log.h"
+#include "sl_util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static void load_usage(FILE *fp)
+{
+        fprintf(fp,
+                "usage: sluice load [options]\n\n"
+                "Consumes mapped.<table> envelopes and upserts them into "
+                "PostgreSQL: COPY into a\nstaging table, one INSERT ... ON "
+                "CONFLICT per batch, the consumed offsets in\n"
+                "sluice.offsets in the same transaction, a run report in "
+                "sluice.load_batches.\nRows PostgreSQL rejects go to the "
+                "dead-letter topic; the rest commits.\n\n"
+                "options:\n"
+                "  --group G           consumer group (default sluice-load)\n"
+                "  --schemas DIR       schema directory applied at start "
+                "(default ./schemas,\n"
+                "                      else $SLUICE_ROOT/schemas)\n"
+                "  --topics REGEX      subscription (default ^mapped\\..*)\n"
+                "  --dlq-topic T       dead letters (default dlq.load)\n"
+                "  --batch-rows N      flush a table's batch at N messages "
+                "(default 5000)\n"
+                "  --batch-bytes N     ... or at N bytes (default 8388608)\n"
+                "  --linger-ms N       ... or when its oldest message is N "
+                "ms old (default 500)\n"
+                "  --max-backoff-ms N  cap of the retry backoff when "
+                "PostgreSQL fails\n"
+                "                      (default 10000)\n"
+                "  --kafka prop=value  any librdkafka property "
+                "(repeatable)\n"
+                "  -h, --help          this text\n\n"
+                "environment: SLUICE_BROKERS, SLUICE_KAFKA_<PROP>, PGHOST, "
+                "PGPORT, PGDATABASE,\nPGUSER, ... or DATABASE_URL.\n"
+                "exit codes: 0 after SIGTERM/SIGINT, 1 database or brokers "
+                "unreachable,\n2 bad usage.\n");
+}
+
+static int parse_pos(const char *flag, const char *arg, long *out)
+{
+        long long v;
+
+        if (sl_parse_ll(arg, &v) < 0 || v < 1) {
+                fprintf(stderr,
+                        "sluice load: %s wants a positive number, got "
+                        "\"%s\"\n",
+                        flag, arg);
+                return -1;
+        }
+        *out = (long)v;
+        return 0;
+}
+
+int load_main(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+            {"group", required_argument, NULL, 'g'},
+            {"schemas", required_argument, NULL, 's'},
+            {"topics", required_argument, NULL, 't'},
+            {"dlq-topic", required_argument, NULL, 'd'},
+            {"batch-rows", required_argument, NULL, 'r'},
+            {"batch-bytes", required_argument, NULL, 'b'},
+            {"linger-ms", required_argument, NULL, 'l'},
+            {"max-backoff-ms", required_argument, NULL, 'm'},
+            {"kafka", required_argument, NULL, 'k'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
+        struct load_opts o = {
+            .group = "sluice-load",
+            .schemas = NULL,
+            .topics = "^mapped\\..*",
+            .dlq_topic = "dlq.load",
+            .batch_rows = 5000,
+            .batch_bytes = 8L << 20,
+            .linger_ms = 500,
+            .max_backoff_ms = 10000,
+        };
+        char errstr[512];
+        int opt;
+
+        sl_log_init("load");
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+                switch (opt) {
+                case 'g':
+                        o.group = optarg;
+                        break;
+                case 's':
+                        o.schemas = optarg;
+                        break;
+                case 't':
+                        o.topics = optarg;
+                        break;
+                case 'd':
+                        o.dlq_topic = optarg;
+                        break;
+                case 'r':
+                        if (parse_pos("--batch-rows", optarg, &o.batch_rows) <
+                            0)
+                                return SL_EXIT_USAGE;
+                        break;
+                case 'b':
+                        if (parse_pos("--batch-bytes", optarg, &o.batch_bytes) <
+                            0)
+                                return SL_EXIT_USAGE;
+                        break;
+                case 'l':
+                        if (parse_pos("--linger-ms", optarg, &o.linger_ms) < 0)
+                                return SL_EXIT_USAGE;
+                        break;
+                case 'm':
+                        if (parse_pos("--max-backoff-ms", optarg,
+                                      &o.max_backoff_ms) < 0)
+                                return SL_EXIT_USAGE;
+                        break;
+                case 'k':
+                        if (sl_kafka_prop_add(optarg, errstr, sizeof(errstr)) <
+                            0) {
+                                fprintf(stderr, "sluice load: %s\n", errstr);
+                                return SL_EXIT_USAGE;
+                        }
+                        break;
+                case 'h':
+                        load_usage(stdout);
+                        return SL_EXIT_OK;
+                default:
+                        load_usage(stderr);
+                        return SL_EXIT_USAGE;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "sluice load: unexpected argument \"%s\"\n",
+                        argv[optind]);
+                return SL_EXIT_USAGE;
+        }
+        sl_signals_install();
+        return load_worker_run(&o);
+}

@@ -332,10 +332,12 @@ static int apply_record(struct map *m, struct map_target *t, json_t *rec,
                 json_object_set_new(cenv, "rows", rows);
                 if (t->version &&
                     !json_is_null(json_object_get(row, t->version))) {
+                        /* The parent's version, for ordering within a
+                         * batch only: the child table has no version
+                         * column, and a parent's replaces are keyed by
+                         * the parent key, so they arrive in order. */
                         json_object_set(cenv, "version",
                                         json_object_get(row, t->version));
-                        json_object_set_new(cenv, "version_column",
-                                            json_string(t->version));
                 }
                 json_object_set(cenv, "lineage", lineage);
                 json_array_append_new(envs, cenv);

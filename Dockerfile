@@ -1,0 +1,32 @@
+# sluice: build on Debian 12, run on slim Debian 12. One image for every
+# role: the command picks it (fetch, transform, load, ...).
+FROM debian:12 AS build
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        gcc make pkg-config libc6-dev librdkafka-dev libcurl4-openssl-dev \
+        libjansson-dev libpq-dev libmicrohttpd-dev ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Makefile ./
+COPY common common
+COPY cli cli
+COPY producers producers
+COPY transformers transformers
+COPY loaders loaders
+COPY tests/fixtures tests/fixtures
+COPY tests/unit tests/unit
+RUN make -j"$(nproc)" build/sluice
+
+FROM debian:12-slim
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        librdkafka1 libcurl4 libjansson4 libpq5 libmicrohttpd12 \
+        ca-certificates tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /nonexistent sluice
+COPY --from=build /src/build/sluice /usr/local/bin/sluice
+COPY producers/sources /usr/share/sluice/sources
+COPY transformers/maps /usr/share/sluice/maps
+COPY schemas /usr/share/sluice/schemas
+WORKDIR /usr/share/sluice
+USER sluice
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/sluice"]
+CMD ["--help"]

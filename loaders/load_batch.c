@@ -1,0 +1,1274 @@
+/* load_batch: batching, dedupe, staging, upsert, bisection, dead letters,
+ * offsets and the run report of one topic's rows. SQL text is assembled
+ * only from catalog identifiers quoted with PQescapeIdentifier and constant
+ * fragments; every value travels as COPY data or a parameter. */
+#include "load_batch.h"
+#include "copy_encode.h"
+#include "sl_kafka.h"
+#include "sl_log.h"
+#include "sl_pg.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH_PREFIX "mapped."
+
+struct load_batch *load_batch_new(const char *topic)
+{
+        struct load_batch *b = sl_calloc(1, sizeof(*b));
+
+        b->topic = sl_strdup(topic);
+        b->table = sl_strdup(sl_str_has_prefix(topic, BATCH_PREFIX)
+                                 ? topic + strlen(BATCH_PREFIX)
+                                 : topic);
+        return b;
+}
+
+static void unit_free(struct load_unit *u)
+{
+        json_decref(u->env);
+        free(u->raw);
+        free(u->msgkey);
+        free(u->dkey);
+        free(u->error);
+        free(u->field);
+        free(u->sqlstate);
+        memset(u, 0, sizeof(*u));
+}
+
+void load_batch_clear(struct load_batch *b)
+{
+        for (size_t i = 0; i < b->n; i++)
+                unit_free(&b->units[i]);
+        b->n = 0;
+        b->bytes = 0;
+        b->nparts = 0;
+}
+
+void load_batch_destroy(struct load_batch *b)
+{
+        if (!b)
+                return;
+        load_batch_clear(b);
+        free(b->units);
+        free(b->parts);
+        free(b->topic);
+        free(b->table);
+        free(b);
+}
+
+static void unit_reject(struct load_unit *u, const char *field,
+                        const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void unit_reject(struct load_unit *u, const char *field,
+                        const char *sqlstate, const char *fmt, ...)
+{
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        free(u->error);
+        free(u->field);
+        free(u->sqlstate);
+        u->error = sl_strdup(msg);
+        u->field = field ? sl_strdup(field) : NULL;
+        u->sqlstate = sqlstate ? sl_strdup(sqlstate) : NULL;
+        u->state = LOAD_UNIT_REJECTED;
+}
+
+/* Checks the envelope's shape and sets op and the dedupe key. */
+static void unit_parse(struct load_batch *b, struct load_unit *u)
+{
+        json_t *env = u->env, *key, *row, *rows;
+        const char *table, *op;
+        char *k;
+
+        if (!json_is_object(env)) {
+                unit_reject(u, NULL, NULL, "envelope is not a JSON object");
+                return;
+        }
+        if (!json_is_integer(json_object_get(env, "v")) ||
+            json_integer_value(json_object_get(env, "v")) != 1) {
+                unit_reject(u, "v", NULL, "envelope v is not 1");
+                return;
+        }
+        table = json_string_value(json_object_get(env, "table"));
+        if (!table || strcmp(table, b->table) != 0) {
+                unit_reject(u, "table", NULL,
+                            "envelope table \"%s\" does not match topic %s",
+                            table ? table : "(missing)", b->topic);
+                return;
+        }
+        op = json_string_value(json_object_get(env, "op"));
+        key = json_object_get(env, "key");
+        row = json_object_get(env, "row");
+        rows = json_object_get(env, "rows");
+        if (!json_is_object(key) || json_object_size(key) == 0) {
+                unit_reject(u, "key", NULL,
+                            "envelope key is not a "
+                            "non-empty object");
+                return;
+        }
+        if (op && strcmp(op, "upsert") == 0) {
+                u->op = 'u';
+                if (!json_is_object(row)) {
+                        unit_reject(u, "row", NULL,
+                                    "upsert envelope has no row object");
+                        return;
+                }
+        } else if (op && strcmp(op, "delete") == 0) {
+                u->op = 'd';
+        } else if (op && strcmp(op, "replace") == 0) {
+                size_t i;
+                json_t *r;
+
+                u->op = 'r';
+                if (!json_is_array(rows)) {
+                        unit_reject(u, "rows", NULL,
+                                    "replace envelope has no rows array");
+                        return;
+                }
+                json_array_foreach(rows, i, r) if (!json_is_object(r))
+                {
+                        unit_reject(u, "rows", NULL,
+                                    "replace envelope rows[%zu] is not an "
+                                    "object",
+                                    i);
+                        return;
+                }
+        } else {
+                unit_reject(u, "op", NULL,
+                            "envelope op \"%s\" is not upsert, delete or "
+                            "replace",
+                            op ? op : "(missing)");
+                return;
+        }
+        k = json_dumps(key, JSON_COMPACT | JSON_SORT_KEYS);
+        /* upserts and deletes of a key compete; a replace is per parent */
+        u->dkey = sl_asprintf("%c%s", u->op == 'r' ? 'p' : 'k', k ? k : "");
+        free(k);
+}
+
+void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm)
+{
+        struct load_unit *u;
+        json_error_t jerr;
+        int found = 0;
+
+        if (b->n == b->cap) {
+                b->cap = b->cap ? b->cap * 2 : 256;
+                b->units = sl_realloc(b->units, sizeof(*b->units) * b->cap);
+        }
+        u = &b->units[b->n++];
+        memset(u, 0, sizeof(*u));
+        u->partition = rkm->partition;
+        u->offset = rkm->offset;
+        if (rkm->key) {
+                u->msgkey = sl_malloc(rkm->key_len + 1);
+                memcpy(u->msgkey, rkm->key, rkm->key_len);
+                u->msgkey[rkm->key_len] = '\0';
+                u->msgkey_len = rkm->key_len;
+        }
+        u->env =
+            rkm->payload ? json_loadb(rkm->payload, rkm->len, 0, &jerr) : NULL;
+        if (!u->env) {
+                u->raw = sl_strndup(rkm->payload ? rkm->payload : "", rkm->len);
+                u->raw_len = rkm->len;
+                unit_reject(u, NULL, NULL,
+                            "envelope is not JSON: %s (line %d column %d)",
+                            rkm->payload ? jerr.text : "empty message",
+                            rkm->payload ? jerr.line : 0,
+                            rkm->payload ? jerr.column : 0);
+        } else {
+                unit_parse(b, u);
+        }
+        if (b->n == 1) {
+                b->opened_ms = sl_now_ms();
+                b->opened_wall_ms = sl_wall_ms();
+        }
+        b->bytes += rkm->len + rkm->key_len;
+        for (int i = 0; i < b->nparts; i++) {
+                if (b->parts[i].partition != rkm->partition)
+                        continue;
+                b->parts[i].last = rkm->offset;
+                found = 1;
+        }
+        if (!found) {
+                b->parts = sl_realloc(b->parts, sizeof(*b->parts) *
+                                                    (size_t)(b->nparts + 1));
+                b->parts[b->nparts].partition = rkm->partition;
+                b->parts[b->nparts].first = rkm->offset;
+                b->parts[b->nparts].last = rkm->offset;
+                b->nparts++;
+        }
+}
+
+enum sl_status load_pg_classify(const char *sqlstate, int conn_ok)
+{
+        static const char *const record[] = {"21", "22", "23", "42",
+                                             "44", "54", "P0"};
+
+        if (!conn_ok || !sqlstate || strlen(sqlstate) != 5)
+                return SL_ERR_RETRY;
+        if (strcmp(sqlstate, "55P03") == 0)
+                return SL_ERR_RETRY;
+        for (size_t i = 0; i < sizeof(record) / sizeof(record[0]); i++)
+                if (strncmp(sqlstate, record[i], 2) == 0)
+                        return SL_ERR_RECORD;
+        /* 08 connection, 40 rollback, 53 resources, 57 operator
+         * intervention, 58 system, and anything unknown: retry rather
+         * than dead-letter good data. */
+        return SL_ERR_RETRY;
+}
+
+void load_ctx_forget_tables(struct load_ctx *ctx)
+{
+        for (int i = 0; i < ctx->ntables; i++)
+                load_table_destroy(ctx->tables[i]);
+        free(ctx->tables);
+        ctx->tables = NULL;
+        ctx->ntables = 0;
+}
+
+static struct load_table *table_cached(struct load_ctx *ctx, const char *name,
+                                       enum sl_status *status, char *errstr,
+                                       size_t errstr_size)
+{
+        struct load_table *t;
+
+        for (int i = 0; i < ctx->ntables; i++)
+                if (strcmp(ctx->tables[i]->name, name) == 0) {
+                        *status = SL_OK;
+                        return ctx->tables[i];
+                }
+        t = load_table_get(ctx->conn, name, status, errstr, errstr_size);
+        if (!t)
+                return NULL;
+        ctx->tables = sl_realloc(ctx->tables, sizeof(*ctx->tables) *
+                                                  (size_t)(ctx->ntables + 1));
+        ctx->tables[ctx->ntables++] = t;
+        sl_info("event=table_checked table=%s columns=%d unique_indexes=%d "
+                "lineage=%s",
+                name, t->ncols, t->nidx, t->lineage >= 0 ? "yes" : "no");
+        return t;
+}
+
+/* The shape a flush writes: which columns, which key, which version. */
+struct plan {
+        struct load_table *t;
+        int kcols[32], nk; /* upsert/delete key (from the envelopes) */
+        int kidx;          /* the unique index matching it, or -1 */
+        int pcols[32], np; /* replace: parent key columns */
+        int ridx;          /* replace: unique index of the child rows */
+        int vcol;          /* version column, or -1 */
+        const char *vname; /* as the envelopes name it */
+};
+
+/* Collects the column indexes named by an object's keys into cols (at
+ * most 32). -1, naming the missing column, when one is not in t. */
+static int key_cols(struct load_table *t, json_t *key, int *cols, int *n,
+                    const char **missing)
+{
+        const char *name;
+        json_t *v;
+
+        *n = 0;
+        json_object_foreach(key, name, v)
+        {
+                int c = load_table_col(t, name);
+                (void)v;
+                if (c < 0 || *n == 32) {
+                        *missing = name;
+                        return -1;
+                }
+                cols[(*n)++] = c;
+        }
+        return 0;
+}
+
+static int same_set(const int *a, int na, const int *b, int nb)
+{
+        if (na != nb)
+                return 0;
+        for (int i = 0; i < na; i++) {
+                int found = 0;
+                for (int k = 0; k < nb; k++)
+                        found |= a[i] == b[k];
+                if (!found)
+                        return 0;
+        }
+        return 1;
+}
+
+/* Checks a row against the table: every column exists and is not a
+ * bookkeeping column, every value encodes for its column, and the key's
+ * values agree with the row's. Missing key columns are filled in from the
+ * key. 0 or -1 (unit rejected). */
+static int check_row(struct load_unit *u, struct load_table *t, json_t *row,
+                     json_t *key, const char *where)
+{
+        char err[512];
+        struct sl_buf scratch;
+        const char *name;
+        json_t *v;
+        int rc = 0;
+
+        sl_buf_init(&scratch, 0);
+        json_object_foreach(key, name, v)
+        {
+                json_t *rv = json_object_get(row, name);
+                if (!rv) {
+                        json_object_set(row, name, v);
+                } else if (!json_equal(rv, v)) {
+                        unit_reject(u, name, NULL,
+                                    "%s: column %s differs between the row "
+                                    "and the key",
+                                    where, name);
+                        rc = -1;
+                        goto out;
+                }
+        }
+        json_object_foreach(row, name, v)
+        {
+                int c = load_table_col(t, name);
+                if (c < 0) {
+                        unit_reject(u, name, NULL,
+                                    "%s: column %s does not exist in table "
+                                    "%s",
+                                    where, name, t->name);
+                        rc = -1;
+                        goto out;
+                }
+                if (c == t->lineage || c == t->loaded_at) {
+                        unit_reject(u, name, NULL,
+                                    "%s: column %s is written by the loader",
+                                    where, name);
+                        rc = -1;
+                        goto out;
+                }
+                sl_buf_reset(&scratch);
+                if (copy_encode_value(&scratch, v, t->cols[c].kind, err,
+                                      sizeof(err)) < 0) {
+                        unit_reject(u, name, NULL, "%s: column %s (%s): %s",
+                                    where, name, t->cols[c].type, err);
+                        rc = -1;
+                        goto out;
+                }
+        }
+out:
+        sl_buf_free(&scratch);
+        return rc;
+}
+
+/* Validates every pending unit against the table and fixes the plan.
+ * SL_OK, or SL_ERR_RETRY with errstr when the table cannot take the
+ * batch at all (no unique index on the key): an operator fixes that, and
+ * nothing is dead-lettered meanwhile. */
+static enum sl_status plan_make(struct plan *p, struct load_batch *b,
+                                char *errstr, size_t errstr_size)
+{
+        struct load_table *t = p->t;
+        int have_k = 0, have_p = 0, cols[32], n;
+
+        p->kidx = p->ridx = p->vcol = -1;
+        p->nk = p->np = 0;
+        p->vname = NULL;
+        for (size_t i = 0; i < b->n; i++) {
+                struct load_unit *u = &b->units[i];
+                json_t *key, *vc;
+                const char *missing = NULL, *vname;
+
+                if (u->state != LOAD_UNIT_PENDING)
+                        continue;
+                key = json_object_get(u->env, "key");
+                if (key_cols(t, key, cols, &n, &missing) < 0) {
+                        unit_reject(u, missing, NULL,
+                                    "key column %s does not exist in table "
+                                    "%s",
+                                    missing, t->name);
+                        continue;
+                }
+                vc = json_object_get(u->env, "version_column");
+                vname = json_string_value(vc);
+                if (vc && !vname) {
+                        unit_reject(u, "version_column", NULL,
+                                    "version_column is not a string");
+                        continue;
+                }
+                if (vname && load_table_col(t, vname) < 0) {
+                        unit_reject(u, vname, NULL,
+                                    "version column %s does not exist in "
+                                    "table %s",
+                                    vname, t->name);
+                        continue;
+                }
+                if (vname && p->vname && strcmp(vname, p->vname) != 0) {
+                        unit_reject(u, vname, NULL,
+                                    "version column %s differs from the "
+                                    "batch's %s",
+                                    vname, p->vname);
+                        continue;
+                }
+                if (vname && !p->vname) {
+                        p->vname = vname;
+                        p->vcol = load_table_col(t, vname);
+                }
+                if (u->op == 'r') {
+                        if (!have_p) {
+                                memcpy(p->pcols, cols, sizeof(cols));
+                                p->np = n;
+                                have_p = 1;
+                        } else if (!same_set(cols, n, p->pcols, p->np)) {
+                                unit_reject(u, "key", NULL,
+                                            "replace key columns differ "
+                                            "from the batch's");
+                                continue;
+                        }
+                } else {
+                        if (!have_k) {
+                                memcpy(p->kcols, cols, sizeof(cols));
+                                p->nk = n;
+                                have_k = 1;
+                        } else if (!same_set(cols, n, p->kcols, p->nk)) {
+                                unit_reject(u, "key", NULL,
+                                            "key columns differ from the "
+                                            "batch's");
+                                continue;
+                        }
+                }
+        }
+        if (have_k) {
+                p->kidx = load_table_index(t, p->kcols, p->nk, 0);
+                if (p->kidx < 0) {
+                        snprintf(errstr, errstr_size,
+                                 "table %s has no unique index on its "
+                                 "coalesce columns (the envelope key's "
+                                 "columns, e.g. %s): create one",
+                                 t->name, t->cols[p->kcols[0]].name);
+                        return SL_ERR_RETRY;
+                }
+        }
+        if (have_p) {
+                p->ridx = load_table_index(t, p->pcols, p->np, 1);
+                if (p->ridx < 0) {
+                        snprintf(errstr, errstr_size,
+                                 "table %s has no unique index containing "
+                                 "the parent key of its replace envelopes "
+                                 "(e.g. %s): create one",
+                                 t->name, t->cols[p->pcols[0]].name);
+                        return SL_ERR_RETRY;
+                }
+        }
+        /* rows: columns, encodings, and the conflict columns present */
+        for (size_t i = 0; i < b->n; i++) {
+                struct load_unit *u = &b->units[i];
+                json_t *key = json_object_get(u->env, "key"), *r;
+                char where[64];
+                size_t k;
+
+                if (u->state != LOAD_UNIT_PENDING)
+                        continue;
+                if (u->op == 'u') {
+                        check_row(u, t, json_object_get(u->env, "row"), key,
+                                  "row");
+                } else if (u->op == 'd') {
+                        check_row(u, t, key, key, "key");
+                } else {
+                        const struct load_index *ix = &t->idx[p->ridx];
+                        json_array_foreach(json_object_get(u->env, "rows"), k,
+                                           r)
+                        {
+                                snprintf(where, sizeof(where), "rows[%zu]", k);
+                                if (check_row(u, t, r, key, where) < 0)
+                                        break;
+                                for (int c = 0; c < ix->ncols; c++) {
+                                        const char *cn =
+                                            t->cols[ix->cols[c]].name;
+                                        if (json_object_get(r, cn))
+                                                continue;
+                                        unit_reject(u, cn, NULL,
+                                                    "%s: lacks column %s of "
+                                                    "the unique index",
+                                                    where, cn);
+                                        break;
+                                }
+                                if (u->state != LOAD_UNIT_PENDING)
+                                        break;
+                        }
+                }
+        }
+        return SL_OK;
+}
+
+static int version_cmp(json_t *a, json_t *b)
+{
+        if (json_is_string(a) && json_is_string(b)) {
+                int c = strcmp(json_string_value(a), json_string_value(b));
+                return (c > 0) - (c < 0);
+        }
+        if (json_is_number(a) && json_is_number(b)) {
+                double x = json_number_value(a), y = json_number_value(b);
+                return (x > y) - (x < y);
+        }
+        return 0;
+}
+
+static int ref_cmp(const void *pa, const void *pb)
+{
+        const struct load_unit *a = *(struct load_unit *const *)pa;
+        const struct load_unit *b = *(struct load_unit *const *)pb;
+        int c = strcmp(a->dkey, b->dkey);
+
+        if (c)
+                return c;
+        c = version_cmp(json_object_get(a->env, "version"),
+                        json_object_get(b->env, "version"));
+        if (c)
+                return c;
+        /* the same version (or none): the later message wins */
+        return a < b ? -1 : a > b;
+}
+
+/* Within the batch one message per key takes effect: the newest by
+ * version, else the last consumed. The others are superseded. */
+static void dedupe(struct load_batch *b)
+{
+        struct load_unit **refs = sl_calloc(b->n + 1, sizeof(*refs));
+        size_t n = 0;
+
+        for (size_t i = 0; i < b->n; i++)
+                if (b->units[i].state == LOAD_UNIT_PENDING)
+                        refs[n++] = &b->units[i];
+        qsort(refs, n, sizeof(*refs), ref_cmp);
+        for (size_t i = 0; i + 1 < n; i++)
+                if (strcmp(refs[i]->dkey, refs[i + 1]->dkey) == 0)
+                        refs[i]->state = LOAD_UNIT_SUPERSEDED;
+        free(refs);
+}
+
+/* What PostgreSQL said about a failed statement. */
+struct pg_fail {
+        char sqlstate[6];
+        char field[128];
+        char msg[1024];
+};
+
+static void fail_from(struct pg_fail *f, PGconn *conn, PGresult *res)
+{
+        const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        const char *prim =
+            res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+        const char *det =
+            res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+        const char *col =
+            res ? PQresultErrorField(res, PG_DIAG_COLUMN_NAME) : NULL;
+        const char *ctx = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+        const char *p;
+
+        snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", st ? st : "");
+        if (prim)
+                snprintf(f->msg, sizeof(f->msg), "%s%s%s", prim,
+                         det ? ": " : "", det ? det : "");
+        else
+                snprintf(f->msg, sizeof(f->msg), "%s", PQerrorMessage(conn));
+        for (char *q = f->msg; *q; q++)
+                if (*q == '\n')
+                        *q = ' ';
+        f->field[0] = '\0';
+        if (col) {
+                snprintf(f->field, sizeof(f->field), "%s", col);
+        } else if (ctx && (p = strstr(ctx, ", column ")) != NULL) {
+                /* COPY's context: "COPY _sl_stage, line 3, column x: ..." */
+                size_t n;
+                p += strlen(", column ");
+                n = strcspn(p, ":\n");
+                snprintf(f->field, sizeof(f->field), "%.*s", (int)n, p);
+        }
+}
+
+/* Runs sql; SL_OK with *out (when non-NULL) holding the result (PQclear
+ * it), else the class of the failure with f filled. */
+static enum sl_status run(PGconn *conn, const char *sql, PGresult **out,
+                          struct pg_fail *f)
+{
+        PGresult *res = PQexec(conn, sql);
+        ExecStatusType s = PQresultStatus(res);
+
+        if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+                if (out)
+                        *out = res;
+                else
+                        PQclear(res);
+                return SL_OK;
+        }
+        fail_from(f, conn, res);
+        PQclear(res);
+        return load_pg_classify(f->sqlstate, PQstatus(conn) == CONNECTION_OK);
+}
+
+/* ", " joined quoted names of the used columns, each prefixed by pre. */
+static void col_list(struct sl_buf *q, struct load_table *t, const int *use,
+                     const char *pre)
+{
+        int first = 1;
+
+        for (int i = 0; i < t->ncols; i++) {
+                if (!use[i])
+                        continue;
+                sl_buf_printf(q, "%s%s%s", first ? "" : ", ", pre,
+                              t->cols[i].qname);
+                first = 0;
+        }
+}
+
+static int in_index(const struct load_index *ix, int col)
+{
+        for (int i = 0; i < ix->ncols; i++)
+                if (ix->cols[i] == col)
+                        return 1;
+        return 0;
+}
+
+/* INSERT ... ON CONFLICT for the staged rows of op ('u' or 'r'). */
+static void upsert_sql(struct sl_buf *q, struct plan *p, const int *use,
+                       char op, int idx)
+{
+        struct load_table *t = p->t;
+        const struct load_index *ix = &t->idx[idx];
+        int ndata = 0, first;
+
+        sl_buf_printf(q, "WITH up AS (INSERT INTO %s AS t (", t->qname);
+        col_list(q, t, use, "");
+        if (t->loaded_at >= 0)
+                sl_buf_printf(q, ", %s", t->cols[t->loaded_at].qname);
+        sl_buf_puts(q, ") SELECT ");
+        col_list(q, t, use, "");
+        if (t->loaded_at >= 0)
+                sl_buf_puts(q, ", now()");
+        sl_buf_printf(q,
+                      " FROM _sl_stage WHERE _sl_op = '%c' "
+                      "ORDER BY _sl_ord ON CONFLICT (",
+                      op);
+        for (int i = 0; i < ix->ncols; i++)
+                sl_buf_printf(q, "%s%s", i ? ", " : "",
+                              t->cols[ix->cols[i]].qname);
+        sl_buf_puts(q, ") DO ");
+        for (int i = 0; i < t->ncols; i++)
+                if (use[i] && !in_index(ix, i) && i != t->lineage)
+                        ndata++;
+        if (ndata == 0) {
+                sl_buf_puts(q, "NOTHING");
+        } else {
+                sl_buf_puts(q, "UPDATE SET ");
+                first = 1;
+                for (int i = 0; i < t->ncols; i++) {
+                        if (!use[i] || in_index(ix, i))
+                                continue;
+                        sl_buf_printf(q, "%s%s = EXCLUDED.%s",
+                                      first ? "" : ", ", t->cols[i].qname,
+                                      t->cols[i].qname);
+                        first = 0;
+                }
+                if (t->loaded_at >= 0)
+                        sl_buf_printf(q, ", %s = EXCLUDED.%s",
+                                      t->cols[t->loaded_at].qname,
+                                      t->cols[t->loaded_at].qname);
+                /* only a real change counts; _lineage and _loaded_at do
+                 * not take part */
+                sl_buf_puts(q, " WHERE (");
+                first = 1;
+                for (int i = 0; i < t->ncols; i++) {
+                        if (!use[i] || in_index(ix, i) || i == t->lineage)
+                                continue;
+                        sl_buf_printf(q, "%st.%s%s", first ? "" : ", ",
+                                      t->cols[i].qname, t->cols[i].cmp_cast);
+                        first = 0;
+                }
+                sl_buf_puts(q, ") IS DISTINCT FROM (");
+                first = 1;
+                for (int i = 0; i < t->ncols; i++) {
+                        if (!use[i] || in_index(ix, i) || i == t->lineage)
+                                continue;
+                        sl_buf_printf(q, "%sEXCLUDED.%s%s", first ? "" : ", ",
+                                      t->cols[i].qname, t->cols[i].cmp_cast);
+                        first = 0;
+                }
+                sl_buf_puts(q, ")");
+                if (p->vcol >= 0 && use[p->vcol])
+                        sl_buf_printf(
+                            q,
+                            " AND (t.%s IS NULL OR EXCLUDED.%s IS "
+                            "NULL OR EXCLUDED.%s >= t.%s)",
+                            t->cols[p->vcol].qname, t->cols[p->vcol].qname,
+                            t->cols[p->vcol].qname, t->cols[p->vcol].qname);
+        }
+        sl_buf_puts(q, " RETURNING (t.xmax = 0) AS ins) "
+                       "SELECT count(*) FILTER (WHERE ins), "
+                       "count(*) FILTER (WHERE NOT ins) FROM up");
+}
+
+static void delete_sql(struct sl_buf *q, struct plan *p, const int *use)
+{
+        struct load_table *t = p->t;
+
+        sl_buf_printf(q,
+                      "DELETE FROM %s AS t USING _sl_stage AS s "
+                      "WHERE s._sl_op = 'd'",
+                      t->qname);
+        for (int i = 0; i < p->nk; i++)
+                sl_buf_printf(q, " AND t.%s = s.%s", t->cols[p->kcols[i]].qname,
+                              t->cols[p->kcols[i]].qname);
+        if (p->vcol >= 0 && use[p->vcol])
+                sl_buf_printf(q,
+                              " AND (t.%s IS NULL OR s.%s IS NULL OR "
+                              "t.%s <= s.%s)",
+                              t->cols[p->vcol].qname, t->cols[p->vcol].qname,
+                              t->cols[p->vcol].qname, t->cols[p->vcol].qname);
+}
+
+/* Deletes the children of each replaced parent that are not in the new
+ * set (matched on the child's unique index). */
+static void replace_delete_sql(struct sl_buf *q, struct plan *p)
+{
+        struct load_table *t = p->t;
+        const struct load_index *ix = &t->idx[p->ridx];
+
+        sl_buf_printf(q, "DELETE FROM %s AS t USING (SELECT DISTINCT ",
+                      t->qname);
+        for (int i = 0; i < p->np; i++)
+                sl_buf_printf(q, "%s%s", i ? ", " : "",
+                              t->cols[p->pcols[i]].qname);
+        sl_buf_puts(q, " FROM _sl_stage WHERE _sl_op = 'p') AS p WHERE ");
+        for (int i = 0; i < p->np; i++)
+                sl_buf_printf(q, "%st.%s = p.%s", i ? " AND " : "",
+                              t->cols[p->pcols[i]].qname,
+                              t->cols[p->pcols[i]].qname);
+        sl_buf_puts(q, " AND NOT EXISTS (SELECT 1 FROM _sl_stage AS s "
+                       "WHERE s._sl_op = 'r'");
+        for (int i = 0; i < ix->ncols; i++)
+                sl_buf_printf(q, " AND s.%s = t.%s", t->cols[ix->cols[i]].qname,
+                              t->cols[ix->cols[i]].qname);
+        sl_buf_puts(q, ")");
+}
+
+/* Appends one staged line: op, ordinal, then each used column. */
+static int put_line(struct sl_buf *d, struct plan *p, const int *use, char op,
+                    long ord, json_t *row, json_t *env, char *errstr,
+                    size_t errstr_size)
+{
+        struct load_table *t = p->t;
+
+        sl_buf_printf(d, "%c\t%ld", op, ord);
+        for (int i = 0; i < t->ncols; i++) {
+                json_t *v = NULL;
+
+                if (!use[i])
+                        continue;
+                sl_buf_append(d, "\t", 1);
+                if (i == t->lineage)
+                        v = json_object_get(env, "lineage");
+                else if (op == 'd' && i == p->vcol &&
+                         !json_object_get(row, t->cols[i].name))
+                        v = json_object_get(env, "version");
+                else
+                        v = json_object_get(row, t->cols[i].name);
+                if (!v) {
+                        copy_null(d);
+                        continue;
+                }
+                if (copy_encode_value(
+                        d, v, i == t->lineage ? LOAD_COL_JSON : t->cols[i].kind,
+                        errstr, errstr_size) < 0)
+                        return -1;
+        }
+        return sl_buf_append(d, "\n", 1);
+}
+
+/* Decides the staged columns of a segment. */
+static void used_columns(struct plan *p, struct load_batch *b,
+                         const size_t *idx, size_t n, int *use)
+{
+        struct load_table *t = p->t;
+        const char *name;
+        json_t *v, *r;
+        size_t k;
+
+        memset(use, 0, sizeof(int) * (size_t)t->ncols);
+        for (size_t i = 0; i < n; i++) {
+                struct load_unit *u = &b->units[idx[i]];
+                json_t *key = json_object_get(u->env, "key");
+
+                json_object_foreach(key, name, v) use[load_table_col(t, name)] =
+                    1;
+                if (u->op == 'u') {
+                        json_object_foreach(json_object_get(u->env, "row"),
+                                            name, v)
+                            use[load_table_col(t, name)] = 1;
+                } else if (u->op == 'd') {
+                        if (p->vcol >= 0 && json_object_get(u->env, "version"))
+                                use[p->vcol] = 1;
+                } else {
+                        json_array_foreach(json_object_get(u->env, "rows"), k,
+                                           r) json_object_foreach(r, name, v)
+                            use[load_table_col(t, name)] = 1;
+                }
+        }
+        if (t->lineage >= 0)
+                use[t->lineage] = 1;
+        if (t->loaded_at >= 0)
+                use[t->loaded_at] = 0;
+}
+
+static enum sl_status copy_in(PGconn *conn, const char *sql,
+                              struct sl_buf *data, struct pg_fail *f)
+{
+        PGresult *res = PQexec(conn, sql);
+        enum sl_status rc = SL_OK;
+        size_t off = 0;
+
+        if (PQresultStatus(res) != PGRES_COPY_IN) {
+                fail_from(f, conn, res);
+                PQclear(res);
+                return load_pg_classify(f->sqlstate,
+                                        PQstatus(conn) == CONNECTION_OK);
+        }
+        PQclear(res);
+        while (off < data->len) {
+                size_t n =
+                    data->len - off > 1 << 20 ? 1 << 20 : data->len - off;
+                if (PQputCopyData(conn, data->data + off, (int)n) != 1)
+                        break;
+                off += n;
+        }
+        PQputCopyEnd(conn, off < data->len ? "could not send data" : NULL);
+        while ((res = PQgetResult(conn)) != NULL) {
+                if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == SL_OK) {
+                        fail_from(f, conn, res);
+                        rc = load_pg_classify(f->sqlstate,
+                                              PQstatus(conn) == CONNECTION_OK);
+                }
+                PQclear(res);
+        }
+        if (rc == SL_OK && off < data->len) {
+                fail_from(f, conn, NULL);
+                rc = SL_ERR_RETRY;
+        }
+        return rc;
+}
+
+/* Stages and applies the units idx[0..n) inside the caller's savepoint. */
+static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
+                            struct load_batch *b, const size_t *idx, size_t n,
+                            struct load_stats *st, struct pg_fail *f)
+{
+        struct load_table *t = p->t;
+        int *use = sl_calloc((size_t)t->ncols + 1, sizeof(int));
+        struct sl_buf q, d;
+        PGresult *res = NULL;
+        enum sl_status rc;
+        long ord = 0, nu = 0, nr = 0;
+        int has_d = 0, has_r = 0;
+        char err[512];
+
+        sl_buf_init(&q, 0);
+        sl_buf_init(&d, 0);
+        used_columns(p, b, idx, n, use);
+        for (size_t i = 0; i < n; i++) {
+                struct load_unit *u = &b->units[idx[i]];
+                json_t *key = json_object_get(u->env, "key"), *r;
+                size_t k;
+                int bad = 0;
+
+                if (u->op == 'u') {
+                        bad = put_line(&d, p, use, 'u', ord++,
+                                       json_object_get(u->env, "row"), u->env,
+                                       err, sizeof(err)) < 0;
+                        nu++;
+                } else if (u->op == 'd') {
+                        bad = put_line(&d, p, use, 'd', ord++, key, u->env, err,
+                                       sizeof(err)) < 0;
+                        has_d = 1;
+                } else {
+                        has_r = 1;
+                        bad = put_line(&d, p, use, 'p', ord++, key, u->env, err,
+                                       sizeof(err)) < 0;
+                        json_array_foreach(json_object_get(u->env, "rows"), k,
+                                           r)
+                        {
+                                bad |= put_line(&d, p, use, 'r', ord++, r,
+                                                u->env, err, sizeof(err)) < 0;
+                                nr++;
+                        }
+                }
+                if (bad) {
+                        snprintf(f->msg, sizeof(f->msg), "%s", err);
+                        f->sqlstate[0] = f->field[0] = '\0';
+                        rc = SL_ERR_RECORD;
+                        goto out;
+                }
+        }
+
+        sl_buf_puts(&q, "CREATE TEMP TABLE _sl_stage ON COMMIT DROP AS "
+                        "SELECT NULL::text AS _sl_op, 0 AS _sl_ord, ");
+        col_list(&q, t, use, "");
+        sl_buf_printf(&q, " FROM %s WITH NO DATA", t->qname);
+        rc = run(ctx->conn, q.data, NULL, f);
+        if (rc != SL_OK)
+                goto out;
+        sl_buf_reset(&q);
+        sl_buf_puts(&q, "COPY _sl_stage (_sl_op, _sl_ord, ");
+        col_list(&q, t, use, "");
+        sl_buf_puts(&q, ") FROM STDIN");
+        rc = copy_in(ctx->conn, q.data, &d, f);
+        if (rc != SL_OK)
+                goto out;
+        if (has_r) {
+                sl_buf_reset(&q);
+                replace_delete_sql(&q, p);
+                rc = run(ctx->conn, q.data, &res, f);
+                if (rc != SL_OK)
+                        goto out;
+                st->deleted += strtol(PQcmdTuples(res), NULL, 10);
+                PQclear(res);
+                res = NULL;
+        }
+        if (has_d) {
+                sl_buf_reset(&q);
+                delete_sql(&q, p, use);
+                rc = run(ctx->conn, q.data, &res, f);
+                if (rc != SL_OK)
+                        goto out;
+                st->deleted += strtol(PQcmdTuples(res), NULL, 10);
+                PQclear(res);
+                res = NULL;
+        }
+        for (int pass = 0; pass < 2; pass++) {
+                char op = pass == 0 ? 'u' : 'r';
+                long rows = pass == 0 ? nu : nr, ins, upd;
+
+                if (rows == 0)
+                        continue;
+                sl_buf_reset(&q);
+                upsert_sql(&q, p, use, op, pass == 0 ? p->kidx : p->ridx);
+                rc = run(ctx->conn, q.data, &res, f);
+                if (rc != SL_OK)
+                        goto out;
+                ins = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+                upd = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+                st->inserted += ins;
+                st->updated += upd;
+                st->unchanged += rows - ins - upd;
+                PQclear(res);
+                res = NULL;
+        }
+        rc = run(ctx->conn, "DROP TABLE _sl_stage", NULL, f);
+out:
+        PQclear(res);
+        sl_buf_free(&q);
+        sl_buf_free(&d);
+        free(use);
+        return rc;
+}
+
+static void stats_add(struct load_stats *a, const struct load_stats *b)
+{
+        a->inserted += b->inserted;
+        a->updated += b->updated;
+        a->unchanged += b->unchanged;
+        a->deleted += b->deleted;
+}
+
+/* Applies idx[0..n); when PostgreSQL rejects the data, splits the range
+ * in halves until each bad message stands alone, and rejects it. */
+static enum sl_status bisect(struct load_ctx *ctx, struct plan *p,
+                             struct load_batch *b, const size_t *idx, size_t n,
+                             struct load_stats *st, struct pg_fail *f)
+{
+        struct load_stats seg = {0};
+        enum sl_status rc;
+
+        if (n == 0)
+                return SL_OK;
+        rc = run(ctx->conn, "SAVEPOINT sl_seg", NULL, f);
+        if (rc != SL_OK)
+                return SL_ERR_RETRY;
+        rc = apply(ctx, p, b, idx, n, &seg, f);
+        if (rc == SL_OK) {
+                stats_add(st, &seg);
+                return run(ctx->conn, "RELEASE SAVEPOINT sl_seg", NULL, f) ==
+                               SL_OK
+                           ? SL_OK
+                           : SL_ERR_RETRY;
+        }
+        if (rc != SL_ERR_RECORD)
+                return rc;
+        if (run(ctx->conn, "ROLLBACK TO SAVEPOINT sl_seg", NULL, f) != SL_OK ||
+            run(ctx->conn, "RELEASE SAVEPOINT sl_seg", NULL, f) != SL_OK)
+                return SL_ERR_RETRY;
+        if (n == 1) {
+                struct load_unit *u = &b->units[idx[0]];
+                unit_reject(u, f->field[0] ? f->field : NULL,
+                            f->sqlstate[0] ? f->sqlstate : NULL, "%s", f->msg);
+                return SL_OK;
+        }
+        rc = bisect(ctx, p, b, idx, n / 2, st, f);
+        if (rc != SL_OK)
+                return rc;
+        return bisect(ctx, p, b, idx + n / 2, n - n / 2, st, f);
+}
+
+void load_dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+        struct load_ctx *ctx = rkm->_private;
+        char q[512];
+
+        (void)rk;
+        (void)opaque;
+        if (!rkm->err || !ctx)
+                return;
+        ctx->dlq_failed++;
+        sl_err("event=dlq_delivery_failed topic=%s err=%s",
+               rd_kafka_topic_name(rkm->rkt),
+               sl_log_quote(rd_kafka_err2str(rkm->err), q, sizeof(q)));
+}
+
+/* Produces the dead letter of a rejected message to the DLQ topic. */
+static int dlq_send(struct load_ctx *ctx, struct load_batch *b,
+                    struct load_unit *u)
+{
+        json_t *dl = json_object();
+        json_t *rec = NULL;
+        char *val;
+        int rc;
+
+        json_object_set_new(dl, "v", json_integer(1));
+        json_object_set_new(dl, "stage", json_string("load"));
+        json_object_set_new(dl, "error", json_string(u->error));
+        json_object_set_new(dl, "table", json_string(b->table));
+        if (u->field)
+                json_object_set_new(dl, "field", json_string(u->field));
+        if (u->sqlstate)
+                json_object_set_new(dl, "sqlstate", json_string(u->sqlstate));
+        json_object_set_new(dl, "topic", json_string(b->topic));
+        json_object_set_new(dl, "partition", json_integer(u->partition));
+        json_object_set_new(dl, "offset", json_integer(u->offset));
+        if (u->env) {
+                json_t *lin = json_object_get(u->env, "lineage");
+                json_object_set(dl, "lineage", lin ? lin : json_null());
+                rec = u->op == 'u' ? json_object_get(u->env, "row") : NULL;
+                json_object_set(dl, "record", rec ? rec : u->env);
+                if (u->op)
+                        json_object_set(dl, "op",
+                                        json_object_get(u->env, "op"));
+        } else {
+                json_object_set_new(dl, "page",
+                                    json_stringn_nocheck(u->raw, u->raw_len));
+        }
+        val = json_dumps(dl, JSON_COMPACT);
+        json_decref(dl);
+        if (!val)
+                return -1;
+        rc = sl_kafka_produce(ctx->producer, ctx->dlq_topic,
+                              RD_KAFKA_PARTITION_UA, u->msgkey, u->msgkey_len,
+                              val, strlen(val), NULL, ctx) == 0
+                 ? 0
+                 : -1;
+        free(val);
+        return rc;
+}
+
+static enum sl_status finish(struct load_ctx *ctx, struct load_batch *b,
+                             struct load_stats *st, struct pg_fail *f)
+{
+        json_t *offs = json_array();
+        char nbuf[8][24], started[40], *offs_txt = NULL;
+        const char *params[14];
+        enum sl_status rc = SL_OK;
+
+        for (int i = 0; i < b->nparts && rc == SL_OK; i++) {
+                char part[24], next[24];
+                const char *pp[4] = {ctx->group, b->topic, part, next};
+                PGresult *res;
+
+                snprintf(part, sizeof(part), "%" PRId32, b->parts[i].partition);
+                snprintf(next, sizeof(next), "%" PRId64, b->parts[i].last + 1);
+                res = PQexecParams(
+                    ctx->conn,
+                    "INSERT INTO sluice.offsets AS o (consumer_group, "
+                    "topic, partition, next_offset) VALUES "
+                    "($1, $2, $3, $4) ON CONFLICT (consumer_group, "
+                    "topic, partition) DO UPDATE SET next_offset = "
+                    "EXCLUDED.next_offset, updated_at = now()",
+                    4, NULL, pp, NULL, NULL, 0);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                        fail_from(f, ctx->conn, res);
+                        rc = SL_ERR_RETRY;
+                }
+                PQclear(res);
+                json_array_append_new(
+                    offs,
+                    json_pack("{s:i,s:I,s:I}", "partition",
+                              (int)b->parts[i].partition, "first_offset",
+                              (json_int_t)b->parts[i].first, "last_offset",
+                              (json_int_t)b->parts[i].last));
+        }
+        if (rc == SL_OK) {
+                PGresult *res;
+                long v[7] = {st->messages,  st->inserted, st->updated,
+                             st->unchanged, st->deleted,  st->rejected,
+                             st->superseded};
+
+                offs_txt = json_dumps(offs, JSON_COMPACT);
+                params[0] = ctx->group;
+                params[1] = ctx->instance;
+                params[2] = b->table;
+                params[3] = b->topic;
+                params[4] = offs_txt;
+                for (int i = 0; i < 7; i++) {
+                        snprintf(nbuf[i], sizeof(nbuf[i]), "%ld", v[i]);
+                        params[5 + i] = nbuf[i];
+                }
+                params[12] =
+                    sl_time_format(b->opened_wall_ms, started, sizeof(started));
+                res = PQexecParams(
+                    ctx->conn,
+                    "INSERT INTO sluice.load_batches (consumer_group, "
+                    "instance, table_name, topic, offsets, messages, "
+                    "inserted, updated, unchanged, deleted, rejected, "
+                    "superseded, started_at, finished_at) VALUES ($1, "
+                    "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+                    "$13, clock_timestamp())",
+                    13, NULL, params, NULL, NULL, 0);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                        fail_from(f, ctx->conn, res);
+                        rc = SL_ERR_RETRY;
+                }
+                PQclear(res);
+        }
+        if (rc == SL_OK && run(ctx->conn, "COMMIT", NULL, f) != SL_OK)
+                rc = SL_ERR_RETRY;
+        free(offs_txt);
+        json_decref(offs);
+        return rc;
+}
+
+/* Tells Kafka the positions too, for lag tools only: the loader itself
+ * resumes from sluice.offsets. */
+static void commit_kafka(struct load_ctx *ctx, struct load_batch *b)
+{
+        rd_kafka_topic_partition_list_t *l;
+
+        if (!ctx->consumer || b->nparts == 0)
+                return;
+        l = rd_kafka_topic_partition_list_new(b->nparts);
+        for (int i = 0; i < b->nparts; i++)
+                rd_kafka_topic_partition_list_add(l, b->topic,
+                                                  b->parts[i].partition)
+                    ->offset = b->parts[i].last + 1;
+        rd_kafka_commit(ctx->consumer, l, 1);
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
+                                struct load_stats *st, char *errstr,
+                                size_t errstr_size)
+{
+        struct plan p;
+        struct pg_fail f = {{0}, {0}, {0}};
+        struct load_table *t = NULL;
+        enum sl_status rc, status;
+        size_t *idx = NULL, n = 0;
+        int64_t t0 = sl_now_ms();
+        int failed_before;
+
+        memset(st, 0, sizeof(*st));
+        st->messages = (long)b->n;
+        if (b->n == 0)
+                return SL_OK;
+        memset(&p, 0, sizeof(p));
+        if (!load_name_valid(b->table)) {
+                for (size_t i = 0; i < b->n; i++)
+                        if (b->units[i].state == LOAD_UNIT_PENDING)
+                                unit_reject(&b->units[i], NULL, NULL,
+                                            "topic %s does not name a "
+                                            "table ([a-z0-9_]+)",
+                                            b->topic);
+        } else {
+                t = table_cached(ctx, b->table, &status, errstr, errstr_size);
+                if (!t)
+                        return SL_ERR_RETRY;
+                p.t = t;
+                rc = plan_make(&p, b, errstr, errstr_size);
+                if (rc != SL_OK)
+                        return rc;
+                dedupe(b);
+        }
+        idx = sl_calloc(b->n + 1, sizeof(*idx));
+        for (size_t i = 0; i < b->n; i++)
+                if (b->units[i].state == LOAD_UNIT_PENDING)
+                        idx[n++] = i;
+        rc = run(ctx->conn, "BEGIN", NULL, &f);
+        if (rc == SL_OK && n > 0)
+                rc = bisect(ctx, &p, b, idx, n, st, &f);
+        if (rc != SL_OK)
+                goto rollback;
+        failed_before = ctx->dlq_failed;
+        for (size_t i = 0; i < b->n; i++) {
+                struct load_unit *u = &b->units[i];
+                char q[1100];
+
+                if (u->state == LOAD_UNIT_SUPERSEDED)
+                        st->superseded++;
+                if (u->state != LOAD_UNIT_REJECTED)
+                        continue;
+                st->rejected++;
+                sl_warn("event=row_rejected table=%s partition=%" PRId32
+                        " offset=%" PRId64 " sqlstate=%s field=%s error=%s",
+                        b->table, u->partition, u->offset,
+                        u->sqlstate ? u->sqlstate : "-",
+                        u->field ? u->field : "-",
+                        sl_log_quote(u->error, q, sizeof(q)));
+                if (dlq_send(ctx, b, u) < 0) {
+                        snprintf(f.msg, sizeof(f.msg),
+                                 "could not produce to %s", ctx->dlq_topic);
+                        rc = SL_ERR_RETRY;
+                        goto rollback;
+                }
+        }
+        /* The dead letters must be delivered before the offsets that skip
+         * their messages commit. */
+        if (st->rejected && (sl_kafka_flush(ctx->producer, 30000) != 0 ||
+                             ctx->dlq_failed != failed_before)) {
+                snprintf(f.msg, sizeof(f.msg),
+                         "dead letters not delivered to %s", ctx->dlq_topic);
+                rc = SL_ERR_RETRY;
+                goto rollback;
+        }
+        rc = finish(ctx, b, st, &f);
+        if (rc != SL_OK)
+                goto rollback;
+        commit_kafka(ctx, b);
+        sl_info("event=batch table=%s messages=%ld inserted=%ld updated=%ld "
+                "unchanged=%ld deleted=%ld rejected=%ld superseded=%ld "
+                "ms=%lld",
+                b->table, st->messages, st->inserted, st->updated,
+                st->unchanged, st->deleted, st->rejected, st->superseded,
+                (long long)(sl_now_ms() - t0));
+        free(idx);
+        return SL_OK;
+rollback:
+        if (PQstatus(ctx->conn) == CONNECTION_OK) {
+                PGresult *res = PQexec(ctx->conn, "ROLLBACK");
+                PQclear(res);
+        }
+        snprintf(errstr, errstr_size, "writing %s: %s%s%s", b->table, f.msg,
+                 f.sqlstate[0] ? " SQLSTATE " : "", f.sqlstate);
+        free(idx);
+        return SL_ERR_RETRY;
+}

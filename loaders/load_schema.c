@@ -1,0 +1,453 @@
+/* load_schema: schema files in, table shapes out. All SQL here is constant
+ * text with parameters; identifiers come only from the catalog. */
+#include "load_schema.h"
+#include "sl_log.h"
+#include "sl_pg.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int is_dir(const char *p)
+{
+        struct stat st;
+        return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+char *load_schema_dir(const char *flag, char *errstr, size_t errstr_size)
+{
+        const char *root = getenv("SLUICE_ROOT");
+        char *p;
+
+        if (flag) {
+                if (is_dir(flag))
+                        return sl_strdup(flag);
+                snprintf(errstr, errstr_size,
+                         "schema directory %s: not a directory", flag);
+                return NULL;
+        }
+        if (is_dir("schemas"))
+                return sl_strdup("schemas");
+        if (root && *root) {
+                p = sl_asprintf("%s/schemas", root);
+                if (is_dir(p))
+                        return p;
+                free(p);
+        }
+        snprintf(errstr, errstr_size,
+                 "no schema directory: tried ./schemas and "
+                 "$SLUICE_ROOT/schemas (%s); give --schemas DIR",
+                 root ? root : "unset");
+        return NULL;
+}
+
+void load_schema_checksum(const char *s, size_t len, char *out)
+{
+        uint64_t h = 1469598103934665603ULL;
+
+        for (size_t i = 0; i < len; i++) {
+                h ^= (unsigned char)s[i];
+                h *= 1099511628211ULL;
+        }
+        snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The table files, relative to dir ("tables/x.sql"), sorted. New array of
+ * new strings; *n entries. */
+static char **table_files(const char *dir, int *n)
+{
+        char *tdir = sl_asprintf("%s/tables", dir);
+        DIR *d = opendir(tdir);
+        struct dirent *de;
+        char **v = NULL;
+        int cap = 0;
+
+        *n = 0;
+        while (d && (de = readdir(d)) != NULL) {
+                if (de->d_name[0] == '.' ||
+                    !sl_str_has_suffix(de->d_name, ".sql"))
+                        continue;
+                if (*n == cap) {
+                        cap = cap ? cap * 2 : 16;
+                        v = sl_realloc(v, sizeof(*v) * (size_t)cap);
+                }
+                v[(*n)++] = sl_asprintf("tables/%s", de->d_name);
+        }
+        if (d)
+                closedir(d);
+        free(tdir);
+        if (*n > 1)
+                qsort(v, (size_t)*n, sizeof(*v), cmp_str);
+        return v;
+}
+
+/* Applies one file unless its checksum is recorded. 0, 1 (applied) or -1. */
+static int apply_file(PGconn *conn, const char *dir, const char *rel,
+                      int versioned, char *errstr, size_t errstr_size)
+{
+        char *path = sl_asprintf("%s/%s", dir, rel);
+        char *text = NULL, sum[17], detail[1024];
+        const char *params[2];
+        PGresult *res = NULL;
+        size_t len;
+        int rc = -1, have;
+
+        text = sl_file_read(path, &len, detail, sizeof(detail));
+        if (!text) {
+                snprintf(errstr, errstr_size, "schema file %s: %s", path,
+                         detail);
+                goto out;
+        }
+        load_schema_checksum(text, len, sum);
+        params[0] = rel;
+        params[1] = sum;
+        have = 0;
+        /* Before sluice.sql first ran, the table does not exist yet. */
+        if (versioned) {
+                res = PQexecParams(conn,
+                                   "SELECT 1 FROM sluice.schema_version "
+                                   "WHERE file = $1 AND checksum = $2",
+                                   2, NULL, params, NULL, NULL, 0);
+                if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        snprintf(errstr, errstr_size, "schema file %s: %s",
+                                 path, PQresultErrorMessage(res));
+                        goto out;
+                }
+                have = PQntuples(res) > 0;
+                PQclear(res);
+                res = NULL;
+        }
+        if (have) {
+                rc = 0;
+                goto out;
+        }
+        if (sl_pg_exec(conn, text, detail, sizeof(detail)) < 0) {
+                snprintf(errstr, errstr_size, "schema file %s: %s", path,
+                         detail);
+                goto out;
+        }
+        res = PQexecParams(conn,
+                           "INSERT INTO sluice.schema_version AS v "
+                           "(file, version, checksum) VALUES ($1, 1, $2) "
+                           "ON CONFLICT (file) DO UPDATE SET "
+                           "version = v.version + 1, checksum = $2, "
+                           "applied_at = now()",
+                           2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                snprintf(errstr, errstr_size,
+                         "schema file %s: recording its version: %s", path,
+                         PQresultErrorMessage(res));
+                goto out;
+        }
+        sl_info("event=schema_applied file=%s checksum=%s", rel, sum);
+        rc = 1;
+out:
+        PQclear(res);
+        free(text);
+        free(path);
+        return rc;
+}
+
+int load_schema_apply(PGconn *conn, const char *dir, int *applied, char *errstr,
+                      size_t errstr_size)
+{
+        char **files = NULL, detail[1024];
+        PGresult *res = NULL;
+        int nfiles = 0, rc = -1, r, versioned;
+
+        *applied = 0;
+        if (sl_pg_exec(conn, "BEGIN", detail, sizeof(detail)) < 0 ||
+            sl_pg_exec(conn,
+                       "SELECT pg_advisory_xact_lock("
+                       "hashtext('sluice.schema_apply'))",
+                       detail, sizeof(detail)) < 0) {
+                snprintf(errstr, errstr_size, "applying schemas: %s", detail);
+                goto out;
+        }
+        res = PQexec(conn, "SELECT to_regclass('sluice.schema_version') "
+                           "IS NOT NULL");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                snprintf(errstr, errstr_size, "applying schemas: %s",
+                         PQresultErrorMessage(res));
+                goto out;
+        }
+        versioned = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        r = apply_file(conn, dir, "sluice.sql", versioned, errstr, errstr_size);
+        if (r < 0)
+                goto out;
+        *applied += r;
+        files = table_files(dir, &nfiles);
+        for (int i = 0; i < nfiles; i++) {
+                r = apply_file(conn, dir, files[i], 1, errstr, errstr_size);
+                if (r < 0)
+                        goto out;
+                *applied += r;
+        }
+        if (sl_pg_exec(conn, "COMMIT", detail, sizeof(detail)) < 0) {
+                snprintf(errstr, errstr_size, "applying schemas: %s", detail);
+                goto out;
+        }
+        rc = 0;
+out:
+        PQclear(res);
+        if (rc < 0 && PQstatus(conn) == CONNECTION_OK)
+                sl_pg_exec(conn, "ROLLBACK", detail, sizeof(detail));
+        for (int i = 0; i < nfiles; i++)
+                free(files[i]);
+        free(files);
+        return rc;
+}
+
+int load_name_valid(const char *name)
+{
+        if (!name || !*name || strlen(name) > 63)
+                return 0;
+        for (const char *p = name; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                      *p == '_'))
+                        return 0;
+        return 1;
+}
+
+void load_table_destroy(struct load_table *t)
+{
+        if (!t)
+                return;
+        for (int i = 0; i < t->ncols; i++) {
+                free(t->cols[i].name);
+                free(t->cols[i].qname);
+                free(t->cols[i].type);
+        }
+        for (int i = 0; i < t->nidx; i++)
+                free(t->idx[i].cols);
+        free(t->cols);
+        free(t->idx);
+        free(t->name);
+        free(t->qname);
+        free(t);
+}
+
+/* New string quoted with PQescapeIdentifier, copied to our allocator. */
+static char *quote_ident(PGconn *conn, const char *s)
+{
+        char *q = PQescapeIdentifier(conn, s, strlen(s));
+        char *r;
+
+        if (!q)
+                return NULL;
+        r = sl_strdup(q);
+        PQfreemem(q);
+        return r;
+}
+
+static enum load_col_kind kind_of(const char *category, const char *typname)
+{
+        if (category[0] == 'A')
+                return LOAD_COL_ARRAY;
+        if (strcmp(typname, "bool") == 0)
+                return LOAD_COL_BOOL;
+        if (strcmp(typname, "json") == 0 || strcmp(typname, "jsonb") == 0)
+                return LOAD_COL_JSON;
+        return LOAD_COL_SCALAR;
+}
+
+static const char *cast_of(const char *category, const char *typname)
+{
+        if (strcmp(typname, "json") == 0)
+                return "::jsonb";
+        /* geometric types and xml have no equality operator */
+        if (category[0] == 'G' || strcmp(typname, "xml") == 0)
+                return "::text";
+        return "";
+}
+
+static enum sl_status db_failed(PGresult *res, const char *what, char *errstr,
+                                size_t errstr_size)
+{
+        snprintf(errstr, errstr_size, "reading the catalog (%s): %s", what,
+                 PQresultErrorMessage(res));
+        return SL_ERR_RETRY;
+}
+
+struct load_table *load_table_get(PGconn *conn, const char *name,
+                                  enum sl_status *status, char *errstr,
+                                  size_t errstr_size)
+{
+        struct load_table *t = NULL;
+        PGresult *res = NULL;
+        const char *params[1];
+        char *oid = NULL, *q1 = NULL, *q2 = NULL;
+        int *attnums = NULL;
+
+        *status = SL_ERR_RECORD;
+        if (!load_name_valid(name)) {
+                snprintf(errstr, errstr_size,
+                         "table name \"%s\" is not [a-z0-9_]+", name);
+                goto fail;
+        }
+        params[0] = name;
+        res = PQexecParams(conn,
+                           "SELECT c.oid::text, n.nspname, c.relname "
+                           "FROM pg_class c JOIN pg_namespace n "
+                           "ON n.oid = c.relnamespace "
+                           "WHERE c.oid = to_regclass($1) "
+                           "AND c.relkind IN ('r', 'p')",
+                           1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                *status = db_failed(res, "table", errstr, errstr_size);
+                goto fail;
+        }
+        if (PQntuples(res) == 0) {
+                snprintf(errstr, errstr_size,
+                         "table %s does not exist (not found on the "
+                         "search path; create it in schemas/tables/)",
+                         name);
+                goto fail;
+        }
+        t = sl_calloc(1, sizeof(*t));
+        t->name = sl_strdup(name);
+        t->lineage = t->loaded_at = -1;
+        oid = sl_strdup(PQgetvalue(res, 0, 0));
+        q1 = quote_ident(conn, PQgetvalue(res, 0, 1));
+        q2 = quote_ident(conn, PQgetvalue(res, 0, 2));
+        if (!q1 || !q2) {
+                snprintf(errstr, errstr_size, "quoting %s: %s", name,
+                         PQerrorMessage(conn));
+                *status = SL_ERR_RETRY;
+                goto fail;
+        }
+        t->qname = sl_asprintf("%s.%s", q1, q2);
+        PQclear(res);
+
+        params[0] = oid;
+        res = PQexecParams(conn,
+                           "SELECT a.attname, "
+                           "format_type(a.atttypid, a.atttypmod), "
+                           "t.typcategory, t.typname, a.attnum "
+                           "FROM pg_attribute a JOIN pg_type t "
+                           "ON t.oid = a.atttypid "
+                           "WHERE a.attrelid = $1::oid AND a.attnum > 0 "
+                           "AND NOT a.attisdropped ORDER BY a.attnum",
+                           1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                *status = db_failed(res, "columns", errstr, errstr_size);
+                goto fail;
+        }
+        t->ncols = PQntuples(res);
+        t->cols = sl_calloc((size_t)t->ncols + 1, sizeof(*t->cols));
+        attnums = sl_calloc((size_t)t->ncols + 1, sizeof(*attnums));
+        for (int i = 0; i < t->ncols; i++) {
+                struct load_column *c = &t->cols[i];
+                const char *cat = PQgetvalue(res, i, 2);
+                const char *typ = PQgetvalue(res, i, 3);
+
+                c->name = sl_strdup(PQgetvalue(res, i, 0));
+                c->qname = quote_ident(conn, c->name);
+                c->type = sl_strdup(PQgetvalue(res, i, 1));
+                c->kind = kind_of(cat, typ);
+                c->cmp_cast = cast_of(cat, typ);
+                if (!c->qname) {
+                        snprintf(errstr, errstr_size, "quoting a column: %s",
+                                 PQerrorMessage(conn));
+                        *status = SL_ERR_RETRY;
+                        goto fail;
+                }
+                sl_parse_int(PQgetvalue(res, i, 4), &attnums[i]);
+                if (strcmp(c->name, "_lineage") == 0)
+                        t->lineage = i;
+                else if (strcmp(c->name, "_loaded_at") == 0)
+                        t->loaded_at = i;
+        }
+        PQclear(res);
+
+        res = PQexecParams(conn,
+                           "SELECT i.indexrelid::text, k.attnum "
+                           "FROM pg_index i, unnest(i.indkey::int2[]) "
+                           "WITH ORDINALITY AS k(attnum, ord) "
+                           "WHERE i.indrelid = $1::oid AND i.indisunique "
+                           "AND i.indimmediate AND i.indpred IS NULL "
+                           "AND i.indexprs IS NULL "
+                           "ORDER BY i.indexrelid, k.ord",
+                           1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                *status = db_failed(res, "indexes", errstr, errstr_size);
+                goto fail;
+        }
+        t->idx = sl_calloc((size_t)PQntuples(res) + 1, sizeof(*t->idx));
+        for (int r = 0; r < PQntuples(res); r++) {
+                struct load_index *ix;
+                int attnum = 0, col = -1;
+
+                if (r == 0 || strcmp(PQgetvalue(res, r, 0),
+                                     PQgetvalue(res, r - 1, 0)) != 0) {
+                        t->idx[t->nidx].cols =
+                            sl_calloc((size_t)PQntuples(res), sizeof(int));
+                        t->nidx++;
+                }
+                ix = &t->idx[t->nidx - 1];
+                sl_parse_int(PQgetvalue(res, r, 1), &attnum);
+                for (int i = 0; i < t->ncols; i++)
+                        if (attnums[i] == attnum)
+                                col = i;
+                ix->cols[ix->ncols++] = col;
+        }
+        PQclear(res);
+        free(attnums);
+        free(oid);
+        free(q1);
+        free(q2);
+        *status = SL_OK;
+        return t;
+fail:
+        PQclear(res);
+        free(attnums);
+        free(oid);
+        free(q1);
+        free(q2);
+        load_table_destroy(t);
+        return NULL;
+}
+
+int load_table_col(const struct load_table *t, const char *name)
+{
+        for (int i = 0; i < t->ncols; i++)
+                if (strcmp(t->cols[i].name, name) == 0)
+                        return i;
+        return -1;
+}
+
+static int has_col(const struct load_index *ix, int col)
+{
+        for (int i = 0; i < ix->ncols; i++)
+                if (ix->cols[i] == col)
+                        return 1;
+        return 0;
+}
+
+int load_table_index(const struct load_table *t, const int *cols, int n,
+                     int superset)
+{
+        int best = -1;
+
+        for (int i = 0; i < t->nidx; i++) {
+                const struct load_index *ix = &t->idx[i];
+                int all = 1;
+
+                if (superset ? ix->ncols < n : ix->ncols != n)
+                        continue;
+                for (int k = 0; k < n && all; k++)
+                        all = has_col(ix, cols[k]);
+                if (!all)
+                        continue;
+                if (best < 0 || ix->ncols < t->idx[best].ncols)
+                        best = i;
+        }
+        return best;
+}

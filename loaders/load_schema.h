@@ -1,0 +1,76 @@
+/* load_schema: applies sluice.sql and tables/NAME.sql of a schema directory,
+ * idempotently, recording each file's version and checksum in
+ * sluice.schema_version; and reads a target table's shape from the
+ * catalog (columns, types, unique indexes) for the loader. */
+#ifndef LOAD_SCHEMA_H
+#define LOAD_SCHEMA_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "copy_encode.h"
+#include "sl_util.h"
+
+/* The schema directory to use: `flag` when given, else "schemas" in the
+ * current directory, else $SLUICE_ROOT/schemas. New; free with free().
+ * NULL with errstr naming what was tried. */
+char *load_schema_dir(const char *flag, char *errstr, size_t errstr_size);
+
+/* Applies DIR/sluice.sql then DIR/tables/NAME.sql (in name order) in one
+ * transaction under an advisory lock; a file whose checksum is already
+ * recorded is skipped. *applied gets the number of files (re)applied.
+ * 0, or -1 with errstr naming the file and PostgreSQL's message. */
+int load_schema_apply(PGconn *conn, const char *dir, int *applied, char *errstr,
+                      size_t errstr_size);
+
+/* FNV-1a 64 of the bytes, as 16 hex digits into out (at least 17 bytes). */
+void load_schema_checksum(const char *s, size_t len, char *out);
+
+struct load_column {
+        char *name;  /* as in the catalog */
+        char *qname; /* quoted with PQescapeIdentifier */
+        char *type;  /* format_type(), e.g. "character varying(20)" */
+        enum load_col_kind kind;
+        /* What to cast to when comparing with IS DISTINCT FROM: json has
+         * no equality operator, so it is compared as jsonb. "" for none. */
+        const char *cmp_cast;
+};
+
+struct load_index {
+        int *cols; /* column indexes into load_table.cols */
+        int ncols;
+};
+
+struct load_table {
+        char *name;  /* as envelopes name it */
+        char *qname; /* "schema"."table", quoted */
+        struct load_column *cols;
+        int ncols;
+        struct load_index *idx; /* non-partial unique indexes */
+        int nidx;
+        int lineage;   /* index of _lineage, or -1 */
+        int loaded_at; /* index of _loaded_at, or -1 */
+};
+
+/* Reads table `name` ([a-z0-9_]+, resolved on the search path) from the
+ * catalog. New; free with load_table_destroy(). NULL with errstr; *status
+ * is SL_ERR_RECORD when the table does not exist (or the name is not
+ * valid), SL_ERR_RETRY when the database failed. */
+struct load_table *load_table_get(PGconn *conn, const char *name,
+                                  enum sl_status *status, char *errstr,
+                                  size_t errstr_size);
+void load_table_destroy(struct load_table *t);
+
+/* Index of column `name` in t, or -1. */
+int load_table_col(const struct load_table *t, const char *name);
+
+/* The unique index whose columns are exactly the set cols[0..n) (any
+ * order), or with superset != 0 the smallest one containing them all.
+ * Its position in t->idx, or -1. */
+int load_table_index(const struct load_table *t, const int *cols, int n,
+                     int superset);
+
+/* 1 when name is a valid table/topic name part: [a-z0-9_]+. */
+int load_name_valid(const char *name);
+
+#endif

@@ -1,0 +1,427 @@
+/* load_worker: wiring of consumer, batches and PostgreSQL, and the policy
+ * for faults: any failed flush rolls back, drops every open batch, and
+ * rewinds the assignment to sluice.offsets, so nothing is lost and nothing
+ * counts twice. */
+#include "load_worker.h"
+#include "load_batch.h"
+#include "load_schema.h"
+#include "roles.h"
+#include "sl_kafka.h"
+#include "sl_log.h"
+#include "sl_pg.h"
+#include "sl_util.h"
+
+#include <inttypes.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct worker {
+        const struct load_opts *o;
+        struct load_ctx ctx;
+        rd_kafka_t *rk;
+        struct load_batch **batches;
+        int nbatches;
+        int need_rewind;
+        int64_t backoff_ms;
+};
+
+static struct load_batch *batch_for(struct worker *w, const char *topic)
+{
+        for (int i = 0; i < w->nbatches; i++)
+                if (strcmp(w->batches[i]->topic, topic) == 0)
+                        return w->batches[i];
+        w->batches = sl_realloc(w->batches, sizeof(*w->batches) *
+                                                (size_t)(w->nbatches + 1));
+        w->batches[w->nbatches] = load_batch_new(topic);
+        return w->batches[w->nbatches++];
+}
+
+static void discard_all(struct worker *w)
+{
+        for (int i = 0; i < w->nbatches; i++)
+                load_batch_clear(w->batches[i]);
+}
+
+/* After any failure: nothing in memory is trusted any more. */
+static void fail_over(struct worker *w, const char *why)
+{
+        char q[1200];
+
+        sl_err("event=load_failed action=rollback_and_rewind msg=%s",
+               sl_log_quote(why, q, sizeof(q)));
+        discard_all(w);
+        load_ctx_forget_tables(&w->ctx);
+        w->need_rewind = 1;
+}
+
+static int flush_one(struct worker *w, struct load_batch *b)
+{
+        struct load_stats st;
+        char err[1024];
+
+        if (load_batch_flush(&w->ctx, b, &st, err, sizeof(err)) != SL_OK) {
+                fail_over(w, err);
+                return -1;
+        }
+        load_batch_clear(b);
+        w->backoff_ms = 0;
+        return 0;
+}
+
+/* Flushes the batches that are full or old enough (all with force). */
+static int flush_due(struct worker *w, int force)
+{
+        int64_t now = sl_now_ms();
+
+        for (int i = 0; i < w->nbatches; i++) {
+                struct load_batch *b = w->batches[i];
+
+                if (b->n == 0)
+                        continue;
+                if (!force && (long)b->n < w->o->batch_rows &&
+                    (long)b->bytes < w->o->batch_bytes &&
+                    now - b->opened_ms < w->o->linger_ms)
+                        continue;
+                if (flush_one(w, b) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+/* Makes sure the connection is usable, reconnecting when it is not. */
+static int db_ensure(struct worker *w)
+{
+        char err[1024], q[1100];
+
+        if (w->ctx.conn && PQstatus(w->ctx.conn) == CONNECTION_OK &&
+            PQtransactionStatus(w->ctx.conn) == PQTRANS_IDLE)
+                return 0;
+        PQfinish(w->ctx.conn);
+        w->ctx.conn = sl_pg_connect(err, sizeof(err));
+        load_ctx_forget_tables(&w->ctx);
+        if (!w->ctx.conn) {
+                sl_warn("event=db_reconnect_failed msg=%s",
+                        sl_log_quote(err, q, sizeof(q)));
+                return -1;
+        }
+        sl_notice("event=db_reconnected");
+        return 0;
+}
+
+/* Sets each partition's offset to the one stored in sluice.offsets (the
+ * beginning when none is stored). 0, or -1 when the database failed. */
+static int offsets_fill(struct worker *w,
+                        rd_kafka_topic_partition_list_t *parts)
+{
+        const char *params[1] = {w->o->group};
+        PGresult *res;
+
+        if (db_ensure(w) < 0)
+                return -1;
+        res = PQexecParams(w->ctx.conn,
+                           "SELECT topic, partition, next_offset "
+                           "FROM sluice.offsets WHERE consumer_group = $1",
+                           1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                char q[600];
+                sl_warn("event=offsets_read_failed msg=%s",
+                        sl_log_quote(PQresultErrorMessage(res), q, sizeof(q)));
+                PQclear(res);
+                return -1;
+        }
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+
+                tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+                for (int r = 0; r < PQntuples(res); r++) {
+                        int part = -1;
+                        long long off = 0;
+
+                        if (strcmp(PQgetvalue(res, r, 0), tp->topic) != 0 ||
+                            sl_parse_int(PQgetvalue(res, r, 1), &part) < 0 ||
+                            part != tp->partition ||
+                            sl_parse_ll(PQgetvalue(res, r, 2), &off) < 0)
+                                continue;
+                        tp->offset = off;
+                }
+                sl_debug("event=seek_to topic=%s partition=%" PRId32
+                         " offset=%" PRId64,
+                         tp->topic, tp->partition, tp->offset);
+        }
+        PQclear(res);
+        return 0;
+}
+
+/* Moves every assigned partition back to its stored offset. */
+static int rewind_assignment(struct worker *w)
+{
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        rd_kafka_error_t *error;
+        int rc = -1;
+
+        if (rd_kafka_assignment(w->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return -1;
+        if (parts->cnt == 0) {
+                rc = 0;
+                goto out;
+        }
+        if (offsets_fill(w, parts) < 0)
+                goto out;
+        error = rd_kafka_seek_partitions(w->rk, parts, 10000);
+        if (error) {
+                sl_warn("event=seek_failed err=%s",
+                        rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                goto out;
+        }
+        for (int i = 0; i < parts->cnt; i++)
+                if (parts->elems[i].err) {
+                        sl_warn("event=seek_failed topic=%s partition=%" PRId32
+                                " err=%s",
+                                parts->elems[i].topic,
+                                parts->elems[i].partition,
+                                rd_kafka_err2str(parts->elems[i].err));
+                        goto out;
+                }
+        sl_notice("event=rewound partitions=%d", parts->cnt);
+        rc = 0;
+out:
+        rd_kafka_topic_partition_list_destroy(parts);
+        return rc;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+        struct worker *w = opaque;
+        int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+        rd_kafka_error_t *error = NULL;
+
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                if (offsets_fill(w, parts) < 0) {
+                        /* assign anyway; the main loop seeks once the
+                         * database answers, before it keeps anything */
+                        for (int i = 0; i < parts->cnt; i++)
+                                parts->elems[i].offset =
+                                    RD_KAFKA_OFFSET_INVALID;
+                        w->need_rewind = 1;
+                }
+                sl_info("event=assigned partitions=%d", parts->cnt);
+                if (coop)
+                        error = rd_kafka_incremental_assign(rk, parts);
+                else
+                        rd_kafka_assign(rk, parts);
+        } else {
+                /* Finish what we hold while the partitions are ours. */
+                if (!w->need_rewind)
+                        flush_due(w, 1);
+                discard_all(w);
+                if (coop)
+                        w->need_rewind = 1;
+                sl_info("event=revoked partitions=%d", parts->cnt);
+                if (coop)
+                        error = rd_kafka_incremental_unassign(rk, parts);
+                else
+                        rd_kafka_assign(rk, NULL);
+        }
+        if (error) {
+                sl_err("event=assign_failed err=%s",
+                       rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+}
+
+/* Waits out the backoff, serving rebalances and dropping messages (they
+ * come again after the rewind). */
+static void backoff_wait(struct worker *w)
+{
+        int64_t until;
+
+        w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : 200;
+        if (w->backoff_ms > w->o->max_backoff_ms)
+                w->backoff_ms = w->o->max_backoff_ms;
+        until = sl_now_ms() + w->backoff_ms;
+        sl_info("event=backoff ms=%" PRId64, w->backoff_ms);
+        while (!sl_stop && sl_now_ms() < until) {
+                rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w->rk, 100);
+                if (rkm)
+                        rd_kafka_message_destroy(rkm);
+        }
+}
+
+/* Logs, once at start, the mapped topics whose table is missing. */
+static void check_tables(struct worker *w)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        regex_t re;
+
+        if (regcomp(&re, w->o->topics, REG_EXTENDED | REG_NOSUB) != 0)
+                return;
+        if (rd_kafka_metadata(w->rk, 1, NULL, &md, 5000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+                for (int i = 0; i < md->topic_cnt; i++) {
+                        const char *tn = md->topics[i].topic;
+                        struct load_batch *b;
+                        struct load_table *t;
+                        enum sl_status st;
+                        char err[512], q[600];
+
+                        if (regexec(&re, tn, 0, NULL, 0) != 0)
+                                continue;
+                        b = load_batch_new(tn);
+                        t = load_table_get(w->ctx.conn, b->table, &st, err,
+                                           sizeof(err));
+                        if (!t)
+                                sl_err("event=table_missing topic=%s msg=%s",
+                                       tn, sl_log_quote(err, q, sizeof(q)));
+                        load_table_destroy(t);
+                        load_batch_destroy(b);
+                }
+                rd_kafka_metadata_destroy(md);
+        }
+        regfree(&re);
+}
+
+static void consume(struct worker *w)
+{
+        while (!sl_stop) {
+                rd_kafka_message_t *rkm;
+
+                if (w->need_rewind) {
+                        if (rewind_assignment(w) < 0) {
+                                backoff_wait(w);
+                                continue;
+                        }
+                        w->need_rewind = 0;
+                }
+                rkm = rd_kafka_consumer_poll(w->rk, 100);
+                if (rkm && rkm->err) {
+                        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                sl_debug("event=consume_error err=%s",
+                                         rd_kafka_message_errstr(rkm));
+                } else if (rkm && !w->need_rewind) {
+                        struct load_batch *b =
+                            batch_for(w, rd_kafka_topic_name(rkm->rkt));
+                        load_batch_add(b, rkm);
+                }
+                if (rkm)
+                        rd_kafka_message_destroy(rkm);
+                if (flush_due(w, 0) < 0)
+                        backoff_wait(w);
+        }
+}
+
+int load_worker_run(const struct load_opts *o)
+{
+        struct worker w;
+        rd_kafka_conf_t *conf = NULL;
+        rd_kafka_resp_err_t err;
+        char errstr[1024], *dir = NULL;
+        int rc = SL_EXIT_FAILURE, applied = 0;
+
+        memset(&w, 0, sizeof(w));
+        w.o = o;
+        w.ctx.group = o->group;
+        w.ctx.instance = sl_log_instance();
+        w.ctx.dlq_topic = o->dlq_topic;
+
+        dir = load_schema_dir(o->schemas, errstr, sizeof(errstr));
+        if (!dir) {
+                fprintf(stderr, "sluice load: %s\n", errstr);
+                rc = SL_EXIT_USAGE;
+                goto out;
+        }
+        w.ctx.conn = sl_pg_connect(errstr, sizeof(errstr));
+        if (!w.ctx.conn) {
+                fprintf(stderr, "sluice load: %s\n", errstr);
+                goto out;
+        }
+        if (load_schema_apply(w.ctx.conn, dir, &applied, errstr,
+                              sizeof(errstr)) < 0) {
+                fprintf(stderr, "sluice load: %s\n", errstr);
+                goto out;
+        }
+        sl_info("event=schemas dir=%s applied=%d", dir, applied);
+
+        conf = sl_kafka_conf_new("producer", errstr, sizeof(errstr));
+        if (!conf) {
+                fprintf(stderr, "sluice load: %s\n", errstr);
+                rc = SL_EXIT_USAGE;
+                goto out;
+        }
+        rd_kafka_conf_set_dr_msg_cb(conf, load_dlq_dr_cb);
+        w.ctx.producer = sl_kafka_producer_new(conf, errstr, sizeof(errstr));
+        conf = NULL;
+        if (!w.ctx.producer) {
+                fprintf(stderr, "sluice load: %s\n", errstr);
+                goto out;
+        }
+
+        conf = sl_kafka_conf_new("consumer", errstr, sizeof(errstr));
+        if (!conf ||
+            sl_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms",
+                              "2000", errstr, sizeof(errstr)) < 0) {
+                fprintf(stderr, "sluice load: %s\n", errstr);
+                rc = SL_EXIT_USAGE;
+                goto out;
+        }
+        rd_kafka_conf_set_opaque(conf, &w);
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+        w.rk = sl_kafka_consumer_new(conf, o->group, errstr, sizeof(errstr));
+        conf = NULL;
+        if (!w.rk) {
+                fprintf(stderr, "sluice load: %s\n", errstr);
+                goto out;
+        }
+        w.ctx.consumer = w.rk;
+        if (sl_kafka_ping(w.rk, 10000, errstr, sizeof(errstr)) < 0) {
+                fprintf(stderr, "sluice load: %s\n", errstr);
+                goto out;
+        }
+        {
+                rd_kafka_topic_partition_list_t *sub =
+                    rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(sub, o->topics,
+                                                  RD_KAFKA_PARTITION_UA);
+                err = rd_kafka_subscribe(w.rk, sub);
+                rd_kafka_topic_partition_list_destroy(sub);
+                if (err) {
+                        fprintf(stderr, "sluice load: subscribe %s: %s\n",
+                                o->topics, rd_kafka_err2str(err));
+                        goto out;
+                }
+        }
+        check_tables(&w);
+        sl_info("event=started group=%s topics=%s dlq=%s batch_rows=%ld "
+                "linger_ms=%ld",
+                o->group, o->topics, o->dlq_topic, o->batch_rows, o->linger_ms);
+
+        consume(&w);
+
+        /* SIGTERM: finish the open batches (or drop them when the database
+         * is gone: they come again from sluice.offsets), leave the group. */
+        if (!w.need_rewind)
+                flush_due(&w, 1);
+        discard_all(&w);
+        rd_kafka_consumer_close(w.rk);
+        rc = SL_EXIT_OK;
+        sl_info("event=stopped");
+out:
+        if (conf)
+                rd_kafka_conf_destroy(conf);
+        if (w.rk)
+                rd_kafka_destroy(w.rk);
+        if (w.ctx.producer) {
+                sl_kafka_flush(w.ctx.producer, 10000);
+                rd_kafka_destroy(w.ctx.producer);
+        }
+        for (int i = 0; i < w.nbatches; i++)
+                load_batch_destroy(w.batches[i]);
+        free(w.batches);
+        load_ctx_forget_tables(&w.ctx);
+        PQfinish(w.ctx.conn);
+        free(dir);
+        return rc;
+}

@@ -1,0 +1,506 @@
+/* fetch_http: parallel requests on a libcurl multi handle with the rate
+ * window, retries and checks of complete answers. */
+#include "fetch_http.h"
+#include "sl_log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define RESP_MAX ((size_t)512 << 20)
+
+int fetch_http_init(struct fetch_http *h, const struct fetch_source *src,
+                    char *errstr, size_t errstr_size)
+{
+        const char *secret = NULL;
+
+        memset(h, 0, sizeof(*h));
+        h->src = src;
+        h->max_active = src->concurrency > 0 ? src->concurrency : 1;
+        fetch_rate_init(&h->rate, src->rate_requests,
+                        (int64_t)(src->rate_seconds * 1000.0));
+        h->multi = curl_multi_init();
+        curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                          h->max_active);
+        if (src->auth != FETCH_AUTH_NONE) {
+                secret = getenv(src->auth_env);
+                if (!secret || !*secret) {
+                        if (!src->auth_optional) {
+                                snprintf(errstr, errstr_size,
+                                         "%s: auth: environment variable %s "
+                                         "is not set",
+                                         src->path, src->auth_env);
+                                return -1;
+                        }
+                        secret = NULL;
+                }
+        }
+        if (secret && src->auth == FETCH_AUTH_HEADER) {
+                char *line = sl_asprintf("%s: %s", src->auth_name, secret);
+                h->headers = curl_slist_append(h->headers, line);
+                free(line);
+        } else if (secret && src->auth == FETCH_AUTH_BEARER) {
+                char *line = sl_asprintf("Authorization: Bearer %s", secret);
+                h->headers = curl_slist_append(h->headers, line);
+                free(line);
+        } else if (secret && src->auth == FETCH_AUTH_BASIC) {
+                const char *user = getenv(src->auth_user_env);
+                if (!user) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: auth: environment variable %s is not "
+                                 "set",
+                                 src->path, src->auth_user_env);
+                        return -1;
+                }
+                h->user = sl_strdup(user);
+                h->password = sl_strdup(secret);
+        }
+        if (src->headers) {
+                const char *key;
+                json_t *v;
+                json_object_foreach(src->headers, key, v)
+                {
+                        char *val = fetch_template(json_string_value(v), NULL,
+                                                   NULL, errstr, errstr_size);
+                        char *line;
+                        if (!val)
+                                return -1;
+                        line = sl_asprintf("%s: %s", key, val);
+                        h->headers = curl_slist_append(h->headers, line);
+                        free(line);
+                        free(val);
+                }
+        }
+        return 0;
+}
+
+void fetch_http_free(struct fetch_http *h)
+{
+        if (h->multi)
+                curl_multi_cleanup(h->multi);
+        curl_slist_free_all(h->headers);
+        free(h->user);
+        if (h->password) {
+                memset(h->password, 0, strlen(h->password));
+                free(h->password);
+        }
+        fetch_rate_free(&h->rate);
+        memset(h, 0, sizeof(*h));
+}
+
+struct fetch_req *fetch_req_new(char *url, char *masked_url, const char *method)
+{
+        struct fetch_req *r = sl_calloc(1, sizeof(*r));
+
+        r->url = url;
+        r->masked_url = masked_url;
+        r->method = method;
+        sl_buf_init(&r->resp, RESP_MAX);
+        return r;
+}
+
+static void clear_answer(struct fetch_req *r)
+{
+        sl_buf_reset(&r->resp);
+        free(r->content_type);
+        free(r->link);
+        free(r->hdr_retry_after);
+        free(r->hdr_reset);
+        free(r->hdr_retryafter);
+        free(r->hdr_remaining);
+        free(r->hdr_length);
+        free(r->hdr_message);
+        r->content_type = r->link = r->hdr_retry_after = r->hdr_reset = NULL;
+        r->hdr_retryafter = r->hdr_remaining = r->hdr_length = NULL;
+        r->hdr_message = NULL;
+        json_decref(r->json);
+        r->json = NULL;
+        r->status = 0;
+}
+
+void fetch_req_destroy(struct fetch_req *r)
+{
+        if (!r)
+                return;
+        clear_answer(r);
+        sl_buf_free(&r->resp);
+        free(r->url);
+        free(r->masked_url);
+        free(r->body);
+        free(r);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *opaque)
+{
+        struct fetch_req *r = opaque;
+
+        if (sl_buf_append(&r->resp, ptr, size * nmemb) < 0)
+                return 0; /* over the cap: abort the transfer */
+        return size * nmemb;
+}
+
+/* Keeps one header value; a later one replaces an earlier one. */
+static void keep(char **slot, const char *v, size_t n)
+{
+        free(*slot);
+        *slot = sl_strndup(v, n);
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *opaque)
+{
+        struct fetch_req *r = opaque;
+        size_t n = size * nmemb;
+        const char *colon = memchr(ptr, ':', n);
+        size_t klen, vlen;
+        const char *v;
+
+        if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
+                /* a new response (after a redirect or 100): forget the last */
+                clear_answer(r);
+                return n;
+        }
+        if (!colon)
+                return n;
+        klen = (size_t)(colon - ptr);
+        v = colon + 1;
+        while (v < ptr + n && (*v == ' ' || *v == '\t'))
+                v++;
+        vlen = (size_t)(ptr + n - v);
+        while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' ||
+                            v[vlen - 1] == ' '))
+                vlen--;
+#define IS(name) (klen == strlen(name) && strncasecmp(ptr, name, klen) == 0)
+        if (IS("content-type"))
+                keep(&r->content_type, v, vlen);
+        else if (IS("link"))
+                keep(&r->link, v, vlen);
+        else if (IS("retry-after"))
+                keep(&r->hdr_retry_after, v, vlen);
+        else if (IS("x-ratelimit-reset"))
+                keep(&r->hdr_reset, v, vlen);
+        else if (IS("x-ratelimit-retryafter"))
+                keep(&r->hdr_retryafter, v, vlen);
+        else if (IS("x-ratelimit-remaining"))
+                keep(&r->hdr_remaining, v, vlen);
+        else if (IS("content-length"))
+                keep(&r->hdr_length, v, vlen);
+        else if (IS("message"))
+                keep(&r->hdr_message, v, vlen);
+#undef IS
+        return n;
+}
+
+static void start(struct fetch_http *h, struct fetch_req *r)
+{
+        const struct fetch_source *src = h->src;
+        CURL *curl = curl_easy_init();
+
+        clear_answer(r);
+        r->curl = curl;
+        curl_easy_setopt(curl, CURLOPT_URL, r->url);
+        curl_easy_setopt(curl, CURLOPT_PRIVATE, r);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
+        curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(curl, CURLOPT_HEADERDATA, r);
+        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+        curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+        curl_easy_setopt(curl, CURLOPT_USERAGENT, "sluice/0.1");
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                         src->connect_timeout_ms);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, src->total_timeout_ms);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, src->low_speed_bytes);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, src->low_speed_seconds);
+        r->slist = NULL;
+        for (struct curl_slist *s = h->headers; s; s = s->next)
+                r->slist = curl_slist_append(r->slist, s->data);
+        if (r->body_json)
+                r->slist = curl_slist_append(r->slist,
+                                             "Content-Type: application/json");
+        r->slist = curl_slist_append(r->slist, "Accept: application/json");
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, r->slist);
+        if (h->user) {
+                curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+                curl_easy_setopt(curl, CURLOPT_USERNAME, h->user);
+                curl_easy_setopt(curl, CURLOPT_PASSWORD, h->password);
+        }
+        if (strcmp(r->method, "POST") == 0) {
+                curl_easy_setopt(curl, CURLOPT_POST, 1L);
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDS,
+                                 r->body ? r->body : "");
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE,
+                                 (long)(r->body ? strlen(r->body) : 0));
+        }
+        r->attempts++;
+        r->active = 1;
+        h->requests++;
+        curl_multi_add_handle(h->multi, curl);
+}
+
+static void finish(struct fetch_http *h, struct fetch_req *r)
+{
+        curl_multi_remove_handle(h->multi, r->curl);
+        curl_easy_cleanup(r->curl);
+        curl_slist_free_all(r->slist);
+        r->curl = NULL;
+        r->slist = NULL;
+        r->active = 0;
+}
+
+static int is_throttle(const struct fetch_source *src, long status)
+{
+        for (int i = 0; i < src->throttle_n; i++)
+                if (src->throttle_status[i] == status)
+                        return 1;
+        return 0;
+}
+
+static int accepted(const struct fetch_req *r)
+{
+        for (int i = 0; i < r->accept_n; i++)
+                if (r->accept[i] == r->status)
+                        return 1;
+        return 0;
+}
+
+enum verdict { V_OK, V_RETRY, V_THROTTLE, V_FATAL };
+
+/* Judges a finished transfer; why gets the reason for logs. */
+static enum verdict judge(struct fetch_http *h, struct fetch_req *r,
+                          CURLcode cc, char *why, size_t why_size)
+{
+        curl_off_t clen = -1;
+        json_error_t jerr;
+
+        if (cc != CURLE_OK) {
+                snprintf(why, why_size, "%s", curl_easy_strerror(cc));
+                return V_RETRY;
+        }
+        curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &r->status);
+        if (is_throttle(h->src, r->status)) {
+                snprintf(why, why_size, "throttled with %ld", r->status);
+                return V_THROTTLE;
+        }
+        if (accepted(r)) {
+                /* an answer the caller reads (409 active_job_id) */
+                if (!r->raw && r->resp.len)
+                        r->json =
+                            json_loadb(r->resp.data, r->resp.len, 0, &jerr);
+                return V_OK;
+        }
+        if (r->status >= 500 || r->status == 408) {
+                snprintf(why, why_size, "server error %ld", r->status);
+                return V_RETRY;
+        }
+        if (r->status < 200 || r->status >= 300) {
+                char q[256];
+                snprintf(why, why_size, "answer %ld%s%s", r->status,
+                         r->hdr_message ? " message=" : "",
+                         r->hdr_message
+                             ? sl_log_quote(r->hdr_message, q, sizeof(q))
+                             : "");
+                return V_FATAL;
+        }
+        curl_easy_getinfo(r->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen);
+        if (clen >= 0 && (size_t)clen != r->resp.len &&
+            !(r->hdr_length == NULL)) {
+                /* libcurl decodes compressed bodies: only compare the
+                 * length of an identity body */
+                curl_off_t got = 0;
+                curl_easy_getinfo(r->curl, CURLINFO_SIZE_DOWNLOAD_T, &got);
+                if (got != clen) {
+                        snprintf(why, why_size,
+                                 "short body: %lld of %lld bytes",
+                                 (long long)got, (long long)clen);
+                        return V_RETRY;
+                }
+        }
+        if (!r->raw) {
+                r->json = json_loadb(r->resp.data ? r->resp.data : "",
+                                     r->resp.len, 0, &jerr);
+                if (!r->json) {
+                        snprintf(why, why_size,
+                                 "body is not JSON (%s at byte %d)", jerr.text,
+                                 jerr.position);
+                        return V_RETRY;
+                }
+        }
+        return V_OK;
+}
+
+static uint32_t rnd32(void)
+{
+        static uint64_t s;
+
+        if (!s)
+                s = (uint64_t)sl_wall_ms() * 6364136223846793005ULL + 1;
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        return (uint32_t)(s >> 33);
+}
+
+/* After an answer: what to do with r. Returns SL_OK (done or will retry)
+ * or a failure for the run. */
+static int settle(struct fetch_http *h, struct fetch_req *r, CURLcode cc,
+                  char *errstr, size_t errstr_size)
+{
+        const struct fetch_source *src = h->src;
+        int64_t now = sl_now_ms();
+        int64_t wait = -1;
+        enum verdict v;
+        char why[512];
+
+        fetch_rate_done(&h->rate, now);
+        r->fetched_wall_ms = sl_wall_ms();
+        v = judge(h, r, cc, why, sizeof(why));
+        if (v == V_OK && r->hdr_remaining &&
+            strcmp(r->hdr_remaining, "0") == 0) {
+                /* the server says the next one would be refused */
+                int64_t w = fetch_throttle_wait_ms(NULL, NULL, r->hdr_reset,
+                                                   r->fetched_wall_ms);
+                if (w > 0) {
+                        fetch_rate_block(&h->rate, now + w);
+                        sl_info("event=ratelimit_pause source=%s wait_ms=%lld",
+                                src->name, (long long)w);
+                }
+        }
+        finish(h, r);
+        if (v == V_OK) {
+                r->done = 1;
+                return SL_OK;
+        }
+        if (v == V_FATAL) {
+                snprintf(errstr, errstr_size, "%s: %s", r->masked_url, why);
+                return SL_ERR_FATAL;
+        }
+        if (v == V_THROTTLE) {
+                h->throttled++;
+                wait = fetch_throttle_wait_ms(r->hdr_retry_after,
+                                              r->hdr_retryafter, r->hdr_reset,
+                                              r->fetched_wall_ms);
+        }
+        if (r->attempts >= src->max_attempts) {
+                snprintf(errstr, errstr_size,
+                         "%s: %s; gave up after %d "
+                         "attempts",
+                         r->masked_url, why, r->attempts);
+                return SL_ERR_RETRY;
+        }
+        if (wait < 0)
+                wait =
+                    fetch_backoff_ms(src->backoff_base_ms, src->backoff_max_ms,
+                                     r->attempts, rnd32());
+        else
+                wait += 50; /* header times are whole seconds: a margin */
+        if (v == V_THROTTLE)
+                fetch_rate_block(&h->rate, now + wait);
+        r->not_before = now + wait;
+        h->retries++;
+        {
+                char q[600];
+                sl_warn("event=retry source=%s url=%s attempt=%d wait_ms=%lld "
+                        "reason=%s",
+                        src->name, r->masked_url, r->attempts, (long long)wait,
+                        sl_log_quote(why, q, sizeof(q)));
+        }
+        return SL_OK;
+}
+
+int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
+                   fetch_done_fn done, void *opaque, char *errstr,
+                   size_t errstr_size)
+{
+        size_t remaining = n;
+        size_t next = 0; /* lowest index not yet done */
+        long active = 0;
+        int rc = SL_OK;
+        int64_t last_idle = 0;
+
+        while (remaining > 0) {
+                int64_t now = sl_now_ms();
+                int64_t wait_ms = 100;
+                int still = 0;
+                CURLMsg *msg;
+                int left;
+
+                if (sl_stop) {
+                        snprintf(errstr, errstr_size, "stopped");
+                        rc = SL_ERR_RETRY;
+                        goto out;
+                }
+                if (h->idle && now - last_idle >= 100) {
+                        last_idle = now;
+                        if (h->idle(h->idle_opaque)) {
+                                snprintf(errstr, errstr_size,
+                                         "lost the source lock");
+                                rc = SL_ERR_RETRY;
+                                goto out;
+                        }
+                }
+                while (next < n && reqs[next]->done)
+                        next++;
+                /* start what the cap, the rate window and backoff allow,
+                 * lowest pages first */
+                for (size_t i = next; i < n && active < h->max_active; i++) {
+                        struct fetch_req *r = reqs[i];
+                        int64_t w;
+                        if (r->done || r->active)
+                                continue;
+                        if (r->not_before > now) {
+                                if (r->not_before - now < wait_ms)
+                                        wait_ms = r->not_before - now;
+                                continue;
+                        }
+                        w = fetch_rate_take(&h->rate, now);
+                        if (w > 0) {
+                                if (w < wait_ms)
+                                        wait_ms = w;
+                                break;
+                        }
+                        start(h, r);
+                        active++;
+                }
+                curl_multi_perform(h->multi, &still);
+                while ((msg = curl_multi_info_read(h->multi, &left))) {
+                        struct fetch_req *r = NULL;
+                        if (msg->msg != CURLMSG_DONE)
+                                continue;
+                        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+                                          (char **)&r);
+                        active--;
+                        rc =
+                            settle(h, r, msg->data.result, errstr, errstr_size);
+                        if (rc != SL_OK)
+                                goto out;
+                        if (r->done) {
+                                remaining--;
+                                if (done &&
+                                    done(r, opaque, errstr, errstr_size)) {
+                                        rc = SL_ERR_RETRY;
+                                        goto out;
+                                }
+                                clear_answer(r);
+                        }
+                }
+                if (remaining == 0)
+                        break;
+                if (wait_ms < 1)
+                        wait_ms = 1;
+                if (active > 0)
+                        curl_multi_poll(h->multi, NULL, 0,
+                                        (int)(wait_ms > 100 ? 100 : wait_ms),
+                                        NULL);
+                else
+                        sl_sleep_ms(wait_ms > 100 ? 100 : wait_ms);
+        }
+out:
+        for (size_t i = 0; i < n; i++) {
+                if (reqs[i]->active) {
+                        fetch_rate_done(&h->rate, sl_now_ms());
+                        finish(h, reqs[i]);
+                }
+        }
+        return rc;
+}

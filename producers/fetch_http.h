@@ -1,0 +1,85 @@
+/* fetch_http: runs a set of HTTP requests in parallel on one libcurl multi
+ * handle (connections are reused), each start gated by the source's rate
+ * window and concurrency cap, each answer checked (status, Content-Length
+ * against bytes received, JSON that parses) and retried with the backoff
+ * its throttle headers ask for. */
+#ifndef FETCH_HTTP_H
+#define FETCH_HTTP_H
+
+#include "fetch_policy.h"
+#include "fetch_source.h"
+#include "sl_util.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+struct fetch_req {
+        /* filled by the caller */
+        char *url;        /* owned */
+        char *masked_url; /* owned: secrets replaced by *** (logs, headers) */
+        const char *method;
+        char *body; /* owned, or NULL */
+        int body_json;
+        long tag;      /* the caller's (page number) */
+        int accept[4]; /* non-2xx statuses handed back, not retried */
+        int accept_n;
+        int raw; /* do not parse the body as JSON */
+
+        /* the answer, valid in the done callback */
+        long status;
+        struct sl_buf resp;
+        char *content_type; /* owned, or NULL */
+        char *link;         /* owned, or NULL */
+        json_t *json;       /* new reference, or NULL */
+        int64_t fetched_wall_ms;
+
+        /* private */
+        int attempts;
+        int64_t not_before;
+        int active;
+        int done;
+        CURL *curl;
+        struct curl_slist *slist;
+        char *hdr_retry_after, *hdr_reset, *hdr_retryafter, *hdr_remaining,
+            *hdr_length, *hdr_message;
+};
+
+struct fetch_http {
+        CURLM *multi;
+        const struct fetch_source *src;
+        struct fetch_rate rate;
+        struct curl_slist *headers; /* static request headers, with auth */
+        char *user;                 /* basic auth, or NULL */
+        char *password;
+        long max_active;
+        /* called about every 100 ms while waiting (the stand-by lock);
+         * non-zero stops the run */
+        int (*idle)(void *opaque);
+        void *idle_opaque;
+        /* counters for progress logs and tests */
+        long requests, retries, throttled;
+};
+
+/* 0, or -1 with errstr (an unset credential variable). */
+int fetch_http_init(struct fetch_http *h, const struct fetch_source *src,
+                    char *errstr, size_t errstr_size);
+void fetch_http_free(struct fetch_http *h);
+
+/* New request for url (taken over), with its masked form (taken over). */
+struct fetch_req *fetch_req_new(char *url, char *masked_url,
+                                const char *method);
+void fetch_req_destroy(struct fetch_req *r);
+
+/* Called for each answered request in completion order. Returns 0 to go
+ * on, non-zero to stop the run (errstr set). */
+typedef int (*fetch_done_fn)(struct fetch_req *r, void *opaque, char *errstr,
+                             size_t errstr_size);
+
+/* Runs reqs[0..n) until each is answered and `done` accepted it. Returns
+ * SL_OK, SL_ERR_RETRY (retries exhausted on a transient fault, or
+ * stopped), or SL_ERR_FATAL (a permanent error answer) with errstr. */
+int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
+                   fetch_done_fn done, void *opaque, char *errstr,
+                   size_t errstr_size);
+
+#endif

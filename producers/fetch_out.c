@@ -1,0 +1,607 @@
+/* fetch_out: raw pages to raw.<source> with chunking and delivery checks,
+ * the cursor in sluice.state, and the stand-by lock. */
+#include "fetch_out.h"
+#include "sl_jsonpath.h"
+#include "sl_kafka.h"
+#include "sl_log.h"
+#include "sl_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                        void *opaque)
+{
+        struct fetch_out *o = opaque;
+
+        (void)rk;
+        if (rkm->err) {
+                o->failed++;
+                snprintf(o->last_error, sizeof(o->last_error), "%s",
+                         rd_kafka_err2str(rkm->err));
+        } else {
+                o->delivered++;
+        }
+}
+
+int fetch_out_init(struct fetch_out *o, const char *source,
+                   const char *records_path, size_t max_bytes, char *errstr,
+                   size_t errstr_size)
+{
+        rd_kafka_conf_t *conf;
+        char size[32];
+
+        memset(o, 0, sizeof(*o));
+        snprintf(o->topic, sizeof(o->topic), "raw.%s", source);
+        snprintf(o->source, sizeof(o->source), "%s", source);
+        o->records_path = records_path;
+        o->max_bytes = max_bytes;
+        conf = sl_kafka_conf_new("producer", errstr, errstr_size);
+        if (!conf)
+                return -1;
+        /* a chunk may exceed max_bytes by one record: leave room */
+        snprintf(size, sizeof(size), "%zu",
+                 max_bytes * 2 + 1000000 > 4000000 ? max_bytes * 2 + 1000000
+                                                   : 4000000);
+        if (sl_kafka_conf_set(conf, "message.max.bytes", size, errstr,
+                              errstr_size) < 0) {
+                rd_kafka_conf_destroy(conf);
+                return -1;
+        }
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+        rd_kafka_conf_set_opaque(conf, o);
+        o->rk = sl_kafka_producer_new(conf, errstr, errstr_size);
+        conf = NULL;
+        if (!o->rk)
+                return -1;
+        fetch_out_new_run(o);
+        return 0;
+}
+
+void fetch_out_free(struct fetch_out *o)
+{
+        if (o->rk) {
+                sl_kafka_flush(o->rk, 10000);
+                rd_kafka_destroy(o->rk);
+        }
+        o->rk = NULL;
+}
+
+void fetch_out_new_run(struct fetch_out *o)
+{
+        snprintf(o->run, sizeof(o->run), "%lld-%ld", (long long)sl_wall_ms(),
+                 (long)getpid());
+}
+
+/* ---- splitting a page's text into chunks of whole records ---- */
+
+static const char *ws(const char *p, const char *end)
+{
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+                p++;
+        return p;
+}
+
+/* Past the JSON value at p (the text is known to be valid JSON). */
+static const char *skip_value(const char *p, const char *end)
+{
+        int depth = 0;
+
+        while (p < end) {
+                char c = *p;
+                if (c == '"') {
+                        p++;
+                        while (p < end && *p != '"') {
+                                if (*p == '\\')
+                                        p++;
+                                p++;
+                        }
+                        p++;
+                        if (depth == 0)
+                                return p;
+                        continue;
+                }
+                if (c == '{' || c == '[') {
+                        depth++;
+                } else if (c == '}' || c == ']') {
+                        depth--;
+                        if (depth <= 0)
+                                return p + 1;
+                } else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' ||
+                                          c == '\r' || c == '\t')) {
+                        return p;
+                }
+                p++;
+        }
+        return end;
+}
+
+/* The value of member key (keylen bytes, unescaped) of the object at p. */
+static const char *member(const char *p, const char *end, const char *key,
+                          size_t keylen)
+{
+        p = ws(p, end);
+        if (p >= end || *p != '{')
+                return NULL;
+        p++;
+        for (;;) {
+                const char *k, *kend;
+                p = ws(p, end);
+                if (p >= end || *p != '"')
+                        return NULL;
+                k = p + 1;
+                kend = skip_value(p, end) - 1;
+                p = ws(kend + 1, end);
+                if (p >= end || *p != ':')
+                        return NULL;
+                p = ws(p + 1, end);
+                if ((size_t)(kend - k) == keylen && memcmp(k, key, keylen) == 0)
+                        return p;
+                p = ws(skip_value(p, end), end);
+                if (p >= end || *p != ',')
+                        return NULL;
+                p++;
+        }
+}
+
+/* Finds the array at a "$", "$.a.b" or "$['a']" path. */
+static const char *find_array(const char *text, size_t len, const char *path)
+{
+        const char *end = text + len;
+        const char *p = ws(text, end);
+        const char *s = path;
+
+        if (*s == '$')
+                s++;
+        while (*s && p) {
+                char name[256];
+                size_t n;
+                if (*s == '.') {
+                        s++;
+                        n = strcspn(s, ".[");
+                } else if (s[0] == '[' && (s[1] == '\'' || s[1] == '"')) {
+                        char q = s[1];
+                        const char *close;
+                        s += 2;
+                        close = strchr(s, q);
+                        if (!close || close[1] != ']')
+                                return NULL;
+                        n = (size_t)(close - s);
+                        snprintf(name, sizeof(name), "%.*s", (int)n, s);
+                        p = member(p, end, name, n);
+                        s = close + 2;
+                        continue;
+                } else {
+                        return NULL; /* indexes, wildcards: not splittable */
+                }
+                if (n == 0 || n >= sizeof(name))
+                        return NULL;
+                snprintf(name, sizeof(name), "%.*s", (int)n, s);
+                p = member(p, end, name, n);
+                s += n;
+        }
+        if (!p)
+                return NULL;
+        p = ws(p, end);
+        return p < end && *p == '[' ? p : NULL;
+}
+
+size_t fetch_split(const char *text, size_t len, const char *path,
+                   size_t max_bytes, char ***chunks, size_t **lens)
+{
+        const char *end = text + len;
+        const char *arr = find_array(text, len, path);
+        const char *close, *p;
+        const char **rec_start = NULL;
+        const char **rec_end = NULL;
+        size_t nrec = 0, cap = 0, nchunk = 0, head, tail;
+        struct sl_buf b;
+
+        *chunks = NULL;
+        *lens = NULL;
+        if (!arr)
+                return 0;
+        p = arr + 1;
+        for (;;) {
+                p = ws(p, end);
+                if (p >= end)
+                        goto fail;
+                if (*p == ']')
+                        break;
+                if (nrec == cap) {
+                        cap = cap ? cap * 2 : 256;
+                        rec_start =
+                            sl_realloc(rec_start, cap * sizeof(*rec_start));
+                        rec_end = sl_realloc(rec_end, cap * sizeof(*rec_end));
+                }
+                rec_start[nrec] = p;
+                p = skip_value(p, end);
+                rec_end[nrec++] = p;
+                p = ws(p, end);
+                if (p < end && *p == ',')
+                        p++;
+        }
+        close = p;
+        head = (size_t)(arr + 1 - text);
+        tail = (size_t)(end - close);
+        sl_buf_init(&b, 0);
+        for (size_t i = 0; i < nrec || (nrec == 0 && nchunk == 0);) {
+                size_t used = head + tail;
+                sl_buf_append(&b, text, head);
+                for (size_t k = 0; i < nrec; k++) {
+                        size_t rl = (size_t)(rec_end[i] - rec_start[i]);
+                        if (k > 0 && used + rl + 1 > max_bytes)
+                                break;
+                        if (k > 0)
+                                sl_buf_append(&b, ",", 1);
+                        sl_buf_append(&b, rec_start[i], rl);
+                        used += rl + 1;
+                        i++;
+                }
+                sl_buf_append(&b, close, tail);
+                *chunks = sl_realloc(*chunks, (nchunk + 1) * sizeof(char *));
+                *lens = sl_realloc(*lens, (nchunk + 1) * sizeof(size_t));
+                (*chunks)[nchunk] = sl_buf_steal(&b, &(*lens)[nchunk]);
+                nchunk++;
+                if (nrec == 0)
+                        break;
+        }
+        sl_buf_free(&b);
+        free(rec_start);
+        free(rec_end);
+        return nchunk;
+fail:
+        free(rec_start);
+        free(rec_end);
+        return 0;
+}
+
+/* ---- publishing ---- */
+
+static long count_records(const struct fetch_out *o, json_t *json)
+{
+        json_t *arr;
+
+        if (!json)
+                return 0;
+        arr = strcmp(o->records_path, "$") == 0
+                  ? json
+                  : sl_jsonpath_get(json, o->records_path);
+        return json_is_array(arr) ? (long)json_array_size(arr) : 0;
+}
+
+static int produce_one(struct fetch_out *o, const struct fetch_page *p,
+                       const char *chunk, const void *value, size_t len,
+                       char *errstr, size_t errstr_size)
+{
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(9);
+        rd_kafka_resp_err_t err;
+        char num[32], when[40], key[512];
+
+        sl_kafka_header_add(hdrs, "source", o->source);
+        sl_kafka_header_add(hdrs, "run", o->run);
+        snprintf(num, sizeof(num), "%ld", p->page);
+        sl_kafka_header_add(hdrs, "page", num);
+        sl_kafka_header_add(hdrs, "chunk", chunk);
+        sl_kafka_header_add(hdrs, "url", p->url);
+        sl_time_format(p->fetched_wall_ms, when, sizeof(when));
+        sl_kafka_header_add(hdrs, "fetched_at", when);
+        snprintf(num, sizeof(num), "%ld", p->http_status);
+        sl_kafka_header_add(hdrs, "http_status", num);
+        sl_kafka_header_add(hdrs, "content_type",
+                            p->content_type ? p->content_type : "");
+        sl_kafka_header_add(hdrs, "records_path", o->records_path);
+        snprintf(key, sizeof(key), "%s:%s:%ld:%s", o->source, o->run, p->page,
+                 chunk);
+        err = sl_kafka_produce(o->rk, o->topic, RD_KAFKA_PARTITION_UA, key,
+                               strlen(key), value, len, hdrs, o);
+        if (err) {
+                snprintf(errstr, errstr_size, "could not produce to %s: %s",
+                         o->topic, rd_kafka_err2str(err));
+                return -1;
+        }
+        o->produced++;
+        return 0;
+}
+
+long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
+                    char *errstr, size_t errstr_size)
+{
+        long nrec = count_records(o, p->json);
+        char **chunks = NULL;
+        size_t *lens = NULL;
+        size_t n = 0;
+        long rc = nrec;
+
+        if (p->len > o->max_bytes)
+                n = fetch_split(p->body, p->len, o->records_path, o->max_bytes,
+                                &chunks, &lens);
+        if (n <= 1) {
+                if (p->len > o->max_bytes)
+                        sl_warn("event=page_unsplittable source=%s page=%ld "
+                                "bytes=%zu",
+                                o->source, p->page, p->len);
+                if (produce_one(o, p, "0", p->body, p->len, errstr,
+                                errstr_size) < 0)
+                        rc = -1;
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                char chunk[48];
+                snprintf(chunk, sizeof(chunk), "%zu/%zu", i, n);
+                if (produce_one(o, p, chunk, chunks[i], lens[i], errstr,
+                                errstr_size) < 0) {
+                        rc = -1;
+                        break;
+                }
+        }
+        sl_debug("event=page_split source=%s page=%ld chunks=%zu", o->source,
+                 p->page, n);
+out:
+        for (size_t i = 0; i < n; i++)
+                free(chunks[i]);
+        free(chunks);
+        free(lens);
+        return rc;
+}
+
+int fetch_out_wait(struct fetch_out *o, int timeout_ms, char *errstr,
+                   size_t errstr_size)
+{
+        int64_t until = sl_now_ms() + timeout_ms;
+
+        while (o->delivered + o->failed < o->produced && sl_now_ms() < until)
+                rd_kafka_poll(o->rk, 100);
+        if (o->failed) {
+                snprintf(errstr, errstr_size,
+                         "%ld of %ld messages were not delivered: %s",
+                         o->failed, o->produced, o->last_error);
+                return -1;
+        }
+        if (o->delivered < o->produced) {
+                snprintf(errstr, errstr_size,
+                         "%ld messages still undelivered after %d ms",
+                         o->produced - o->delivered, timeout_ms);
+                return -1;
+        }
+        return 0;
+}
+
+int fetch_out_state(struct fetch_out *o, const char *cursor, char *errstr,
+                    size_t errstr_size)
+{
+        char when[40];
+        json_t *v;
+        char *text;
+        rd_kafka_resp_err_t err;
+
+        sl_time_format(sl_wall_ms(), when, sizeof(when));
+        v = json_pack("{s:s, s:o, s:s, s:s}", "source", o->source, "cursor",
+                      cursor ? json_string(cursor) : json_null(), "run", o->run,
+                      "updated_at", when);
+        text = json_dumps(v, JSON_COMPACT);
+        json_decref(v);
+        err = sl_kafka_produce(o->rk, FETCH_STATE_TOPIC, RD_KAFKA_PARTITION_UA,
+                               o->source, strlen(o->source), text, strlen(text),
+                               NULL, o);
+        free(text);
+        if (err) {
+                snprintf(errstr, errstr_size, "could not produce to %s: %s",
+                         FETCH_STATE_TOPIC, rd_kafka_err2str(err));
+                return -1;
+        }
+        o->produced++;
+        return fetch_out_wait(o, 60000, errstr, errstr_size);
+}
+
+int fetch_state_read(const char *source, json_t **state, char *errstr,
+                     size_t errstr_size)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        const struct rd_kafka_metadata_topic *mt = NULL;
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        rd_kafka_t *rk = NULL;
+        rd_kafka_resp_err_t err;
+        int64_t *high = NULL;
+        int *reached = NULL;
+        int left, rc = -1;
+        char group[160];
+
+        *state = NULL;
+        snprintf(group, sizeof(group), "sluice-fetch-state-%s", source);
+        rk = sl_kafka_consumer_new(NULL, group, errstr, errstr_size);
+        if (!rk)
+                goto out;
+        err = rd_kafka_metadata(rk, 1, NULL, &md, 10000);
+        if (err) {
+                snprintf(errstr, errstr_size,
+                         "could not read metadata from %s: %s",
+                         sl_kafka_brokers(), rd_kafka_err2str(err));
+                goto out;
+        }
+        for (int i = 0; i < md->topic_cnt; i++)
+                if (strcmp(md->topics[i].topic, FETCH_STATE_TOPIC) == 0)
+                        mt = &md->topics[i];
+        if (!mt || mt->partition_cnt == 0) {
+                rc = 0; /* never written: no state */
+                goto out;
+        }
+        parts = rd_kafka_topic_partition_list_new(mt->partition_cnt);
+        high = sl_calloc((size_t)mt->partition_cnt, sizeof(*high));
+        reached = sl_calloc((size_t)mt->partition_cnt, sizeof(*reached));
+        left = 0;
+        for (int i = 0; i < mt->partition_cnt; i++) {
+                int64_t low = 0;
+                int32_t id = mt->partitions[i].id;
+                err = rd_kafka_query_watermark_offsets(
+                    rk, FETCH_STATE_TOPIC, id, &low, &high[i], 10000);
+                if (err) {
+                        snprintf(errstr, errstr_size,
+                                 "could not read watermarks of %s: %s",
+                                 FETCH_STATE_TOPIC, rd_kafka_err2str(err));
+                        goto out;
+                }
+                if (high[i] <= low) {
+                        reached[i] = 1;
+                        continue;
+                }
+                rd_kafka_topic_partition_list_add(parts, FETCH_STATE_TOPIC, id)
+                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
+                left++;
+        }
+        if (left == 0) {
+                rc = 0;
+                goto out;
+        }
+        rd_kafka_assign(rk, parts);
+        {
+                int64_t until = sl_now_ms() + 30000;
+                while (left > 0 && sl_now_ms() < until && !sl_stop) {
+                        rd_kafka_message_t *rkm =
+                            rd_kafka_consumer_poll(rk, 200);
+                        int idx = -1;
+                        if (!rkm)
+                                continue;
+                        if (rkm->err) {
+                                rd_kafka_message_destroy(rkm);
+                                continue;
+                        }
+                        for (int i = 0; i < mt->partition_cnt; i++)
+                                if (mt->partitions[i].id == rkm->partition)
+                                        idx = i;
+                        if (rkm->key && rkm->key_len == strlen(source) &&
+                            memcmp(rkm->key, source, rkm->key_len) == 0) {
+                                json_t *v =
+                                    json_loadb(rkm->payload, rkm->len, 0, NULL);
+                                if (json_is_object(v)) {
+                                        json_decref(*state);
+                                        *state = v;
+                                } else {
+                                        json_decref(v);
+                                        sl_warn("event=state_bad source=%s "
+                                                "offset=%lld",
+                                                source, (long long)rkm->offset);
+                                }
+                        }
+                        if (idx >= 0 && !reached[idx] &&
+                            rkm->offset + 1 >= high[idx]) {
+                                reached[idx] = 1;
+                                left--;
+                        }
+                        rd_kafka_message_destroy(rkm);
+                }
+        }
+        if (left > 0) {
+                snprintf(errstr, errstr_size,
+                         "could not read %s to its end in 30 s",
+                         FETCH_STATE_TOPIC);
+                json_decref(*state);
+                *state = NULL;
+                goto out;
+        }
+        rc = 0;
+out:
+        if (parts)
+                rd_kafka_topic_partition_list_destroy(parts);
+        free(high);
+        free(reached);
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        if (rk) {
+                rd_kafka_consumer_close(rk);
+                rd_kafka_destroy(rk);
+        }
+        return rc;
+}
+
+/* ---- the stand-by lock ---- */
+
+int fetch_lock_init(struct fetch_lock *l, const char *source, char *errstr,
+                    size_t errstr_size)
+{
+        rd_kafka_conf_t *conf = NULL;
+        rd_kafka_topic_partition_list_t *topics = NULL;
+        rd_kafka_t *prod = NULL;
+        rd_kafka_resp_err_t err;
+        char group[160];
+        int rc = -1;
+
+        memset(l, 0, sizeof(*l));
+        /* the lock topic must exist before a member subscribes: a produce
+         * creates it where topics are auto-created */
+        prod = sl_kafka_producer_new(NULL, errstr, errstr_size);
+        if (!prod)
+                goto out;
+        err = sl_kafka_produce(prod, FETCH_LOCK_TOPIC, RD_KAFKA_PARTITION_UA,
+                               source, strlen(source), "", 0, NULL, NULL);
+        if (err || sl_kafka_flush(prod, 30000) != 0) {
+                snprintf(errstr, errstr_size, "could not write to %s on %s: %s",
+                         FETCH_LOCK_TOPIC, sl_kafka_brokers(),
+                         err ? rd_kafka_err2str(err) : "flush timed out");
+                goto out;
+        }
+        conf = sl_kafka_conf_new("consumer", errstr, errstr_size);
+        if (!conf)
+                goto out;
+        if (sl_kafka_conf_set(conf, "partition.assignment.strategy",
+                              "cooperative-sticky", errstr, errstr_size) < 0 ||
+            sl_kafka_conf_set(conf, "session.timeout.ms", "6000", errstr,
+                              errstr_size) < 0 ||
+            sl_kafka_conf_set(conf, "heartbeat.interval.ms", "500", errstr,
+                              errstr_size) < 0) {
+                rd_kafka_conf_destroy(conf);
+                goto out;
+        }
+        snprintf(group, sizeof(group), "sluice-fetch-%s", source);
+        l->rk = sl_kafka_consumer_new(conf, group, errstr, errstr_size);
+        conf = NULL;
+        if (!l->rk)
+                goto out;
+        topics = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(topics, FETCH_LOCK_TOPIC,
+                                          RD_KAFKA_PARTITION_UA);
+        err = rd_kafka_subscribe(l->rk, topics);
+        if (err) {
+                snprintf(errstr, errstr_size, "could not subscribe to %s: %s",
+                         FETCH_LOCK_TOPIC, rd_kafka_err2str(err));
+                goto out;
+        }
+        rc = 0;
+out:
+        if (topics)
+                rd_kafka_topic_partition_list_destroy(topics);
+        if (prod)
+                rd_kafka_destroy(prod);
+        return rc;
+}
+
+int fetch_lock_poll(struct fetch_lock *l, int timeout_ms)
+{
+        rd_kafka_topic_partition_list_t *asg = NULL;
+        rd_kafka_message_t *rkm;
+        int owner = 0;
+
+        rkm = rd_kafka_consumer_poll(l->rk, timeout_ms);
+        if (rkm)
+                rd_kafka_message_destroy(rkm);
+        if (rd_kafka_assignment(l->rk, &asg) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                owner = rd_kafka_topic_partition_list_find(
+                            asg, FETCH_LOCK_TOPIC, 0) != NULL;
+                rd_kafka_topic_partition_list_destroy(asg);
+        }
+        if (l->owner && !owner)
+                l->lost = 1;
+        l->owner = owner;
+        return owner;
+}
+
+void fetch_lock_free(struct fetch_lock *l)
+{
+        if (l->rk) {
+                rd_kafka_consumer_close(l->rk);
+                rd_kafka_destroy(l->rk);
+        }
+        l->rk = NULL;
+}

@@ -1,0 +1,91 @@
+/* fetch_out: everything the fetcher writes to or reads from Kafka: raw
+ * pages (split into chunks of whole records when too large), delivery
+ * checks, the cursor in sluice.state, and the stand-by lock. */
+#ifndef FETCH_OUT_H
+#define FETCH_OUT_H
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FETCH_STATE_TOPIC "sluice.state"
+#define FETCH_LOCK_TOPIC  "sluice.fetch_lock"
+
+struct fetch_out {
+        rd_kafka_t *rk; /* owned */
+        char topic[160];
+        char source[128];
+        char run[64];
+        const char *records_path; /* borrowed */
+        size_t max_bytes;
+        /* delivery reports, counted by the callback */
+        long produced;
+        long delivered;
+        long failed;
+        char last_error[256];
+};
+
+/* 0, or -1 with errstr. The producer is idempotent (sl_kafka). */
+int fetch_out_init(struct fetch_out *o, const char *source,
+                   const char *records_path, size_t max_bytes, char *errstr,
+                   size_t errstr_size);
+void fetch_out_free(struct fetch_out *o);
+/* Starts a new run id "<unix-ms>-<pid>". */
+void fetch_out_new_run(struct fetch_out *o);
+
+/* The page and its metadata, as received. */
+struct fetch_page {
+        long page;
+        const char *body;
+        size_t len;
+        json_t *json;    /* borrowed: the parsed body, or NULL */
+        const char *url; /* masked */
+        long http_status;
+        const char *content_type;
+        int64_t fetched_wall_ms;
+};
+
+/* Queues the page (or its chunks). Returns the number of records in it, or
+ * -1 with errstr. */
+long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
+                    char *errstr, size_t errstr_size);
+
+/* Waits up to timeout_ms for every queued message's delivery report. 0 when
+ * all were delivered, -1 with errstr otherwise. */
+int fetch_out_wait(struct fetch_out *o, int timeout_ms, char *errstr,
+                   size_t errstr_size);
+
+/* Writes {"source","cursor","run","updated_at"} to sluice.state and waits
+ * for its delivery. cursor may be NULL (JSON null). 0 or -1. */
+int fetch_out_state(struct fetch_out *o, const char *cursor, char *errstr,
+                    size_t errstr_size);
+
+/* Reads sluice.state from the beginning: the latest value for source.
+ * New reference in *state (NULL when none). 0, or -1 with errstr. */
+int fetch_state_read(const char *source, json_t **state, char *errstr,
+                     size_t errstr_size);
+
+/* Splits text into chunks of whole records of at most max_bytes (a single
+ * larger record gets a chunk of its own). The records array is found by
+ * path (a "$" or "$.a.b" member path). Returns the number of chunks and
+ * sets *chunks (new array of new strings; free each and the array) and
+ * *lens, or 0 when the path does not lead to an array in the text. */
+size_t fetch_split(const char *text, size_t len, const char *path,
+                   size_t max_bytes, char ***chunks, size_t **lens);
+
+/* The stand-by lock: membership of consumer group sluice-fetch-<source>
+ * on FETCH_LOCK_TOPIC; whoever is assigned partition 0 owns the source. */
+struct fetch_lock {
+        rd_kafka_t *rk;
+        int owner;
+        int lost;
+};
+
+int fetch_lock_init(struct fetch_lock *l, const char *source, char *errstr,
+                    size_t errstr_size);
+/* Serves the group protocol for up to timeout_ms; returns owner. */
+int fetch_lock_poll(struct fetch_lock *l, int timeout_ms);
+void fetch_lock_free(struct fetch_lock *l);
+
+#endif

@@ -1,0 +1,348 @@
+/* fetch_policy: rate window, backoff, throttle waits, Link headers,
+ * templates and URL masking. No I/O here. */
+#include "fetch_policy.h"
+#include "sl_util.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void fetch_rate_init(struct fetch_rate *r, long limit, int64_t window_ms)
+{
+        memset(r, 0, sizeof(*r));
+        r->limit = limit;
+        r->window_ms = window_ms;
+        if (limit > 0)
+                r->done_ms = sl_calloc((size_t)limit, sizeof(*r->done_ms));
+}
+
+void fetch_rate_free(struct fetch_rate *r)
+{
+        free(r->done_ms);
+        r->done_ms = NULL;
+}
+
+static void expire(struct fetch_rate *r, int64_t now_ms)
+{
+        while (r->used > 0 && r->done_ms[r->head] + r->window_ms <= now_ms) {
+                r->head = (r->head + 1) % r->limit;
+                r->used--;
+        }
+}
+
+int64_t fetch_rate_take(struct fetch_rate *r, int64_t now_ms)
+{
+        if (r->blocked_until > now_ms)
+                return r->blocked_until - now_ms;
+        if (r->limit <= 0) {
+                r->in_flight++;
+                return 0;
+        }
+        expire(r, now_ms);
+        if (r->used + r->in_flight < r->limit) {
+                r->in_flight++;
+                return 0;
+        }
+        if (r->used == 0)
+                return 10; /* every slot is in flight: wait for answers */
+        return r->done_ms[r->head] + r->window_ms - now_ms;
+}
+
+void fetch_rate_done(struct fetch_rate *r, int64_t now_ms)
+{
+        if (r->in_flight > 0)
+                r->in_flight--;
+        if (r->limit <= 0)
+                return;
+        expire(r, now_ms);
+        if (r->used == r->limit) {
+                /* cannot happen while takes and dones pair up; keep the
+                 * newest times */
+                r->head = (r->head + 1) % r->limit;
+                r->used--;
+        }
+        r->done_ms[(r->head + r->used) % r->limit] = now_ms;
+        r->used++;
+}
+
+void fetch_rate_block(struct fetch_rate *r, int64_t until_ms)
+{
+        if (until_ms > r->blocked_until)
+                r->blocked_until = until_ms;
+}
+
+int64_t fetch_backoff_ms(long base_ms, long max_ms, int attempt, uint32_t rnd)
+{
+        int64_t cap = base_ms > 0 ? base_ms : 1;
+
+        for (int i = 1; i < attempt && cap < max_ms; i++)
+                cap *= 2;
+        if (cap > max_ms)
+                cap = max_ms;
+        return (int64_t)((uint64_t)rnd % (uint64_t)(cap + 1));
+}
+
+/* Epoch seconds as text: ms from now, at least 0; -1 when not a number. */
+static int64_t epoch_wait(const char *s, int64_t now_wall_ms)
+{
+        long long v;
+        int64_t w;
+
+        if (!s || sl_parse_ll(s, &v) < 0 || v < 0)
+                return -1;
+        w = (int64_t)v * 1000 - now_wall_ms;
+        return w > 0 ? w : 0;
+}
+
+int64_t fetch_throttle_wait_ms(const char *retry_after,
+                               const char *retryafter_epoch,
+                               const char *ratelimit_reset, int64_t now_wall_ms)
+{
+        int64_t w;
+
+        if (retry_after && *retry_after) {
+                long long secs;
+                time_t when;
+
+                if (sl_parse_ll(retry_after, &secs) == 0)
+                        return secs > 0 ? (int64_t)secs * 1000 : 0;
+                when = curl_getdate(retry_after, NULL);
+                if (when != (time_t)-1) {
+                        w = (int64_t)when * 1000 - now_wall_ms;
+                        return w > 0 ? w : 0;
+                }
+        }
+        w = epoch_wait(retryafter_epoch, now_wall_ms);
+        if (w >= 0)
+                return w;
+        return epoch_wait(ratelimit_reset, now_wall_ms);
+}
+
+char *fetch_link_next(const char *link)
+{
+        const char *p = link;
+
+        /* link-value = "<" URI ">" *( ";" param ) , separated by ',' */
+        while (p && *p) {
+                const char *lt = strchr(p, '<');
+                const char *gt, *end, *rel;
+
+                if (!lt)
+                        return NULL;
+                gt = strchr(lt, '>');
+                if (!gt)
+                        return NULL;
+                end = strchr(gt, ',');
+                if (!end)
+                        end = gt + strlen(gt);
+                rel = gt;
+                while ((rel = strstr(rel, "rel=")) && rel < end) {
+                        const char *v = rel + 4;
+                        size_t n;
+                        if (*v == '"')
+                                v++;
+                        n = strcspn(v, "\" ;,");
+                        /* rel may hold several space-separated types */
+                        while (v < end) {
+                                n = strcspn(v, "\" ;,");
+                                if (n == 4 && strncmp(v, "next", 4) == 0)
+                                        return sl_strndup(
+                                            lt + 1, (size_t)(gt - lt - 1));
+                                if (v[n] != ' ')
+                                        break;
+                                v += n + 1;
+                        }
+                        rel += 4;
+                }
+                p = *end ? end + 1 : end;
+        }
+        return NULL;
+}
+
+void fetch_vars_set(struct fetch_vars *v, const char *name, const char *value)
+{
+        for (int i = 0; i < v->n; i++) {
+                if (strcmp(v->names[i], name) == 0) {
+                        v->values[i] = value;
+                        return;
+                }
+        }
+        if (v->n < 8) {
+                v->names[v->n] = name;
+                v->values[v->n] = value;
+                v->n++;
+        }
+}
+
+char *fetch_template(const char *tmpl, const struct fetch_vars *vars,
+                     int *secret, char *errstr, size_t errstr_size)
+{
+        struct sl_buf b;
+        const char *p = tmpl;
+
+        if (secret)
+                *secret = 0;
+        sl_buf_init(&b, 0);
+        while (*p) {
+                const char *start = strstr(p, "${");
+                const char *end;
+                char name[128];
+                const char *val = NULL;
+
+                if (!start) {
+                        sl_buf_puts(&b, p);
+                        break;
+                }
+                sl_buf_append(&b, p, (size_t)(start - p));
+                end = strchr(start, '}');
+                if (!end || end - start - 2 >= (long)sizeof(name)) {
+                        snprintf(errstr, errstr_size,
+                                 "unterminated ${...} in \"%.60s\"", tmpl);
+                        goto fail;
+                }
+                snprintf(name, sizeof(name), "%.*s", (int)(end - start - 2),
+                         start + 2);
+                if (sl_str_has_prefix(name, "env:")) {
+                        val = getenv(name + 4);
+                        if (!val) {
+                                snprintf(errstr, errstr_size,
+                                         "environment variable %s is not set",
+                                         name + 4);
+                                goto fail;
+                        }
+                        if (secret)
+                                *secret = 1;
+                } else {
+                        for (int i = 0; vars && i < vars->n; i++)
+                                if (strcmp(vars->names[i], name) == 0)
+                                        val = vars->values[i];
+                        if (!val) {
+                                snprintf(errstr, errstr_size,
+                                         "unknown or unset template "
+                                         "variable ${%s}",
+                                         name);
+                                goto fail;
+                        }
+                }
+                sl_buf_puts(&b, val);
+                p = end + 1;
+        }
+        return sl_buf_steal(&b, NULL);
+fail:
+        sl_buf_free(&b);
+        return NULL;
+}
+
+char *fetch_url_mask(const char *url, const char *const *names, int n)
+{
+        const char *q = strchr(url, '?');
+        struct sl_buf b;
+
+        if (!q || n == 0)
+                return sl_strdup(url);
+        sl_buf_init(&b, 0);
+        sl_buf_append(&b, url, (size_t)(q - url) + 1);
+        q++;
+        while (*q) {
+                size_t len = strcspn(q, "&#");
+                const char *eq = memchr(q, '=', len);
+                size_t klen = eq ? (size_t)(eq - q) : len;
+                int hide = 0;
+
+                for (int i = 0; i < n; i++)
+                        if (strlen(names[i]) == klen &&
+                            strncmp(names[i], q, klen) == 0)
+                                hide = eq != NULL;
+                if (hide) {
+                        sl_buf_append(&b, q, klen + 1);
+                        sl_buf_puts(&b, "***");
+                } else {
+                        sl_buf_append(&b, q, len);
+                }
+                q += len;
+                if (*q == '&') {
+                        sl_buf_append(&b, "&", 1);
+                        q++;
+                } else if (*q == '#') {
+                        sl_buf_puts(&b, q);
+                        break;
+                }
+        }
+        return sl_buf_steal(&b, NULL);
+}
+
+static int digits(const char *s, int n, int *out)
+{
+        int v = 0;
+
+        for (int i = 0; i < n; i++) {
+                if (!isdigit((unsigned char)s[i]))
+                        return -1;
+                v = v * 10 + (s[i] - '0');
+        }
+        *out = v;
+        return 0;
+}
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
+static int64_t days_from_civil(int y, int m, int d)
+{
+        int64_t era, yoe, doy, doe;
+
+        y -= m <= 2;
+        era = (y >= 0 ? y : y - 399) / 400;
+        yoe = y - era * 400;
+        doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + doe - 719468;
+}
+
+int fetch_time_parse(const char *t, int64_t *ms)
+{
+        int y, mo, d, h = 0, mi = 0, s = 0, frac = 0;
+        const char *p;
+
+        if (strlen(t) < 10 || digits(t, 4, &y) || t[4] != '-' ||
+            digits(t + 5, 2, &mo) || t[7] != '-' || digits(t + 8, 2, &d))
+                return -1;
+        p = t + 10;
+        if (*p == 'T' || *p == ' ') {
+                if (digits(p + 1, 2, &h) || p[3] != ':' ||
+                    digits(p + 4, 2, &mi) || p[6] != ':' ||
+                    digits(p + 7, 2, &s))
+                        return -1;
+                p += 9;
+                if (*p == '.') {
+                        int scale = 100;
+                        p++;
+                        while (isdigit((unsigned char)*p)) {
+                                frac += (*p - '0') * scale;
+                                scale /= 10;
+                                p++;
+                        }
+                }
+        }
+        if (*p == 'Z')
+                p++;
+        else if (strcmp(p, "+00:00") == 0)
+                p += 6;
+        if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+            s > 60)
+                return -1;
+        *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 +
+              (int64_t)s * 1000 + frac;
+        return 0;
+}
+
+int fetch_time_add_days(const char *t, long days, char *out, size_t size)
+{
+        int64_t ms;
+
+        if (fetch_time_parse(t, &ms) < 0)
+                return -1;
+        sl_time_format(ms + (int64_t)days * 86400000, out, size);
+        return 0;
+}

@@ -1,0 +1,611 @@
+/* fetch_source: parses and validates source definitions. The option tables
+ * below are the single description of every key: validation, the
+ * reference printed by `sluice fetch --reference` and docs/sources.md come
+ * from them. */
+#include "fetch_source.h"
+#include "sl_jsonpath.h"
+#include "sl_util.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct sl_opt top_opts[] = {
+    {"name", SL_OPT_STRING, 1, NULL,
+     "source name, [a-z0-9_]+; pages go to raw.<name>"},
+    {"description", SL_OPT_STRING, 0, NULL, "free text"},
+    {"base_url", SL_OPT_STRING, 1, NULL,
+     "scheme://host[/prefix] of the API; --base-url or SLUICE_BASE_URL "
+     "replace it"},
+    {"request", SL_OPT_OBJECT, 1, NULL, "the request (see `request`)"},
+    {"records", SL_OPT_STRING, 1, NULL,
+     "JSON path of the records array in a page (`$` when the page is "
+     "the array)"},
+    {"auth", SL_OPT_OBJECT, 0, NULL, "credentials (see `auth`)"},
+    {"paging", SL_OPT_OBJECT, 0, "{\"style\":\"none\"}",
+     "how pages follow each other (see `paging`)"},
+    {"export", SL_OPT_OBJECT, 0, NULL,
+     "export job endpoints for paging style `export` (see `export`)"},
+    {"rate_limit", SL_OPT_OBJECT, 0, NULL,
+     "at most N requests in any rolling window (see `rate_limit`)"},
+    {"retry", SL_OPT_OBJECT, 0, NULL, "retries and backoff (see `retry`)"},
+    {"timeouts", SL_OPT_OBJECT, 0, NULL, "HTTP timeouts (see `timeouts`)"},
+    {"incremental", SL_OPT_OBJECT, 0, NULL,
+     "cursor and date windows (see `incremental`)"},
+    {"concurrency", SL_OPT_INT, 0, "4",
+     "parallel requests when the number of pages is known (1..64)"},
+    {"interval_seconds", SL_OPT_INT, 0, "3600",
+     "time between syncs without --once"},
+    {"max_message_bytes", SL_OPT_INT, 0, "1000000",
+     "pages larger than this are split into chunks of whole records"},
+    {"progress_seconds", SL_OPT_INT, 0, "10", "interval of progress log lines"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct sl_opt request_opts[] = {
+    {"method", SL_OPT_STRING, 0, "GET", "GET or POST"},
+    {"path", SL_OPT_STRING, 1, NULL, "path appended to base_url (templated)"},
+    {"query", SL_OPT_OBJECT, 0, NULL,
+     "query parameters: name -> string template"},
+    {"headers", SL_OPT_OBJECT, 0, NULL,
+     "request headers: name -> string template"},
+    {"body", SL_OPT_ANY, 0, NULL,
+     "request body: a string template, or JSON sent as "
+     "application/json"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct sl_opt auth_opts[] = {
+    {"type", SL_OPT_STRING, 1, NULL, "header, query, bearer or basic"},
+    {"name", SL_OPT_STRING, 0, NULL,
+     "header or query parameter name (header, query)"},
+    {"env", SL_OPT_STRING, 0, NULL,
+     "variable holding the key, token or basic password"},
+    {"username_env", SL_OPT_STRING, 0, NULL,
+     "variable holding the basic user name"},
+    {"optional", SL_OPT_BOOL, 0, "false",
+     "when the variable is unset, send no credentials instead of "
+     "failing"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct sl_opt paging_opts[] = {
+    {"style", SL_OPT_STRING, 1, NULL,
+     "none, offset, page, cursor, next_url, link or export"},
+    {"param", SL_OPT_STRING, 0, NULL,
+     "offset, page number or cursor query parameter"},
+    {"size_param", SL_OPT_STRING, 0, NULL, "page size query parameter"},
+    {"size", SL_OPT_INT, 0, NULL, "page size sent in size_param"},
+    {"start", SL_OPT_INT, 0, "0", "first offset or page number"},
+    {"total", SL_OPT_STRING, 0, NULL,
+     "JSON path of the total record count (offset: enables parallel "
+     "pages)"},
+    {"total_pages", SL_OPT_STRING, 0, NULL,
+     "JSON path of the page count (page: enables parallel pages; "
+     "else stop on an empty page)"},
+    {"next", SL_OPT_STRING, 0, NULL,
+     "JSON path of the cursor token (cursor) or of the next URL "
+     "(next_url); empty or null ends"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct sl_opt export_opts[] = {
+    {"create_path", SL_OPT_STRING, 1, NULL,
+     "POST here to start a job; answers {\"export_uuid\"} or 409 with "
+     "active_job_id (resumed)"},
+    {"body", SL_OPT_ANY, 0, NULL, "JSON body of the create request"},
+    {"status_path", SL_OPT_STRING, 1, NULL,
+     "status of the job; ${export_uuid} is replaced"},
+    {"chunk_path", SL_OPT_STRING, 1, NULL,
+     "one chunk; ${export_uuid} and ${chunk} are replaced"},
+    {"poll_ms", SL_OPT_INT, 0, "500", "first status poll delay"},
+    {"poll_max_ms", SL_OPT_INT, 0, "30000", "longest poll delay"},
+    {"timeout_seconds", SL_OPT_INT, 0, "3600",
+     "give up on a job after this long"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct sl_opt rate_opts[] = {
+    {"requests", SL_OPT_INT, 1, NULL, "requests allowed per window"},
+    {"per_seconds", SL_OPT_NUMBER, 1, NULL, "window length in seconds"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct sl_opt retry_opts[] = {
+    {"max_attempts", SL_OPT_INT, 0, "8",
+     "attempts of one request before the sync fails"},
+    {"base_ms", SL_OPT_INT, 0, "500", "first backoff (full jitter)"},
+    {"max_ms", SL_OPT_INT, 0, "60000", "backoff cap"},
+    {"throttle_status", SL_OPT_ARRAY, 0, "[429, 503]",
+     "statuses that mean slow down (NVD adds 403)"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct sl_opt timeout_opts[] = {
+    {"connect_ms", SL_OPT_INT, 0, "10000", "connect timeout"},
+    {"total_ms", SL_OPT_INT, 0, "300000", "whole-transfer timeout"},
+    {"low_speed_bytes", SL_OPT_INT, 0, "100",
+     "abort when slower than this many bytes/s ..."},
+    {"low_speed_seconds", SL_OPT_INT, 0, "30", "... for this long"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct sl_opt inc_opts[] = {
+    {"cursor", SL_OPT_STRING, 1, NULL,
+     "record-relative path of the value whose maximum is the cursor "
+     "(RFC 3339 times compare as text)"},
+    {"start", SL_OPT_STRING, 1, NULL,
+     "the cursor of the first sync (RFC 3339 UTC)"},
+    {"window_days", SL_OPT_INT, 0, "0",
+     "split [cursor, now] into windows of this many days (NVD: 120); "
+     "0 = one window"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct {
+        const char *name;
+        const struct sl_opt *opts;
+        const char *help;
+} sections[] = {
+    {"(top level)", top_opts, "a source definition is one JSON object"},
+    {"request", request_opts,
+     "templates may use ${env:NAME}, ${cursor}, ${now}, "
+     "${window.start}, ${window.end}"},
+    {"auth", auth_opts, "secrets are read from the environment only"},
+    {"paging", paging_opts, NULL},
+    {"export", export_opts, NULL},
+    {"rate_limit", rate_opts,
+     "shared by parallel requests; an in-flight request holds a slot "
+     "until its answer arrives"},
+    {"retry", retry_opts,
+     "throttle answers wait Retry-After (seconds or date), "
+     "x-ratelimit-reset or X-Ratelimit-Retryafter, else backoff"},
+    {"timeouts", timeout_opts, NULL},
+    {"incremental", inc_opts,
+     "the cursor is kept in sluice.state after each delivered window"},
+};
+
+void fetch_source_reference(FILE *fp)
+{
+        for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+                fprintf(fp, "### `%s`\n\n", sections[i].name);
+                if (sections[i].help)
+                        fprintf(fp, "%s.\n\n", sections[i].help);
+                fprintf(fp, "| key | type | required | default | meaning "
+                            "|\n|---|---|---|---|---|\n");
+                for (const struct sl_opt *o = sections[i].opts; o->name; o++)
+                        fprintf(fp, "| `%s` | %s | %s | %s | %s |\n", o->name,
+                                sl_opt_type_name(o->type),
+                                o->required ? "yes" : "no",
+                                o->def ? o->def : "", o->help);
+                fprintf(fp, "\n");
+        }
+}
+
+static const char *const paging_names[] = {
+    "none", "offset", "page", "cursor", "next_url", "link", "export",
+};
+
+static const char *const auth_names[] = {
+    "none", "header", "query", "bearer", "basic",
+};
+
+/* Checks the nested object `key` of obj when present. */
+static int check_section(const struct sl_opt *opts, json_t *obj,
+                         const char *key, const char *file, const char *text,
+                         char **errs)
+{
+        json_t *sub = json_object_get(obj, key);
+
+        if (!sub || !json_is_object(sub))
+                return 0;
+        return sl_opt_check(opts, sub, file, text, key, errs);
+}
+
+static const char *str_get(json_t *obj, const char *key, const char *def)
+{
+        json_t *v = json_object_get(obj, key);
+
+        return json_is_string(v) ? json_string_value(v) : def;
+}
+
+static long int_get(json_t *obj, const char *key, long def)
+{
+        json_t *v = json_object_get(obj, key);
+
+        return json_is_integer(v) ? (long)json_integer_value(v) : def;
+}
+
+static int name_ok(const char *s)
+{
+        if (!*s)
+                return 0;
+        for (; *s; s++)
+                if (!islower((unsigned char)*s) &&
+                    !isdigit((unsigned char)*s) && *s != '_')
+                        return 0;
+        return 1;
+}
+
+static int lookup(const char *const *names, size_t n, const char *s)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(names[i], s) == 0)
+                        return (int)i;
+        return -1;
+}
+
+/* A JSON path option: compiles it to report a bad one. */
+static int check_path(json_t *obj, const char *key, const char *where,
+                      const char *file, const char *text, char **errs)
+{
+        const char *s = str_get(obj, key, NULL);
+        struct sl_jsonpath *p;
+        char err[256];
+        char path[128];
+
+        if (!s)
+                return 0;
+        p = sl_jsonpath_compile(s, err, sizeof(err));
+        if (p) {
+                sl_jsonpath_destroy(p);
+                return 0;
+        }
+        snprintf(path, sizeof(path), "%s%s%s", where, *where ? "." : "", key);
+        sl_config_problem(errs, file, text, path, "bad JSON path \"%s\": %s", s,
+                          err);
+        return 1;
+}
+
+static int check_positive(json_t *obj, const char *key, const char *where,
+                          long min, long max, const char *file,
+                          const char *text, char **errs)
+{
+        json_t *v = json_object_get(obj, key);
+        char path[128];
+
+        if (!json_is_integer(v))
+                return 0;
+        if (json_integer_value(v) >= min && json_integer_value(v) <= max)
+                return 0;
+        snprintf(path, sizeof(path), "%s%s%s", where, *where ? "." : "", key);
+        sl_config_problem(errs, file, text, path, "must be between %ld and %ld",
+                          min, max);
+        return 1;
+}
+
+/* Checks of meaning, once the shapes are right. */
+static int check_semantics(struct fetch_source *src, const char *file,
+                           const char *text, char **errs)
+{
+        json_t *root = src->root;
+        json_t *req = json_object_get(root, "request");
+        json_t *auth = json_object_get(root, "auth");
+        json_t *paging = json_object_get(root, "paging");
+        json_t *inc = json_object_get(root, "incremental");
+        json_t *retry = json_object_get(root, "retry");
+        const char *s;
+        int bad = 0;
+        int k;
+
+        if (!name_ok(src->name)) {
+                sl_config_problem(errs, file, text, "name",
+                                  "must match [a-z0-9_]+, got \"%s\"",
+                                  src->name);
+                bad++;
+        }
+        if (!sl_str_has_prefix(src->base_url, "http://") &&
+            !sl_str_has_prefix(src->base_url, "https://")) {
+                sl_config_problem(errs, file, text, "base_url",
+                                  "must start with http:// or https://");
+                bad++;
+        }
+        if (strcmp(src->method, "GET") != 0 &&
+            strcmp(src->method, "POST") != 0) {
+                sl_config_problem(errs, file, text, "request.method",
+                                  "must be GET or POST, got \"%s\"",
+                                  src->method);
+                bad++;
+        }
+        for (int i = 0; i < 2; i++) {
+                json_t *obj = json_object_get(req, i ? "headers" : "query");
+                const char *key;
+                json_t *v;
+                json_object_foreach(obj, key, v)
+                {
+                        char path[256];
+                        if (json_is_string(v))
+                                continue;
+                        snprintf(path, sizeof(path), "request.%s.%s",
+                                 i ? "headers" : "query", key);
+                        sl_config_problem(errs, file, text, path,
+                                          "expected string");
+                        bad++;
+                }
+        }
+        bad += check_path(root, "records", "", file, text, errs);
+        if (auth) {
+                s = str_get(auth, "type", "");
+                k = lookup(auth_names, 5, s);
+                if (k <= 0) {
+                        sl_config_problem(
+                            errs, file, text, "auth.type",
+                            "must be header, query, bearer or basic, got "
+                            "\"%s\"",
+                            s);
+                        bad++;
+                } else {
+                        src->auth = (enum fetch_auth)k;
+                }
+                if ((src->auth == FETCH_AUTH_HEADER ||
+                     src->auth == FETCH_AUTH_QUERY) &&
+                    !src->auth_name) {
+                        sl_config_problem(errs, file, text, "auth",
+                                          "type %s needs \"name\"", s);
+                        bad++;
+                }
+                if (k > 0 && !src->auth_env) {
+                        sl_config_problem(errs, file, text, "auth",
+                                          "needs \"env\", the variable that "
+                                          "holds the secret");
+                        bad++;
+                }
+                if (src->auth == FETCH_AUTH_BASIC && !src->auth_user_env) {
+                        sl_config_problem(errs, file, text, "auth",
+                                          "type basic needs \"username_env\"");
+                        bad++;
+                }
+        }
+        if (paging) {
+                s = str_get(paging, "style", "");
+                k = lookup(paging_names, 7, s);
+                if (k < 0) {
+                        sl_config_problem(errs, file, text, "paging.style",
+                                          "must be one of none, offset, page, "
+                                          "cursor, next_url, link, export; "
+                                          "got \"%s\"",
+                                          s);
+                        bad++;
+                } else {
+                        src->paging = (enum fetch_paging)k;
+                }
+                bad += check_path(paging, "total", "paging", file, text, errs);
+                bad += check_path(paging, "total_pages", "paging", file, text,
+                                  errs);
+                bad += check_path(paging, "next", "paging", file, text, errs);
+                bad += check_positive(paging, "size", "paging", 1, 1000000,
+                                      file, text, errs);
+        }
+        switch (src->paging) {
+        case FETCH_PAGING_OFFSET:
+        case FETCH_PAGING_PAGE:
+        case FETCH_PAGING_CURSOR:
+                if (!src->page_param) {
+                        sl_config_problem(errs, file, text, "paging",
+                                          "style %s needs \"param\"",
+                                          paging_names[src->paging]);
+                        bad++;
+                }
+                break;
+        default:
+                break;
+        }
+        if ((src->paging == FETCH_PAGING_CURSOR ||
+             src->paging == FETCH_PAGING_NEXT_URL) &&
+            !src->next_path) {
+                sl_config_problem(errs, file, text, "paging",
+                                  "style %s needs \"next\"",
+                                  paging_names[src->paging]);
+                bad++;
+        }
+        if (src->paging == FETCH_PAGING_OFFSET && !src->total_path &&
+            !src->page_size) {
+                sl_config_problem(errs, file, text, "paging",
+                                  "style offset needs \"total\" or \"size\"");
+                bad++;
+        }
+        if (src->paging == FETCH_PAGING_EXPORT &&
+            !json_object_get(root, "export")) {
+                sl_config_problem(errs, file, text, "paging.style",
+                                  "style export needs an \"export\" object");
+                bad++;
+        }
+        if (src->paging != FETCH_PAGING_EXPORT &&
+            json_object_get(root, "export")) {
+                sl_config_problem(errs, file, text, "export",
+                                  "only used with paging style export");
+                bad++;
+        }
+        if (retry) {
+                json_t *arr = json_object_get(retry, "throttle_status");
+                size_t i;
+                json_t *v;
+                json_array_foreach(arr, i, v)
+                {
+                        char path[64];
+                        if (json_is_integer(v) &&
+                            json_integer_value(v) >= 400 &&
+                            json_integer_value(v) <= 599 && i < 8)
+                                continue;
+                        snprintf(path, sizeof(path),
+                                 "retry.throttle_status[%zu]", i);
+                        sl_config_problem(errs, file, text, path,
+                                          "expected an HTTP status 400..599 "
+                                          "(at most 8)");
+                        bad++;
+                }
+                bad += check_positive(retry, "max_attempts", "retry", 1, 100,
+                                      file, text, errs);
+        }
+        if (src->rate_requests < 0 || src->rate_seconds < 0 ||
+            (src->rate_requests > 0 && src->rate_seconds <= 0)) {
+                sl_config_problem(errs, file, text, "rate_limit",
+                                  "requests and per_seconds must be positive");
+                bad++;
+        }
+        if (inc) {
+                const char *st = str_get(inc, "start", NULL);
+                if (st && strlen(st) < 10) {
+                        sl_config_problem(errs, file, text, "incremental.start",
+                                          "expected an RFC 3339 time, got "
+                                          "\"%s\"",
+                                          st);
+                        bad++;
+                }
+                bad += check_positive(inc, "window_days", "incremental", 0,
+                                      100000, file, text, errs);
+        }
+        bad += check_positive(root, "concurrency", "", 1, 64, file, text, errs);
+        bad += check_positive(root, "max_message_bytes", "", 1024, 100000000,
+                              file, text, errs);
+        bad += check_positive(root, "interval_seconds", "", 1, 31536000, file,
+                              text, errs);
+        return bad;
+}
+
+static void fill(struct fetch_source *src)
+{
+        json_t *root = src->root;
+        json_t *req = json_object_get(root, "request");
+        json_t *auth = json_object_get(root, "auth");
+        json_t *paging = json_object_get(root, "paging");
+        json_t *exp = json_object_get(root, "export");
+        json_t *rate = json_object_get(root, "rate_limit");
+        json_t *retry = json_object_get(root, "retry");
+        json_t *tmo = json_object_get(root, "timeouts");
+        json_t *inc = json_object_get(root, "incremental");
+        json_t *ts, *v;
+        size_t i;
+
+        src->name = str_get(root, "name", "");
+        src->base_url = str_get(root, "base_url", "");
+        src->method = str_get(req, "method", "GET");
+        src->req_path = str_get(req, "path", "");
+        src->query = json_object_get(req, "query");
+        src->headers = json_object_get(req, "headers");
+        src->body = json_object_get(req, "body");
+        src->records = str_get(root, "records", "$");
+
+        src->auth_name = str_get(auth, "name", NULL);
+        src->auth_env = str_get(auth, "env", NULL);
+        src->auth_user_env = str_get(auth, "username_env", NULL);
+        src->auth_optional = json_is_true(json_object_get(auth, "optional"));
+
+        src->page_param = str_get(paging, "param", NULL);
+        src->size_param = str_get(paging, "size_param", NULL);
+        src->page_size = int_get(paging, "size", 0);
+        src->page_start = int_get(paging, "start", 0);
+        src->total_path = str_get(paging, "total", NULL);
+        src->pages_path = str_get(paging, "total_pages", NULL);
+        src->next_path = str_get(paging, "next", NULL);
+
+        src->export_create = str_get(exp, "create_path", NULL);
+        src->export_body = json_object_get(exp, "body");
+        src->export_status = str_get(exp, "status_path", NULL);
+        src->export_chunk = str_get(exp, "chunk_path", NULL);
+        src->export_poll_ms = int_get(exp, "poll_ms", 500);
+        src->export_poll_max_ms = int_get(exp, "poll_max_ms", 30000);
+        src->export_timeout_s = int_get(exp, "timeout_seconds", 3600);
+
+        src->rate_requests = int_get(rate, "requests", 0);
+        v = json_object_get(rate, "per_seconds");
+        src->rate_seconds = json_is_number(v) ? json_number_value(v) : 0;
+        src->max_attempts = int_get(retry, "max_attempts", 8);
+        src->backoff_base_ms = int_get(retry, "base_ms", 500);
+        src->backoff_max_ms = int_get(retry, "max_ms", 60000);
+        ts = json_object_get(retry, "throttle_status");
+        if (json_is_array(ts)) {
+                src->throttle_n = 0;
+                json_array_foreach(ts, i, v)
+                {
+                        if (json_is_integer(v) && src->throttle_n < 8)
+                                src->throttle_status[src->throttle_n++] =
+                                    (int)json_integer_value(v);
+                }
+        } else {
+                src->throttle_status[0] = 429;
+                src->throttle_status[1] = 503;
+                src->throttle_n = 2;
+        }
+        src->connect_timeout_ms = int_get(tmo, "connect_ms", 10000);
+        src->total_timeout_ms = int_get(tmo, "total_ms", 300000);
+        src->low_speed_bytes = int_get(tmo, "low_speed_bytes", 100);
+        src->low_speed_seconds = int_get(tmo, "low_speed_seconds", 30);
+        src->concurrency = int_get(root, "concurrency", 4);
+
+        src->cursor_field = str_get(inc, "cursor", NULL);
+        src->inc_start = str_get(inc, "start", NULL);
+        src->window_days = int_get(inc, "window_days", 0);
+
+        src->interval_s = int_get(root, "interval_seconds", 3600);
+        src->max_message_bytes = int_get(root, "max_message_bytes", 1000000);
+        src->progress_s = int_get(root, "progress_seconds", 10);
+}
+
+struct fetch_source *fetch_source_loadb(const char *file, const char *text,
+                                        size_t len, char **errs)
+{
+        struct fetch_source *src = NULL;
+        char errstr[512];
+        json_t *root;
+        int bad;
+
+        root = sl_config_loadb(file, text, len, errstr, sizeof(errstr));
+        if (!root) {
+                char *line = sl_asprintf("%s%s\n", *errs ? *errs : "", errstr);
+                free(*errs);
+                *errs = line;
+                return NULL;
+        }
+        if (!json_is_object(root)) {
+                sl_config_problem(errs, file, text, "",
+                                  "a source definition is a JSON object");
+                json_decref(root);
+                return NULL;
+        }
+        bad = sl_opt_check(top_opts, root, file, text, "", errs);
+        bad += check_section(request_opts, root, "request", file, text, errs);
+        bad += check_section(auth_opts, root, "auth", file, text, errs);
+        bad += check_section(paging_opts, root, "paging", file, text, errs);
+        bad += check_section(export_opts, root, "export", file, text, errs);
+        bad += check_section(rate_opts, root, "rate_limit", file, text, errs);
+        bad += check_section(retry_opts, root, "retry", file, text, errs);
+        bad += check_section(timeout_opts, root, "timeouts", file, text, errs);
+        bad += check_section(inc_opts, root, "incremental", file, text, errs);
+        src = sl_calloc(1, sizeof(*src));
+        src->root = root;
+        src->path = sl_strdup(file);
+        fill(src);
+        if (bad == 0)
+                bad = check_semantics(src, file, text, errs);
+        if (bad) {
+                fetch_source_destroy(src);
+                return NULL;
+        }
+        return src;
+}
+
+struct fetch_source *fetch_source_load(const char *path, char **errs)
+{
+        char errstr[512];
+        size_t len = 0;
+        char *text = sl_file_read(path, &len, errstr, sizeof(errstr));
+        struct fetch_source *src;
+
+        if (!text) {
+                *errs = sl_asprintf("%s\n", errstr);
+                return NULL;
+        }
+        src = fetch_source_loadb(path, text, len, errs);
+        free(text);
+        return src;
+}
+
+void fetch_source_destroy(struct fetch_source *src)
+{
+        if (!src)
+                return;
+        json_decref(src->root);
+        free(src->path);
+        free(src);
+}

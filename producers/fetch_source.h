@@ -1,0 +1,105 @@
+/* fetch_source: a source definition (producers/sources/) parsed and
+ * validated against one option table per object, from which `sluice lint`,
+ * `sluice fetch --reference` and docs/sources.md all come. */
+#ifndef FETCH_SOURCE_H
+#define FETCH_SOURCE_H
+
+#include "sl_config.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum fetch_paging {
+        FETCH_PAGING_NONE,     /* one document */
+        FETCH_PAGING_OFFSET,   /* offset + limit, total in the body */
+        FETCH_PAGING_PAGE,     /* page number, totalPages or stop on empty */
+        FETCH_PAGING_CURSOR,   /* token from the body sent back as a param */
+        FETCH_PAGING_NEXT_URL, /* absolute next URL in the body */
+        FETCH_PAGING_LINK,     /* Link: <...>; rel="next" */
+        FETCH_PAGING_EXPORT,   /* Tenable-style export job */
+};
+
+enum fetch_auth {
+        FETCH_AUTH_NONE,
+        FETCH_AUTH_HEADER,
+        FETCH_AUTH_QUERY,
+        FETCH_AUTH_BEARER,
+        FETCH_AUTH_BASIC,
+};
+
+/* A parsed definition. Strings are borrowed from `root` (valid until
+ * fetch_source_destroy). */
+struct fetch_source {
+        json_t *root; /* owned */
+        char *path;   /* owned: the file it came from */
+        const char *name;
+        const char *base_url;
+        const char *method;
+        const char *req_path;
+        json_t *query;       /* borrowed object of string templates, or NULL */
+        json_t *headers;     /* borrowed object of string templates, or NULL */
+        json_t *body;        /* borrowed: string or JSON value, or NULL */
+        const char *records; /* JSON path of the records array */
+
+        enum fetch_auth auth;
+        const char *auth_name; /* header or query parameter */
+        const char *auth_env;  /* the secret's variable */
+        const char *auth_user_env;
+        int auth_optional; /* no variable set: send no credentials */
+
+        enum fetch_paging paging;
+        const char *page_param; /* offset / page / cursor parameter */
+        const char *size_param; /* page size parameter, or NULL */
+        long page_size;         /* 0: not sent */
+        long page_start;        /* first offset or page number */
+        const char *total_path; /* records total (offset) */
+        const char *pages_path; /* total pages (page) */
+        const char *next_path;  /* cursor token or next URL */
+
+        const char *export_create; /* POST path */
+        json_t *export_body;       /* borrowed, or NULL */
+        const char *export_status; /* with ${export_uuid} */
+        const char *export_chunk;  /* with ${export_uuid} and ${chunk} */
+        long export_poll_ms;
+        long export_poll_max_ms;
+        long export_timeout_s;
+
+        long rate_requests; /* 0: no limit */
+        double rate_seconds;
+        long max_attempts;
+        long backoff_base_ms;
+        long backoff_max_ms;
+        int throttle_status[8];
+        int throttle_n;
+
+        long connect_timeout_ms;
+        long total_timeout_ms;
+        long low_speed_bytes;
+        long low_speed_seconds;
+        long concurrency;
+
+        const char *cursor_field; /* record-relative path, or NULL */
+        const char *inc_start;    /* initial cursor */
+        long window_days;         /* 0: one window */
+
+        long interval_s;
+        long max_message_bytes;
+        long progress_s;
+};
+
+/* Loads and validates path. New; free with fetch_source_destroy(). NULL
+ * with every problem, one "FILE:LINE:COL: PATH: message" per line, in
+ * *errs (new; free with free()). */
+struct fetch_source *fetch_source_load(const char *path, char **errs);
+
+/* Same for a text buffer; `file` names it in messages. */
+struct fetch_source *fetch_source_loadb(const char *file, const char *text,
+                                        size_t len, char **errs);
+
+void fetch_source_destroy(struct fetch_source *src);
+
+/* Writes the reference of every option, as Markdown, to fp. */
+void fetch_source_reference(FILE *fp);
+
+#endif

@@ -1,0 +1,736 @@
+/* fetch_sync: windows, paging styles and publishing for one sync. */
+#include "fetch_sync.h"
+#include "sl_log.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PAGES 1000000L
+
+int fetch_ctx_init(struct fetch_ctx *c, const struct fetch_source *src,
+                   const char *base_url, char *errstr, size_t errstr_size)
+{
+        memset(c, 0, sizeof(*c));
+        c->src = src;
+        c->base_url = base_url;
+        c->records_path =
+            sl_jsonpath_compile(src->records, errstr, errstr_size);
+        if (!c->records_path)
+                return -1;
+        if (src->cursor_field) {
+                c->cursor_path =
+                    sl_jsonpath_compile(src->cursor_field, errstr, errstr_size);
+                if (!c->cursor_path)
+                        return -1;
+        }
+        if (fetch_http_init(&c->http, src, errstr, errstr_size) < 0)
+                return -1;
+        if (fetch_out_init(
+                &c->out, src->name, sl_jsonpath_text(c->records_path),
+                (size_t)src->max_message_bytes, errstr, errstr_size) < 0)
+                return -1;
+        return 0;
+}
+
+void fetch_ctx_free(struct fetch_ctx *c)
+{
+        fetch_out_free(&c->out);
+        fetch_http_free(&c->http);
+        sl_jsonpath_destroy(c->records_path);
+        sl_jsonpath_destroy(c->cursor_path);
+        free(c->cursor);
+        free(c->max_seen);
+        memset(c, 0, sizeof(*c));
+}
+
+char *fetch_url_encode(const char *s)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        struct sl_buf b;
+
+        sl_buf_init(&b, 0);
+        for (; *s; s++) {
+                unsigned char ch = (unsigned char)*s;
+                if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' ||
+                    ch == '~') {
+                        sl_buf_append(&b, s, 1);
+                } else {
+                        char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+                        sl_buf_append(&b, e, 3);
+                }
+        }
+        if (!b.data)
+                sl_buf_puts(&b, "");
+        return sl_buf_steal(&b, NULL);
+}
+
+/* Query parameters a page adds to the definition's. */
+struct params {
+        const char *name[3];
+        char value[3][64];
+        int n;
+};
+
+static void param_add(struct params *p, const char *name, long v)
+{
+        if (!name || p->n == 3)
+                return;
+        p->name[p->n] = name;
+        snprintf(p->value[p->n], sizeof(p->value[0]), "%ld", v);
+        p->n++;
+}
+
+/* Builds base + path + query into a new request. NULL with errstr. */
+static struct fetch_req *build(struct fetch_ctx *c, const char *method,
+                               const char *path_tmpl, const struct params *pp,
+                               const char *cursor_param,
+                               const char *cursor_value, char *errstr,
+                               size_t errstr_size)
+{
+        const struct fetch_source *src = c->src;
+        const char *secret[16];
+        int nsecret = 0;
+        struct sl_buf b;
+        char *path = NULL, *url, *masked;
+        char sep = '?';
+        const char *key;
+        json_t *v;
+
+        path = fetch_template(path_tmpl, &c->vars, NULL, errstr, errstr_size);
+        if (!path)
+                return NULL;
+        sl_buf_init(&b, 0);
+        if (sl_str_has_prefix(path, "http://") ||
+            sl_str_has_prefix(path, "https://")) {
+                sl_buf_puts(&b, path);
+                if (strchr(path, '?'))
+                        sep = '&';
+        } else {
+                sl_buf_puts(&b, c->base_url);
+                sl_buf_puts(&b, path);
+        }
+        free(path);
+        json_object_foreach(src->query, key, v)
+        {
+                int is_secret = 0;
+                char *val = fetch_template(json_string_value(v), &c->vars,
+                                           &is_secret, errstr, errstr_size);
+                char *enc_k, *enc_v;
+                if (!val) {
+                        sl_buf_free(&b);
+                        return NULL;
+                }
+                if (is_secret && nsecret < 16)
+                        secret[nsecret++] = key;
+                enc_k = fetch_url_encode(key);
+                enc_v = fetch_url_encode(val);
+                sl_buf_printf(&b, "%c%s=%s", sep, enc_k, enc_v);
+                sep = '&';
+                free(enc_k);
+                free(enc_v);
+                free(val);
+        }
+        for (int i = 0; pp && i < pp->n; i++) {
+                sl_buf_printf(&b, "%c%s=%s", sep, pp->name[i], pp->value[i]);
+                sep = '&';
+        }
+        if (cursor_param && cursor_value) {
+                char *enc = fetch_url_encode(cursor_value);
+                sl_buf_printf(&b, "%c%s=%s", sep, cursor_param, enc);
+                sep = '&';
+                free(enc);
+        }
+        if (src->auth == FETCH_AUTH_QUERY) {
+                const char *k = getenv(src->auth_env);
+                if (k && *k) {
+                        char *enc = fetch_url_encode(k);
+                        sl_buf_printf(&b, "%c%s=%s", sep, src->auth_name, enc);
+                        free(enc);
+                }
+                if (nsecret < 16)
+                        secret[nsecret++] = src->auth_name;
+        }
+        url = sl_buf_steal(&b, NULL);
+        masked = fetch_url_mask(url, secret, nsecret);
+        return fetch_req_new(url, masked, method);
+}
+
+static int set_body(struct fetch_ctx *c, struct fetch_req *r, json_t *body,
+                    char *errstr, size_t errstr_size)
+{
+        if (!body)
+                return 0;
+        if (json_is_string(body)) {
+                r->body = fetch_template(json_string_value(body), &c->vars,
+                                         NULL, errstr, errstr_size);
+                return r->body ? 0 : -1;
+        }
+        r->body = json_dumps(body, JSON_COMPACT);
+        r->body_json = 1;
+        return 0;
+}
+
+static struct fetch_req *build_main(struct fetch_ctx *c,
+                                    const struct params *pp,
+                                    const char *cursor_value, char *errstr,
+                                    size_t errstr_size)
+{
+        struct fetch_req *r =
+            build(c, c->src->method, c->src->req_path, pp, c->src->page_param,
+                  cursor_value, errstr, errstr_size);
+
+        if (r && set_body(c, r, c->src->body, errstr, errstr_size) < 0) {
+                fetch_req_destroy(r);
+                return NULL;
+        }
+        return r;
+}
+
+/* ---- publishing each answered page ---- */
+
+static int see_cursor(json_t *match, void *opaque)
+{
+        struct fetch_ctx *c = opaque;
+        const char *s = json_string_value(match);
+
+        if (s && (!c->max_seen || strcmp(s, c->max_seen) > 0)) {
+                free(c->max_seen);
+                c->max_seen = sl_strdup(s);
+        }
+        return 0;
+}
+
+static int each_record(json_t *rec, void *opaque)
+{
+        struct fetch_ctx *c = opaque;
+
+        sl_jsonpath_each(c->cursor_path, rec, see_cursor, c);
+        return 0;
+}
+
+static void progress(struct fetch_ctx *c, int final)
+{
+        int64_t now = sl_now_ms();
+        double secs = (double)(now - c->t0) / 1000.0;
+        double rate = secs > 0 ? (double)c->pages / secs : 0;
+
+        if (!final && now - c->last_progress < c->src->progress_s * 1000)
+                return;
+        c->last_progress = now;
+        if (c->total_pages > 0 && !final) {
+                double eta =
+                    rate > 0 ? (double)(c->total_pages - c->pages) / rate : -1;
+                sl_info("event=progress source=%s run=%s pages=%ld "
+                        "total_pages=%ld records=%ld pages_per_s=%.2f "
+                        "eta_s=%.0f",
+                        c->src->name, c->out.run, c->pages, c->total_pages,
+                        c->records, rate, eta);
+        } else {
+                sl_info("event=%s source=%s run=%s pages=%ld records=%ld "
+                        "pages_per_s=%.2f requests=%ld retries=%ld "
+                        "throttled=%ld",
+                        final ? "sync_pages_done" : "progress", c->src->name,
+                        c->out.run, c->pages, c->records, rate,
+                        c->http.requests, c->http.retries, c->http.throttled);
+        }
+}
+
+static int publish(struct fetch_req *r, void *opaque, char *errstr,
+                   size_t errstr_size)
+{
+        struct fetch_ctx *c = opaque;
+        struct fetch_page p;
+        long n;
+
+        memset(&p, 0, sizeof(p));
+        p.page = r->tag;
+        p.body = r->resp.data ? r->resp.data : "";
+        p.len = r->resp.len;
+        p.json = r->json;
+        p.url = r->masked_url;
+        p.http_status = r->status;
+        p.content_type = r->content_type;
+        p.fetched_wall_ms = r->fetched_wall_ms;
+        n = fetch_out_page(&c->out, &p, errstr, errstr_size);
+        if (n < 0)
+                return -1;
+        c->pages++;
+        c->records += n;
+        if (c->cursor_path && r->json)
+                sl_jsonpath_each(c->records_path, r->json, each_record, c);
+        sl_debug("event=page source=%s page=%ld records=%ld status=%ld",
+                 c->src->name, r->tag, n, r->status);
+        progress(c, 0);
+        return 0;
+}
+
+static long page_records(struct fetch_ctx *c, json_t *json)
+{
+        json_t *arr = json ? sl_jsonpath_first(c->records_path, json) : NULL;
+
+        return json_is_array(arr) ? (long)json_array_size(arr) : -1;
+}
+
+/* What a sequential step keeps of its answer. */
+struct one {
+        struct fetch_ctx *c;
+        int publish;
+        json_t *json;    /* new reference, or NULL */
+        char *link_next; /* new, or NULL */
+        long status;
+};
+
+static int keep_answer(struct fetch_req *r, void *opaque, char *errstr,
+                       size_t errstr_size)
+{
+        struct one *o = opaque;
+
+        if (o->publish && publish(r, o->c, errstr, errstr_size) < 0)
+                return -1;
+        o->json = json_incref(r->json);
+        o->status = r->status;
+        if (r->link)
+                o->link_next = fetch_link_next(r->link);
+        return 0;
+}
+
+/* Runs r (taken over) alone. */
+static int run_one(struct fetch_ctx *c, struct fetch_req *r, int publish_it,
+                   struct one *o, char *errstr, size_t errstr_size)
+{
+        int rc;
+
+        memset(o, 0, sizeof(*o));
+        o->c = c;
+        o->publish = publish_it;
+        rc = fetch_http_run(&c->http, &r, 1, keep_answer, o, errstr,
+                            errstr_size);
+        fetch_req_destroy(r);
+        return rc;
+}
+
+static void one_free(struct one *o)
+{
+        json_decref(o->json);
+        free(o->link_next);
+        o->json = NULL;
+        o->link_next = NULL;
+}
+
+/* Runs reqs (taken over) in parallel, publishing each. */
+static int run_many(struct fetch_ctx *c, struct fetch_req **reqs, size_t n,
+                    char *errstr, size_t errstr_size)
+{
+        int rc =
+            fetch_http_run(&c->http, reqs, n, publish, c, errstr, errstr_size);
+
+        for (size_t i = 0; i < n; i++)
+                fetch_req_destroy(reqs[i]);
+        return rc;
+}
+
+static long json_long(json_t *root, const char *path)
+{
+        json_t *v = path && root ? sl_jsonpath_get(root, path) : NULL;
+        long long n;
+
+        if (json_is_integer(v))
+                return (long)json_integer_value(v);
+        if (json_is_string(v) && sl_parse_ll(json_string_value(v), &n) == 0)
+                return (long)n;
+        return -1;
+}
+
+/* offset + total, or page number + total pages: the first page tells how
+ * many there are, the rest go in parallel; without a total, sequential
+ * until a short or empty page. */
+static int paging_counted(struct fetch_ctx *c, char *errstr, size_t errstr_size)
+{
+        const struct fetch_source *src = c->src;
+        int by_offset = src->paging == FETCH_PAGING_OFFSET;
+        struct fetch_req *r;
+        struct params pp;
+        struct one o;
+        long first_n, step, total, npages;
+        int rc;
+
+        memset(&pp, 0, sizeof(pp));
+        param_add(&pp, src->page_param, src->page_start);
+        if (src->page_size)
+                param_add(&pp, src->size_param, src->page_size);
+        r = build_main(c, &pp, NULL, errstr, errstr_size);
+        if (!r)
+                return SL_ERR_FATAL;
+        r->tag = 0;
+        rc = run_one(c, r, 1, &o, errstr, errstr_size);
+        if (rc != SL_OK)
+                return rc;
+        first_n = page_records(c, o.json);
+        total =
+            json_long(o.json, by_offset ? src->total_path : src->pages_path);
+        one_free(&o);
+        step = src->page_size ? src->page_size : first_n;
+        if (total >= 0 && (by_offset ? step > 0 : 1)) {
+                struct fetch_req **reqs;
+                long n = 0;
+
+                npages = by_offset ? (total + step - 1) / step : total;
+                if (npages > MAX_PAGES)
+                        npages = MAX_PAGES;
+                c->total_pages = npages;
+                reqs =
+                    sl_calloc((size_t)(npages > 1 ? npages : 1), sizeof(*reqs));
+                for (long i = 1; i < npages; i++) {
+                        memset(&pp, 0, sizeof(pp));
+                        param_add(&pp, src->page_param,
+                                  by_offset ? src->page_start + i * step
+                                            : src->page_start + i);
+                        if (src->page_size)
+                                param_add(&pp, src->size_param, src->page_size);
+                        r = build_main(c, &pp, NULL, errstr, errstr_size);
+                        if (!r) {
+                                run_many(c, reqs, (size_t)n, errstr,
+                                         errstr_size);
+                                free(reqs);
+                                return SL_ERR_FATAL;
+                        }
+                        r->tag = i;
+                        reqs[n++] = r;
+                }
+                rc = run_many(c, reqs, (size_t)n, errstr, errstr_size);
+                free(reqs);
+                return rc;
+        }
+        /* no total: one page after another until a short or empty one */
+        for (long i = 1; first_n > 0 && i < MAX_PAGES; i++) {
+                long got;
+                if (src->page_size && first_n < src->page_size)
+                        break;
+                memset(&pp, 0, sizeof(pp));
+                param_add(&pp, src->page_param,
+                          by_offset ? src->page_start + i * step
+                                    : src->page_start + i);
+                if (src->page_size)
+                        param_add(&pp, src->size_param, src->page_size);
+                r = build_main(c, &pp, NULL, errstr, errstr_size);
+                if (!r)
+                        return SL_ERR_FATAL;
+                r->tag = i;
+                rc = run_one(c, r, 1, &o, errstr, errstr_size);
+                if (rc != SL_OK)
+                        return rc;
+                got = page_records(c, o.json);
+                one_free(&o);
+                first_n = got;
+        }
+        return SL_OK;
+}
+
+/* cursor token, next URL in the body, Link header: strictly sequential. */
+static int paging_chain(struct fetch_ctx *c, char *errstr, size_t errstr_size)
+{
+        const struct fetch_source *src = c->src;
+        char *next = NULL; /* token or URL */
+        struct params pp;
+        int rc = SL_OK;
+
+        for (long i = 0; i < MAX_PAGES; i++) {
+                struct fetch_req *r;
+                struct one o;
+                json_t *nv;
+
+                memset(&pp, 0, sizeof(pp));
+                if (src->page_size &&
+                    (i == 0 || src->paging == FETCH_PAGING_CURSOR))
+                        param_add(&pp, src->size_param, src->page_size);
+                if (src->paging == FETCH_PAGING_CURSOR || i == 0)
+                        r = build(c, src->method, src->req_path, &pp,
+                                  src->page_param, next, errstr, errstr_size);
+                else
+                        r = build(c, src->method, next, NULL, NULL, NULL,
+                                  errstr, errstr_size);
+                if (r && set_body(c, r, src->body, errstr, errstr_size) < 0) {
+                        fetch_req_destroy(r);
+                        r = NULL;
+                }
+                if (!r) {
+                        rc = SL_ERR_FATAL;
+                        break;
+                }
+                r->tag = i;
+                rc = run_one(c, r, 1, &o, errstr, errstr_size);
+                if (rc != SL_OK)
+                        break;
+                free(next);
+                next = NULL;
+                if (src->paging == FETCH_PAGING_LINK) {
+                        next = o.link_next;
+                        o.link_next = NULL;
+                } else {
+                        nv = sl_jsonpath_get(o.json, src->next_path);
+                        if (json_is_string(nv) && *json_string_value(nv))
+                                next = sl_strdup(json_string_value(nv));
+                }
+                if (next && page_records(c, o.json) == 0 &&
+                    src->paging == FETCH_PAGING_CURSOR) {
+                        /* a token with no records: nothing more */
+                        free(next);
+                        next = NULL;
+                }
+                one_free(&o);
+                if (!next)
+                        break;
+        }
+        free(next);
+        return rc;
+}
+
+/* Tenable-style export: create (or resume on 409), poll status with
+ * growing delays, download each chunk as it becomes available. */
+static int paging_export(struct fetch_ctx *c, char *errstr, size_t errstr_size)
+{
+        const struct fetch_source *src = c->src;
+        struct fetch_req *r;
+        struct one o;
+        char uuid[128] = "";
+        long *seen = NULL;
+        size_t nseen = 0;
+        int64_t delay = src->export_poll_ms;
+        int64_t deadline = sl_now_ms() + src->export_timeout_s * 1000;
+        int rc;
+        json_t *v;
+
+        r = build(c, "POST", src->export_create, NULL, NULL, NULL, errstr,
+                  errstr_size);
+        if (!r)
+                return SL_ERR_FATAL;
+        r->body = json_dumps(
+            src->export_body ? src->export_body : json_object(), JSON_COMPACT);
+        r->body_json = 1;
+        r->accept[r->accept_n++] = 409;
+        rc = run_one(c, r, 0, &o, errstr, errstr_size);
+        if (rc != SL_OK)
+                return rc;
+        v = json_object_get(o.json,
+                            o.status == 409 ? "active_job_id" : "export_uuid");
+        if (json_is_string(v))
+                snprintf(uuid, sizeof(uuid), "%s", json_string_value(v));
+        one_free(&o);
+        if (!*uuid) {
+                snprintf(errstr, errstr_size, "%s: the export answer has no %s",
+                         src->export_create,
+                         o.status == 409 ? "active_job_id" : "export_uuid");
+                return SL_ERR_RETRY;
+        }
+        sl_info("event=%s source=%s export_uuid=%s",
+                o.status == 409 ? "export_resumed" : "export_created",
+                src->name, uuid);
+        fetch_vars_set(&c->vars, "export_uuid", uuid);
+        for (;;) {
+                struct fetch_req **reqs = NULL;
+                size_t n = 0, i;
+                json_t *avail;
+                const char *status;
+                int finished;
+
+                r = build(c, "GET", src->export_status, NULL, NULL, NULL,
+                          errstr, errstr_size);
+                if (!r) {
+                        rc = SL_ERR_FATAL;
+                        break;
+                }
+                rc = run_one(c, r, 0, &o, errstr, errstr_size);
+                if (rc != SL_OK)
+                        break;
+                status = json_string_value(json_object_get(o.json, "status"));
+                status = status ? status : "";
+                finished = strcmp(status, "FINISHED") == 0;
+                if (strcmp(status, "ERROR") == 0 ||
+                    strcmp(status, "CANCELLED") == 0) {
+                        snprintf(errstr, errstr_size,
+                                 "export %s ended with status %s", uuid,
+                                 status);
+                        one_free(&o);
+                        rc = SL_ERR_RETRY;
+                        break;
+                }
+                avail = json_object_get(o.json, "chunks_available");
+                reqs = sl_calloc(json_array_size(avail) + 1, sizeof(*reqs));
+                json_array_foreach(avail, i, v)
+                {
+                        long id = (long)json_integer_value(v);
+                        char idtext[32];
+                        size_t k;
+                        for (k = 0; k < nseen && seen[k] != id; k++)
+                                ;
+                        if (k < nseen || !json_is_integer(v))
+                                continue;
+                        seen = sl_realloc(seen, (nseen + 1) * sizeof(*seen));
+                        seen[nseen++] = id;
+                        snprintf(idtext, sizeof(idtext), "%ld", id);
+                        fetch_vars_set(&c->vars, "chunk", idtext);
+                        r = build(c, "GET", src->export_chunk, NULL, NULL, NULL,
+                                  errstr, errstr_size);
+                        fetch_vars_set(&c->vars, "chunk", "");
+                        if (!r)
+                                break;
+                        r->tag = id;
+                        reqs[n++] = r;
+                }
+                one_free(&o);
+                rc = run_many(c, reqs, n, errstr, errstr_size);
+                free(reqs);
+                if (rc != SL_OK)
+                        break;
+                if (finished)
+                        break;
+                if (sl_now_ms() > deadline) {
+                        snprintf(errstr, errstr_size,
+                                 "export %s not finished after %ld s", uuid,
+                                 src->export_timeout_s);
+                        rc = SL_ERR_RETRY;
+                        break;
+                }
+                for (int64_t until = sl_now_ms() + delay;
+                     sl_now_ms() < until && !sl_stop;) {
+                        sl_sleep_ms(100);
+                        if (c->http.idle && c->http.idle(c->http.idle_opaque))
+                                break;
+                }
+                delay = delay * 3 / 2;
+                if (delay > src->export_poll_max_ms)
+                        delay = src->export_poll_max_ms;
+        }
+        free(seen);
+        return rc;
+}
+
+static int run_paging(struct fetch_ctx *c, char *errstr, size_t errstr_size)
+{
+        struct fetch_req *r;
+        struct one o;
+        int rc;
+
+        switch (c->src->paging) {
+        case FETCH_PAGING_OFFSET:
+        case FETCH_PAGING_PAGE:
+                return paging_counted(c, errstr, errstr_size);
+        case FETCH_PAGING_CURSOR:
+        case FETCH_PAGING_NEXT_URL:
+        case FETCH_PAGING_LINK:
+                return paging_chain(c, errstr, errstr_size);
+        case FETCH_PAGING_EXPORT:
+                return paging_export(c, errstr, errstr_size);
+        case FETCH_PAGING_NONE:
+                break;
+        }
+        r = build_main(c, NULL, NULL, errstr, errstr_size);
+        if (!r)
+                return SL_ERR_FATAL;
+        c->total_pages = 1;
+        rc = run_one(c, r, 1, &o, errstr, errstr_size);
+        one_free(&o);
+        return rc;
+}
+
+/* Publishes one window's pages and waits for their delivery. */
+static int run_window(struct fetch_ctx *c, char *errstr, size_t errstr_size)
+{
+        int rc;
+
+        free(c->max_seen);
+        c->max_seen = NULL;
+        rc = run_paging(c, errstr, errstr_size);
+        if (rc != SL_OK) {
+                /* what was queued still goes out; the cursor stays */
+                char ignored[256];
+                fetch_out_wait(&c->out, 30000, ignored, sizeof(ignored));
+                return rc;
+        }
+        if (fetch_out_wait(&c->out, 120000, errstr, errstr_size) < 0)
+                return SL_ERR_RETRY;
+        return SL_OK;
+}
+
+int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
+{
+        const struct fetch_source *src = c->src;
+        int64_t now_ms = sl_wall_ms();
+        int rc = SL_OK;
+
+        fetch_out_new_run(&c->out);
+        c->pages = c->records = c->total_pages = 0;
+        c->t0 = c->last_progress = sl_now_ms();
+        c->http.requests = c->http.retries = c->http.throttled = 0;
+        sl_time_format(now_ms, c->now, sizeof(c->now));
+        memset(&c->vars, 0, sizeof(c->vars));
+        fetch_vars_set(&c->vars, "now", c->now);
+        sl_info("event=sync_start source=%s run=%s cursor=%s", src->name,
+                c->out.run, c->cursor ? c->cursor : "-");
+        if (!src->cursor_field) {
+                fetch_vars_set(&c->vars, "cursor", c->cursor ? c->cursor : "");
+                rc = run_window(c, errstr, errstr_size);
+                if (rc == SL_OK && fetch_out_state(&c->out, c->cursor, errstr,
+                                                   errstr_size) < 0)
+                        rc = SL_ERR_RETRY;
+                goto out;
+        }
+        for (;;) {
+                const char *from = c->cursor ? c->cursor : src->inc_start;
+                int64_t from_ms, to_ms;
+                int last;
+
+                if (fetch_time_parse(from, &from_ms) < 0) {
+                        snprintf(errstr, errstr_size,
+                                 "cursor \"%s\" is not an RFC 3339 time", from);
+                        rc = SL_ERR_FATAL;
+                        break;
+                }
+                to_ms = src->window_days
+                            ? from_ms + src->window_days * 86400000LL
+                            : now_ms;
+                last = to_ms >= now_ms;
+                if (last)
+                        to_ms = now_ms;
+                sl_time_format(from_ms, c->win_start, sizeof(c->win_start));
+                sl_time_format(to_ms, c->win_end, sizeof(c->win_end));
+                fetch_vars_set(&c->vars, "window.start", c->win_start);
+                fetch_vars_set(&c->vars, "window.end", c->win_end);
+                fetch_vars_set(&c->vars, "cursor", from);
+                sl_info("event=window source=%s start=%s end=%s", src->name,
+                        c->win_start, c->win_end);
+                rc = run_window(c, errstr, errstr_size);
+                if (rc != SL_OK)
+                        break;
+                /* delivered: now the cursor may move. A past window is
+                 * complete up to its end; the last one up to the newest
+                 * record seen (the server may still be indexing "now"). */
+                if (!last) {
+                        free(c->cursor);
+                        c->cursor = sl_strdup(c->win_end);
+                } else if (c->max_seen &&
+                           (!c->cursor || strcmp(c->max_seen, c->cursor) > 0)) {
+                        free(c->cursor);
+                        c->cursor = sl_strdup(c->max_seen);
+                }
+                if (fetch_out_state(&c->out, c->cursor, errstr, errstr_size) <
+                    0) {
+                        rc = SL_ERR_RETRY;
+                        break;
+                }
+                sl_info("event=cursor source=%s cursor=%s", src->name,
+                        c->cursor ? c->cursor : "-");
+                if (last)
+                        break;
+        }
+out:
+        progress(c, 1);
+        if (rc == SL_OK)
+                sl_info("event=sync_done source=%s run=%s pages=%ld "
+                        "records=%ld ms=%lld",
+                        src->name, c->out.run, c->pages, c->records,
+                        (long long)(sl_now_ms() - c->t0));
+        return rc;
+}

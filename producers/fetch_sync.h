@@ -1,0 +1,42 @@
+/* fetch_sync: one sync of a source: date windows from the cursor, every
+ * paging style, publishing each page, and the cursor recorded in
+ * sluice.state only after the window's pages were delivered. */
+#ifndef FETCH_SYNC_H
+#define FETCH_SYNC_H
+
+#include "fetch_http.h"
+#include "fetch_out.h"
+#include "fetch_source.h"
+#include "sl_jsonpath.h"
+
+struct fetch_ctx {
+        const struct fetch_source *src; /* borrowed */
+        const char *base_url;           /* borrowed */
+        struct fetch_http http;
+        struct fetch_out out;
+        struct fetch_lock *lock;          /* borrowed, or NULL */
+        struct sl_jsonpath *cursor_path;  /* owned, or NULL */
+        struct sl_jsonpath *records_path; /* owned */
+
+        /* the current sync */
+        char *cursor;   /* owned: the recorded cursor, or NULL */
+        char *max_seen; /* owned: greatest record cursor of this window */
+        struct fetch_vars vars;
+        char win_start[40], win_end[40], now[40];
+        long pages, records, total_pages;
+        int64_t t0, last_progress;
+};
+
+/* 0, or -1 with errstr. */
+int fetch_ctx_init(struct fetch_ctx *c, const struct fetch_source *src,
+                   const char *base_url, char *errstr, size_t errstr_size);
+void fetch_ctx_free(struct fetch_ctx *c);
+
+/* Runs one sync. SL_OK, SL_ERR_RETRY (try again later) or SL_ERR_FATAL,
+ * with errstr. */
+int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size);
+
+/* Percent-encodes s for a query string. New; free with free(). */
+char *fetch_url_encode(const char *s);
+
+#endif

@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Every paging style end to end against the fixture API: exact page and
+# record counts in raw.<source>, headers, chunking, secrets masked.
+source "$SLUICE_ROOT/tests/lib.sh"
+trap sl_cleanup EXIT
+
+# raw_count TOPIC: prints "PAGES RECORDS MESSAGES" of a raw topic, counting
+# records in each message at its records_path header; distinct pages are
+# (run, page) pairs.
+raw_count() {
+	kcat -b "$SLUICE_BROKERS" -C -t "$1" -e -q -J 2>/dev/null |
+		/usr/bin/python3 -c '
+import json, sys
+pages, records, msgs = set(), 0, 0
+for line in sys.stdin:
+    m = json.loads(line)
+    h = m.get("headers") or []
+    hd = dict(zip(h[0::2], h[1::2]))
+    doc = json.loads(m["payload"])
+    for part in hd["records_path"].lstrip("$").split("."):
+        if part:
+            doc = doc[part]
+    records += len(doc)
+    msgs += 1
+    pages.add((hd["run"], hd["page"]))
+print(len(pages), records, msgs)'
+}
+
+# raw_ids TOPIC FIELD: every record's FIELD (a dotted path), one a line
+raw_ids() {
+	kcat -b "$SLUICE_BROKERS" -C -t "$1" -e -q -J 2>/dev/null |
+		/usr/bin/python3 -c '
+import json, sys
+field = sys.argv[1].split(".")
+for line in sys.stdin:
+    m = json.loads(line)
+    h = m.get("headers") or []
+    hd = dict(zip(h[0::2], h[1::2]))
+    doc = json.loads(m["payload"])
+    for part in hd["records_path"].lstrip("$").split("."):
+        if part:
+            doc = doc[part]
+    for r in doc:
+        for f in field:
+            r = r[f]
+        print(r)' "$2"
+}
+
+# fx_get PATH [CURL ARGS]: a fixture answer
+fx_get() { local p=$1; shift; curl -sf "$@" "$SLUICE_FIXTURE_URL$p"; }
+
+# fx_fault JSON: queues a fault on the fixture
+fx_fault() { curl -sf -X POST -d "$1" "$SLUICE_FIXTURE_URL/_fixture/faults" >/dev/null; }
+
+# fetch_once NAME DEF BASE: runs one sync, logs to $SL_LOGDIR/NAME.log
+fetch_once() {
+	: "${SL_LOGDIR:=$(sl_tmpdir)}"
+	timeout 120 "$SLUICE_BIN" fetch "$2" --once --base-url "$3" \
+		>"$SL_LOGDIR/$1.out" 2>"$SL_LOGDIR/$1.log"
+}
+
+broker_start || { not_ok "broker"; exit 1; }
+fixture_start --nvd-rate 1000/1 --github-rate 1000/1 || { not_ok "fixture"; exit 1; }
+D=$(sl_tmpdir)
+SRC=$SLUICE_ROOT/producers/sources
+
+# --- KEV: one document, chunked over the message limit ---------------------
+want=$(fx_get /kev/known_exploited_vulnerabilities.json | jq '.vulnerabilities|length')
+sed 's/"interval_seconds"/"max_message_bytes": 500000, "interval_seconds"/' \
+	"$SRC/kev.json" >"$D/kev.json"
+if fetch_once kev "$D/kev.json" "$SLUICE_FIXTURE_URL/kev"; then ok "kev: sync exits 0"; else not_ok "kev: sync failed: $(tail -3 "$SL_LOGDIR/kev.log")"; fi
+read -r pages recs msgs < <(raw_count raw.kev)
+check_eq "kev: one page" "$pages" 1
+check_eq "kev: every record published" "$recs" "$want"
+check_eq "kev: split into 3 chunks of at most 500000 bytes" "$msgs" 3
+hdrs=$(kcat -b "$SLUICE_BROKERS" -C -t raw.kev -e -q -f '%h\n' | head -1)
+for h in source=kev run= page=0 chunk= url=http fetched_at= http_status=200 content_type= 'records_path=$.vulnerabilities'; do
+	case "$hdrs" in *"$h"*) ok "kev: header $h" ;; *) not_ok "kev: header $h missing in $hdrs" ;; esac
+done
+big=$(kcat -b "$SLUICE_BROKERS" -C -t raw.kev -e -q -f '%S\n' | sort -n | tail -1)
+[ "$big" -le 500000 ] && ok "kev: chunks within the limit" || not_ok "kev: chunk of $big bytes"
+# chunks keep the envelope
+env=$(kcat -b "$SLUICE_BROKERS" -C -t raw.kev -e -q -f '%s\n' | jq -r '.catalogVersion' | sort -u)
+check_eq "kev: every chunk keeps the envelope" "$env" "$(fx_get /kev/known_exploited_vulnerabilities.json | jq -r .catalogVersion)"
+# bundled definition unchanged: the whole catalog fits in two messages
+fetch_once kev2 "$SRC/kev.json" "$SLUICE_FIXTURE_URL/kev"
+check_eq "kev bundled: exit 0" "$?" 0
+
+# --- NVD: offset + total, parallel pages, secret query value masked ------------
+total=$(fx_get '/nvd/rest/json/cves/2.0?resultsPerPage=1' | jq .totalResults)
+cat >"$D/nvd.json" <<JSON
+{"name": "nvd_offset", "base_url": "https://services.nvd.nist.gov",
+ "request": {"path": "/rest/json/cves/2.0",
+             "query": {"token": "\${env:SLUICE_TEST_SECRET}"}},
+ "records": "\$.vulnerabilities",
+ "paging": {"style": "offset", "param": "startIndex",
+            "size_param": "resultsPerPage", "size": 50,
+            "total": "\$.totalResults"},
+ "rate_limit": {"requests": 100, "per_seconds": 1},
+ "retry": {"throttle_status": [403, 429, 503]},
+ "concurrency": 4}
+JSON
+export SLUICE_TEST_SECRET=s3cr3t-value-42
+fetch_once nvd "$D/nvd.json" "$SLUICE_FIXTURE_URL/nvd"
+check_eq "nvd: exit 0" "$?" 0
+read -r pages recs msgs < <(raw_count raw.nvd_offset)
+check_eq "nvd: pages = ceil(total/50)" "$pages" $(((total + 49) / 50))
+check_eq "nvd: records = totalResults" "$recs" "$total"
+ids=$(raw_ids raw.nvd_offset cve.id | sort -u | wc -l)
+check_eq "nvd: distinct CVEs" "$ids" "$total"
+if kcat -b "$SLUICE_BROKERS" -C -t raw.nvd_offset -e -q -f '%h\n' | grep -q s3cr3t; then
+	not_ok "nvd: the secret leaked into a header"
+else ok "nvd: no secret in headers"; fi
+kcat -b "$SLUICE_BROKERS" -C -t raw.nvd_offset -e -q -f '%h\n' | grep -q 'token=\*\*\*' &&
+	ok "nvd: url header masks the secret" || not_ok "nvd: url header not masked"
+grep -q s3cr3t "$SL_LOGDIR/nvd.log" && not_ok "nvd: secret in the log" || ok "nvd: no secret in the log"
+grep -q 'event=progress' "$SL_LOGDIR/nvd.log" || true
+
+# --- Rapid7: page number + totalPages ------------------------------------------
+r7=$(fx_get '/rapid7/api/3/vulnerabilities?size=100')
+cat >"$D/r7.json" <<JSON
+{"name": "rapid7", "base_url": "https://example.invalid",
+ "request": {"path": "/api/3/vulnerabilities"}, "records": "\$.resources",
+ "paging": {"style": "page", "param": "page", "size_param": "size",
+            "size": 100, "total_pages": "\$.page.totalPages"}}
+JSON
+fetch_once r7 "$D/r7.json" "$SLUICE_FIXTURE_URL/rapid7"
+check_eq "rapid7: exit 0" "$?" 0
+read -r pages recs msgs < <(raw_count raw.rapid7)
+check_eq "rapid7: pages = totalPages" "$pages" "$(jq .page.totalPages <<<"$r7")"
+check_eq "rapid7: records = totalResources" "$recs" "$(jq .page.totalResources <<<"$r7")"
+# page number, stop on empty (no total_pages)
+sed 's/"name": "rapid7"/"name": "rapid7_empty"/; s/, "total_pages": "[^"]*"//' "$D/r7.json" >"$D/r7e.json"
+fetch_once r7e "$D/r7e.json" "$SLUICE_FIXTURE_URL/rapid7"
+read -r pages recs msgs < <(raw_count raw.rapid7_empty)
+check_eq "rapid7 stop-on-short: records" "$recs" "$(jq .page.totalResources <<<"$r7")"
+
+# --- CrowdStrike: cursor token in the body --------------------------------------
+cs_total=$(fx_get '/crowdstrike/spotlight/combined/vulnerabilities/v1?limit=1' | jq .meta.pagination.total)
+cat >"$D/cs.json" <<JSON
+{"name": "crowdstrike", "base_url": "https://api.crowdstrike.com",
+ "request": {"path": "/spotlight/combined/vulnerabilities/v1"},
+ "records": "\$.resources",
+ "paging": {"style": "cursor", "param": "after", "size_param": "limit",
+            "size": 100, "next": "\$.meta.pagination.after"}}
+JSON
+fetch_once cs "$D/cs.json" "$SLUICE_FIXTURE_URL/crowdstrike"
+check_eq "crowdstrike: exit 0" "$?" 0
+read -r pages recs msgs < <(raw_count raw.crowdstrike)
+check_eq "crowdstrike: pages" "$pages" $(((cs_total + 99) / 100))
+check_eq "crowdstrike: records" "$recs" "$cs_total"
+
+# --- OTX: next URL in the body, key header from the environment -----------------
+otx_total=$(fx_get '/otx/api/v1/pulses/subscribed?limit=1' -H 'X-OTX-API-KEY: k' | jq .count)
+cat >"$D/otx.json" <<JSON
+{"name": "otx", "base_url": "https://otx.alienvault.com",
+ "request": {"path": "/api/v1/pulses/subscribed"}, "records": "\$.results",
+ "auth": {"type": "header", "name": "X-OTX-API-KEY", "env": "OTX_KEY"},
+ "paging": {"style": "next_url", "size_param": "limit", "size": 40,
+            "next": "\$.next"}}
+JSON
+OTX_KEY=otx-key-1 fetch_once otx "$D/otx.json" "$SLUICE_FIXTURE_URL/otx"
+check_eq "otx: exit 0" "$?" 0
+read -r pages recs msgs < <(raw_count raw.otx)
+check_eq "otx: pages" "$pages" $(((otx_total + 39) / 40))
+check_eq "otx: records" "$recs" "$otx_total"
+fetch_once otx_nokey "$D/otx.json" "$SLUICE_FIXTURE_URL/otx"
+check_eq "otx: an unset key variable is a usage error" "$?" 2
+
+# --- GitHub: Link rel=next ----------------------------------------------------
+cat >"$D/gh.json" <<JSON
+{"name": "github", "base_url": "https://api.github.com",
+ "request": {"path": "/advisories"}, "records": "\$",
+ "paging": {"style": "link", "size_param": "per_page", "size": 100}}
+JSON
+fetch_once gh "$D/gh.json" "$SLUICE_FIXTURE_URL/github"
+check_eq "github: exit 0" "$?" 0
+read -r pages recs msgs < <(raw_count raw.github)
+check_eq "github: pages" "$pages" $(((otx_total + 99) / 100))
+check_eq "github: records (same dataset as OTX)" "$recs" "$otx_total"
+
+# --- Tenable: export job ------------------------------------------------------
+tn_total=$(jq length "$SLUICE_ROOT/data/tenable/test_exports_vulns_chunk_1.json")
+fetch_once tenable "$SRC/tenable.json" "$SLUICE_FIXTURE_URL"
+check_eq "tenable: exit 0" "$?" 0
+read -r pages recs msgs < <(raw_count raw.tenable)
+check_eq "tenable: one page per chunk" "$pages" $(((tn_total + 49) / 50))
+check_eq "tenable: records" "$recs" "$tn_total"
+# a second export while one is active resumes it (409 active_job_id)
+curl -sf -X POST -H 'Content-Type: application/json' -d '{"num_assets":50}' \
+	"$SLUICE_FIXTURE_URL/vulns/export" >/dev/null
+fetch_once tenable2 "$SRC/tenable.json" "$SLUICE_FIXTURE_URL"
+check_eq "tenable resume: exit 0" "$?" 0
+grep -q 'event=export_resumed' "$SL_LOGDIR/tenable2.log" && ok "tenable: 409 resumed the active job" ||
+	not_ok "tenable: no export_resumed in log"
+read -r pages recs msgs < <(raw_count raw.tenable)
+check_eq "tenable resume: records doubled" "$recs" $((tn_total * 2))
+
+# --- URLhaus: single document ---------------------------------------------------
+uh_total=$(fx_get /urlhaus/v1/urls/recent/ | jq '.urls|length')
+fetch_once urlhaus "$SRC/urlhaus.json" "$SLUICE_FIXTURE_URL/urlhaus"
+check_eq "urlhaus: exit 0" "$?" 0
+read -r pages recs msgs < <(raw_count raw.urlhaus)
+check_eq "urlhaus: records" "$recs" "$uh_total"
+
+sl_done

@@ -1,0 +1,170 @@
+/* test_common: the shared layer: JSON paths, positioned config errors,
+ * option tables, env expansion, buffers and number parsing. */
+#include "sl_config.h"
+#include "sl_jsonpath.h"
+#include "sl_util.h"
+#include "tap.h"
+
+#include <stdlib.h>
+
+static json_t *doc(const char *text)
+{
+        json_error_t e;
+        json_t *v = json_loads(text, 0, &e);
+        if (!v) {
+                printf("# bad test JSON: %s\n", e.text);
+                abort();
+        }
+        return v;
+}
+
+static int count_cb(json_t *m, void *opaque)
+{
+        (void)m;
+        (*(int *)opaque)++;
+        return 0;
+}
+
+static void test_jsonpath(void)
+{
+        json_t *d = doc("{\"a\":{\"b\":[{\"t\":\"x\",\"v\":1},{\"t\":\"y\","
+                        "\"v\":2},{\"t\":\"x\",\"v\":3}]},\"k.dot\":5}");
+        char err[256];
+        struct sl_jsonpath *p;
+        int n = 0;
+        json_t *v;
+
+        v = sl_jsonpath_get(d, "$.a.b[1].v");
+        TAP_INT_EQ(v ? json_integer_value(v) : -1, 2, "path member+index");
+        v = sl_jsonpath_get(d, "a.b[-1].v");
+        TAP_INT_EQ(v ? json_integer_value(v) : -1, 3,
+                   "relative path, negative index");
+        v = sl_jsonpath_get(d, "$['k.dot']");
+        TAP_INT_EQ(v ? json_integer_value(v) : -1, 5, "quoted member");
+        TAP_OK(sl_jsonpath_get(d, "$.a.zz") == NULL, "missing member is NULL");
+        TAP_OK(sl_jsonpath_get(d, "$.a.b[9]") == NULL, "index out of range");
+
+        p = sl_jsonpath_compile("$.a.b[*].v", err, sizeof(err));
+        TAP_OK(p != NULL, "wildcard compiles");
+        TAP_OK(p && !sl_jsonpath_is_single(p), "wildcard is not single");
+        if (p)
+                TAP_INT_EQ(sl_jsonpath_each(p, d, count_cb, &n), 3,
+                           "wildcard visits 3");
+        sl_jsonpath_destroy(p);
+
+        p = sl_jsonpath_compile("$.a.b[?(@.t=='x')].v", err, sizeof(err));
+        TAP_OK(p != NULL, "filter compiles");
+        n = 0;
+        if (p) {
+                sl_jsonpath_each(p, d, count_cb, &n);
+                TAP_INT_EQ(n, 2, "filter by equality matches 2");
+                v = sl_jsonpath_first(p, d);
+                TAP_INT_EQ(v ? json_integer_value(v) : -1, 1,
+                           "filter first match in document order");
+        }
+        sl_jsonpath_destroy(p);
+
+        p = sl_jsonpath_compile("$.a.b[?(@.v!=2)]", err, sizeof(err));
+        n = 0;
+        if (p)
+                sl_jsonpath_each(p, d, count_cb, &n);
+        TAP_INT_EQ(n, 2, "filter != matches 2");
+        sl_jsonpath_destroy(p);
+
+        p = sl_jsonpath_compile("$.a.[", err, sizeof(err));
+        TAP_OK(p == NULL && strstr(err, "offset") != NULL,
+               "malformed path is rejected with its offset");
+        sl_jsonpath_destroy(p);
+        json_decref(d);
+}
+
+static void test_config(void)
+{
+        const char *text = "{\n  \"name\": \"kev\",\n  \"request\": {\n"
+                           "    \"urll\": \"x\",\n    \"tries\": \"3\"\n  }\n}\n";
+        static const struct sl_opt req_opts[] = {
+                {"url", SL_OPT_STRING, 1, NULL, "the URL"},
+                {"tries", SL_OPT_INT, 0, "3", "attempts"},
+                {NULL, 0, 0, NULL, NULL},
+        };
+        struct sl_config_pos pos;
+        char err[512];
+        char *errs = NULL;
+        json_t *root;
+        int problems;
+
+        TAP_OK(sl_config_locate(text, "request.tries", &pos) == 0,
+               "locate nested key");
+        TAP_INT_EQ(pos.line, 5, "located line");
+        TAP_INT_EQ(pos.column, 5, "located column");
+
+        root = sl_config_loadb("t.json", text, strlen(text), err, sizeof(err));
+        TAP_OK(root != NULL, "config parses");
+        problems = sl_opt_check(req_opts, json_object_get(root, "request"),
+                                "t.json", text, "request", &errs);
+        TAP_INT_EQ(problems, 3, "unknown key, wrong type, missing key");
+        TAP_OK(errs && strstr(errs, "t.json:4:5: request.urll: unknown key"),
+               "unknown key is positioned");
+        TAP_OK(errs && strstr(errs, "t.json:5:5: request.tries: expected "
+                                    "integer"),
+               "wrong type is positioned");
+        TAP_OK(errs && strstr(errs, "missing required key \"url\""),
+               "missing key is reported");
+        free(errs);
+        json_decref(root);
+
+        root = sl_config_loadb("bad.json", "{\n \"a\": 1,,\n}", 13, err,
+                               sizeof(err));
+        TAP_OK(root == NULL && strncmp(err, "bad.json:2:", 11) == 0,
+               "syntax error names file and line (%s)", err);
+        root = sl_config_loadb("dup.json", "{\"a\":1,\"a\":2}", 13, err,
+                               sizeof(err));
+        TAP_OK(root == NULL, "duplicate keys rejected");
+}
+
+static void test_env(void)
+{
+        char err[256];
+        char *s;
+
+        setenv("SL_TEST_SECRET", "s3cr3t", 1);
+        s = sl_config_expand_env("Bearer ${env:SL_TEST_SECRET}!", err,
+                                 sizeof(err));
+        TAP_STR_EQ(s, "Bearer s3cr3t!", "env expansion");
+        free(s);
+        unsetenv("SL_TEST_UNSET_VAR");
+        s = sl_config_expand_env("${env:SL_TEST_UNSET_VAR}", err, sizeof(err));
+        TAP_OK(s == NULL && strstr(err, "SL_TEST_UNSET_VAR"),
+               "unset variable is named in the error");
+        free(s);
+}
+
+static void test_util(void)
+{
+        struct sl_buf b;
+        long long ll;
+        int i;
+        char ts[40];
+
+        sl_buf_init(&b, 8);
+        TAP_OK(sl_buf_puts(&b, "12345678") == 0, "buffer fills to its cap");
+        TAP_OK(sl_buf_puts(&b, "9") < 0, "buffer refuses past its cap");
+        TAP_INT_EQ(b.len, 8, "buffer keeps its content");
+        sl_buf_free(&b);
+
+        TAP_OK(sl_parse_ll("123", &ll) == 0 && ll == 123, "parse ll");
+        TAP_OK(sl_parse_ll("12x", &ll) < 0, "trailing junk refused");
+        TAP_OK(sl_parse_ll("", &ll) < 0, "empty refused");
+        TAP_OK(sl_parse_int("99999999999", &i) < 0, "int overflow refused");
+        TAP_STR_EQ(sl_time_format(1700000000123LL, ts, sizeof(ts)),
+                   "2023-11-14T22:13:20.123Z", "RFC 3339 time");
+}
+
+int main(void)
+{
+        test_jsonpath();
+        test_config();
+        test_env();
+        test_util();
+        return TAP_DONE();
+}
