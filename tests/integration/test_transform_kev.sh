@@ -52,7 +52,8 @@ wait_count() { # wait_count TOPIC N SECS
 	return 1
 }
 
-bg transform1 "$SLUICE_BIN" transform "$MAP" --group kev-test --stats-interval 1
+bg transform1 "$SLUICE_BIN" transform "$MAP" --group kev-test --stats-interval 1 \
+	--kafka session.timeout.ms=6000 --kafka heartbeat.interval.ms=500
 W1=$LAST_PID
 wait_count mapped.known_exploited_vulnerability 1404 60
 sleep 1 # anything beyond 1404 would have arrived by now
@@ -120,7 +121,8 @@ grep -q 'event=map_stats when=exit map=kev table=known_exploited_vulnerability r
 
 # Restart in the same group: committed offsets mean only the new page is
 # mapped, so the topic grows by exactly 2.
-bg transform2 "$SLUICE_BIN" transform "$MAP" --group kev-test --stats-interval 1
+bg transform2 "$SLUICE_BIN" transform "$MAP" --group kev-test --stats-interval 1 \
+	--kafka session.timeout.ms=6000 --kafka heartbeat.interval.ms=500
 W2=$LAST_PID
 wait_for 20 grep -q 'event=subscribed' "$SL_LOGDIR/transform2.log"
 kcat -P -b "$SLUICE_BROKERS" -t raw.kev -H source=kev -H run=test-run-2 <"$D/later" 2>>"$D/kcat.log"
