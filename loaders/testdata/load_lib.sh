@@ -50,3 +50,38 @@ consume_all() {
 # and a kill -9 leaves no LeaveGroup at all: keep sessions short in tests.
 export SLUICE_KAFKA_SESSION_TIMEOUT_MS=${SLUICE_KAFKA_SESSION_TIMEOUT_MS:-6000}
 export SLUICE_KAFKA_HEARTBEAT_INTERVAL_MS=${SLUICE_KAFKA_HEARTBEAT_INTERVAL_MS:-500}
+
+# gen_updates FILE N KEYS: N upsert envelopes for table t_load over KEYS
+# keys (message i has key i % KEYS and value "v<i>"), so the final value of
+# key k is v<the last i with i % KEYS == k>
+gen_updates() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import json, sys
+path, n, keys = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, "w") as f:
+    for i in range(n):
+        k = i % keys
+        env = {"v": 1, "table": "t_load", "op": "upsert", "key": {"id": k},
+               "row": {"id": k, "val": "v%d" % i, "note": "tab\there \\N"},
+               "lineage": {"source": "test", "record": i}}
+        f.write("%d\t%s\n" % (k, json.dumps(env)))
+PY
+}
+
+T_LOAD_SQL="CREATE TABLE IF NOT EXISTS t_load (id integer PRIMARY KEY,
+	val text NOT NULL, note text, _lineage jsonb, _loaded_at timestamptz);"
+
+# expected_final N KEYS: the md5 of "id|val" lines of the final table
+expected_final() {
+	python3 -c '
+import hashlib, sys
+n, keys = int(sys.argv[1]), int(sys.argv[2])
+last = {}
+for i in range(n):
+    last[i % keys] = i
+s = "".join("%d|v%d\n" % (k, last[k]) for k in sorted(last))
+print(hashlib.md5(s.encode()).hexdigest())' "$1" "$2"
+}
+actual_final() {
+	psql -qAtX -c "SELECT id || '|' || val FROM t_load ORDER BY id" | md5sum | cut -d' ' -f1
+}
