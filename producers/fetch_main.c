@@ -56,7 +56,7 @@ static int acquire(struct fetch_lock *l, const char *source)
                         return 0;
                 }
                 /* joining takes a moment; only then are we standing by */
-                if (!waited && sl_now_ms() - start > 8000) {
+                if (!waited && sl_now_ms() - start > 5000) {
                         sl_info("event=standby source=%s msg=\"another "
                                 "fetcher owns this source\"",
                                 source);

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Rate limits, throttle answers and injected faults: the fixture's request
+# log shows the configured rate never exceeded and every throttle answer
+# waited out as its headers said; faults on every style still end with every
+# record published.
+source "$SLUICE_ROOT/tests/lib.sh"
+trap sl_cleanup EXIT
+
+# raw_count TOPIC: prints "PAGES RECORDS MESSAGES" of a raw topic, counting
+# records in each message at its records_path header; distinct pages are
+# (run, page) pairs.
+raw_count() {
+	kcat -b "$SLUICE_BROKERS" -C -t "$1" -e -q -J 2>/dev/null |
+		/usr/bin/python3 -c '
+import json, sys
+pages, records, msgs = set(), 0, 0
+for line in sys.stdin:
+    m = json.loads(line)
+    h = m.get("headers") or []
+    hd = dict(zip(h[0::2], h[1::2]))
+    doc = json.loads(m["payload"])
+    for part in hd["records_path"].lstrip("$").split("."):
+        if part:
+            doc = doc[part]
+    records += len(doc)
+    msgs += 1
+    pages.add((hd["run"], hd["page"]))
+print(len(pages), records, msgs)'
+}
+
+# raw_ids TOPIC FIELD: every record's FIELD (a dotted path), one a line
+raw_ids() {
+	kcat -b "$SLUICE_BROKERS" -C -t "$1" -e -q -J 2>/dev/null |
+		/usr/bin/python3 -c '
+import json, sys
+field = sys.argv[1].split(".")
+for line in sys.stdin:
+    m = json.loads(line)
+    h = m.get("headers") or []
+    hd = dict(zip(h[0::2], h[1::2]))
+    doc = json.loads(m["payload"])
+    for part in hd["records_path"].lstrip("$").split("."):
+        if part:
+            doc = doc[part]
+    for r in doc:
+        for f in field:
+            r = r[f]
+        print(r)' "$2"
+}
+
+# fx_get PATH [CURL ARGS]: a fixture answer
+fx_get() { local p=$1; shift; curl -sf "$@" "$SLUICE_FIXTURE_URL$p"; }
+
+# fx_fault JSON: queues a fault on the fixture
+fx_fault() { curl -sf -X POST -d "$1" "$SLUICE_FIXTURE_URL/_fixture/faults" >/dev/null; }
+
+# fetch_once NAME DEF BASE: runs one sync, logs to $SL_LOGDIR/NAME.log
+fetch_once() {
+	: "${SL_LOGDIR:=$(sl_tmpdir)}"
+	timeout 120 "$SLUICE_BIN" fetch "$2" --once --base-url "$3" \
+		>"$SL_LOGDIR/$1.out" 2>"$SL_LOGDIR/$1.log"
+}
+
+broker_start || { not_ok "broker"; exit 1; }
+# NVD: 5 requests per rolling 3 s; GitHub-style: 4 per 2 s
+fixture_start --nvd-rate 5/3 --github-rate 4/2 || { not_ok "fixture"; exit 1; }
+D=$(sl_tmpdir)
+
+# --- the source's own limit keeps under NVD's: no 403 at all -----------------
+total=$(fx_get '/nvd/rest/json/cves/2.0?resultsPerPage=1' | jq .totalResults)
+curl -sf -X POST "$SLUICE_FIXTURE_URL/_fixture/reset" >/dev/null
+cat >"$D/nvd.json" <<JSON
+{"name": "nvd_rate", "base_url": "https://services.nvd.nist.gov",
+ "request": {"path": "/rest/json/cves/2.0"}, "records": "\$.vulnerabilities",
+ "paging": {"style": "offset", "param": "startIndex",
+            "size_param": "resultsPerPage", "size": 40,
+            "total": "\$.totalResults"},
+ "rate_limit": {"requests": 5, "per_seconds": 3},
+ "retry": {"throttle_status": [403, 429, 503], "base_ms": 200},
+ "concurrency": 4}
+JSON
+fetch_once nvd "$D/nvd.json" "$SLUICE_FIXTURE_URL/nvd"
+check_eq "rate: exit 0" "$?" 0
+read -r pages recs msgs < <(raw_count raw.nvd_rate)
+check_eq "rate: records" "$recs" "$total"
+fx_get /_fixture/log >"$D/log1.json"
+check_eq "rate: no request refused (403)" \
+	"$(jq '[.[] | select(.status == 403)] | length' "$D/log1.json")" 0
+worst=$(/usr/bin/python3 - "$D/log1.json" <<'PY'
+import json, sys
+t = sorted(e["t_ms"] for e in json.load(open(sys.argv[1])) if "/nvd/" in e["path"])
+# requests in the busiest rolling 3000 ms window
+print(max(sum(1 for u in t if s <= u < s + 3000) for s in t))
+PY
+)
+[ "$worst" -le 5 ] && ok "rate: at most 5 requests in any 3 s ($worst)" ||
+	not_ok "rate: $worst requests in one 3 s window"
+
+# --- no limit configured: the fixture throttles with 403, we wait it out ------
+curl -sf -X POST "$SLUICE_FIXTURE_URL/_fixture/reset" >/dev/null
+sed 's/"name": "nvd_rate"/"name": "nvd_throttled"/; s/"rate_limit": {[^}]*},//' "$D/nvd.json" >"$D/nvd2.json"
+fetch_once nvd2 "$D/nvd2.json" "$SLUICE_FIXTURE_URL/nvd"
+check_eq "throttle 403: exit 0" "$?" 0
+read -r pages recs msgs < <(raw_count raw.nvd_throttled)
+check_eq "throttle 403: every record published" "$recs" "$total"
+fx_get /_fixture/log >"$D/log2.json"
+n403=$(jq '[.[] | select(.status == 403)] | length' "$D/log2.json")
+[ "$n403" -gt 0 ] && ok "throttle 403: the fixture did throttle ($n403)" || not_ok "throttle 403: never throttled"
+
+# --- GitHub-style 429 + retry-after: the next request waits as told -----------
+curl -sf -X POST "$SLUICE_FIXTURE_URL/_fixture/reset" >/dev/null
+cat >"$D/gh.json" <<JSON
+{"name": "gh_throttle", "base_url": "https://api.github.com",
+ "request": {"path": "/advisories"}, "records": "\$",
+ "paging": {"style": "link", "size_param": "per_page", "size": 20}}
+JSON
+fetch_once gh "$D/gh.json" "$SLUICE_FIXTURE_URL/github"
+check_eq "github 429: exit 0" "$?" 0
+want=$(fx_get '/otx/api/v1/pulses/subscribed?limit=1' -H 'X-OTX-API-KEY: k' | jq .count)
+read -r pages recs msgs < <(raw_count raw.gh_throttle)
+check_eq "github 429: every record published" "$recs" "$want"
+fx_get /_fixture/log >"$D/log3.json"
+bad=$(/usr/bin/python3 - "$D/log3.json" <<'PY'
+import json, sys
+log = [e for e in json.load(open(sys.argv[1])) if e["path"].startswith("/github")]
+t = [e["t_ms"] for e in log if e["status"] != 429]
+# accepted requests: never more than 4 in any rolling 2 s window
+over = max(sum(1 for u in t if s <= u < s + 2000) for s in t) > 4
+print(int(over), sum(1 for e in log if e["status"] == 429))
+PY
+)
+check_eq "github: never more than 4 accepted in 2 s" "${bad%% *}" 0
+
+# --- injected faults on every style: every record still published ---------------
+curl -sf -X POST "$SLUICE_FIXTURE_URL/_fixture/reset" >/dev/null
+fx_fault '{"path_prefix": "/nvd/", "count": 2, "kind": "status", "status": 503, "retry_after": 1}'
+fx_fault '{"path_prefix": "/nvd/", "count": 1, "kind": "reset"}'
+fx_fault '{"path_prefix": "/nvd/", "count": 1, "kind": "truncate"}'
+fx_fault '{"path_prefix": "/nvd/", "count": 1, "kind": "malformed"}'
+sed 's/"name": "nvd_rate"/"name": "nvd_faults"/; s/"requests": 5, "per_seconds": 3/"requests": 100, "per_seconds": 1/' "$D/nvd.json" >"$D/nvd3.json"
+fetch_once nvd3 "$D/nvd3.json" "$SLUICE_FIXTURE_URL/nvd"
+check_eq "faults nvd: exit 0" "$?" 0
+read -r pages recs msgs < <(raw_count raw.nvd_faults)
+check_eq "faults nvd: every page published once" "$pages" $(((total + 39) / 40))
+check_eq "faults nvd: every record" "$recs" "$total"
+ids=$(raw_ids raw.nvd_faults cve.id | sort -u | wc -l)
+check_eq "faults nvd: distinct CVEs" "$ids" "$total"
+fx_get /_fixture/log >"$D/log4.json"
+# after the 503 with Retry-After: 1, the retry came at least 1 s later
+gap=$(/usr/bin/python3 - "$D/log4.json" <<'PY'
+import json, sys
+log = [e for e in json.load(open(sys.argv[1])) if e["path"].startswith("/nvd")]
+first = next(e for e in log if e["status"] == 503)
+later = [e["t_ms"] for e in log if e["t_ms"] > first["t_ms"]]
+print(min(later) - first["t_ms"] if later else -1)
+PY
+)
+[ "$gap" -ge 1000 ] && ok "faults nvd: Retry-After 1 s waited out ($gap ms)" || not_ok "faults nvd: next request after $gap ms"
+grep -c 'event=retry' "$SL_LOGDIR/nvd3.log" | {
+	read -r n; [ "$n" -ge 5 ] && ok "faults nvd: $n retries logged" || not_ok "faults nvd: $n retries"; }
+
+for style in kev tenable urlhaus; do
+	curl -sf -X POST "$SLUICE_FIXTURE_URL/_fixture/reset" >/dev/null
+	case $style in
+	kev) prefix=/kev/; base=$SLUICE_FIXTURE_URL/kev; want=$(fx_get /kev/known_exploited_vulnerabilities.json | jq '.vulnerabilities|length') ;;
+	tenable) prefix=/vulns/export/; base=$SLUICE_FIXTURE_URL; want=$(jq length "$SLUICE_ROOT/data/tenable/test_exports_vulns_chunk_1.json") ;;
+	urlhaus) prefix=/urlhaus/; base=$SLUICE_FIXTURE_URL/urlhaus; want=$(fx_get /urlhaus/v1/urls/recent/ | jq '.urls|length') ;;
+	esac
+	curl -sf -X POST "$SLUICE_FIXTURE_URL/_fixture/reset" >/dev/null
+	fx_fault "{\"path_prefix\": \"$prefix\", \"count\": 1, \"kind\": \"truncate\"}"
+	fx_fault "{\"path_prefix\": \"$prefix\", \"count\": 1, \"kind\": \"malformed\"}"
+	fx_fault "{\"path_prefix\": \"$prefix\", \"count\": 1, \"kind\": \"status\", \"status\": 500}"
+	sed "s/\"base_ms\": *[0-9]*/\"base_ms\": 100/; s/\"name\": \"$style\"/\"name\": \"${style}_faults\"/" \
+		"$SLUICE_ROOT/producers/sources/$style.json" >"$D/$style.json"
+	fetch_once "$style" "$D/$style.json" "$base"
+	check_eq "faults $style: exit 0" "$?" 0
+	read -r pages recs msgs < <(raw_count "raw.${style}_faults")
+	check_eq "faults $style: every record" "$recs" "$want"
+done
+sl_done

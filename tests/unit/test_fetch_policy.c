@@ -1,0 +1,144 @@
+/* Unit tests of the fetcher's pure decisions: rate window, backoff,
+ * throttle waits, Link headers, templates, URL masking, page splitting. */
+#include "fetch_out.h"
+#include "fetch_policy.h"
+#include "tap.h"
+
+#include <stdlib.h>
+
+static void test_rate(void)
+{
+        struct fetch_rate r;
+
+        fetch_rate_init(&r, 2, 1000);
+        TAP_INT_EQ(fetch_rate_take(&r, 0), 0, "rate: first slot");
+        TAP_INT_EQ(fetch_rate_take(&r, 0), 0, "rate: second slot");
+        TAP_OK(fetch_rate_take(&r, 0) > 0, "rate: third waits while two fly");
+        fetch_rate_done(&r, 500);
+        fetch_rate_done(&r, 700);
+        TAP_INT_EQ(fetch_rate_take(&r, 800), 700,
+                   "rate: window counts from the first answer");
+        TAP_INT_EQ(fetch_rate_take(&r, 1500), 0, "rate: free after window");
+        fetch_rate_block(&r, 5000);
+        TAP_INT_EQ(fetch_rate_take(&r, 4000), 1000, "rate: block holds all");
+        fetch_rate_free(&r);
+}
+
+static void test_backoff(void)
+{
+        TAP_INT_EQ(fetch_backoff_ms(100, 1000, 1, 0xffffffffu) <= 100, 1,
+                   "backoff: first within base");
+        TAP_INT_EQ(fetch_backoff_ms(100, 1000, 3, 400), 400,
+                   "backoff: attempt 3 allows up to 400");
+        TAP_INT_EQ(fetch_backoff_ms(100, 1000, 3, 401), 0,
+                   "backoff: jitter wraps within the cap");
+        TAP_OK(fetch_backoff_ms(100, 1000, 30, 0xffffffffu) <= 1000,
+               "backoff: capped");
+}
+
+static void test_throttle(void)
+{
+        int64_t now = 1700000000000LL;
+
+        TAP_INT_EQ(fetch_throttle_wait_ms("7", NULL, NULL, now), 7000,
+                   "throttle: Retry-After seconds");
+        TAP_INT_EQ(fetch_throttle_wait_ms("Tue, 14 Nov 2023 22:13:30 GMT", NULL,
+                                          NULL, now),
+                   10000, "throttle: Retry-After HTTP date");
+        TAP_INT_EQ(fetch_throttle_wait_ms(NULL, "1700000003", NULL, now), 3000,
+                   "throttle: X-Ratelimit-Retryafter epoch");
+        TAP_INT_EQ(fetch_throttle_wait_ms(NULL, NULL, "1700000005", now), 5000,
+                   "throttle: x-ratelimit-reset epoch");
+        TAP_INT_EQ(fetch_throttle_wait_ms(NULL, NULL, NULL, now), -1,
+                   "throttle: no header");
+}
+
+static void test_link(void)
+{
+        char *n = fetch_link_next("<https://a/x?p=1>; rel=\"prev\", "
+                                  "<https://a/x?p=3>; rel=\"next\"");
+
+        TAP_STR_EQ(n, "https://a/x?p=3", "link: rel=next among several");
+        free(n);
+        n = fetch_link_next("<https://a/x?p=1>; rel=\"prev\"");
+        TAP_OK(n == NULL, "link: none");
+        free(n);
+}
+
+static void test_template_mask(void)
+{
+        struct fetch_vars v = {0};
+        char err[256];
+        int secret = 0;
+        char *s;
+        const char *names[] = {"api_key"};
+
+        fetch_vars_set(&v, "window.start", "2024-01-01T00:00:00.000Z");
+        setenv("FETCH_TEST_KEY", "abc", 1);
+        s = fetch_template("${window.start}/${env:FETCH_TEST_KEY}", &v, &secret,
+                           err, sizeof(err));
+        TAP_STR_EQ(s, "2024-01-01T00:00:00.000Z/abc", "template: expands");
+        TAP_INT_EQ(secret, 1, "template: env value marked secret");
+        free(s);
+        s = fetch_template("${nope}", &v, NULL, err, sizeof(err));
+        TAP_OK(s == NULL && strstr(err, "${nope}"), "template: unknown name");
+        s = fetch_url_mask("http://h/p?a=1&api_key=abc&b=2", names, 1);
+        TAP_STR_EQ(s, "http://h/p?a=1&api_key=***&b=2", "mask: query value");
+        free(s);
+}
+
+static void test_split(void)
+{
+        const char *page = "{\"n\": 3, \"items\": [{\"a\": 1.10}, "
+                           "{\"a\": 2}, {\"a\": 3}], \"z\": true}";
+        char **chunks = NULL;
+        size_t *lens = NULL;
+        size_t n =
+            fetch_split(page, strlen(page), "$.items", 50, &chunks, &lens);
+
+        TAP_INT_EQ(n, 2, "split: two chunks of at most 50 bytes");
+        if (n == 2) {
+                TAP_STR_EQ(chunks[0],
+                           "{\"n\": 3, \"items\": [{\"a\": 1.10}],"
+                           " \"z\": true}",
+                           "split: first keeps the envelope, bytes exact");
+                TAP_STR_EQ(chunks[1],
+                           "{\"n\": 3, \"items\": [{\"a\": 2},{\"a\":"
+                           " 3}], \"z\": true}",
+                           "split: second has the rest");
+        }
+        for (size_t i = 0; i < n; i++)
+                free(chunks[i]);
+        free(chunks);
+        free(lens);
+        n = fetch_split(page, strlen(page), "$.missing", 10, &chunks, &lens);
+        TAP_INT_EQ(n, 0, "split: no array at the path");
+}
+
+static void test_time(void)
+{
+        char out[40];
+
+        TAP_INT_EQ(fetch_time_add_days("2024-02-28T10:00:00.000Z", 2, out,
+                                       sizeof(out)),
+                   0, "time: parses");
+        TAP_STR_EQ(out, "2024-03-01T10:00:00.000Z", "time: leap year");
+        TAP_INT_EQ(
+            fetch_time_add_days("2019-11-27T16:15:11.043", 0, out, sizeof(out)),
+            0, "time: NVD form without offset");
+        TAP_STR_EQ(out, "2019-11-27T16:15:11.043Z", "time: keeps ms");
+        TAP_INT_EQ(fetch_time_add_days("yesterday", 1, out, sizeof(out)), -1,
+                   "time: refuses text");
+}
+
+int main(void)
+{
+        test_rate();
+        test_backoff();
+        test_throttle();
+        test_link();
+        test_template_mask();
+        test_split();
+        test_time();
+        return TAP_DONE();
+}
