@@ -77,12 +77,12 @@ out:
 int broker_main(int argc, char **argv)
 {
         static const struct option longopts[] = {
-                {"brokers", required_argument, NULL, 'b'},
-                {"partitions", required_argument, NULL, 'p'},
-                {"topic", required_argument, NULL, 't'},
-                {"bootstrap-file", required_argument, NULL, 'f'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
+            {"brokers", required_argument, NULL, 'b'},
+            {"partitions", required_argument, NULL, 'p'},
+            {"topic", required_argument, NULL, 't'},
+            {"bootstrap-file", required_argument, NULL, 'f'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
         };
         int brokers = 3, partitions = 4, ntopics = 0, opt;
         const char *topics[MAX_TOPICS];
@@ -147,8 +147,8 @@ int broker_main(int argc, char **argv)
         /* The mock cluster lives inside a client handle; this one is never
          * used to produce. */
         conf = rd_kafka_conf_new();
-        if (rd_kafka_conf_set(conf, "log_level", "3", errstr,
-                              sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        if (rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK)
                 goto out;
         rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
         if (!rk) {

@@ -9,16 +9,14 @@ static const struct {
         int (*fn)(int, char **);
         const char *help;
 } commands[] = {
-        {"fetch", fetch_main, "run a fetcher: HTTP API -> raw.<source>"},
-        {"transform", transform_main,
-         "run a transformer: raw.* -> mapped.<table>"},
-        {"load", load_main, "run a loader: mapped.* -> PostgreSQL"},
-        {"replay", replay_main, "move a consumer group's offsets"},
-        {"check", check_main, "dry-run a map on a sample page"},
-        {"lint", lint_main, "validate source definitions and maps"},
-        {"broker", broker_main,
-         "run an embedded development Kafka cluster"},
-        {"status", status_main, "show sources, topics, lag and tables"},
+    {"fetch", fetch_main, "run a fetcher: HTTP API -> raw.<source>"},
+    {"transform", transform_main, "run a transformer: raw.* -> mapped.<table>"},
+    {"load", load_main, "run a loader: mapped.* -> PostgreSQL"},
+    {"replay", replay_main, "move a consumer group's offsets"},
+    {"check", check_main, "dry-run a map on a sample page"},
+    {"lint", lint_main, "validate source definitions and maps"},
+    {"broker", broker_main, "run an embedded development Kafka cluster"},
+    {"status", status_main, "show sources, topics, lag and tables"},
 };
 
 static void usage(FILE *fp)
@@ -27,8 +25,7 @@ static void usage(FILE *fp)
                     "sluice moves security data from HTTP APIs into "
                     "PostgreSQL through Kafka.\n\ncommands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-                fprintf(fp, "  %-10s %s\n", commands[i].name,
-                        commands[i].help);
+                fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].help);
         fprintf(fp,
                 "\n`sluice <command> --help` describes each command's "
                 "flags.\n\nenvironment:\n"

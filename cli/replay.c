@@ -121,19 +121,18 @@ static int move_pg_offsets(const struct replay_opts *o,
                 params[2] = part;
                 params[3] = off;
                 res = PQexecParams(
-                        conn,
-                        o->dry_run
-                                ? "SELECT next_offset FROM sluice.offsets "
-                                  "WHERE consumer_group = $1 AND topic = $2 "
-                                  "AND partition = $3::int AND $4 <> ''"
-                                : "UPDATE sluice.offsets SET next_offset = "
-                                  "$4::bigint WHERE consumer_group = $1 AND "
-                                  "topic = $2 AND partition = $3::int "
-                                  "RETURNING next_offset",
-                        4, NULL, params, NULL, NULL, 0);
+                    conn,
+                    o->dry_run ? "SELECT next_offset FROM sluice.offsets "
+                                 "WHERE consumer_group = $1 AND topic = $2 "
+                                 "AND partition = $3::int AND $4 <> ''"
+                               : "UPDATE sluice.offsets SET next_offset = "
+                                 "$4::bigint WHERE consumer_group = $1 AND "
+                                 "topic = $2 AND partition = $3::int "
+                                 "RETURNING next_offset",
+                    4, NULL, params, NULL, NULL, 0);
                 if (PQresultStatus(res) != PGRES_TUPLES_OK) {
                         const char *state =
-                                PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                            PQresultErrorField(res, PG_DIAG_SQLSTATE);
                         /* No bookkeeping schema: no loader ever ran here. */
                         if (state && strcmp(state, "42P01") == 0) {
                                 PQclear(res);
@@ -149,9 +148,8 @@ static int move_pg_offsets(const struct replay_opts *o,
                 }
                 if (PQntuples(res) > 0) {
                         moved++;
-                        printf("%s[%d] sluice.offsets %s%s -> %lld\n",
-                               o->topic, (int)tp->partition,
-                               o->dry_run ? "" : "moved",
+                        printf("%s[%d] sluice.offsets %s%s -> %lld\n", o->topic,
+                               (int)tp->partition, o->dry_run ? "" : "moved",
                                o->dry_run ? PQgetvalue(res, 0, 0) : "",
                                (long long)tp->offset);
                 }
@@ -223,8 +221,7 @@ static int do_replay(const struct replay_opts *o)
         }
 
         sub = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(sub, o->topic,
-                                          RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(sub, o->topic, RD_KAFKA_PARTITION_UA);
         err = rd_kafka_subscribe(rk, sub);
         if (err) {
                 snprintf(errstr, sizeof(errstr), "subscribe: %s",
@@ -239,8 +236,8 @@ static int do_replay(const struct replay_opts *o)
         }
         if (!assigned_done) {
                 snprintf(errstr, sizeof(errstr),
-                         "no assignment from group %s within %d ms",
-                         o->group, o->timeout_ms);
+                         "no assignment from group %s within %d ms", o->group,
+                         o->timeout_ms);
                 goto fail;
         }
         if (assigned->cnt < nparts) {
@@ -272,8 +269,7 @@ static int do_replay(const struct replay_opts *o)
                         target->elems[i].offset = when;
                 err = rd_kafka_offsets_for_times(rk, target, 10000);
                 if (err) {
-                        snprintf(errstr, sizeof(errstr),
-                                 "offsets for time: %s",
+                        snprintf(errstr, sizeof(errstr), "offsets for time: %s",
                                  rd_kafka_err2str(err));
                         goto fail;
                 }
@@ -294,7 +290,7 @@ static int do_replay(const struct replay_opts *o)
                 rd_kafka_topic_partition_t *tp = &target->elems[i];
                 int64_t lo = 0, hi = 0;
                 err = rd_kafka_query_watermark_offsets(
-                        rk, o->topic, tp->partition, &lo, &hi, 10000);
+                    rk, o->topic, tp->partition, &lo, &hi, 10000);
                 if (err) {
                         snprintf(errstr, sizeof(errstr),
                                  "watermarks of %s[%d]: %s", o->topic,
@@ -319,8 +315,8 @@ static int do_replay(const struct replay_opts *o)
                 }
                 if (tp->offset > hi)
                         tp->offset = hi;
-                printf("%s[%d] %s%lld -> %lld\n", o->topic,
-                       (int)tp->partition, o->dry_run ? "" : "moved ",
+                printf("%s[%d] %s%lld -> %lld\n", o->topic, (int)tp->partition,
+                       o->dry_run ? "" : "moved ",
                        (long long)committed->elems[i].offset,
                        (long long)tp->offset);
         }
@@ -365,15 +361,15 @@ out:
 int replay_main(int argc, char **argv)
 {
         static const struct option longopts[] = {
-                {"group", required_argument, NULL, 'g'},
-                {"topic", required_argument, NULL, 't'},
-                {"to", required_argument, NULL, 'o'},
-                {"partition", required_argument, NULL, 'p'},
-                {"dry-run", no_argument, NULL, 'n'},
-                {"timeout-ms", required_argument, NULL, 'w'},
-                {"kafka", required_argument, NULL, 'X'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
+            {"group", required_argument, NULL, 'g'},
+            {"topic", required_argument, NULL, 't'},
+            {"to", required_argument, NULL, 'o'},
+            {"partition", required_argument, NULL, 'p'},
+            {"dry-run", no_argument, NULL, 'n'},
+            {"timeout-ms", required_argument, NULL, 'w'},
+            {"kafka", required_argument, NULL, 'X'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
         };
         struct replay_opts o = {.partition = -1, .timeout_ms = 60000};
         char errstr[256];
@@ -418,8 +414,8 @@ int replay_main(int argc, char **argv)
                         }
                         break;
                 case 'X':
-                        if (sl_kafka_prop_add(optarg, errstr,
-                                              sizeof(errstr)) < 0) {
+                        if (sl_kafka_prop_add(optarg, errstr, sizeof(errstr)) <
+                            0) {
                                 fprintf(stderr, "sluice replay: %s\n", errstr);
                                 return SL_EXIT_USAGE;
                         }

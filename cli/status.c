@@ -43,35 +43,34 @@ static json_t *read_sources(rd_kafka_t *rk, int nparts)
 {
         json_t *by_source = json_object();
         rd_kafka_topic_partition_list_t *parts =
-                rd_kafka_topic_partition_list_new(nparts);
+            rd_kafka_topic_partition_list_new(nparts);
         int64_t *hi = sl_calloc((size_t)nparts, sizeof(*hi));
         int remaining = 0;
         int64_t deadline = sl_now_ms() + STATUS_TIMEOUT_MS;
 
         for (int p = 0; p < nparts; p++) {
                 int64_t lo = 0;
-                if (rd_kafka_query_watermark_offsets(rk, "sluice.state", p,
-                                                     &lo, &hi[p],
+                if (rd_kafka_query_watermark_offsets(rk, "sluice.state", p, &lo,
+                                                     &hi[p],
                                                      STATUS_TIMEOUT_MS) ||
                     hi[p] <= lo)
                         continue;
                 rd_kafka_topic_partition_list_add(parts, "sluice.state", p)
-                        ->offset = RD_KAFKA_OFFSET_BEGINNING;
+                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
                 remaining++;
         }
         if (remaining && rd_kafka_assign(rk, parts) == 0) {
                 while (remaining > 0 && sl_now_ms() < deadline) {
                         rd_kafka_message_t *rkm =
-                                rd_kafka_consumer_poll(rk, 200);
+                            rd_kafka_consumer_poll(rk, 200);
                         json_t *v;
                         if (!rkm)
                                 continue;
                         if (!rkm->err && rkm->len) {
-                                v = json_loadb(rkm->payload, rkm->len, 0,
-                                               NULL);
+                                v = json_loadb(rkm->payload, rkm->len, 0, NULL);
                                 if (json_is_object(v) && rkm->key_len) {
-                                        char *k = sl_strndup(rkm->key,
-                                                             rkm->key_len);
+                                        char *k =
+                                            sl_strndup(rkm->key, rkm->key_len);
                                         json_object_set(by_source, k, v);
                                         free(k);
                                 }
@@ -154,20 +153,19 @@ static json_t *topics_status(rd_kafka_t *rk, const char *tgroup,
                         rd_kafka_committed(rk, c, STATUS_TIMEOUT_MS);
                 for (int p = 0; p < mt->partition_cnt; p++) {
                         int64_t lo = 0, hi = 0, at = -1;
-                        rd_kafka_query_watermark_offsets(
-                                rk, name, p, &lo, &hi, STATUS_TIMEOUT_MS);
+                        rd_kafka_query_watermark_offsets(rk, name, p, &lo, &hi,
+                                                         STATUS_TIMEOUT_MS);
                         end += hi - lo;
                         if (group && c->elems[p].offset >= 0)
                                 at = c->elems[p].offset;
                         if (!group && load_offsets &&
                             sl_str_has_prefix(name, "mapped.")) {
                                 char key[16];
-                                json_t *m = json_object_get(load_offsets,
-                                                            name);
+                                json_t *m = json_object_get(load_offsets, name);
                                 snprintf(key, sizeof(key), "%d", p);
                                 if (m && json_object_get(m, key))
                                         at = json_integer_value(
-                                                json_object_get(m, key));
+                                            json_object_get(m, key));
                         }
                         if (at >= 0 || group ||
                             sl_str_has_prefix(name, "mapped.")) {
@@ -218,18 +216,18 @@ static json_t *tables_status(PGconn *conn)
                 t = json_pack("{s:s,s:I}", "table", name, "rows",
                               (json_int_t)rows);
                 r3 = PQexecParams(
-                        conn,
-                        "SELECT count(*), coalesce(sum(inserted),0), "
-                        "coalesce(sum(updated),0), coalesce(sum(unchanged),0),"
-                        " coalesce(sum(deleted),0), coalesce(sum(rejected),0),"
-                        " coalesce(to_char(max(finished_at) AT TIME ZONE "
-                        "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') FROM "
-                        "sluice.load_batches WHERE table_name = $1",
-                        1, NULL, params, NULL, NULL, 0);
+                    conn,
+                    "SELECT count(*), coalesce(sum(inserted),0), "
+                    "coalesce(sum(updated),0), coalesce(sum(unchanged),0),"
+                    " coalesce(sum(deleted),0), coalesce(sum(rejected),0),"
+                    " coalesce(to_char(max(finished_at) AT TIME ZONE "
+                    "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') FROM "
+                    "sluice.load_batches WHERE table_name = $1",
+                    1, NULL, params, NULL, NULL, 0);
                 if (PQresultStatus(r3) == PGRES_TUPLES_OK) {
-                        static const char *keys[] = {
-                                "batches", "inserted", "updated",
-                                "unchanged", "deleted", "rejected"};
+                        static const char *keys[] = {"batches", "inserted",
+                                                     "updated", "unchanged",
+                                                     "deleted", "rejected"};
                         for (int k = 0; k < 6; k++) {
                                 long long v = 0;
                                 sl_parse_ll(PQgetvalue(r3, 0, k), &v);
@@ -266,18 +264,17 @@ static void print_text(json_t *st)
         {
                 json_t *cur = json_object_get(v, "cursor");
                 char *c = cur ? json_dumps(cur, JSON_ENCODE_ANY) : NULL;
-                printf("  %-12s %-26s %8lld %9lld  %s\n", key,
-                       str_or(v, "updated_at", "-"),
-                       (long long)json_integer_value(
-                               json_object_get(v, "pages")),
-                       (long long)json_integer_value(
-                               json_object_get(v, "records")),
-                       c ? c : "-");
+                printf(
+                    "  %-12s %-26s %8lld %9lld  %s\n", key,
+                    str_or(v, "updated_at", "-"),
+                    (long long)json_integer_value(json_object_get(v, "pages")),
+                    (long long)json_integer_value(
+                        json_object_get(v, "records")),
+                    c ? c : "-");
                 free(c);
         }
         printf("\nTOPICS (%s)\n", str_or(st, "brokers", "unreachable"));
-        printf("  %-42s %5s %10s %10s\n", "topic", "parts", "messages",
-               "lag");
+        printf("  %-42s %5s %10s %10s\n", "topic", "parts", "messages", "lag");
         json_array_foreach(json_object_get(st, "topics"), i, v)
         {
                 json_t *lag = json_object_get(v, "lag");
@@ -288,9 +285,9 @@ static void print_text(json_t *st)
                 printf("  %-42s %5lld %10lld %10s\n",
                        json_string_value(json_object_get(v, "topic")),
                        (long long)json_integer_value(
-                               json_object_get(v, "partitions")),
+                           json_object_get(v, "partitions")),
                        (long long)json_integer_value(
-                               json_object_get(v, "messages")),
+                           json_object_get(v, "messages")),
                        lagbuf);
         }
         printf("\nTABLES (%s)\n", str_or(st, "database", "unreachable"));
@@ -299,35 +296,35 @@ static void print_text(json_t *st)
                "last batch");
         json_array_foreach(json_object_get(st, "tables"), i, v)
         {
-                printf("  %-36s %8lld %8lld %8lld %8lld %8lld %8lld  %s\n",
-                       json_string_value(json_object_get(v, "table")),
-                       (long long)json_integer_value(
-                               json_object_get(v, "rows")),
-                       (long long)json_integer_value(
-                               json_object_get(v, "batches")),
-                       (long long)json_integer_value(
-                               json_object_get(v, "inserted")),
-                       (long long)json_integer_value(
-                               json_object_get(v, "updated")),
-                       (long long)json_integer_value(
-                               json_object_get(v, "unchanged")),
-                       (long long)json_integer_value(
-                               json_object_get(v, "rejected")),
-                       str_or(v, "last_batch", ""));
+                printf(
+                    "  %-36s %8lld %8lld %8lld %8lld %8lld %8lld  %s\n",
+                    json_string_value(json_object_get(v, "table")),
+                    (long long)json_integer_value(json_object_get(v, "rows")),
+                    (long long)json_integer_value(
+                        json_object_get(v, "batches")),
+                    (long long)json_integer_value(
+                        json_object_get(v, "inserted")),
+                    (long long)json_integer_value(
+                        json_object_get(v, "updated")),
+                    (long long)json_integer_value(
+                        json_object_get(v, "unchanged")),
+                    (long long)json_integer_value(
+                        json_object_get(v, "rejected")),
+                    str_or(v, "last_batch", ""));
         }
         json_object_foreach(json_object_get(st, "errors"), key, v)
-                printf("\n%s: %s\n", key, json_string_value(v));
+            printf("\n%s: %s\n", key, json_string_value(v));
 }
 
 int status_main(int argc, char **argv)
 {
         static const struct option longopts[] = {
-                {"json", no_argument, NULL, 'j'},
-                {"group-transform", required_argument, NULL, 't'},
-                {"group-load", required_argument, NULL, 'l'},
-                {"kafka", required_argument, NULL, 'X'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
+            {"json", no_argument, NULL, 'j'},
+            {"group-transform", required_argument, NULL, 't'},
+            {"group-load", required_argument, NULL, 'l'},
+            {"kafka", required_argument, NULL, 'X'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
         };
         const char *tgroup = "sluice-transform", *lgroup = "sluice-load";
         int json_out = 0, opt, rc = SL_EXIT_OK;
@@ -353,8 +350,8 @@ int status_main(int argc, char **argv)
                         lgroup = optarg;
                         break;
                 case 'X':
-                        if (sl_kafka_prop_add(optarg, errstr,
-                                              sizeof(errstr)) < 0) {
+                        if (sl_kafka_prop_add(optarg, errstr, sizeof(errstr)) <
+                            0) {
                                 fprintf(stderr, "sluice status: %s\n", errstr);
                                 rc = SL_EXIT_USAGE;
                                 goto out;
@@ -390,22 +387,22 @@ int status_main(int argc, char **argv)
         }
 
         rk = sl_kafka_consumer_new(NULL, tgroup, errstr, sizeof(errstr));
-        if (rk && sl_kafka_ping(rk, STATUS_TIMEOUT_MS, errstr,
-                                sizeof(errstr)) == 0) {
+        if (rk &&
+            sl_kafka_ping(rk, STATUS_TIMEOUT_MS, errstr, sizeof(errstr)) == 0) {
                 json_object_set_new(st, "brokers",
                                     json_string(sl_kafka_brokers()));
-                json_object_set_new(st, "topics",
-                                    topics_status(rk, tgroup, load_offsets,
-                                                  &sources));
+                json_object_set_new(
+                    st, "topics",
+                    topics_status(rk, tgroup, load_offsets, &sources));
         } else {
                 json_object_set_new(errors, "kafka", json_string(errstr));
                 json_object_set_new(st, "topics", json_array());
         }
         json_object_set_new(st, "sources", sources ? sources : json_object());
         sources = NULL;
-        json_object_set_new(st, "groups",
-                            json_pack("{s:s,s:s}", "transform", tgroup,
-                                      "load", lgroup));
+        json_object_set_new(
+            st, "groups",
+            json_pack("{s:s,s:s}", "transform", tgroup, "load", lgroup));
         json_object_set(st, "errors", errors);
         if (json_out) {
                 json_dumpf(st, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);

@@ -48,8 +48,7 @@ static const char *skip_string(const char *s)
 
 /* Finds `"key"` followed by ':' at nesting depth 1 of the value starting at
  * text (an object). Returns a pointer to the key's opening quote or NULL. */
-static const char *find_member(const char *text, const char *key,
-                               size_t keylen)
+static const char *find_member(const char *text, const char *key, size_t keylen)
 {
         int depth = 0;
         const char *s = text;
@@ -234,8 +233,7 @@ void sl_config_problem(char **errs, const char *file, const char *text,
         va_end(ap);
         sl_config_locate(text, path, &pos);
         line = sl_asprintf("%s%s:%d:%d: %s: %s\n", *errs ? *errs : "", file,
-                           pos.line, pos.column, *path ? path : "(root)",
-                           msg);
+                           pos.line, pos.column, *path ? path : "(root)", msg);
         free(*errs);
         *errs = line;
 }
@@ -265,8 +263,7 @@ int sl_opt_check(const struct sl_opt *table, json_t *obj, const char *file,
                                           "unknown key \"%s\"", key);
                         problems++;
                 } else if (!type_ok(o->type, val)) {
-                        sl_config_problem(errs, file, text, path,
-                                          "expected %s",
+                        sl_config_problem(errs, file, text, path, "expected %s",
                                           sl_opt_type_name(o->type));
                         problems++;
                 }

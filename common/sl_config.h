@@ -64,7 +64,7 @@ int sl_opt_check(const struct sl_opt *table, json_t *obj, const char *file,
 /* Appends a formatted problem line to *errs, locating `path` in text. */
 void sl_config_problem(char **errs, const char *file, const char *text,
                        const char *path, const char *fmt, ...)
-        __attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 
 /* Replaces each ${env:NAME} in s with the variable's value. New; free with
  * free(). NULL with errstr naming the variable when one is unset. */

@@ -10,11 +10,11 @@ enum step_kind { STEP_MEMBER, STEP_INDEX, STEP_WILD, STEP_FILTER };
 
 struct step {
         enum step_kind kind;
-        char *name;            /* MEMBER */
-        long index;            /* INDEX */
+        char *name;              /* MEMBER */
+        long index;              /* INDEX */
         struct sl_jsonpath *lhs; /* FILTER: path relative to @ */
-        json_t *rhs;           /* FILTER: literal */
-        int negate;            /* FILTER: != */
+        json_t *rhs;             /* FILTER: literal */
+        int negate;              /* FILTER: != */
 };
 
 struct sl_jsonpath {
@@ -32,8 +32,8 @@ static void add_step(struct sl_jsonpath *p, struct step s)
 
 static int is_name_char(char c)
 {
-        return c && c != '.' && c != '[' && c != ']' && c != ' ' &&
-               c != '=' && c != '!' && c != ')';
+        return c && c != '.' && c != '[' && c != ']' && c != ' ' && c != '=' &&
+               c != '!' && c != ')';
 }
 
 /* Parses a quoted name at s ('...' or "..."); sets *end past it. */
@@ -86,7 +86,8 @@ static json_t *parse_literal(const char *s, const char **end)
                 if (e == s)
                         return NULL;
                 *end = e;
-                if (d == (double)(json_int_t)d && !memchr(s, '.', (size_t)(e - s)))
+                if (d == (double)(json_int_t)d &&
+                    !memchr(s, '.', (size_t)(e - s)))
                         return json_integer((json_int_t)d);
                 return json_real(d);
         }
@@ -164,8 +165,7 @@ struct sl_jsonpath *sl_jsonpath_compile(const char *expr, char *errstr,
                         s++;
                 add_step(p, (struct step){.kind = STEP_MEMBER,
                                           .name = sl_strndup(
-                                                  start,
-                                                  (size_t)(s - start))});
+                                              start, (size_t)(s - start))});
         }
         while (*s) {
                 if (*s == '.') {
@@ -183,11 +183,10 @@ struct sl_jsonpath *sl_jsonpath_compile(const char *expr, char *errstr,
                                      "empty member name");
                                 goto bad;
                         }
-                        add_step(p, (struct step){
-                                            .kind = STEP_MEMBER,
-                                            .name = sl_strndup(
-                                                    start,
-                                                    (size_t)(s - start))});
+                        add_step(
+                            p, (struct step){.kind = STEP_MEMBER,
+                                             .name = sl_strndup(
+                                                 start, (size_t)(s - start))});
                 } else if (*s == '[') {
                         s++;
                         if (*s == '*' && s[1] == ']') {
@@ -225,8 +224,7 @@ struct sl_jsonpath *sl_jsonpath_compile(const char *expr, char *errstr,
                                                           .index = idx});
                         }
                 } else {
-                        fail(errstr, errstr_size, expr, s,
-                             "expected . or [");
+                        fail(errstr, errstr_size, expr, s, "expected . or [");
                         goto bad;
                 }
         }
@@ -287,8 +285,8 @@ static int walk(const struct sl_jsonpath *p, size_t i, json_t *v,
         st = &p->steps[i];
         switch (st->kind) {
         case STEP_MEMBER: {
-                json_t *c = json_is_object(v) ? json_object_get(v, st->name)
-                                              : NULL;
+                json_t *c =
+                    json_is_object(v) ? json_object_get(v, st->name) : NULL;
                 return c ? walk(p, i + 1, c, fn, opaque, count) : 0;
         }
         case STEP_INDEX: {
@@ -365,8 +363,8 @@ json_t *sl_jsonpath_first(const struct sl_jsonpath *p, json_t *root)
                         const struct step *st = &p->steps[i];
                         if (st->kind == STEP_MEMBER)
                                 v = json_is_object(v)
-                                            ? json_object_get(v, st->name)
-                                            : NULL;
+                                        ? json_object_get(v, st->name)
+                                        : NULL;
                         else {
                                 long n, idx = st->index;
                                 if (!json_is_array(v))
@@ -375,8 +373,8 @@ json_t *sl_jsonpath_first(const struct sl_jsonpath *p, json_t *root)
                                 if (idx < 0)
                                         idx += n;
                                 v = (idx >= 0 && idx < n)
-                                            ? json_array_get(v, (size_t)idx)
-                                            : NULL;
+                                        ? json_array_get(v, (size_t)idx)
+                                        : NULL;
                         }
                 }
                 return v;

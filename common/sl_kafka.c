@@ -55,8 +55,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                sl_log_quote(buf, q, sizeof(q)));
 }
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason,
-                     void *opaque)
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
         char q[1024];
         (void)rk;
@@ -117,7 +116,8 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *kind, char *errstr,
                                       errstr, errstr_size) < 0 ||
                     sl_kafka_conf_set(conf, "heartbeat.interval.ms", "1000",
                                       errstr, errstr_size) < 0 ||
-                    sl_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms",
+                    sl_kafka_conf_set(conf,
+                                      "topic.metadata.refresh.interval.ms",
                                       "5000", errstr, errstr_size) < 0)
                         goto fail;
         }
@@ -129,11 +129,11 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *kind, char *errstr,
                 eq = strchr(*e, '=');
                 if (!eq)
                         continue;
-                snprintf(value, sizeof(value), "%.*s",
-                         (int)(eq - (*e + 13)), *e + 13);
+                snprintf(value, sizeof(value), "%.*s", (int)(eq - (*e + 13)),
+                         *e + 13);
                 env_to_prop(value, name, sizeof(name));
-                if (sl_kafka_conf_set(conf, name, eq + 1, errstr,
-                                      errstr_size) < 0)
+                if (sl_kafka_conf_set(conf, name, eq + 1, errstr, errstr_size) <
+                    0)
                         goto fail;
         }
         for (int i = 0; i < props_cnt; i++) {
@@ -143,8 +143,8 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *kind, char *errstr,
                 if (strcmp(name, "bootstrap.servers") == 0)
                         snprintf(brokers_used, sizeof(brokers_used), "%s",
                                  eq + 1);
-                if (sl_kafka_conf_set(conf, name, eq + 1, errstr,
-                                      errstr_size) < 0)
+                if (sl_kafka_conf_set(conf, name, eq + 1, errstr, errstr_size) <
+                    0)
                         goto fail;
         }
         return conf;
@@ -185,7 +185,7 @@ rd_kafka_t *sl_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
                         return NULL;
         }
         if (sl_kafka_conf_set(conf, "group.id", group, errstr, errstr_size) <
-                    0 ||
+                0 ||
             sl_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
                               errstr_size) < 0 ||
             sl_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr,
@@ -222,20 +222,20 @@ int sl_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errstr,
 rd_kafka_resp_err_t sl_kafka_produce(rd_kafka_t *rk, const char *topic,
                                      int32_t partition, const void *key,
                                      size_t key_len, const void *value,
-                                     size_t value_len,
-                                     rd_kafka_headers_t *hdrs, void *opaque)
+                                     size_t value_len, rd_kafka_headers_t *hdrs,
+                                     void *opaque)
 {
         rd_kafka_resp_err_t err;
 
         for (;;) {
                 err = rd_kafka_producev(
-                        rk, RD_KAFKA_V_TOPIC(topic),
-                        RD_KAFKA_V_PARTITION(partition),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                        RD_KAFKA_V_KEY(key, key_len),
-                        RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
-                        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
-                        RD_KAFKA_V_END);
+                    rk, RD_KAFKA_V_TOPIC(topic),
+                    RD_KAFKA_V_PARTITION(partition),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_KEY(key, key_len),
+                    RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
+                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
+                    RD_KAFKA_V_END);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         break;
                 /* Back pressure: serve delivery reports to make room. */
@@ -262,7 +262,7 @@ char *sl_kafka_header_dup(const rd_kafka_message_t *rkm, const char *name)
         if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
                 return NULL;
         if (rd_kafka_header_get_last(hdrs, name, &val, &size) !=
-                    RD_KAFKA_RESP_ERR_NO_ERROR ||
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
             !val)
                 return NULL;
         return sl_strndup(val, size);

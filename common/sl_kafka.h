@@ -55,8 +55,8 @@ int sl_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errstr,
 rd_kafka_resp_err_t sl_kafka_produce(rd_kafka_t *rk, const char *topic,
                                      int32_t partition, const void *key,
                                      size_t key_len, const void *value,
-                                     size_t value_len,
-                                     rd_kafka_headers_t *hdrs, void *opaque);
+                                     size_t value_len, rd_kafka_headers_t *hdrs,
+                                     void *opaque);
 
 /* Flushes for at most timeout_ms; returns the number of messages still
  * undelivered (0 is success). */

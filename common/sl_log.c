@@ -16,7 +16,7 @@ static int log_min = LOG_INFO;
 static int log_json = 0;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *level_names[] = {"emerg", "alert",  "crit", "err",
+static const char *level_names[] = {"emerg",   "alert",  "crit", "err",
                                     "warning", "notice", "info", "debug"};
 
 void sl_log_init(const char *role)

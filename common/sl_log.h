@@ -20,16 +20,16 @@ const char *sl_log_instance(void);
  * free-text message goes in msg="...": use sl_log_quote() for values that
  * may hold spaces or quotes. */
 void sl_log(int level, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Writes s quoted for a key=value line into buf (always terminated).
  * Returns buf. */
 char *sl_log_quote(const char *s, char *buf, size_t size);
 
-#define sl_err(...) sl_log(LOG_ERR, __VA_ARGS__)
-#define sl_warn(...) sl_log(LOG_WARNING, __VA_ARGS__)
+#define sl_err(...)    sl_log(LOG_ERR, __VA_ARGS__)
+#define sl_warn(...)   sl_log(LOG_WARNING, __VA_ARGS__)
 #define sl_notice(...) sl_log(LOG_NOTICE, __VA_ARGS__)
-#define sl_info(...) sl_log(LOG_INFO, __VA_ARGS__)
-#define sl_debug(...) sl_log(LOG_DEBUG, __VA_ARGS__)
+#define sl_info(...)   sl_log(LOG_INFO, __VA_ARGS__)
+#define sl_debug(...)  sl_log(LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -9,8 +9,8 @@ void sl_pg_describe(PGconn *conn, char *buf, size_t size)
 {
         const char *host = PQhost(conn);
         snprintf(buf, size, "host=%s port=%s dbname=%s user=%s",
-                 host && *host ? host : "(default)", PQport(conn),
-                 PQdb(conn), PQuser(conn));
+                 host && *host ? host : "(default)", PQport(conn), PQdb(conn),
+                 PQuser(conn));
 }
 
 PGconn *sl_pg_connect(char *errstr, size_t errstr_size)
@@ -31,16 +31,14 @@ PGconn *sl_pg_connect(char *errstr, size_t errstr_size)
                                 *p = ' ';
                 sl_pg_describe(conn, where, sizeof(where));
                 snprintf(errstr, errstr_size,
-                         "could not connect to database (%s): %s", where,
-                         msg);
+                         "could not connect to database (%s): %s", where, msg);
                 PQfinish(conn);
                 return NULL;
         }
         return conn;
 }
 
-int sl_pg_exec(PGconn *conn, const char *sql, char *errstr,
-               size_t errstr_size)
+int sl_pg_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
 {
         PGresult *res = PQexec(conn, sql);
         int rc = 0;

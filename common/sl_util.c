@@ -264,8 +264,7 @@ char *sl_file_read(const char *path, size_t *len, char *errstr,
         size_t n;
 
         if (!fp) {
-                snprintf(errstr, errstr_size, "%s: %s", path,
-                         strerror(errno));
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
                 return NULL;
         }
         sl_buf_init(&b, 0);

@@ -24,16 +24,15 @@ char *sl_strdup(const char *s);
 /* New; free with free(). Copies at most n bytes and terminates. */
 char *sl_strndup(const char *s, size_t n);
 /* New; free with free(). printf into a fresh string. */
-char *sl_asprintf(const char *fmt, ...)
-        __attribute__((format(printf, 1, 2)));
+char *sl_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A growable byte buffer with a hard size cap. `data` is always
  * NUL-terminated; pointers into it stop being valid at the next append. */
 struct sl_buf {
         char *data;
         size_t len;
-        size_t cap;     /* allocated */
-        size_t max;     /* hard limit on len; 0 = SL_BUF_MAX_DEFAULT */
+        size_t cap; /* allocated */
+        size_t max; /* hard limit on len; 0 = SL_BUF_MAX_DEFAULT */
 };
 #define SL_BUF_MAX_DEFAULT ((size_t)1 << 30)
 
@@ -44,7 +43,7 @@ void sl_buf_reset(struct sl_buf *b);
 int sl_buf_append(struct sl_buf *b, const void *p, size_t n);
 int sl_buf_puts(struct sl_buf *b, const char *s);
 int sl_buf_printf(struct sl_buf *b, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Hands the bytes to the caller (new; free with free()); b is emptied. */
 char *sl_buf_steal(struct sl_buf *b, size_t *len);
 
@@ -53,8 +52,8 @@ int sl_parse_ll(const char *s, long long *out);
 int sl_parse_int(const char *s, int *out);
 int sl_parse_double(const char *s, double *out);
 
-int64_t sl_now_ms(void);        /* CLOCK_MONOTONIC, milliseconds */
-int64_t sl_wall_ms(void);       /* CLOCK_REALTIME, milliseconds since epoch */
+int64_t sl_now_ms(void);  /* CLOCK_MONOTONIC, milliseconds */
+int64_t sl_wall_ms(void); /* CLOCK_REALTIME, milliseconds since epoch */
 /* Writes an RFC 3339 UTC time with milliseconds ("2024-01-02T03:04:05.678Z")
  * into buf (at least 32 bytes). Returns buf. */
 char *sl_time_format(int64_t wall_ms, char *buf, size_t size);

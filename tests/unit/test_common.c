@@ -80,12 +80,13 @@ static void test_jsonpath(void)
 
 static void test_config(void)
 {
-        const char *text = "{\n  \"name\": \"kev\",\n  \"request\": {\n"
-                           "    \"urll\": \"x\",\n    \"tries\": \"3\"\n  }\n}\n";
+        const char *text =
+            "{\n  \"name\": \"kev\",\n  \"request\": {\n"
+            "    \"urll\": \"x\",\n    \"tries\": \"3\"\n  }\n}\n";
         static const struct sl_opt req_opts[] = {
-                {"url", SL_OPT_STRING, 1, NULL, "the URL"},
-                {"tries", SL_OPT_INT, 0, "3", "attempts"},
-                {NULL, 0, 0, NULL, NULL},
+            {"url", SL_OPT_STRING, 1, NULL, "the URL"},
+            {"tries", SL_OPT_INT, 0, "3", "attempts"},
+            {NULL, 0, 0, NULL, NULL},
         };
         struct sl_config_pos pos;
         char err[512];
