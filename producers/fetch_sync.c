@@ -122,6 +122,11 @@ static struct fetch_req *build(struct fetch_ctx *c, const char *method,
                         sl_buf_free(&b);
                         return NULL;
                 }
+                if (!*val) {
+                        /* e.g. window bounds of an initial full pull */
+                        free(val);
+                        continue;
+                }
                 if (is_secret && nsecret < 16)
                         secret[nsecret++] = key;
                 enc_k = fetch_url_encode(key);
@@ -202,10 +207,19 @@ static int see_cursor(json_t *match, void *opaque)
         return 0;
 }
 
+/* The records path names the records array (or, with a wildcard, the
+ * records themselves): the cursor is read from each record. */
 static int each_record(json_t *rec, void *opaque)
 {
         struct fetch_ctx *c = opaque;
 
+        if (json_is_array(rec)) {
+                size_t i;
+                json_t *r;
+                json_array_foreach(rec, i, r)
+                        sl_jsonpath_each(c->cursor_path, r, see_cursor, c);
+                return 0;
+        }
         sl_jsonpath_each(c->cursor_path, rec, see_cursor, c);
         return 0;
 }
@@ -675,6 +689,26 @@ int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                 if (rc == SL_OK && fetch_out_state(&c->out, c->cursor, errstr,
                                                    errstr_size) < 0)
                         rc = SL_ERR_RETRY;
+                goto out;
+        }
+        if (!c->cursor && !src->inc_start) {
+                /* First sync without a start bound: one full pull (the way
+                 * NVD asks for an initial load), then incremental from the
+                 * newest value seen. */
+                fetch_vars_set(&c->vars, "window.start", "");
+                fetch_vars_set(&c->vars, "window.end", "");
+                fetch_vars_set(&c->vars, "cursor", "");
+                sl_info("event=full_pull source=%s", src->name);
+                rc = run_window(c, errstr, errstr_size);
+                if (rc != SL_OK)
+                        goto out;
+                if (c->max_seen)
+                        c->cursor = sl_strdup(c->max_seen);
+                if (fetch_out_state(&c->out, c->cursor, errstr, errstr_size) <
+                    0)
+                        rc = SL_ERR_RETRY;
+                sl_info("event=cursor source=%s cursor=%s", src->name,
+                        c->cursor ? c->cursor : "-");
                 goto out;
         }
         for (;;) {
