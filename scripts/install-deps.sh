@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(gcc make pkg-config ca-certificates curl procps iproute2
       librdkafka-dev libcurl4-openssl-dev libjansson-dev libpq-dev
-      libmicrohttpd-dev postgresql postgresql-client python3 clang clang-format)
+      libmicrohttpd-dev postgresql postgresql-client python3 clang clang-format
+      kafkacat)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
