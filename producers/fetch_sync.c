@@ -18,20 +18,27 @@ int fetch_ctx_init(struct fetch_ctx *c, const struct fetch_source *src,
         c->records_path =
             sl_jsonpath_compile(src->records, errstr, errstr_size);
         if (!c->records_path)
-                return -1;
+                goto fail;
         if (src->cursor_field) {
                 c->cursor_path =
                     sl_jsonpath_compile(src->cursor_field, errstr, errstr_size);
                 if (!c->cursor_path)
-                        return -1;
+                        goto fail;
         }
         if (fetch_http_init(&c->http, src, errstr, errstr_size) < 0)
-                return -1;
+                goto fail;
         if (fetch_out_init(
                 &c->out, src->name, sl_jsonpath_text(c->records_path),
-                (size_t)src->max_message_bytes, errstr, errstr_size) < 0)
-                return -1;
+                (size_t)src->max_message_bytes, errstr, errstr_size) < 0) {
+                fetch_http_free(&c->http);
+                goto fail;
+        }
         return 0;
+fail:
+        sl_jsonpath_destroy(c->records_path);
+        sl_jsonpath_destroy(c->cursor_path);
+        memset(c, 0, sizeof(*c));
+        return -1;
 }
 
 void fetch_ctx_free(struct fetch_ctx *c)
