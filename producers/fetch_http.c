@@ -70,8 +70,17 @@ int fetch_http_init(struct fetch_http *h, const struct fetch_source *src,
                         char *val = fetch_template(json_string_value(v), NULL,
                                                    NULL, errstr, errstr_size);
                         char *line;
-                        if (!val)
+                        if (!val) {
+                                /* name the file and the header: the bare
+                                 * template error does not say where */
+                                char detail[256];
+                                snprintf(detail, sizeof(detail), "%s", errstr);
+                                snprintf(errstr, errstr_size,
+                                         "%s: request.headers.%s: %s",
+                                         src->path, key, detail);
+                                fetch_http_free(h);
                                 return -1;
+                        }
                         line = sl_asprintf("%s: %s", key, val);
                         h->headers = curl_slist_append(h->headers, line);
                         free(line);

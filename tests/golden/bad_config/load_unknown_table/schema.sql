@@ -1,0 +1,1 @@
+-- the map's table is not created: the loader must say so
