@@ -34,7 +34,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test check demo bench clean deps format format-check unit-bins \
-        run-tests reliability
+        run-tests reliability fuzz
 
 all: $(BUILD)/sluice $(BUILD)/sluice-fixture $(UNIT_BINS)
 
@@ -89,7 +89,17 @@ bench: deps
 	$(MAKE) all
 	tests/bench/run.sh $(BUILD)
 
+# libFuzzer targets (tests/fuzz/), FUZZ_SECONDS each (default 20); a crash
+# fails and its input joins tests/fuzz/corpus/<target>/.
+fuzz: deps
+	tests/fuzz/run.sh
+
+# Fault injection, valgrind and a short fuzz run; prints the figures.
+reliability: deps
+	$(MAKE) all
+	scripts/reliability.sh $(BUILD)
+
 clean:
-	rm -rf build build-check
+	rm -rf build build-check build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(FIX_OBJS:.o=.d) $(BUILD)/cli/main.d

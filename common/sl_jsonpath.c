@@ -86,7 +86,9 @@ static json_t *parse_literal(const char *s, const char **end)
                 if (e == s)
                         return NULL;
                 *end = e;
-                if (d == (double)(json_int_t)d &&
+                /* the cast is defined only inside json_int_t's range */
+                if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+                    d == (double)(json_int_t)d &&
                     !memchr(s, '.', (size_t)(e - s)))
                         return json_integer((json_int_t)d);
                 return json_real(d);

@@ -85,14 +85,22 @@ int64_t fetch_backoff_ms(long base_ms, long max_ms, int attempt, uint32_t rnd)
         return (int64_t)((uint64_t)rnd % (uint64_t)(cap + 1));
 }
 
-/* Epoch seconds as text: ms from now, at least 0; -1 when not a number. */
+/* The longest wait a throttle header can ask for. A server's value is
+ * input: one past this (or past int64 milliseconds) is capped here. */
+#define MAX_WAIT_S 86400LL
+
+/* Epoch seconds as text: ms from now, at least 0, at most MAX_WAIT_S;
+ * -1 when not a number. */
 static int64_t epoch_wait(const char *s, int64_t now_wall_ms)
 {
         long long v;
+        int64_t now_s = now_wall_ms / 1000;
         int64_t w;
 
         if (!s || sl_parse_ll(s, &v) < 0 || v < 0)
                 return -1;
+        if (v - now_s > MAX_WAIT_S)
+                return MAX_WAIT_S * 1000;
         w = (int64_t)v * 1000 - now_wall_ms;
         return w > 0 ? w : 0;
 }
@@ -107,10 +115,15 @@ int64_t fetch_throttle_wait_ms(const char *retry_after,
                 long long secs;
                 time_t when;
 
-                if (sl_parse_ll(retry_after, &secs) == 0)
+                if (sl_parse_ll(retry_after, &secs) == 0) {
+                        if (secs > MAX_WAIT_S)
+                                secs = MAX_WAIT_S;
                         return secs > 0 ? (int64_t)secs * 1000 : 0;
+                }
                 when = curl_getdate(retry_after, NULL);
                 if (when != (time_t)-1) {
+                        if ((int64_t)when - now_wall_ms / 1000 > MAX_WAIT_S)
+                                return MAX_WAIT_S * 1000;
                         w = (int64_t)when * 1000 - now_wall_ms;
                         return w > 0 ? w : 0;
                 }

@@ -71,6 +71,16 @@ static void test_jsonpath(void)
         TAP_INT_EQ(n, 2, "filter != matches 2");
         sl_jsonpath_destroy(p);
 
+        /* a literal past json_int_t stays a real, no undefined cast
+         * (found by tests/fuzz/fuzz_jsonpath) */
+        p = sl_jsonpath_compile("$.a.b[?(@.v==33333333333333333333333333)]",
+                                err, sizeof(err));
+        n = 0;
+        if (p)
+                sl_jsonpath_each(p, d, count_cb, &n);
+        TAP_INT_EQ(n, 0, "filter on a huge number compiles, matches none");
+        sl_jsonpath_destroy(p);
+
         p = sl_jsonpath_compile("$.a.[", err, sizeof(err));
         TAP_OK(p == NULL && strstr(err, "offset") != NULL,
                "malformed path is rejected with its offset");

@@ -51,6 +51,14 @@ static void test_throttle(void)
                    "throttle: x-ratelimit-reset epoch");
         TAP_INT_EQ(fetch_throttle_wait_ms(NULL, NULL, NULL, now), -1,
                    "throttle: no header");
+        /* a hostile server's huge values are capped at a day, not
+         * overflowed (found by tests/fuzz/fuzz_fetch_policy) */
+        TAP_INT_EQ(
+            fetch_throttle_wait_ms(NULL, "999999999999999999", NULL, now),
+            86400000, "throttle: huge epoch capped at a day");
+        TAP_INT_EQ(
+            fetch_throttle_wait_ms("999999999999999999", NULL, NULL, now),
+            86400000, "throttle: huge Retry-After capped at a day");
 }
 
 static void test_link(void)

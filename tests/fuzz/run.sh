@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# tests/fuzz/run.sh: `make fuzz`. Builds the library with clang's coverage
+# instrumentation, ASan and UBSan (build-fuzz/), builds every libFuzzer
+# target, and runs each for FUZZ_SECONDS (default 20) from its regression
+# corpus (tests/fuzz/corpus/<target>/, which is only read: new coverage
+# goes to a scratch directory). A crash, leak, UB report or timeout fails
+# the run, and its input is written to tests/fuzz/corpus/<target>/crash-*,
+# so it joins the regression corpus that `make test` replays. Appends
+# "fuzz=<target> runs=N crashes=N" lines to $SLUICE_FIGURES when set.
+set -u
+cd "$(dirname "$0")/../.."
+SECONDS_EACH=${FUZZ_SECONDS:-20}
+TARGETS=${FUZZ_TARGETS:-"jsonpath map fetch_policy copy_encode envelope"}
+B=build-fuzz
+FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined"
+
+command -v clang >/dev/null || { echo "fuzz: clang is not installed (make deps)" >&2; exit 1; }
+mkdir -p $B
+make -s BUILD=$B CC=clang CFLAGS="$FLAGS" LDFLAGS="-fsanitize=address,undefined" \
+	$B/libsluice.a >$B/lib.log 2>&1 || { cat $B/lib.log >&2; echo "fuzz: library build failed" >&2; exit 1; }
+tests/fuzz/build.sh fuzz $B/fuzz $B/libsluice.a || { echo "fuzz: target build failed" >&2; exit 1; }
+
+failed=0
+printf '%-14s %10s %8s %8s %s\n' target runs corpus crashes result
+for t in $TARGETS; do
+	work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-fuzz.XXXXXX")
+	log=$B/fuzz_$t.log
+	# no leak checks inside the run: jansson's and libcurl's global caches
+	# look like leaks to LSan at exit; the replay under `make check` (ASan
+	# with LSan) catches real ones
+	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} \
+	$B/fuzz/fuzz_$t -max_total_time="$SECONDS_EACH" -timeout=10 \
+		-rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+		-artifact_prefix="tests/fuzz/corpus/$t/" \
+		"$work" "tests/fuzz/corpus/$t" >"$log" 2>&1
+	rc=$?
+	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+	crashes=0 result=ok
+	if [ "$rc" -ne 0 ]; then
+		crashes=1 result="CRASH (rc $rc): see $log; input saved under tests/fuzz/corpus/$t/"
+		failed=$((failed + 1))
+	fi
+	printf '%-14s %10s %8s %8s %s\n' "$t" "${runs:-0}" "$(ls "$work" | wc -l)" "$crashes" "$result"
+	[ -n "${SLUICE_FIGURES:-}" ] && echo "fuzz=$t runs=${runs:-0} crashes=$crashes" >>"$SLUICE_FIGURES"
+	rm -rf "$work"
+done
+[ "$failed" -eq 0 ]
