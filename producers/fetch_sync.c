@@ -224,7 +224,7 @@ static int each_record(json_t *rec, void *opaque)
                 size_t i;
                 json_t *r;
                 json_array_foreach(rec, i, r)
-                        sl_jsonpath_each(c->cursor_path, r, see_cursor, c);
+                    sl_jsonpath_each(c->cursor_path, r, see_cursor, c);
                 return 0;
         }
         sl_jsonpath_each(c->cursor_path, rec, see_cursor, c);
@@ -693,8 +693,9 @@ int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         if (!src->cursor_field) {
                 fetch_vars_set(&c->vars, "cursor", c->cursor ? c->cursor : "");
                 rc = run_window(c, errstr, errstr_size);
-                if (rc == SL_OK && fetch_out_state(&c->out, c->cursor, errstr,
-                                                   errstr_size) < 0)
+                if (rc == SL_OK &&
+                    fetch_out_state(&c->out, c->cursor, c->pages, c->records,
+                                    errstr, errstr_size) < 0)
                         rc = SL_ERR_RETRY;
                 goto out;
         }
@@ -711,8 +712,8 @@ int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                         goto out;
                 if (c->max_seen)
                         c->cursor = sl_strdup(c->max_seen);
-                if (fetch_out_state(&c->out, c->cursor, errstr, errstr_size) <
-                    0)
+                if (fetch_out_state(&c->out, c->cursor, c->pages, c->records,
+                                    errstr, errstr_size) < 0)
                         rc = SL_ERR_RETRY;
                 sl_info("event=cursor source=%s cursor=%s", src->name,
                         c->cursor ? c->cursor : "-");
@@ -756,8 +757,8 @@ int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                         free(c->cursor);
                         c->cursor = sl_strdup(c->max_seen);
                 }
-                if (fetch_out_state(&c->out, c->cursor, errstr, errstr_size) <
-                    0) {
+                if (fetch_out_state(&c->out, c->cursor, c->pages, c->records,
+                                    errstr, errstr_size) < 0) {
                         rc = SL_ERR_RETRY;
                         break;
                 }
