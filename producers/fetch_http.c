@@ -20,6 +20,11 @@ int fetch_http_init(struct fetch_http *h, const struct fetch_source *src,
         h->max_active = src->concurrency > 0 ? src->concurrency : 1;
         fetch_rate_init(&h->rate, src->rate_requests,
                         (int64_t)(src->rate_seconds * 1000.0));
+        if (!src->tls_verify)
+                sl_warn("event=tls_verify_off source=%s file=%s msg=\"server "
+                        "certificates are not verified (tls.verify is "
+                        "false)\"",
+                        src->name, src->path);
         h->multi = curl_multi_init();
         curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                           h->max_active);
@@ -150,8 +155,10 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *opaque)
 {
         struct fetch_req *r = opaque;
 
-        if (sl_buf_append(&r->resp, ptr, size * nmemb) < 0)
+        if (sl_buf_append(&r->resp, ptr, size * nmemb) < 0) {
+                r->too_big = 1;
                 return 0; /* over the cap: abort the transfer */
+        }
         return size * nmemb;
 }
 
@@ -212,8 +219,22 @@ static void start(struct fetch_http *h, struct fetch_req *r)
         CURL *curl = curl_easy_init();
 
         clear_answer(r);
+        r->too_big = 0;
+        if (src->max_page_bytes > 0 && (size_t)src->max_page_bytes < RESP_MAX)
+                r->resp.max = (size_t)src->max_page_bytes;
         r->curl = curl;
         curl_easy_setopt(curl, CURLOPT_URL, r->url);
+        /* plain HTTP(S) only, redirects included: no file:// or others */
+        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        /* libcurl verifies by default; say so, so that no build or
+         * environment default can turn it off behind the definition */
+        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER,
+                         src->tls_verify ? 1L : 0L);
+        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST,
+                         src->tls_verify ? 2L : 0L);
+        if (src->tls_ca_file)
+                curl_easy_setopt(curl, CURLOPT_CAINFO, src->tls_ca_file);
         curl_easy_setopt(curl, CURLOPT_PRIVATE, r);
         curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
@@ -283,6 +304,33 @@ static int accepted(const struct fetch_req *r)
 
 enum verdict { V_OK, V_RETRY, V_THROTTLE, V_FATAL };
 
+/* Whether the JSON text s[0..n) nests arrays and objects deeper than
+ * limit (strings skipped). Checked before decoding, so a hostile page
+ * never reaches the decoder's recursion. */
+static int too_deep(const char *s, size_t n, long limit)
+{
+        long depth = 0;
+        int in_str = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (in_str) {
+                        if (c == '\\')
+                                i++;
+                        else if (c == '"')
+                                in_str = 0;
+                } else if (c == '"') {
+                        in_str = 1;
+                } else if (c == '[' || c == '{') {
+                        if (++depth > limit)
+                                return 1;
+                } else if (c == ']' || c == '}') {
+                        depth--;
+                }
+        }
+        return 0;
+}
+
 /* Judges a finished transfer; why gets the reason for logs. */
 static enum verdict judge(struct fetch_http *h, struct fetch_req *r,
                           CURLcode cc, char *why, size_t why_size)
@@ -290,6 +338,14 @@ static enum verdict judge(struct fetch_http *h, struct fetch_req *r,
         curl_off_t clen = -1;
         json_error_t jerr;
 
+        if (cc == CURLE_WRITE_ERROR && r->too_big) {
+                /* the same page will be as large next time */
+                snprintf(why, why_size,
+                         "page larger than limits.max_page_bytes (%ld "
+                         "bytes)",
+                         h->src->max_page_bytes);
+                return V_FATAL;
+        }
         if (cc != CURLE_OK) {
                 snprintf(why, why_size, "%s", curl_easy_strerror(cc));
                 return V_RETRY;
@@ -332,6 +388,14 @@ static enum verdict judge(struct fetch_http *h, struct fetch_req *r,
                                  (long long)got, (long long)clen);
                         return V_RETRY;
                 }
+        }
+        if (!r->raw && h->src->max_depth > 0 &&
+            too_deep(r->resp.data ? r->resp.data : "", r->resp.len,
+                     h->src->max_depth)) {
+                snprintf(why, why_size,
+                         "page nests deeper than limits.max_depth (%ld)",
+                         h->src->max_depth);
+                return V_FATAL;
         }
         if (!r->raw) {
                 r->json = json_loadb(r->resp.data ? r->resp.data : "",

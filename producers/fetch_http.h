@@ -38,6 +38,7 @@ struct fetch_req {
         int64_t not_before;
         int active;
         int done;
+        int too_big; /* the body passed limits.max_page_bytes */
         CURL *curl;
         struct curl_slist *slist;
         char *hdr_retry_after, *hdr_reset, *hdr_retryafter, *hdr_remaining,

@@ -30,6 +30,10 @@ static const struct sl_opt top_opts[] = {
      "at most N requests in any rolling window (see `rate_limit`)"},
     {"retry", SL_OPT_OBJECT, 0, NULL, "retries and backoff (see `retry`)"},
     {"timeouts", SL_OPT_OBJECT, 0, NULL, "HTTP timeouts (see `timeouts`)"},
+    {"tls", SL_OPT_OBJECT, 0, NULL,
+     "certificate verification of HTTPS requests (see `tls`)"},
+    {"limits", SL_OPT_OBJECT, 0, NULL,
+     "bounds on what one page may hold (see `limits`)"},
     {"incremental", SL_OPT_OBJECT, 0, NULL,
      "cursor and date windows (see `incremental`)"},
     {"concurrency", SL_OPT_INT, 0, "4",
@@ -121,6 +125,25 @@ static const struct sl_opt retry_opts[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
+static const struct sl_opt tls_opts[] = {
+    {"verify", SL_OPT_BOOL, 0, "true",
+     "verify the server's certificate and host name; false only for a "
+     "test server (logged as a warning at start)"},
+    {"ca_file", SL_OPT_STRING, 0, NULL,
+     "PEM bundle of the CAs to trust instead of the system's"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const struct sl_opt limit_opts[] = {
+    {"max_page_bytes", SL_OPT_INT, 0, "268435456",
+     "a larger response body fails the sync (not retried)"},
+    {"max_records", SL_OPT_INT, 0, "1000000",
+     "a page with more records fails the sync"},
+    {"max_depth", SL_OPT_INT, 0, "64",
+     "a page nested deeper (arrays and objects) fails the sync"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
 static const struct sl_opt timeout_opts[] = {
     {"connect_ms", SL_OPT_INT, 0, "10000", "connect timeout"},
     {"total_ms", SL_OPT_INT, 0, "300000", "whole-transfer timeout"},
@@ -164,6 +187,13 @@ static const struct {
      "throttle answers wait Retry-After (seconds or date), "
      "x-ratelimit-reset or X-Ratelimit-Retryafter, else backoff"},
     {"timeouts", timeout_opts, NULL},
+    {"tls", tls_opts,
+     "verification is on unless a definition turns it off; "
+     "SSL_CERT_FILE and SSL_CERT_DIR work as for curl"},
+    {"limits", limit_opts,
+     "a hostile or broken upstream cannot exhaust memory or stack: a "
+     "page over a limit fails the sync with an error naming the limit, "
+     "and is neither retried nor published"},
     {"incremental", inc_opts,
      "the cursor is kept in sluice.state after each delivered window"},
 };
@@ -459,6 +489,15 @@ static int check_semantics(struct fetch_source *src, const char *file,
                                       100000, file, text, errs);
         }
         bad += check_positive(root, "concurrency", "", 1, 64, file, text, errs);
+        {
+                json_t *lim = json_object_get(root, "limits");
+                bad += check_positive(lim, "max_page_bytes", "limits", 1024,
+                                      2147483647L, file, text, errs);
+                bad += check_positive(lim, "max_records", "limits", 1,
+                                      100000000L, file, text, errs);
+                bad += check_positive(lim, "max_depth", "limits", 2, 1000, file,
+                                      text, errs);
+        }
         bad += check_positive(root, "max_message_bytes", "", 1024, 100000000,
                               file, text, errs);
         bad += check_positive(root, "interval_seconds", "", 1, 31536000, file,
@@ -477,6 +516,8 @@ static void fill(struct fetch_source *src)
         json_t *retry = json_object_get(root, "retry");
         json_t *tmo = json_object_get(root, "timeouts");
         json_t *inc = json_object_get(root, "incremental");
+        json_t *tls = json_object_get(root, "tls");
+        json_t *lim = json_object_get(root, "limits");
         json_t *ts, *v;
         size_t i;
 
@@ -535,6 +576,12 @@ static void fill(struct fetch_source *src)
         src->low_speed_bytes = int_get(tmo, "low_speed_bytes", 100);
         src->low_speed_seconds = int_get(tmo, "low_speed_seconds", 30);
         src->concurrency = int_get(root, "concurrency", 4);
+        v = json_object_get(tls, "verify");
+        src->tls_verify = json_is_boolean(v) ? json_is_true(v) : 1;
+        src->tls_ca_file = str_get(tls, "ca_file", NULL);
+        src->max_page_bytes = int_get(lim, "max_page_bytes", 268435456L);
+        src->max_records = int_get(lim, "max_records", 1000000L);
+        src->max_depth = int_get(lim, "max_depth", 64);
 
         src->cursor_field = str_get(inc, "cursor", NULL);
         src->inc_start = str_get(inc, "start", NULL);
@@ -574,6 +621,8 @@ struct fetch_source *fetch_source_loadb(const char *file, const char *text,
         bad += check_section(rate_opts, root, "rate_limit", file, text, errs);
         bad += check_section(retry_opts, root, "retry", file, text, errs);
         bad += check_section(timeout_opts, root, "timeouts", file, text, errs);
+        bad += check_section(tls_opts, root, "tls", file, text, errs);
+        bad += check_section(limit_opts, root, "limits", file, text, errs);
         bad += check_section(inc_opts, root, "incremental", file, text, errs);
         src = sl_calloc(1, sizeof(*src));
         src->root = root;

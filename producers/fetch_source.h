@@ -79,6 +79,12 @@ struct fetch_source {
         long low_speed_seconds;
         long concurrency;
 
+        int tls_verify;          /* 0 only when the definition says so */
+        const char *tls_ca_file; /* or NULL: the system's CAs */
+        long max_page_bytes;     /* limits on one answer */
+        long max_records;
+        long max_depth;
+
         const char *cursor_field; /* record-relative path, or NULL */
         const char *inc_start;    /* initial cursor */
         long window_days;         /* 0: one window */

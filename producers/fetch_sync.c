@@ -258,6 +258,8 @@ static void progress(struct fetch_ctx *c, int final)
         }
 }
 
+static long page_records(struct fetch_ctx *c, json_t *json);
+
 static int publish(struct fetch_req *r, void *opaque, char *errstr,
                    size_t errstr_size)
 {
@@ -265,6 +267,14 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
         struct fetch_page p;
         long n;
 
+        n = c->src->max_records > 0 && r->json ? page_records(c, r->json) : -1;
+        if (n > c->src->max_records) {
+                snprintf(errstr, errstr_size,
+                         "%s: page %ld holds %ld records, over "
+                         "limits.max_records (%ld)",
+                         r->masked_url, r->tag, n, c->src->max_records);
+                return -1;
+        }
         memset(&p, 0, sizeof(p));
         p.page = r->tag;
         p.body = r->resp.data ? r->resp.data : "";
