@@ -112,6 +112,8 @@ print(len(ids), len(set(ids)))')
 check_eq "raw.kev: every record once (idempotent producer)" "$raw" "$want_rows $want_rows"
 check_eq "no dead letters" \
 	"$(kcat -C -b "$SLUICE_BROKERS" -t dlq.transform -e -q 2>/dev/null | wc -l)/$(kcat -C -b "$SLUICE_BROKERS" -t dlq.load -e -q 2>/dev/null | wc -l)" "0/0"
+kcat -C -b "$SLUICE_BROKERS" -t dlq.load -e -q 2>/dev/null | cut -c1-600 | sed 's/^/# dlq.load: /'
+kcat -C -b "$SLUICE_BROKERS" -t dlq.transform -e -q 2>/dev/null | cut -c1-600 | sed 's/^/# dlq.transform: /'
 kill -0 "$LOADER" 2>/dev/null && kill -0 "$TRANSFORMER" 2>/dev/null &&
 	ok "loader and transformer survived" || not_ok "a worker died"
 grep -q 'level=crit\|AddressSanitizer\|runtime error' "$D"/*.log &&

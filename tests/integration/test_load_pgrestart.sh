@@ -49,4 +49,7 @@ check_eq "final values are the last ones" "$(actual_final)" "$(expected_final "$
 check_eq "nothing dead-lettered" "$(consume_all dlq.load | wc -l)" "0"
 stop_pid "$LOADER"
 check_eq "SIGTERM after the faults: exit 0" "$?" 0
+# figures for `make reliability`: messages that took effect, against N
+effects=$(q "SELECT coalesce(sum(inserted + updated + superseded), 0) FROM sluice.load_batches")
+[ -n "${SLUICE_FIGURES:-}" ] && echo "fault=pg_restart injected=$restarts checked=$N lost=$((N > effects ? N - effects : 0)) dup=$((effects > N ? effects - N : 0))" >>"$SLUICE_FIGURES"
 sl_done
