@@ -59,7 +59,8 @@ broker_pages() { kcat -b "$SLUICE_BROKERS" -C -t "$1" -e -q -J 2>/dev/null; }
 printf 'not json %s\n' "page" | kcat -P -b "$SLUICE_BROKERS" -t raw.kev \
 	-H "source=kev" -H "url=$SLUICE_FIXTURE_URL/kev/x?api_key=***" 2>/dev/null
 bg transform "$SLUICE_BIN" transform "$SLUICE_ROOT/transformers/maps/kev.json" --kafka debug=all
-wait_for 30 test -n "$(broker_pages dlq.transform)"
+dlq_has() { [ -n "$(broker_pages dlq.transform)" ]; }
+wait_for 30 dlq_has
 stop_pid "$LAST_PID"
 check "a page was dead-lettered" test -n "$(broker_pages dlq.transform)"
 

@@ -37,14 +37,14 @@ items = [{"id": "k%02d-" % i + h, "v": h, "tags": [h, "plain", h + "\t"],
           "doc": {"v": h, h: [h]}} for i, h in enumerate(hostile)]
 json.dump({"items": items}, open(sys.argv[1], "w"), ensure_ascii=False)
 PY
-n=$(jq '.items | length' "$D/page.json")
+want=$(jq '.items | length' "$D/page.json")
 jq -c . "$D/page.json" | kcat -P -b "$SLUICE_BROKERS" -t raw.sec_sql \
 	-H source=sec_sql -H run=1-1 -H page=0 -H chunk=0 -H 'records_path=$.items' 2>/dev/null
 bg transform "$SLUICE_BIN" transform "$D/map.json"
 bg load "$SLUICE_BIN" load --schemas "$D/schemas" --linger-ms 100
-landed() { [ "$(q 'SELECT count(*) FROM sec_sql_t' 2>/dev/null)" = "$n" ]; }
+landed() { [ "$(q 'SELECT count(*) FROM sec_sql_t' 2>/dev/null)" = "$want" ]; }
 wait_for 60 landed
-check_eq "every hostile record landed" "$(q 'SELECT count(*) FROM sec_sql_t')" "$n"
+check_eq "every hostile record landed" "$(q 'SELECT count(*) FROM sec_sql_t')" "$want"
 check_eq "table x still exists, untouched" "$(q 'SELECT count(*) FROM x')" 1
 check_eq "no dead letters" "$(kcat -C -b "$SLUICE_BROKERS" -t dlq.transform -e -q 2>/dev/null | wc -l)/$(kcat -C -b "$SLUICE_BROKERS" -t dlq.load -e -q 2>/dev/null | wc -l)" "0/0"
 
@@ -71,6 +71,6 @@ for it in items:
 print("compared %d" % len(items))
 PY
 check_eq "every key, text, text[] and jsonb value is the page's, byte for byte" \
-	"$(cat "$D/cmp.out")" "compared $n"
+	"$(cat "$D/cmp.out")" "compared $want"
 for p in "${SL_PIDS[@]:1}"; do stop_pid "$p"; done
 sl_done
