@@ -184,11 +184,10 @@ static int do_replay(const struct replay_opts *o)
         if (!conf)
                 goto fail;
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-        /* A short session: the embedded broker holds a group's next join
-         * until the last session of a departed member has expired. */
-        if (sl_kafka_conf_set(conf, "session.timeout.ms", "6000", errstr,
-                              sizeof(errstr)) < 0)
-                goto fail;
+        /* The session timeout is the consumers' default (10 s, the same as
+         * the workers'): the embedded broker waits up to a departed
+         * member's session less 1 s before it answers a join, and drops a
+         * joiner whose own session is shorter than that wait. */
         rk = sl_kafka_consumer_new(conf, o->group, errstr, sizeof(errstr));
         conf = NULL; /* taken over */
         if (!rk)
