@@ -19,6 +19,7 @@ static const struct {
     {"lint", lint_main, "validate source definitions and maps"},
     {"broker", broker_main, "run an embedded development Kafka cluster"},
     {"status", status_main, "show sources, topics, lag and tables"},
+    {"dlq", dlq_main, "list dead letters and re-publish fixed ones"},
     {"health", health_main,
      "probe a worker's /healthz or /readyz (exit 0 "
      "when 200)"},
