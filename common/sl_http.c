@@ -191,8 +191,7 @@ int sl_http_ready(char *why, size_t why_size)
 
                 /* the role parses its --kafka flags before its loop
                  * turns; a role that never ticks is probed after 3 s */
-                if (!atomic_load(&ticked) &&
-                    sl_now_ms() - started_ms < 3000) {
+                if (!atomic_load(&ticked) && sl_now_ms() - started_ms < 3000) {
                         snprintf(w, sizeof(w), "starting");
                 } else {
                         k = probe_kafka(w, sizeof(w));
@@ -269,7 +268,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
         }
         if (strcmp(url, "/healthz") == 0 || strcmp(url, "/ping") == 0) {
                 int64_t idle = sl_now_ms() - atomic_load(&last_tick_ms);
-                int alive = idle < (int64_t)opts.stall_s * 1000;
+                /* a role that never ticks cannot be judged stalled */
+                int alive = !atomic_load(&ticked) ||
+                            idle < (int64_t)opts.stall_s * 1000;
                 int n = snprintf(body, sizeof(body),
                                  alive ? "ok\n"
                                        : "stalled: no main loop turn for "
