@@ -705,6 +705,19 @@ static int do_replay(rd_kafka_t *reader, const struct dlq_opts *o)
                 sl_kafka_header_add(m->hdrs, "sluice_dlq", id);
                 nout++;
         }
+        for (int k = 0; k < o->noffsets; k++) {
+                size_t i;
+                for (i = 0; i < ls.n; i++)
+                        if (ls.v[i].partition == o->offsets[k].partition &&
+                            ls.v[i].offset == o->offsets[k].offset)
+                                break;
+                if (i == ls.n) {
+                        printf("fail %s:%d:%lld: no such dead letter\n",
+                               o->topics[0], (int)o->offsets[k].partition,
+                               (long long)o->offsets[k].offset);
+                        failed++;
+                }
+        }
         if (o->dry_run) {
                 for (size_t i = 0; i < nout; i++) {
                         char id[256];

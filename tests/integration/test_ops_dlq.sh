@@ -53,6 +53,10 @@ P16=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))[0]; print("%d:
 "$SLUICE_BIN" dlq replay --topic dlq.load --offset "$P16" --dry-run >"$D/dry"
 check "dry run names the target topic" grep -q "would re-publish dlq.load:$P16 -> mapped.t_dlq" "$D/dry"
 
+"$SLUICE_BIN" dlq replay --topic dlq.load --offset 0:999 >"$D/nosuch" 2>&1
+check_eq "replay of an offset that holds no letter exits 1" "$?" 1
+check "and says so" grep -q "dlq.load:0:999: no such dead letter" "$D/nosuch"
+
 q "ALTER TABLE t_dlq DROP CONSTRAINT score_positive" >/dev/null
 "$SLUICE_BIN" dlq replay --topic dlq.load --offset "$P16" >"$D/r1" 2>"$D/r1.err"
 check_eq "replay of one letter exits 0" "$?" 0
