@@ -15,6 +15,8 @@
 
 #define MAX_TOPICS 256
 
+static const char *const own_topics[] = {"sluice.fetch_lock", "sluice.state"};
+
 static volatile sig_atomic_t want_down = 0;
 static volatile sig_atomic_t want_up = 0;
 
@@ -46,6 +48,9 @@ static void broker_usage(FILE *fp)
                 "  --topic NAME[:P]      create topic NAME with P (or "
                 "--partitions) partitions;\n"
                 "                        repeatable\n"
+                "                        (sluice.fetch_lock and sluice.state "
+                "are created with 1\n"
+                "                        partition unless given)\n"
                 "  --bootstrap-file F    also write the bootstrap servers to "
                 "F (atomically)\n"
                 "  -h, --help            this text\n\n"
@@ -188,6 +193,21 @@ int broker_main(int argc, char **argv)
                                 name, rd_kafka_err2str(err));
                         goto out;
                 }
+        }
+        /* sluice's own topics, unless given: one partition each, so that
+         * the member holding sluice.fetch_lock owns a source's sync (a
+         * stand-by fetcher gets nothing) and cursors stay in order. */
+        for (size_t i = 0; i < sizeof(own_topics) / sizeof(own_topics[0]);
+             i++) {
+                int given = 0;
+                for (int k = 0; k < ntopics; k++)
+                        if (sl_str_has_prefix(topics[k], own_topics[i]) &&
+                            (topics[k][strlen(own_topics[i])] == '\0' ||
+                             topics[k][strlen(own_topics[i])] == ':'))
+                                given = 1;
+                if (!given)
+                        rd_kafka_mock_topic_create(mcluster, own_topics[i], 1,
+                                                   1);
         }
         servers = rd_kafka_mock_cluster_bootstraps(mcluster);
         printf("%s\n", servers);

@@ -33,6 +33,8 @@ int fetch_http_init(struct fetch_http *h, const struct fetch_source *src,
                                          "%s: auth: environment variable %s "
                                          "is not set",
                                          src->path, src->auth_env);
+                                curl_multi_cleanup(h->multi);
+                                h->multi = NULL;
                                 return -1;
                         }
                         secret = NULL;
@@ -53,6 +55,10 @@ int fetch_http_init(struct fetch_http *h, const struct fetch_source *src,
                                  "%s: auth: environment variable %s is not "
                                  "set",
                                  src->path, src->auth_user_env);
+                        curl_slist_free_all(h->headers);
+                        h->headers = NULL;
+                        curl_multi_cleanup(h->multi);
+                        h->multi = NULL;
                         return -1;
                 }
                 h->user = sl_strdup(user);

@@ -369,8 +369,8 @@ int fetch_out_wait(struct fetch_out *o, int timeout_ms, char *errstr,
         return 0;
 }
 
-int fetch_out_state(struct fetch_out *o, const char *cursor, char *errstr,
-                    size_t errstr_size)
+int fetch_out_state(struct fetch_out *o, const char *cursor, long pages,
+                    long records, char *errstr, size_t errstr_size)
 {
         char when[40];
         json_t *v;
@@ -378,9 +378,10 @@ int fetch_out_state(struct fetch_out *o, const char *cursor, char *errstr,
         rd_kafka_resp_err_t err;
 
         sl_time_format(sl_wall_ms(), when, sizeof(when));
-        v = json_pack("{s:s, s:o, s:s, s:s}", "source", o->source, "cursor",
-                      cursor ? json_string(cursor) : json_null(), "run", o->run,
-                      "updated_at", when);
+        v = json_pack("{s:s, s:o, s:s, s:I, s:I, s:s}", "source", o->source,
+                      "cursor", cursor ? json_string(cursor) : json_null(),
+                      "run", o->run, "pages", (json_int_t)pages, "records",
+                      (json_int_t)records, "updated_at", when);
         text = json_dumps(v, JSON_COMPACT);
         json_decref(v);
         err = sl_kafka_produce(o->rk, FETCH_STATE_TOPIC, RD_KAFKA_PARTITION_UA,

@@ -56,10 +56,11 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
 int fetch_out_wait(struct fetch_out *o, int timeout_ms, char *errstr,
                    size_t errstr_size);
 
-/* Writes {"source","cursor","run","updated_at"} to sluice.state and waits
+/* Writes {"source","cursor","run","pages","records","updated_at"} (pages
+ * and records of the sync so far) to sluice.state and waits
  * for its delivery. cursor may be NULL (JSON null). 0 or -1. */
-int fetch_out_state(struct fetch_out *o, const char *cursor, char *errstr,
-                    size_t errstr_size);
+int fetch_out_state(struct fetch_out *o, const char *cursor, long pages,
+                    long records, char *errstr, size_t errstr_size);
 
 /* Reads sluice.state from the beginning: the latest value for source.
  * New reference in *state (NULL when none). 0, or -1 with errstr. */

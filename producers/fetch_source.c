@@ -134,8 +134,11 @@ static const struct sl_opt inc_opts[] = {
     {"cursor", SL_OPT_STRING, 1, NULL,
      "record-relative path of the value whose maximum is the cursor "
      "(RFC 3339 times compare as text)"},
-    {"start", SL_OPT_STRING, 1, NULL,
-     "the cursor of the first sync (RFC 3339 UTC)"},
+    {"start", SL_OPT_STRING, 0, NULL,
+     "the cursor of the first sync (RFC 3339 UTC); without it the first "
+     "sync is a full pull with empty window bounds (query parameters that "
+     "expand to empty are left out) and the cursor becomes the newest value "
+     "seen"},
     {"window_days", SL_OPT_INT, 0, "0",
      "split [cursor, now] into windows of this many days (NVD: 120); "
      "0 = one window"},

@@ -21,20 +21,27 @@ int fetch_ctx_init(struct fetch_ctx *c, const struct fetch_source *src,
         c->records_path =
             sl_jsonpath_compile(src->records, errstr, errstr_size);
         if (!c->records_path)
-                return -1;
+                goto fail;
         if (src->cursor_field) {
                 c->cursor_path =
                     sl_jsonpath_compile(src->cursor_field, errstr, errstr_size);
                 if (!c->cursor_path)
-                        return -1;
+                        goto fail;
         }
         if (fetch_http_init(&c->http, src, errstr, errstr_size) < 0)
-                return -1;
+                goto fail;
         if (fetch_out_init(
                 &c->out, src->name, sl_jsonpath_text(c->records_path),
-                (size_t)src->max_message_bytes, errstr, errstr_size) < 0)
-                return -1;
+                (size_t)src->max_message_bytes, errstr, errstr_size) < 0) {
+                fetch_http_free(&c->http);
+                goto fail;
+        }
         return 0;
+fail:
+        sl_jsonpath_destroy(c->records_path);
+        sl_jsonpath_destroy(c->cursor_path);
+        memset(c, 0, sizeof(*c));
+        return -1;
 }
 
 void fetch_ctx_free(struct fetch_ctx *c)
@@ -125,6 +132,11 @@ static struct fetch_req *build(struct fetch_ctx *c, const char *method,
                         sl_buf_free(&b);
                         return NULL;
                 }
+                if (!*val) {
+                        /* e.g. window bounds of an initial full pull */
+                        free(val);
+                        continue;
+                }
                 if (is_secret && nsecret < 16)
                         secret[nsecret++] = key;
                 enc_k = fetch_url_encode(key);
@@ -205,10 +217,19 @@ static int see_cursor(json_t *match, void *opaque)
         return 0;
 }
 
+/* The records path names the records array (or, with a wildcard, the
+ * records themselves): the cursor is read from each record. */
 static int each_record(json_t *rec, void *opaque)
 {
         struct fetch_ctx *c = opaque;
 
+        if (json_is_array(rec)) {
+                size_t i;
+                json_t *r;
+                json_array_foreach(rec, i, r)
+                    sl_jsonpath_each(c->cursor_path, r, see_cursor, c);
+                return 0;
+        }
         sl_jsonpath_each(c->cursor_path, rec, see_cursor, c);
         return 0;
 }
@@ -717,9 +738,30 @@ int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         if (!src->cursor_field) {
                 fetch_vars_set(&c->vars, "cursor", c->cursor ? c->cursor : "");
                 rc = run_window(c, errstr, errstr_size);
-                if (rc == SL_OK && fetch_out_state(&c->out, c->cursor, errstr,
-                                                   errstr_size) < 0)
+                if (rc == SL_OK &&
+                    fetch_out_state(&c->out, c->cursor, c->pages, c->records,
+                                    errstr, errstr_size) < 0)
                         rc = SL_ERR_RETRY;
+                goto out;
+        }
+        if (!c->cursor && !src->inc_start) {
+                /* First sync without a start bound: one full pull (the way
+                 * NVD asks for an initial load), then incremental from the
+                 * newest value seen. */
+                fetch_vars_set(&c->vars, "window.start", "");
+                fetch_vars_set(&c->vars, "window.end", "");
+                fetch_vars_set(&c->vars, "cursor", "");
+                sl_info("event=full_pull source=%s", src->name);
+                rc = run_window(c, errstr, errstr_size);
+                if (rc != SL_OK)
+                        goto out;
+                if (c->max_seen)
+                        c->cursor = sl_strdup(c->max_seen);
+                if (fetch_out_state(&c->out, c->cursor, c->pages, c->records,
+                                    errstr, errstr_size) < 0)
+                        rc = SL_ERR_RETRY;
+                sl_info("event=cursor source=%s cursor=%s", src->name,
+                        c->cursor ? c->cursor : "-");
                 goto out;
         }
         for (;;) {
@@ -760,8 +802,8 @@ int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                         free(c->cursor);
                         c->cursor = sl_strdup(c->max_seen);
                 }
-                if (fetch_out_state(&c->out, c->cursor, errstr, errstr_size) <
-                    0) {
+                if (fetch_out_state(&c->out, c->cursor, c->pages, c->records,
+                                    errstr, errstr_size) < 0) {
                         rc = SL_ERR_RETRY;
                         break;
                 }

@@ -12,6 +12,8 @@ kcat -b "$SLUICE_BROKERS" -L -J >"$d/md.json" 2>"$d/kcat.err"
 parts() { /usr/bin/python3 -c "import json,sys; m=json.load(open('$d/md.json')); print([len(t['partitions']) for t in m['topics'] if t['topic']=='$1'][0])"; }
 check_eq "raw.test has its 3 partitions" "$(parts raw.test)" 3
 check_eq "mapped.t has --partitions 2" "$(parts mapped.t)" 2
+check_eq "sluice.fetch_lock is created with 1 partition" "$(parts sluice.fetch_lock)" 1
+check_eq "sluice.state is created with 1 partition" "$(parts sluice.state)" 1
 seq 1 500 | kcat -b "$SLUICE_BROKERS" -P -t raw.test -K: 2>>"$d/kcat.err"
 seq 1 500 | sed 's/^/k&:v/' | kcat -b "$SLUICE_BROKERS" -P -t raw.test -K: 2>>"$d/kcat.err"
 n=$(kcat -b "$SLUICE_BROKERS" -C -t raw.test -e -q 2>>"$d/kcat.err" | wc -l)

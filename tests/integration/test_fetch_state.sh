@@ -111,6 +111,24 @@ read -r pages2 recs2 msgs2 < <(raw_count raw.nvd_inc)
 again=$(jq --arg s "$cursor" '[.[] | select(.lastModified >= $s)] | length' <<<"$all")
 check_eq "incremental restart: only records since the cursor" "$((recs2 - recs))" "$again"
 
+# --- no start bound: the first sync is one full pull, then incremental ---------
+def nvd_full 2000 | sed 's/"start": "[^"]*",//' >"$D/full.json"
+check "full pull: the definition has no start bound" bash -c "! grep -q '\"start\"' '$D/full.json'"
+curl -s -X POST "$FAST/_fixture/reset" >/dev/null
+fetch_once full1 "$D/full.json" "$FAST/nvd"
+check_eq "full pull: exit 0" "$?" 0
+read -r fpages frecs fmsgs < <(raw_count raw.nvd_full)
+check_eq "full pull: every record, without windows" "$frecs" "$(jq length <<<"$all")"
+check_eq "full pull: no request carried window bounds" \
+	"$(curl -s "$FAST/_fixture/log" | jq '[.[] | select(.path | startswith("/nvd")) | select(.query | test("lastModStartDate"))] | length')" 0
+fcursor=$(kcat -b "$SLUICE_BROKERS" -C -t sluice.state -e -q -f '%k %s\n' | grep '^nvd_full ' | tail -1 | cut -d' ' -f2- | jq -r .cursor)
+check_eq "full pull: the cursor is the newest lastModified" "$fcursor" "$maxmod"
+fetch_once full2 "$D/full.json" "$FAST/nvd"
+check_eq "after a full pull: exit 0" "$?" 0
+grep -q "event=sync_start source=nvd_full .*cursor=$fcursor" "$SL_LOGDIR/full2.log" &&
+	ok "after a full pull: the next sync is incremental from the cursor" || not_ok "after a full pull: did not resume from $fcursor"
+check "after a full pull: the next sync sends window bounds" grep -q 'event=window source=nvd_full' "$SL_LOGDIR/full2.log"
+
 # --- kill -9 mid-sync, restart: every record present ----------------------------
 def nvd_kill 10 >"$D/kill.json"
 bg killed "$SLUICE_BIN" fetch "$D/kill.json" --once --base-url "$SLOW/nvd"

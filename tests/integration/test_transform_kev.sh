@@ -35,17 +35,18 @@ with open(sys.argv[2] + "/later", "w") as f:
 PY
 check_eq "the fixture pages were written" "$(wc -l <"$D/pages")" "5"
 
-kcat -P -b "$SLUICE_BROKERS" -t raw.kev -H source=kev -H run=test-run-1 \
+timeout 30 kcat -P -b "$SLUICE_BROKERS" -t raw.kev -H source=kev -H run=test-run-1 \
 	-H 'records_path=$.vulnerabilities' -X message.max.bytes=4000000 \
 	<"$D/pages" 2>"$D/kcat.log"
 check_eq "kcat published the pages" "$?" "0"
 
 count() { # count TOPIC: messages in the topic now
-	kcat -C -b "$SLUICE_BROKERS" -t "$1" -o beginning -e -q -f '%o\n' 2>/dev/null | wc -l
+	timeout 10 kcat -C -b "$SLUICE_BROKERS" -t "$1" -o beginning -e -q -f '%o\n' 2>/dev/null | wc -l
 }
 wait_count() { # wait_count TOPIC N SECS
 	local i
 	for ((i = 0; i < $3 * 5; i++)); do
+		kill -0 "$SL_BROKER_PID" 2>/dev/null || { echo "# the broker is gone"; return 1; }
 		[ "$(count "$1")" -ge "$2" ] && return 0
 		sleep 0.2
 	done
@@ -59,9 +60,9 @@ wait_count mapped.known_exploited_vulnerability 1404 60
 sleep 1 # anything beyond 1404 would have arrived by now
 check_eq "1404 KEV rows produced" "$(count mapped.known_exploited_vulnerability)" "1404"
 check_eq "1404 CWE replace envelopes" "$(count mapped.known_exploited_vulnerability_cwe)" "1404"
-kcat -C -b "$SLUICE_BROKERS" -t mapped.known_exploited_vulnerability -o beginning -e -q \
+timeout 30 kcat -C -b "$SLUICE_BROKERS" -t mapped.known_exploited_vulnerability -o beginning -e -q \
 	-f '%k\t%s\n' >"$D/rows" 2>/dev/null
-kcat -C -b "$SLUICE_BROKERS" -t mapped.known_exploited_vulnerability_cwe -o beginning -e -q \
+timeout 30 kcat -C -b "$SLUICE_BROKERS" -t mapped.known_exploited_vulnerability_cwe -o beginning -e -q \
 	-f '%s\n' >"$D/cwes" 2>/dev/null
 check_eq "1404 distinct message keys" "$(cut -f1 "$D/rows" | sort -u | wc -l)" "1404"
 
@@ -107,7 +108,7 @@ check_eq "1338 CWE rows in all" "$(grep '^cwe_rows ' "$D/spot")" "cwe_rows 1338"
 
 wait_count dlq.transform 1 10
 check_eq "the non-JSON page is dead-lettered once" "$(count dlq.transform)" "1"
-dl=$(kcat -C -b "$SLUICE_BROKERS" -t dlq.transform -o beginning -e -q 2>/dev/null)
+dl=$(timeout 30 kcat -C -b "$SLUICE_BROKERS" -t dlq.transform -o beginning -e -q 2>/dev/null)
 case "$dl" in
 *'"error":"page is not JSON'*'"page":"this page is not JSON {"'*) ok "dead letter has the reason and the page" ;;
 *) not_ok "dead letter has the reason and the page: $dl" ;;
@@ -125,7 +126,7 @@ bg transform2 "$SLUICE_BIN" transform "$MAP" --group kev-test --stats-interval 1
 	--kafka session.timeout.ms=6000 --kafka heartbeat.interval.ms=500
 W2=$LAST_PID
 wait_for 20 grep -q 'event=subscribed' "$SL_LOGDIR/transform2.log"
-kcat -P -b "$SLUICE_BROKERS" -t raw.kev -H source=kev -H run=test-run-2 <"$D/later" 2>>"$D/kcat.log"
+timeout 30 kcat -P -b "$SLUICE_BROKERS" -t raw.kev -H source=kev -H run=test-run-2 <"$D/later" 2>>"$D/kcat.log"
 wait_count mapped.known_exploited_vulnerability 1406 30
 sleep 2
 check_eq "restarted worker emits only the new page's rows" \
