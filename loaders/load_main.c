@@ -2,6 +2,7 @@
  * load_worker.c. */
 #include "load_worker.h"
 #include "roles.h"
+#include "sl_http.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_util.h"
@@ -36,7 +37,7 @@ static void load_usage(FILE *fp)
                 "PostgreSQL fails\n"
                 "                      (default 10000)\n"
                 "  --kafka prop=value  any librdkafka property "
-                "(repeatable)\n"
+                "(repeatable)\n" SL_HTTP_USAGE
                 "  -h, --help          this text\n\n"
                 "environment: SLUICE_BROKERS, SLUICE_KAFKA_<PROP>, PGHOST, "
                 "PGPORT, PGDATABASE,\nPGUSER, ... or DATABASE_URL.\n"

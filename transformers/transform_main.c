@@ -1,6 +1,7 @@
 /* transform_main.c: `sluice transform MAP.json...`: wires flags, maps and
  * signals to the worker loop in transform_worker.c. */
 #include "roles.h"
+#include "sl_http.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_util.h"
@@ -32,6 +33,7 @@ static void usage(FILE *fp)
                 "SLUICE_LOG_LEVEL\n"
                 "exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or "
                 "map\n");
+        fputs("\noperations endpoint:\n" SL_HTTP_USAGE, fp);
 }
 
 int transform_main(int argc, char **argv)

@@ -3,7 +3,9 @@
  * of the batch is acknowledged, so a crash repeats a batch (the loader's
  * upserts absorb the repeat) and never loses one. */
 #include "transform_worker.h"
+#include "sl_http.h"
 #include "sl_kafka.h"
+#include "sl_metrics.h"
 #include "sl_log.h"
 #include "sl_util.h"
 
@@ -30,6 +32,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
         (void)rk;
         if (rkm->err) {
                 w->delivery_failures++;
+                sl_metric_inc(SL_M_ERRORS, SL_LV("kafka_delivery"));
                 sl_warn("event=delivery_failed topic=%s err=%s",
                         rd_kafka_topic_name(rkm->rkt),
                         rd_kafka_err2name(rkm->err));
@@ -80,6 +83,7 @@ static int produce_json(struct worker *w, const char *topic, const char *key,
             strcmp(topic, DLQ_TOPIC) != 0)
                 return produce_too_large(w, key, key_len, v, len);
         if (err) {
+                sl_metric_inc(SL_M_ERRORS, SL_LV("kafka_produce"));
                 sl_warn("event=produce_failed topic=%s err=%s", topic,
                         rd_kafka_err2name(err));
                 w->produce_failures++;
@@ -90,18 +94,29 @@ static int produce_json(struct worker *w, const char *topic, const char *key,
 struct emit_ctx {
         struct worker *w;
         const rd_kafka_message_t *rkm;
+        const char *map; /* the map being applied (metrics) */
 };
+
+static void on_record(void *opaque, size_t target, json_t *rec)
+{
+        struct emit_ctx *c = opaque;
+        (void)rec;
+        if (target == 0) /* a record once, however many targets */
+                sl_metric_inc(SL_M_RECORDS_IN, SL_LV(c->map));
+}
 
 static int on_row(void *opaque, const char *topic, const char *key,
                   size_t key_len, json_t *env)
 {
         struct emit_ctx *c = opaque;
+        sl_metric_inc(SL_M_RECORDS_OUT, SL_LV(c->map, "mapped"));
         return produce_json(c->w, topic, key, key_len, env);
 }
 
 static int on_dead(void *opaque, const char *key, json_t *letter)
 {
         struct emit_ctx *c = opaque;
+        sl_metric_inc(SL_M_RECORDS_OUT, SL_LV(c->map, "dead_letter"));
         if (!key) {
                 key = c->rkm->key;
                 return produce_json(c->w, DLQ_TOPIC, key, c->rkm->key_len,
@@ -128,12 +143,16 @@ static void process_message(struct worker *w, const rd_kafka_message_t *rkm)
                                   .page = h_page,
                                   .chunk = h_chunk};
         struct emit_ctx ctx = {.w = w, .rkm = rkm};
-        struct map_emit em = {.row = on_row, .dead = on_dead, .opaque = &ctx};
+        struct map_emit em = {.row = on_row,
+                              .dead = on_dead,
+                              .record = on_record,
+                              .opaque = &ctx};
         json_t *page = NULL;
         json_error_t jerr;
         char why[300] = "";
 
         w->pages++;
+        sl_metric_inc(SL_M_PAGES, SL_LV(topic));
         if (!rkm->payload || rkm->len == 0)
                 snprintf(why, sizeof(why), "page is empty");
         else if (!(page = json_loadb(rkm->payload, rkm->len, JSON_ALLOW_NUL,
@@ -146,11 +165,13 @@ static void process_message(struct worker *w, const rd_kafka_message_t *rkm)
                         continue;
                 if (!lin.source)
                         lin.source = m->source;
+                ctx.map = m->name;
                 if (!page) {
                         json_t *d =
                             map_dead_page(m, rkm->payload, rkm->len, why, &lin);
                         char q[400];
                         w->dead_pages++;
+                        sl_metric_inc(SL_M_ERRORS, SL_LV("dead_page"));
                         sl_warn("event=dead_page map=%s topic=%s "
                                 "partition=%d offset=%lld reason=%s",
                                 m->name, topic, (int)rkm->partition,
@@ -213,6 +234,7 @@ static int commit_batch(struct worker *w, rd_kafka_message_t **msgs, size_t n)
         if (err) {
                 /* the batch will be repeated by whoever gets the
                  * partitions: harmless, the rows are upserts */
+                sl_metric_inc(SL_M_ERRORS, SL_LV("kafka_commit"));
                 sl_warn("event=commit_failed err=%s", rd_kafka_err2name(err));
                 return -1;
         }
@@ -288,6 +310,7 @@ int transform_run(struct map **maps, size_t nmaps,
                 while (n < (size_t)opts->batch_max && !sl_stop) {
                         rd_kafka_message_t *rkm =
                             rd_kafka_consumer_poll(w.consumer, 100);
+                        sl_http_tick();
                         if (!rkm) {
                                 if (n || sl_now_ms() >= batch_end)
                                         break;
@@ -295,9 +318,12 @@ int transform_run(struct map **maps, size_t nmaps,
                         }
                         if (rkm->err) {
                                 if (rkm->err !=
-                                    RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                    RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                                        sl_metric_inc(SL_M_ERRORS,
+                                                      SL_LV("kafka_consume"));
                                         sl_warn("event=consume_error err=%s",
                                                 rd_kafka_err2name(rkm->err));
+                                }
                                 rd_kafka_message_destroy(rkm);
                                 continue;
                         }
@@ -310,6 +336,7 @@ int transform_run(struct map **maps, size_t nmaps,
                         goto out;
                 }
                 if (n) {
+                        int64_t t0 = sl_now_ms();
                         /* repeat the batch until every output is delivered;
                          * counters then count the repeats too */
                         while (produce_batch(&w, msgs, n) < 0) {
@@ -322,6 +349,11 @@ int transform_run(struct map **maps, size_t nmaps,
                             (!w.delivery_failures && !w.produce_failures &&
                              rd_kafka_outq_len(w.producer) == 0))
                                 commit_batch(&w, msgs, n);
+                        sl_metric_observe(SL_M_BATCH_SIZE, SL_LV("transform"),
+                                          (double)n);
+                        sl_metric_observe(SL_M_BATCH_SECONDS,
+                                          SL_LV("transform"),
+                                          (double)(sl_now_ms() - t0) / 1e3);
                         for (size_t i = 0; i < n; i++)
                                 rd_kafka_message_destroy(msgs[i]);
                         n = 0;
