@@ -23,6 +23,9 @@ struct worker {
         int delivery_failures; /* of the batch in flight */
         int produce_failures;
         uint64_t pages, dead_pages;
+        rd_kafka_message_t **msgs; /* the batch polled, not yet committed */
+        size_t n;
+        int commit_refused; /* until the next assignment */
 };
 
 /* Delivery report: one failure makes the batch be produced again. */
@@ -236,9 +239,89 @@ static int commit_batch(struct worker *w, rd_kafka_message_t **msgs, size_t n)
                  * partitions: harmless, the rows are upserts */
                 sl_metric_inc(SL_M_ERRORS, SL_LV("kafka_commit"));
                 sl_warn("event=commit_failed err=%s", rd_kafka_err2name(err));
+                /* A group being rebalanced refuses commits (the embedded
+                 * broker does for the whole rebalance): stop taking work
+                 * that could not be committed either, so that a rebalance
+                 * repeats at most this batch. The next assignment starts
+                 * again from the committed offsets. */
+                if (!w->commit_refused) {
+                        rd_kafka_topic_partition_list_t *mine = NULL;
+                        w->commit_refused = 1;
+                        if (!rd_kafka_assignment(w->consumer, &mine) && mine) {
+                                rd_kafka_pause_partitions(w->consumer, mine);
+                                rd_kafka_topic_partition_list_destroy(mine);
+                        }
+                }
                 return -1;
         }
         return 0;
+}
+
+/* Produces, delivers and commits the batch in hand, then frees it. */
+static void finish_batch(struct worker *w)
+{
+        int64_t t0 = sl_now_ms();
+
+        if (!w->n)
+                return;
+        /* repeat the batch until every output is delivered; counters then
+         * count the repeats too */
+        while (produce_batch(w, w->msgs, w->n) < 0) {
+                sl_warn("event=batch_retry messages=%zu", w->n);
+                if (sl_stop)
+                        break;
+                sl_sleep_ms(1000);
+        }
+        if (!sl_stop || (!w->delivery_failures && !w->produce_failures &&
+                         rd_kafka_outq_len(w->producer) == 0))
+                commit_batch(w, w->msgs, w->n);
+        sl_metric_observe(SL_M_BATCH_SIZE, SL_LV("transform"), (double)w->n);
+        sl_metric_observe(SL_M_BATCH_SECONDS, SL_LV("transform"),
+                          (double)(sl_now_ms() - t0) / 1e3);
+        for (size_t i = 0; i < w->n; i++)
+                rd_kafka_message_destroy(w->msgs[i]);
+        w->n = 0;
+}
+
+/* A rebalance finishes the batch in hand while its partitions are still
+ * ours: its rows are delivered and its offsets committed before another
+ * worker is given the partitions, so a rebalance repeats nothing. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+        struct worker *w = opaque;
+        int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+        rd_kafka_error_t *error = NULL;
+
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                sl_info("event=assigned partitions=%d", parts->cnt);
+                if (coop)
+                        error = rd_kafka_incremental_assign(rk, parts);
+                else
+                        rd_kafka_assign(rk, parts);
+                if (w->commit_refused) {
+                        rd_kafka_topic_partition_list_t *mine = NULL;
+                        w->commit_refused = 0;
+                        if (!rd_kafka_assignment(rk, &mine) && mine) {
+                                rd_kafka_resume_partitions(rk, mine);
+                                rd_kafka_topic_partition_list_destroy(mine);
+                        }
+                }
+        } else {
+                size_t held = w->n;
+                finish_batch(w);
+                sl_info("event=revoked partitions=%d finished_messages=%zu",
+                        parts->cnt, held);
+                if (coop)
+                        error = rd_kafka_incremental_unassign(rk, parts);
+                else
+                        rd_kafka_assign(rk, NULL);
+        }
+        if (error) {
+                sl_err("event=assign_failed err=%s",
+                       rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
 }
 
 static void log_stats(struct worker *w, const char *when)
@@ -279,8 +362,6 @@ int transform_run(struct map **maps, size_t nmaps,
 {
         struct worker w = {.maps = maps, .nmaps = nmaps};
         rd_kafka_conf_t *conf = NULL;
-        rd_kafka_message_t **msgs = NULL;
-        size_t n = 0;
         int64_t last_stats = sl_now_ms();
         int rc = -1;
 
@@ -294,25 +375,32 @@ int transform_run(struct map **maps, size_t nmaps,
         conf = NULL;
         if (!w.producer)
                 goto out;
+        conf = sl_kafka_conf_new("consumer", errstr, errstr_size);
+        if (!conf)
+                goto out;
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+        rd_kafka_conf_set_opaque(conf, &w);
+        /* takes ownership of conf */
         w.consumer =
-            sl_kafka_consumer_new(NULL, opts->group, errstr, errstr_size);
+            sl_kafka_consumer_new(conf, opts->group, errstr, errstr_size);
+        conf = NULL;
         if (!w.consumer)
                 goto out;
         if (subscribe(&w, errstr, errstr_size) < 0)
                 goto out;
         sl_info("event=started group=%s maps=%zu brokers=%s", opts->group,
                 nmaps, sl_kafka_brokers());
-        msgs = sl_calloc((size_t)opts->batch_max, sizeof(*msgs));
+        w.msgs = sl_calloc((size_t)opts->batch_max, sizeof(*w.msgs));
         while (!sl_stop) {
                 int64_t batch_end = sl_now_ms() + 200;
                 char fatal[512];
 
-                while (n < (size_t)opts->batch_max && !sl_stop) {
+                while (w.n < (size_t)opts->batch_max && !sl_stop) {
                         rd_kafka_message_t *rkm =
                             rd_kafka_consumer_poll(w.consumer, 100);
                         sl_http_tick();
                         if (!rkm) {
-                                if (n || sl_now_ms() >= batch_end)
+                                if (w.n || sl_now_ms() >= batch_end)
                                         break;
                                 continue;
                         }
@@ -327,7 +415,13 @@ int transform_run(struct map **maps, size_t nmaps,
                                 rd_kafka_message_destroy(rkm);
                                 continue;
                         }
-                        msgs[n++] = rkm;
+                        if (w.commit_refused) {
+                                /* left uncommitted: re-read by whoever
+                                 * holds the partition next */
+                                rd_kafka_message_destroy(rkm);
+                                continue;
+                        }
+                        w.msgs[w.n++] = rkm;
                 }
                 if (rd_kafka_fatal_error(w.consumer, fatal, sizeof(fatal)) ||
                     rd_kafka_fatal_error(w.producer, fatal, sizeof(fatal))) {
@@ -335,29 +429,7 @@ int transform_run(struct map **maps, size_t nmaps,
                                  fatal);
                         goto out;
                 }
-                if (n) {
-                        int64_t t0 = sl_now_ms();
-                        /* repeat the batch until every output is delivered;
-                         * counters then count the repeats too */
-                        while (produce_batch(&w, msgs, n) < 0) {
-                                sl_warn("event=batch_retry messages=%zu", n);
-                                if (sl_stop)
-                                        break;
-                                sl_sleep_ms(1000);
-                        }
-                        if (!sl_stop ||
-                            (!w.delivery_failures && !w.produce_failures &&
-                             rd_kafka_outq_len(w.producer) == 0))
-                                commit_batch(&w, msgs, n);
-                        sl_metric_observe(SL_M_BATCH_SIZE, SL_LV("transform"),
-                                          (double)n);
-                        sl_metric_observe(SL_M_BATCH_SECONDS,
-                                          SL_LV("transform"),
-                                          (double)(sl_now_ms() - t0) / 1e3);
-                        for (size_t i = 0; i < n; i++)
-                                rd_kafka_message_destroy(msgs[i]);
-                        n = 0;
-                }
+                finish_batch(&w);
                 if (opts->stats_interval_ms > 0 &&
                     sl_now_ms() - last_stats >= opts->stats_interval_ms) {
                         log_stats(&w, "periodic");
@@ -366,9 +438,11 @@ int transform_run(struct map **maps, size_t nmaps,
         }
         rc = 0;
 out:
-        for (size_t i = 0; i < n; i++)
-                rd_kafka_message_destroy(msgs[i]);
-        free(msgs);
+        for (size_t i = 0; i < w.n; i++)
+                rd_kafka_message_destroy(w.msgs[i]);
+        w.n = 0; /* the close below revokes: nothing left to finish */
+        free(w.msgs);
+        w.msgs = NULL;
         if (w.consumer) {
                 rd_kafka_consumer_close(w.consumer);
                 rd_kafka_destroy(w.consumer);
