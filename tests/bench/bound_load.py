@@ -15,18 +15,20 @@ import sys
 def statements(path, table):
     """The last CREATE TEMP, COPY and upsert statements seen for table."""
     want = {}
-    rx = re.compile(r"LOG:  statement: (.*)$")
-    for line in open(path, errors="replace"):
+    rx = re.compile(r"LOG:  (?:statement|execute <unnamed>): (.*)$")
+    with open(path, errors="replace") as fh:
+        lines = fh.readlines()
+    for line in lines:
         m = rx.search(line)
         if not m:
             continue
         s = m.group(1)
         if s.startswith("CREATE TEMP TABLE _sl_stage") and \
-                f"FROM {table} WITH NO DATA" in s:
+                re.search(f'FROM ("?public"?\\.)?"?{table}"? WITH NO DATA', s):
             want["create"] = s
         elif s.startswith("COPY _sl_stage"):
             want["copy"] = s
-        elif s.startswith(f"WITH up AS (INSERT INTO {table} AS t"):
+        elif re.match(f'WITH up AS \\(INSERT INTO ("?public"?\\.)?"?{table}"? AS t', s):
             want["upsert"] = s
     return want
 
@@ -59,10 +61,11 @@ def main():
     cols = re.search(r"COPY _sl_stage \((.*)\) FROM STDIN", st["copy"])
     cols = [c.strip().strip('"') for c in cols.group(1).split(",")][2:]
     envs = []
-    for line in open(kv):
-        line = line.rstrip("\n")
-        if line:
-            envs.append(json.loads(line.split("\t", 1)[1]))
+    with open(kv) as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if line:
+                envs.append(json.loads(line.split("\t", 1)[1]))
     os.makedirs(outdir, exist_ok=True)
     with open(os.path.join(outdir, "bound.sql"), "w") as sql:
         sql.write("\\set ON_ERROR_STOP on\n")
