@@ -31,6 +31,7 @@ def f(x, fmt="{:,.0f}"):
 
 def main():
     res, out, secs, sizes = sys.argv[1:5]
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     rows = collections.defaultdict(list)
     for line in open(res):
         p = line.rstrip("\n").split("\t")
