@@ -87,8 +87,8 @@ int main(int argc, char **argv)
                 if (len > 0) {
                         if (nrows == caprows) {
                                 caprows *= 2;
-                                rows = sl_realloc(rows,
-                                                  caprows * sizeof(*rows));
+                                rows =
+                                    sl_realloc(rows, caprows * sizeof(*rows));
                         }
                         rows[nrows] = json_loadb(p, len, 0, &err);
                         if (!rows[nrows]) {
@@ -112,8 +112,8 @@ int main(int argc, char **argv)
 
                 for (int i = 0; i < npages; i++) {
                         json_error_t err;
-                        json_t *root = json_loadb(pages[i].data, pages[i].len,
-                                                  0, &err);
+                        json_t *root =
+                            json_loadb(pages[i].data, pages[i].len, 0, &err);
 
                         if (!root) {
                                 fprintf(stderr, "%s: %s\n", argv[i + 2],
