@@ -138,8 +138,9 @@ int broker_main(int argc, char **argv)
                         broker_usage(stdout);
                         return SL_EXIT_OK;
                 default:
-                        fprintf(stderr, "sluice broker: bad arguments (see "
-                                        "sluice broker --help)\n");
+                        sl_usage_error("broker",
+                                       "unknown or incomplete option \"%s\"",
+                                       argv[optind - 1]);
                         return SL_EXIT_USAGE;
                 }
         }

@@ -863,8 +863,7 @@ int dlq_main(int argc, char **argv)
         }
         cmd = argv[1];
         if (strcmp(cmd, "list") != 0 && strcmp(cmd, "replay") != 0) {
-                fprintf(stderr, "sluice dlq: unknown subcommand \"%s\"\n", cmd);
-                dlq_usage(stderr);
+                sl_usage_error("dlq", "unknown subcommand \"%s\"", cmd);
                 return SL_EXIT_USAGE;
         }
         for (int i = 2; i < argc; i++) {
@@ -919,8 +918,7 @@ int dlq_main(int argc, char **argv)
                         }
                         i++;
                 } else {
-                        fprintf(stderr, "sluice dlq: unknown option %s\n", a);
-                        dlq_usage(stderr);
+                        sl_usage_error("dlq", "unknown option %s", a);
                         return SL_EXIT_USAGE;
                 }
         }

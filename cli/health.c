@@ -58,14 +58,15 @@ int health_main(int argc, char **argv)
                                 return SL_EXIT_USAGE;
                         }
                 } else if (argv[i][0] == '-' || url) {
-                        health_usage(stderr);
+                        sl_usage_error("health", "unexpected argument \"%s\"",
+                                       argv[i]);
                         return SL_EXIT_USAGE;
                 } else {
                         url = argv[i];
                 }
         }
         if (!url) {
-                health_usage(stderr);
+                sl_usage_error("health", "expected a URL");
                 return SL_EXIT_USAGE;
         }
         sl_buf_init(&body, 4096);

@@ -4,6 +4,7 @@
 #include "sl_log.h"
 
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 static const struct {
@@ -88,6 +89,9 @@ static int run(const char *name, int (*fn)(int, char **), int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+        /* getopt's own messages would make a second line: every
+         * subcommand says what was wrong in one line of its own */
+        opterr = 0;
         if (argc < 2) {
                 usage(stderr);
                 return SL_EXIT_USAGE;

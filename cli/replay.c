@@ -376,7 +376,7 @@ int replay_main(int argc, char **argv)
 
         sl_log_init("replay");
         if (!getenv("SLUICE_LOG_LEVEL"))
-                sl_log_set_level(LOG_WARNING);
+                sl_log_set_level(LOG_CRIT); /* it says what failed itself */
         optind = 1;
         while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
                 switch (opt) {
@@ -423,8 +423,9 @@ int replay_main(int argc, char **argv)
                         replay_usage(stdout);
                         return SL_EXIT_OK;
                 default:
-                        fprintf(stderr, "sluice replay: bad arguments (see "
-                                        "sluice replay --help)\n");
+                        sl_usage_error("replay",
+                                       "unknown or incomplete option \"%s\"",
+                                       argv[optind - 1]);
                         return SL_EXIT_USAGE;
                 }
         }

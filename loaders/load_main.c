@@ -134,7 +134,10 @@ int load_main(int argc, char **argv)
                         load_usage(stdout);
                         return SL_EXIT_OK;
                 default:
-                        load_usage(stderr);
+                        sl_usage_error("load",
+                                       "unknown or incomplete option "
+                                       "\"%s\"",
+                                       argv[optind - 1]);
                         return SL_EXIT_USAGE;
                 }
         }

@@ -134,12 +134,18 @@ int fetch_main(int argc, char **argv)
                         usage(stdout);
                         return SL_EXIT_OK;
                 default:
-                        usage(stderr);
+                        sl_usage_error("fetch",
+                                       "unknown or incomplete option "
+                                       "\"%s\"",
+                                       argv[optind - 1]);
                         return SL_EXIT_USAGE;
                 }
         }
         if (optind != argc - 1) {
-                usage(stderr);
+                sl_usage_error("fetch",
+                               "expected one SOURCE.json, got %d "
+                               "arguments",
+                               argc - optind);
                 return SL_EXIT_USAGE;
         }
         src = fetch_source_load(argv[optind], &errs);

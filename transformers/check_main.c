@@ -105,21 +105,20 @@ int check_main(int argc, char **argv)
                            a + 1 < argc) {
                         records_hdr = argv[++a];
                 } else if (argv[a][0] == '-' && argv[a][1]) {
-                        fprintf(stderr, "sluice check: unknown option %s\n",
-                                argv[a]);
-                        usage(stderr);
+                        sl_usage_error("check", "unknown option %s", argv[a]);
                         return SL_EXIT_USAGE;
                 } else if (!map_path) {
                         map_path = argv[a];
                 } else if (!page_path) {
                         page_path = argv[a];
                 } else {
-                        usage(stderr);
+                        sl_usage_error("check", "unexpected argument \"%s\"",
+                                       argv[a]);
                         return SL_EXIT_USAGE;
                 }
         }
         if (!map_path || !page_path) {
-                usage(stderr);
+                sl_usage_error("check", "expected MAP.json and PAGE.json");
                 return SL_EXIT_USAGE;
         }
         m = map_load(map_path, &errs);

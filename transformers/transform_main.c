@@ -81,9 +81,8 @@ int transform_main(int argc, char **argv)
                                 goto out;
                         }
                 } else if (argv[a][0] == '-') {
-                        fprintf(stderr, "sluice transform: unknown option %s\n",
-                                argv[a]);
-                        usage(stderr);
+                        sl_usage_error("transform", "unknown option %s",
+                                       argv[a]);
                         goto out;
                 } else {
                         char *errs = NULL;
@@ -97,7 +96,7 @@ int transform_main(int argc, char **argv)
                 }
         }
         if (nmaps == 0) {
-                usage(stderr);
+                sl_usage_error("transform", "expected at least one MAP.json");
                 goto out;
         }
         sl_signals_install();

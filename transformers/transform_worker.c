@@ -375,6 +375,10 @@ int transform_run(struct map **maps, size_t nmaps,
         conf = NULL;
         if (!w.producer)
                 goto out;
+        /* say clearly which brokers could not be reached, rather than
+         * waiting for them in silence */
+        if (sl_kafka_ping(w.producer, 10000, errstr, errstr_size) < 0)
+                goto out;
         conf = sl_kafka_conf_new("consumer", errstr, errstr_size);
         if (!conf)
                 goto out;
