@@ -35,7 +35,8 @@ loaded() { q "SELECT coalesce(sum(messages), 0) FROM sluice.load_batches WHERE t
 wait_loaded() { local i; for ((i = 0; i < $2 * 5; i++)); do [ "$(loaded)" -ge "$1" ] 2>/dev/null && return 0; sleep 0.2; done; return 1; }
 
 MAP=$SLUICE_ROOT/transformers/maps/nvd_cve.json
-for i in 1 2; do bg "load$i" "$SLUICE_BIN" load --schemas "$SLUICE_ROOT/schemas" --linger-ms 200; done
+L=()
+for i in 1 2; do bg "load$i" "$SLUICE_BIN" load --schemas "$SLUICE_ROOT/schemas" --linger-ms 200; L+=("$LAST_PID"); done
 T=()
 for i in 1 2; do bg "t$i" "$SLUICE_BIN" transform "$MAP"; T+=("$LAST_PID"); done
 # the bundled definition with pages of 200 (8 pages, spread over partitions)
@@ -84,4 +85,24 @@ check_eq "after replay: the report counts exactly the changed rows as updated" \
 	"$(q "SELECT sum(updated) FROM sluice.load_batches WHERE table_name = 'vulnerability'")" "$with_sev"
 check_eq "after replay: child tables unchanged in size" "$(q 'SELECT count(*) FROM vulnerability_reference')" "$refs"
 check "replay refuses while transformers run" bash -c "! '$SLUICE_BIN' replay --group sluice-transform --topic raw.nvd --to earliest --timeout-ms 20000 >/dev/null 2>&1"
+
+# Replaying a loader group moves the offsets the loaders really seek from:
+# the ones in sluice.offsets.
+for p in "${L[@]}"; do stop_pid "$p"; done
+msgs=$(kcat -b "$SLUICE_BROKERS" -C -t mapped.vulnerability -e -q -f '.\n' 2>/dev/null | wc -l)
+check_eq "loaders stopped at the end of mapped.vulnerability" \
+	"$(q "SELECT sum(next_offset) FROM sluice.offsets WHERE consumer_group = 'sluice-load' AND topic = 'mapped.vulnerability'")" "$msgs"
+"$SLUICE_BIN" replay --group sluice-load --topic mapped.vulnerability --to earliest >"$D/lreplay" 2>"$D/lreplay.err"
+check_eq "replay of the loader group exits 0" "$?" 0
+check_eq "replay moved every partition's sluice.offsets row" "$(grep -c 'sluice.offsets moved' "$D/lreplay")" 4
+check_eq "sluice.offsets are back at 0" \
+	"$(q "SELECT sum(next_offset) FROM sluice.offsets WHERE consumer_group = 'sluice-load' AND topic = 'mapped.vulnerability'")" 0
+before=$(loaded)
+written=$(q "SELECT sum(inserted) || ' ' || sum(updated) FROM sluice.load_batches WHERE table_name = 'vulnerability'")
+bg load3 "$SLUICE_BIN" load --schemas "$SLUICE_ROOT/schemas" --linger-ms 200
+wait_loaded $((before + msgs)) 90
+check_eq "a loader re-reads the whole topic after the replay" "$(loaded)" $((before + msgs))
+check_eq "and writes nothing: every row is unchanged (inserted, updated as before)" \
+	"$(q "SELECT sum(inserted) || ' ' || sum(updated) FROM sluice.load_batches WHERE table_name = 'vulnerability'")" "$written"
+check_eq "still one row per CVE" "$(q 'SELECT count(*), count(DISTINCT cve_id) FROM vulnerability')" "$want|$want"
 sl_done
