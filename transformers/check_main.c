@@ -28,7 +28,9 @@ static void usage(FILE *fp)
                 "                       object (e.g. lineage) are not "
                 "compared\n"
                 "  --records-path PATH  the records_path header the page "
-                "would carry\n\n"
+                "would carry\n"
+                "  --reference          print the map language's option "
+                "reference (Markdown)\n\n"
                 "exit codes: 0 ok, 2 bad map or usage, 3 --expect "
                 "differed\n");
 }
@@ -98,6 +100,9 @@ int check_main(int argc, char **argv)
                 if (strcmp(argv[a], "--help") == 0 ||
                     strcmp(argv[a], "-h") == 0) {
                         usage(stdout);
+                        return SL_EXIT_OK;
+                } else if (strcmp(argv[a], "--reference") == 0) {
+                        map_reference(stdout);
                         return SL_EXIT_OK;
                 } else if (strcmp(argv[a], "--expect") == 0 && a + 1 < argc) {
                         expect_path = argv[++a];
