@@ -320,8 +320,9 @@ int broker_main(int argc, char **argv)
                         broker_usage(stdout);
                         return SL_EXIT_OK;
                 default:
-                        fprintf(stderr, "sluice broker: bad arguments (see "
-                                        "sluice broker --help)\n");
+                        sl_usage_error("broker",
+                                       "unknown or incomplete option \"%s\"",
+                                       argv[optind - 1]);
                         return SL_EXIT_USAGE;
                 }
         }
@@ -337,6 +338,16 @@ int broker_main(int argc, char **argv)
         if (rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr)) !=
             RD_KAFKA_CONF_OK)
                 goto out;
+        if (getenv("SLUICE_BROKER_DEBUG") &&
+            rd_kafka_conf_set(conf, "debug", getenv("SLUICE_BROKER_DEBUG"),
+                              errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+                fprintf(stderr, "sluice broker: SLUICE_BROKER_DEBUG: %s\n",
+                        errstr);
+                goto out;
+        }
+        if (getenv("SLUICE_BROKER_DEBUG"))
+                rd_kafka_conf_set(conf, "log_level", "7", errstr,
+                                  sizeof(errstr));
         rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
         if (!rk) {
                 fprintf(stderr, "sluice broker: %s\n", errstr);

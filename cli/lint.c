@@ -2,6 +2,7 @@
  * telling them apart by their shape (a source has "request"). */
 #include "roles.h"
 #include "sl_config.h"
+#include "sl_util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,12 @@ int lint_main(int argc, char **argv)
                        "is printed as FILE:LINE:COL: PATH: message. Exit 0 "
                        "when every file\nis valid, 2 otherwise.\n");
                 return SL_EXIT_OK;
+        }
+        for (int i = 1; i < argc; i++) {
+                if (argv[i][0] == '-') {
+                        sl_usage_error("lint", "unknown option %s", argv[i]);
+                        return SL_EXIT_USAGE;
+                }
         }
         for (int i = 1; i < argc; i++) {
                 char errstr[512];

@@ -1,7 +1,10 @@
 /* main.c: the `sluice` binary: one subcommand per role. */
 #include "roles.h"
+#include "sl_http.h"
+#include "sl_log.h"
 
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 static const struct {
@@ -17,6 +20,10 @@ static const struct {
     {"lint", lint_main, "validate source definitions and maps"},
     {"broker", broker_main, "run an embedded development Kafka cluster"},
     {"status", status_main, "show sources, topics, lag and tables"},
+    {"dlq", dlq_main, "list dead letters and re-publish fixed ones"},
+    {"health", health_main,
+     "probe a worker's /healthz or /readyz (exit 0 "
+     "when 200)"},
 };
 
 static void usage(FILE *fp)
@@ -37,12 +44,54 @@ static void usage(FILE *fp)
                 "DATABASE_URL\n"
                 "  SLUICE_LOG_LEVEL      debug|info|notice|warning|err\n"
                 "  SLUICE_LOG_FORMAT     kv (default) or json\n"
+                "  SLUICE_HTTP_PORT      workers (fetch, transform, load) "
+                "serve /metrics,\n"
+                "                        /healthz, /readyz on this port "
+                "(0 = off)\n"
+                "  SLUICE_HTTP_BIND      their listen address (default "
+                "127.0.0.1)\n"
                 "\nexit codes: 0 ok, 1 runtime failure, 2 bad usage or "
                 "configuration, 3 check mismatch\n");
 }
 
+static int is_worker(const char *name)
+{
+        return strcmp(name, "fetch") == 0 || strcmp(name, "transform") == 0 ||
+               strcmp(name, "load") == 0;
+}
+
+/* Workers take --http-port/--http-bind here, so every role serves the same
+ * endpoints without parsing them itself. */
+static int run(const char *name, int (*fn)(int, char **), int argc, char **argv)
+{
+        struct sl_http_opts ho;
+        char errstr[256];
+        int rc;
+
+        if (!is_worker(name))
+                return fn(argc, argv);
+        if (sl_http_args(&ho, &argc, argv, errstr, sizeof(errstr)) < 0) {
+                fprintf(stderr, "sluice %s: %s\n", name, errstr);
+                return SL_EXIT_USAGE;
+        }
+        ho.need_db = strcmp(name, "load") == 0;
+        if (ho.port > 0) {
+                sl_log_init(name);
+                if (sl_http_start(&ho, errstr, sizeof(errstr)) < 0) {
+                        fprintf(stderr, "sluice %s: %s\n", name, errstr);
+                        return SL_EXIT_FAILURE;
+                }
+        }
+        rc = fn(argc, argv);
+        sl_http_stop();
+        return rc;
+}
+
 int main(int argc, char **argv)
 {
+        /* getopt's own messages would make a second line: every
+         * subcommand says what was wrong in one line of its own */
+        opterr = 0;
         if (argc < 2) {
                 usage(stderr);
                 return SL_EXIT_USAGE;
@@ -54,7 +103,8 @@ int main(int argc, char **argv)
         }
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 if (strcmp(argv[1], commands[i].name) == 0)
-                        return commands[i].fn(argc - 1, argv + 1);
+                        return run(commands[i].name, commands[i].fn, argc - 1,
+                                   argv + 1);
         fprintf(stderr, "sluice: unknown command \"%s\" (see sluice --help)\n",
                 argv[1]);
         return SL_EXIT_USAGE;

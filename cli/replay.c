@@ -184,11 +184,10 @@ static int do_replay(const struct replay_opts *o)
         if (!conf)
                 goto fail;
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-        /* A short session: the embedded broker holds a group's next join
-         * until the last session of a departed member has expired. */
-        if (sl_kafka_conf_set(conf, "session.timeout.ms", "6000", errstr,
-                              sizeof(errstr)) < 0)
-                goto fail;
+        /* The session timeout is the consumers' default (10 s, the same as
+         * the workers'): the embedded broker waits up to a departed
+         * member's session less 1 s before it answers a join, and drops a
+         * joiner whose own session is shorter than that wait. */
         rk = sl_kafka_consumer_new(conf, o->group, errstr, sizeof(errstr));
         conf = NULL; /* taken over */
         if (!rk)
@@ -377,7 +376,7 @@ int replay_main(int argc, char **argv)
 
         sl_log_init("replay");
         if (!getenv("SLUICE_LOG_LEVEL"))
-                sl_log_set_level(LOG_WARNING);
+                sl_log_set_level(LOG_CRIT); /* it says what failed itself */
         optind = 1;
         while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
                 switch (opt) {
@@ -424,8 +423,9 @@ int replay_main(int argc, char **argv)
                         replay_usage(stdout);
                         return SL_EXIT_OK;
                 default:
-                        fprintf(stderr, "sluice replay: bad arguments (see "
-                                        "sluice replay --help)\n");
+                        sl_usage_error("replay",
+                                       "unknown or incomplete option \"%s\"",
+                                       argv[optind - 1]);
                         return SL_EXIT_USAGE;
                 }
         }

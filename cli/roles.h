@@ -13,6 +13,8 @@ int broker_main(int argc, char **argv);    /* cli/broker.c */
 int lint_main(int argc, char **argv);      /* cli/lint.c */
 int replay_main(int argc, char **argv);    /* cli/replay.c */
 int status_main(int argc, char **argv);    /* cli/status.c */
+int dlq_main(int argc, char **argv);       /* cli/dlq.c */
+int health_main(int argc, char **argv);    /* cli/health.c */
 
 /* Lint hooks: validate one file, print each problem as a line
  * "FILE:LINE:COL: PATH: message" to err. 0 valid, -1 invalid. */

@@ -361,8 +361,9 @@ int status_main(int argc, char **argv)
                         status_usage(stdout);
                         goto out;
                 default:
-                        fprintf(stderr, "sluice status: bad arguments (see "
-                                        "sluice status --help)\n");
+                        sl_usage_error("status",
+                                       "unknown or incomplete option \"%s\"",
+                                       argv[optind - 1]);
                         rc = SL_EXIT_USAGE;
                         goto out;
                 }

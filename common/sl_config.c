@@ -197,6 +197,21 @@ const char *sl_opt_type_name(enum sl_opt_type t)
         return "any";
 }
 
+void sl_opt_reference(FILE *fp, const char *name, const char *help,
+                      const struct sl_opt *table)
+{
+        fprintf(fp, "### `%s`\n\n", name);
+        if (help)
+                fprintf(fp, "%s.\n\n", help);
+        fprintf(fp, "| key | type | required | default | meaning "
+                    "|\n|---|---|---|---|---|\n");
+        for (const struct sl_opt *o = table; o->name; o++)
+                fprintf(fp, "| `%s` | %s | %s | %s | %s |\n", o->name,
+                        sl_opt_type_name(o->type), o->required ? "yes" : "no",
+                        o->def ? o->def : "", o->help);
+        fprintf(fp, "\n");
+}
+
 static int type_ok(enum sl_opt_type t, json_t *v)
 {
         switch (t) {

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* New reference; free with json_decref(). NULL with errstr
  * "FILE:LINE:COL: message" on a syntax error or an unreadable file.
@@ -52,6 +53,12 @@ struct sl_opt {
 };
 
 const char *sl_opt_type_name(enum sl_opt_type t);
+
+/* Writes one option table as a Markdown section ("### `name`", the help
+ * line, then a table of key, type, required, default, meaning): the
+ * reference docs are generated from the same tables that validate. */
+void sl_opt_reference(FILE *fp, const char *name, const char *help,
+                      const struct sl_opt *table);
 
 /* Checks obj against the table: unknown keys, missing required keys, wrong
  * types. Appends one "FILE:LINE:COL: PATH.KEY: message" line per problem to

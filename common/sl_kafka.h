@@ -30,6 +30,11 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *kind, char *errstr,
 int sl_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
                       const char *value, char *errstr, size_t errstr_size);
 
+/* Makes every configuration from sl_kafka_conf_new() emit librdkafka
+ * statistics every ms milliseconds into sl_metrics (consumer lag, brokers
+ * up); 0 (the default) leaves statistics off. */
+void sl_kafka_stats_interval(int ms);
+
 /* The bootstrap servers in use (borrowed; valid for the process). */
 const char *sl_kafka_brokers(void);
 

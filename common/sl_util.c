@@ -288,6 +288,18 @@ char *sl_file_read(const char *path, size_t *len, char *errstr,
         return sl_buf_steal(&b, len);
 }
 
+void sl_usage_error(const char *cmd, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "sluice %s: %s (see sluice %s --help)\n", cmd, msg,
+                cmd);
+}
+
 int sl_str_has_prefix(const char *s, const char *prefix)
 {
         return strncmp(s, prefix, strlen(prefix)) == 0;

@@ -67,6 +67,11 @@ void sl_signals_install(void);
 char *sl_file_read(const char *path, size_t *len, char *errstr,
                    size_t errstr_size);
 
+/* Prints the one-line usage error every subcommand gives:
+ * "sluice CMD: MESSAGE (see sluice CMD --help)". */
+void sl_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 int sl_str_has_prefix(const char *s, const char *prefix);
 int sl_str_has_suffix(const char *s, const char *suffix);
 

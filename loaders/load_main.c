@@ -2,6 +2,7 @@
  * load_worker.c. */
 #include "load_worker.h"
 #include "roles.h"
+#include "sl_http.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_util.h"
@@ -28,7 +29,7 @@ static void load_usage(FILE *fp)
                 "  --topics REGEX      subscription (default ^mapped\\..*)\n"
                 "  --dlq-topic T       dead letters (default dlq.load)\n"
                 "  --batch-rows N      flush a table's batch at N messages "
-                "(default 5000)\n"
+                "(default 2000)\n"
                 "  --batch-bytes N     ... or at N bytes (default 8388608)\n"
                 "  --linger-ms N       ... or when its oldest message is N "
                 "ms old (default 500)\n"
@@ -36,7 +37,7 @@ static void load_usage(FILE *fp)
                 "PostgreSQL fails\n"
                 "                      (default 10000)\n"
                 "  --kafka prop=value  any librdkafka property "
-                "(repeatable)\n"
+                "(repeatable)\n" SL_HTTP_USAGE
                 "  -h, --help          this text\n\n"
                 "environment: SLUICE_BROKERS, SLUICE_KAFKA_<PROP>, PGHOST, "
                 "PGPORT, PGDATABASE,\nPGUSER, ... or DATABASE_URL.\n"
@@ -79,7 +80,7 @@ int load_main(int argc, char **argv)
             .schemas = NULL,
             .topics = "^mapped\\..*",
             .dlq_topic = "dlq.load",
-            .batch_rows = 5000,
+            .batch_rows = 2000,
             .batch_bytes = 8L << 20,
             .linger_ms = 500,
             .max_backoff_ms = 10000,
@@ -133,7 +134,10 @@ int load_main(int argc, char **argv)
                         load_usage(stdout);
                         return SL_EXIT_OK;
                 default:
-                        load_usage(stderr);
+                        sl_usage_error("load",
+                                       "unknown or incomplete option "
+                                       "\"%s\"",
+                                       argv[optind - 1]);
                         return SL_EXIT_USAGE;
                 }
         }

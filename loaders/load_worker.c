@@ -3,6 +3,8 @@
  * rewinds the assignment to sluice.offsets, so nothing is lost and nothing
  * counts twice. */
 #include "load_worker.h"
+#include "sl_http.h"
+#include "sl_metrics.h"
 #include "load_batch.h"
 #include "load_schema.h"
 #include "roles.h"
@@ -56,15 +58,36 @@ static void fail_over(struct worker *w, const char *why)
         w->need_rewind = 1;
 }
 
+/* Metrics of a committed batch (sl_metrics; docs/metrics.md). */
+static void count_batch(const char *table, const struct load_stats *st,
+                        int64_t ms)
+{
+        const char *outcome[] = {"inserted", "updated",  "unchanged",
+                                 "deleted",  "rejected", "superseded"};
+        long v[] = {st->inserted, st->updated,  st->unchanged,
+                    st->deleted,  st->rejected, st->superseded};
+
+        sl_metric_add(SL_M_RECORDS_IN, SL_LV(table), (double)st->messages);
+        for (int i = 0; i < 6; i++)
+                sl_metric_add(SL_M_RECORDS_OUT, SL_LV(table, outcome[i]),
+                              (double)v[i]);
+        sl_metric_observe(SL_M_BATCH_SIZE, SL_LV(table), (double)st->messages);
+        sl_metric_observe(SL_M_BATCH_SECONDS, SL_LV(table), (double)ms / 1e3);
+}
+
 static int flush_one(struct worker *w, struct load_batch *b)
 {
         struct load_stats st;
         char err[1024];
+        int64_t t0 = sl_now_ms();
 
         if (load_batch_flush(&w->ctx, b, &st, err, sizeof(err)) != SL_OK) {
+                sl_metric_inc(SL_M_ERRORS, SL_LV("db"));
                 fail_over(w, err);
                 return -1;
         }
+        if (b->n)
+                count_batch(b->table, &st, sl_now_ms() - t0);
         load_batch_clear(b);
         w->backoff_ms = 0;
         return 0;
@@ -246,6 +269,7 @@ static void backoff_wait(struct worker *w)
         sl_info("event=backoff ms=%" PRId64, w->backoff_ms);
         while (!sl_stop && sl_now_ms() < until) {
                 rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w->rk, 100);
+                sl_http_tick();
                 if (rkm)
                         rd_kafka_message_destroy(rkm);
         }
@@ -297,6 +321,7 @@ static void consume(struct worker *w)
                         w->need_rewind = 0;
                 }
                 rkm = rd_kafka_consumer_poll(w->rk, 100);
+                sl_http_tick();
                 if (rkm && rkm->err) {
                         if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                                 sl_debug("event=consume_error err=%s",

@@ -1,7 +1,9 @@
 /* fetch_http: parallel requests on a libcurl multi handle with the rate
  * window, retries and checks of complete answers. */
 #include "fetch_http.h"
+#include "sl_http.h"
 #include "sl_log.h"
+#include "sl_metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,6 +422,20 @@ static uint32_t rnd32(void)
         return (uint32_t)(s >> 33);
 }
 
+/* Counts the answer by status (0: none) and its latency. Before
+ * finish(): the easy handle is still there. */
+static void observe(struct fetch_http *h, struct fetch_req *r, CURLcode cc)
+{
+        curl_off_t us = 0;
+        char status[24];
+
+        snprintf(status, sizeof(status), "%ld", cc == CURLE_OK ? r->status : 0);
+        sl_metric_inc(SL_M_HTTP_RESPONSES, SL_LV(h->src->name, status));
+        if (curl_easy_getinfo(r->curl, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
+                sl_metric_observe(SL_M_HTTP_SECONDS, SL_LV(h->src->name),
+                                  (double)us / 1e6);
+}
+
 /* After an answer: what to do with r. Returns SL_OK (done or will retry)
  * or a failure for the run. */
 static int settle(struct fetch_http *h, struct fetch_req *r, CURLcode cc,
@@ -434,12 +450,16 @@ static int settle(struct fetch_http *h, struct fetch_req *r, CURLcode cc,
         fetch_rate_done(&h->rate, now);
         r->fetched_wall_ms = sl_wall_ms();
         v = judge(h, r, cc, why, sizeof(why));
+        observe(h, r, cc);
         if (v == V_OK && r->hdr_remaining &&
             strcmp(r->hdr_remaining, "0") == 0) {
                 /* the server says the next one would be refused */
                 int64_t w = fetch_throttle_wait_ms(NULL, NULL, r->hdr_reset,
                                                    r->fetched_wall_ms);
                 if (w > 0) {
+                        sl_metric_inc(SL_M_RATELIMIT_WAITS, SL_LV(src->name));
+                        sl_metric_add(SL_M_RATELIMIT_WAIT_SECS,
+                                      SL_LV(src->name), (double)w / 1000.0);
                         fetch_rate_block(&h->rate, now + w);
                         sl_info("event=ratelimit_pause source=%s wait_ms=%lld",
                                 src->name, (long long)w);
@@ -450,6 +470,7 @@ static int settle(struct fetch_http *h, struct fetch_req *r, CURLcode cc,
                 r->done = 1;
                 return SL_OK;
         }
+        sl_metric_inc(SL_M_ERRORS, SL_LV("http"));
         if (v == V_FATAL) {
                 snprintf(errstr, errstr_size, "%s: %s", r->masked_url, why);
                 return SL_ERR_FATAL;
@@ -473,10 +494,15 @@ static int settle(struct fetch_http *h, struct fetch_req *r, CURLcode cc,
                                      r->attempts, rnd32());
         else
                 wait += 50; /* header times are whole seconds: a margin */
-        if (v == V_THROTTLE)
+        if (v == V_THROTTLE) {
                 fetch_rate_block(&h->rate, now + wait);
+                sl_metric_inc(SL_M_RATELIMIT_WAITS, SL_LV(src->name));
+                sl_metric_add(SL_M_RATELIMIT_WAIT_SECS, SL_LV(src->name),
+                              (double)wait / 1000.0);
+        }
         r->not_before = now + wait;
         h->retries++;
+        sl_metric_inc(SL_M_HTTP_RETRIES, SL_LV(src->name));
         {
                 char q[600];
                 sl_warn("event=retry source=%s url=%s attempt=%d wait_ms=%lld "
@@ -504,6 +530,7 @@ int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
                 CURLMsg *msg;
                 int left;
 
+                sl_http_tick();
                 if (sl_stop) {
                         snprintf(errstr, errstr_size, "stopped");
                         rc = SL_ERR_RETRY;

@@ -2,6 +2,8 @@
  * the state and the sync loop. The work is in fetch_*.c. */
 #include "fetch_sync.h"
 #include "roles.h"
+#include "sl_http.h"
+#include "sl_metrics.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_util.h"
@@ -25,10 +27,15 @@ static void usage(FILE *fp)
                 "every interval_seconds)\n"
                 "  --base-url URL       replace the definition's base_url "
                 "(also SLUICE_BASE_URL)\n"
-                "  --kafka PROP=VALUE   any librdkafka property; repeatable\n"
+                "  --kafka PROP=VALUE   any librdkafka property; "
+                "repeatable\n" SL_HTTP_USAGE
                 "  --reference          print the source definition "
                 "reference (Markdown)\n"
                 "  -h, --help           this text\n\n"
+                "On a terminal a live line shows percent, pages/s and ETA "
+                "when the API tells\nthe total (SLUICE_PROGRESS=0 turns it "
+                "off); otherwise event=progress lines\nevery "
+                "progress_seconds.\n\n"
                 "exit codes: 0 ok, 1 the sync failed, 2 bad arguments or "
                 "definition\n");
 }
@@ -48,6 +55,7 @@ static int acquire(struct fetch_lock *l, const char *source)
         int64_t start = sl_now_ms();
 
         while (!sl_stop) {
+                sl_http_tick(); /* standing by is alive */
                 if (fetch_lock_poll(l, 200)) {
                         l->lost = 0;
                         sl_info("event=%s source=%s waited_ms=%lld",
@@ -126,12 +134,18 @@ int fetch_main(int argc, char **argv)
                         usage(stdout);
                         return SL_EXIT_OK;
                 default:
-                        usage(stderr);
+                        sl_usage_error("fetch",
+                                       "unknown or incomplete option "
+                                       "\"%s\"",
+                                       argv[optind - 1]);
                         return SL_EXIT_USAGE;
                 }
         }
         if (optind != argc - 1) {
-                usage(stderr);
+                sl_usage_error("fetch",
+                               "expected one SOURCE.json, got %d "
+                               "arguments",
+                               argc - optind);
                 return SL_EXIT_USAGE;
         }
         src = fetch_source_load(argv[optind], &errs);
@@ -177,6 +191,16 @@ int fetch_main(int argc, char **argv)
                 } else {
                         res = fetch_sync(&ctx, errstr, sizeof(errstr));
                 }
+                sl_metric_inc(SL_M_SYNC_RUNS,
+                              SL_LV(src->name, res == SL_OK ? "ok"
+                                               : res == SL_ERR_RETRY
+                                                   ? "retry"
+                                                   : "fatal"));
+                if (res == SL_OK)
+                        sl_metric_set(SL_M_SYNC_LAST_SUCCESS, SL_LV(src->name),
+                                      (double)sl_wall_ms() / 1000.0);
+                else
+                        sl_metric_inc(SL_M_ERRORS, SL_LV("sync"));
                 if (res != SL_OK) {
                         char q[1100];
                         sl_err("event=sync_failed source=%s run=%s "
@@ -193,8 +217,10 @@ int fetch_main(int argc, char **argv)
                 /* a failed sync is retried sooner than the schedule */
                 next = sl_now_ms() +
                        (res == SL_OK ? src->interval_s * 1000 : 30000);
-                while (!sl_stop && sl_now_ms() < next && !lock.lost)
+                while (!sl_stop && sl_now_ms() < next && !lock.lost) {
+                        sl_http_tick();
                         fetch_lock_poll(&lock, 200);
+                }
                 rc = SL_EXIT_OK;
         }
 out:

@@ -200,19 +200,9 @@ static const struct {
 
 void fetch_source_reference(FILE *fp)
 {
-        for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
-                fprintf(fp, "### `%s`\n\n", sections[i].name);
-                if (sections[i].help)
-                        fprintf(fp, "%s.\n\n", sections[i].help);
-                fprintf(fp, "| key | type | required | default | meaning "
-                            "|\n|---|---|---|---|---|\n");
-                for (const struct sl_opt *o = sections[i].opts; o->name; o++)
-                        fprintf(fp, "| `%s` | %s | %s | %s | %s |\n", o->name,
-                                sl_opt_type_name(o->type),
-                                o->required ? "yes" : "no",
-                                o->def ? o->def : "", o->help);
-                fprintf(fp, "\n");
-        }
+        for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+                sl_opt_reference(fp, sections[i].name, sections[i].help,
+                                 sections[i].opts);
 }
 
 static const char *const paging_names[] = {

@@ -1,6 +1,9 @@
 /* fetch_sync: windows, paging styles and publishing for one sync. */
 #include "fetch_sync.h"
 #include "sl_log.h"
+#include "sl_metrics.h"
+
+#include <unistd.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -231,12 +234,44 @@ static int each_record(json_t *rec, void *opaque)
         return 0;
 }
 
+/* The live line on a terminal: percent, rate, ETA, redrawn in place. */
+static void progress_tty(struct fetch_ctx *c, int final, double rate)
+{
+        double eta = rate > 0 ? (double)(c->total_pages - c->pages) / rate : 0;
+        long pct = c->total_pages > 0 ? c->pages * 100 / c->total_pages : 0;
+
+        if (c->total_pages <= 0) {
+                fprintf(stderr, "\r%s: %ld pages, %ld records, %.1f pages/s ",
+                        c->src->name, c->pages, c->records, rate);
+        } else {
+                fprintf(stderr,
+                        "\r%s: %3ld%% %ld/%ld pages, %ld records, "
+                        "%.1f pages/s, ETA %ld:%02ld ",
+                        c->src->name, pct, c->pages, c->total_pages, c->records,
+                        rate, (long)eta / 60, (long)eta % 60);
+        }
+        if (final)
+                fputc('\n', stderr);
+        fflush(stderr);
+}
+
+/* Progress: gauges always; on a terminal a line redrawn every 200 ms;
+ * otherwise a log line every progress_seconds. */
 static void progress(struct fetch_ctx *c, int final)
 {
         int64_t now = sl_now_ms();
         double secs = (double)(now - c->t0) / 1000.0;
         double rate = secs > 0 ? (double)c->pages / secs : 0;
+        int tty = c->tty;
 
+        sl_metric_set(SL_M_FETCH_PAGES_DONE, SL_LV(c->src->name),
+                      (double)c->pages);
+        sl_metric_set(SL_M_FETCH_PAGES_EXPECTED, SL_LV(c->src->name),
+                      (double)(c->total_pages > 0 ? c->total_pages : 0));
+        if (tty && (final || now - c->last_tty >= 200)) {
+                c->last_tty = now;
+                progress_tty(c, final, rate);
+        }
         if (!final && now - c->last_progress < c->src->progress_s * 1000)
                 return;
         c->last_progress = now;
@@ -244,9 +279,10 @@ static void progress(struct fetch_ctx *c, int final)
                 double eta =
                     rate > 0 ? (double)(c->total_pages - c->pages) / rate : -1;
                 sl_info("event=progress source=%s run=%s pages=%ld "
-                        "total_pages=%ld records=%ld pages_per_s=%.2f "
-                        "eta_s=%.0f",
+                        "total_pages=%ld percent=%.1f records=%ld "
+                        "pages_per_s=%.2f eta_s=%.0f",
                         c->src->name, c->out.run, c->pages, c->total_pages,
+                        100.0 * (double)c->pages / (double)c->total_pages,
                         c->records, rate, eta);
         } else {
                 sl_info("event=%s source=%s run=%s pages=%ld records=%ld "
@@ -289,6 +325,10 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
                 return -1;
         c->pages++;
         c->records += n;
+        sl_metric_inc(SL_M_PAGES, SL_LV(c->src->name));
+        sl_metric_add(SL_M_RECORDS_IN, SL_LV(c->src->name), (double)n);
+        sl_metric_add(SL_M_RECORDS_OUT, SL_LV(c->src->name, "published"),
+                      (double)n);
         if (c->cursor_path && r->json)
                 sl_jsonpath_each(c->records_path, r->json, each_record, c);
         sl_debug("event=page source=%s page=%ld records=%ld status=%ld",
@@ -694,6 +734,11 @@ int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         fetch_out_new_run(&c->out);
         c->pages = c->records = c->total_pages = 0;
         c->t0 = c->last_progress = sl_now_ms();
+        c->last_tty = 0;
+        /* SLUICE_PROGRESS=0 keeps a terminal free of the live line */
+        c->tty = isatty(STDERR_FILENO) &&
+                 !(getenv("SLUICE_PROGRESS") &&
+                   strcmp(getenv("SLUICE_PROGRESS"), "0") == 0);
         c->http.requests = c->http.retries = c->http.throttled = 0;
         sl_time_format(now_ms, c->now, sizeof(c->now));
         memset(&c->vars, 0, sizeof(c->vars));

@@ -28,7 +28,9 @@ static void usage(FILE *fp)
                 "                       object (e.g. lineage) are not "
                 "compared\n"
                 "  --records-path PATH  the records_path header the page "
-                "would carry\n\n"
+                "would carry\n"
+                "  --reference          print the map language's option "
+                "reference (Markdown)\n\n"
                 "exit codes: 0 ok, 2 bad map or usage, 3 --expect "
                 "differed\n");
 }
@@ -99,27 +101,29 @@ int check_main(int argc, char **argv)
                     strcmp(argv[a], "-h") == 0) {
                         usage(stdout);
                         return SL_EXIT_OK;
+                } else if (strcmp(argv[a], "--reference") == 0) {
+                        map_reference(stdout);
+                        return SL_EXIT_OK;
                 } else if (strcmp(argv[a], "--expect") == 0 && a + 1 < argc) {
                         expect_path = argv[++a];
                 } else if (strcmp(argv[a], "--records-path") == 0 &&
                            a + 1 < argc) {
                         records_hdr = argv[++a];
                 } else if (argv[a][0] == '-' && argv[a][1]) {
-                        fprintf(stderr, "sluice check: unknown option %s\n",
-                                argv[a]);
-                        usage(stderr);
+                        sl_usage_error("check", "unknown option %s", argv[a]);
                         return SL_EXIT_USAGE;
                 } else if (!map_path) {
                         map_path = argv[a];
                 } else if (!page_path) {
                         page_path = argv[a];
                 } else {
-                        usage(stderr);
+                        sl_usage_error("check", "unexpected argument \"%s\"",
+                                       argv[a]);
                         return SL_EXIT_USAGE;
                 }
         }
         if (!map_path || !page_path) {
-                usage(stderr);
+                sl_usage_error("check", "expected MAP.json and PAGE.json");
                 return SL_EXIT_USAGE;
         }
         m = map_load(map_path, &errs);

@@ -108,6 +108,29 @@ static const struct sl_opt cond_opts[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
+void map_reference(FILE *fp)
+{
+        sl_opt_reference(fp, "(top level)",
+                         "a map is one JSON object; with one target its "
+                         "target keys sit at the top level",
+                         map_opts);
+        sl_opt_reference(fp, "targets[]",
+                         "one record kind of the page and its table",
+                         target_opts);
+        sl_opt_reference(fp, "children[]",
+                         "a nested array that becomes rows of a child table, "
+                         "replaced as a unit per parent",
+                         child_opts);
+        sl_opt_reference(fp, "fields.<column>",
+                         "a field map: a string is a source path; an object "
+                         "takes these keys",
+                         field_opts);
+        sl_opt_reference(fp, "choices",
+                         "a value map with an action for unknown values",
+                         choices_opts);
+        sl_opt_reference(fp, "where[]", "one condition on a record", cond_opts);
+}
+
 static const char *const type_names[] = {
     [MAP_T_TEXT] = "text",         [MAP_T_INTEGER] = "integer",
     [MAP_T_BIGINT] = "bigint",     [MAP_T_NUMERIC] = "numeric",

@@ -5,6 +5,7 @@
 #ifndef SLUICE_MAP_H
 #define SLUICE_MAP_H
 
+#include <stdio.h>
 #include <jansson.h>
 #include <regex.h>
 #include <stddef.h>
@@ -187,6 +188,11 @@ struct map *map_load(const char *path, char **errs);
 struct map *map_loadb(const char *name, const char *text, size_t len,
                       char **errs);
 void map_destroy(struct map *m);
+
+/* Writes the map language's option reference (Markdown) generated from the
+ * option tables that validate maps; docs/maps.md holds a copy that a test
+ * compares. */
+void map_reference(FILE *fp);
 
 /* Applies the map to one decoded page. records_hdr is the records_path
  * header of the raw message (may be NULL); it is used only for targets

@@ -1,6 +1,7 @@
 /* transform_main.c: `sluice transform MAP.json...`: wires flags, maps and
  * signals to the worker loop in transform_worker.c. */
 #include "roles.h"
+#include "sl_http.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_util.h"
@@ -32,6 +33,7 @@ static void usage(FILE *fp)
                 "SLUICE_LOG_LEVEL\n"
                 "exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or "
                 "map\n");
+        fputs("\noperations endpoint:\n" SL_HTTP_USAGE, fp);
 }
 
 int transform_main(int argc, char **argv)
@@ -79,9 +81,8 @@ int transform_main(int argc, char **argv)
                                 goto out;
                         }
                 } else if (argv[a][0] == '-') {
-                        fprintf(stderr, "sluice transform: unknown option %s\n",
-                                argv[a]);
-                        usage(stderr);
+                        sl_usage_error("transform", "unknown option %s",
+                                       argv[a]);
                         goto out;
                 } else {
                         char *errs = NULL;
@@ -95,7 +96,7 @@ int transform_main(int argc, char **argv)
                 }
         }
         if (nmaps == 0) {
-                usage(stderr);
+                sl_usage_error("transform", "expected at least one MAP.json");
                 goto out;
         }
         sl_signals_install();

@@ -3,7 +3,9 @@
  * of the batch is acknowledged, so a crash repeats a batch (the loader's
  * upserts absorb the repeat) and never loses one. */
 #include "transform_worker.h"
+#include "sl_http.h"
 #include "sl_kafka.h"
+#include "sl_metrics.h"
 #include "sl_log.h"
 #include "sl_util.h"
 
@@ -21,6 +23,9 @@ struct worker {
         int delivery_failures; /* of the batch in flight */
         int produce_failures;
         uint64_t pages, dead_pages;
+        rd_kafka_message_t **msgs; /* the batch polled, not yet committed */
+        size_t n;
+        int commit_refused; /* until the next assignment */
 };
 
 /* Delivery report: one failure makes the batch be produced again. */
@@ -30,6 +35,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
         (void)rk;
         if (rkm->err) {
                 w->delivery_failures++;
+                sl_metric_inc(SL_M_ERRORS, SL_LV("kafka_delivery"));
                 sl_warn("event=delivery_failed topic=%s err=%s",
                         rd_kafka_topic_name(rkm->rkt),
                         rd_kafka_err2name(rkm->err));
@@ -80,6 +86,7 @@ static int produce_json(struct worker *w, const char *topic, const char *key,
             strcmp(topic, DLQ_TOPIC) != 0)
                 return produce_too_large(w, key, key_len, v, len);
         if (err) {
+                sl_metric_inc(SL_M_ERRORS, SL_LV("kafka_produce"));
                 sl_warn("event=produce_failed topic=%s err=%s", topic,
                         rd_kafka_err2name(err));
                 w->produce_failures++;
@@ -90,18 +97,29 @@ static int produce_json(struct worker *w, const char *topic, const char *key,
 struct emit_ctx {
         struct worker *w;
         const rd_kafka_message_t *rkm;
+        const char *map; /* the map being applied (metrics) */
 };
+
+static void on_record(void *opaque, size_t target, json_t *rec)
+{
+        struct emit_ctx *c = opaque;
+        (void)rec;
+        if (target == 0) /* a record once, however many targets */
+                sl_metric_inc(SL_M_RECORDS_IN, SL_LV(c->map));
+}
 
 static int on_row(void *opaque, const char *topic, const char *key,
                   size_t key_len, json_t *env)
 {
         struct emit_ctx *c = opaque;
+        sl_metric_inc(SL_M_RECORDS_OUT, SL_LV(c->map, "mapped"));
         return produce_json(c->w, topic, key, key_len, env);
 }
 
 static int on_dead(void *opaque, const char *key, json_t *letter)
 {
         struct emit_ctx *c = opaque;
+        sl_metric_inc(SL_M_RECORDS_OUT, SL_LV(c->map, "dead_letter"));
         if (!key) {
                 key = c->rkm->key;
                 return produce_json(c->w, DLQ_TOPIC, key, c->rkm->key_len,
@@ -128,12 +146,16 @@ static void process_message(struct worker *w, const rd_kafka_message_t *rkm)
                                   .page = h_page,
                                   .chunk = h_chunk};
         struct emit_ctx ctx = {.w = w, .rkm = rkm};
-        struct map_emit em = {.row = on_row, .dead = on_dead, .opaque = &ctx};
+        struct map_emit em = {.row = on_row,
+                              .dead = on_dead,
+                              .record = on_record,
+                              .opaque = &ctx};
         json_t *page = NULL;
         json_error_t jerr;
         char why[300] = "";
 
         w->pages++;
+        sl_metric_inc(SL_M_PAGES, SL_LV(topic));
         if (!rkm->payload || rkm->len == 0)
                 snprintf(why, sizeof(why), "page is empty");
         else if (!(page = json_loadb(rkm->payload, rkm->len, JSON_ALLOW_NUL,
@@ -146,11 +168,13 @@ static void process_message(struct worker *w, const rd_kafka_message_t *rkm)
                         continue;
                 if (!lin.source)
                         lin.source = m->source;
+                ctx.map = m->name;
                 if (!page) {
                         json_t *d =
                             map_dead_page(m, rkm->payload, rkm->len, why, &lin);
                         char q[400];
                         w->dead_pages++;
+                        sl_metric_inc(SL_M_ERRORS, SL_LV("dead_page"));
                         sl_warn("event=dead_page map=%s topic=%s "
                                 "partition=%d offset=%lld reason=%s",
                                 m->name, topic, (int)rkm->partition,
@@ -213,10 +237,91 @@ static int commit_batch(struct worker *w, rd_kafka_message_t **msgs, size_t n)
         if (err) {
                 /* the batch will be repeated by whoever gets the
                  * partitions: harmless, the rows are upserts */
+                sl_metric_inc(SL_M_ERRORS, SL_LV("kafka_commit"));
                 sl_warn("event=commit_failed err=%s", rd_kafka_err2name(err));
+                /* A group being rebalanced refuses commits (the embedded
+                 * broker does for the whole rebalance): stop taking work
+                 * that could not be committed either, so that a rebalance
+                 * repeats at most this batch. The next assignment starts
+                 * again from the committed offsets. */
+                if (!w->commit_refused) {
+                        rd_kafka_topic_partition_list_t *mine = NULL;
+                        w->commit_refused = 1;
+                        if (!rd_kafka_assignment(w->consumer, &mine) && mine) {
+                                rd_kafka_pause_partitions(w->consumer, mine);
+                                rd_kafka_topic_partition_list_destroy(mine);
+                        }
+                }
                 return -1;
         }
         return 0;
+}
+
+/* Produces, delivers and commits the batch in hand, then frees it. */
+static void finish_batch(struct worker *w)
+{
+        int64_t t0 = sl_now_ms();
+
+        if (!w->n)
+                return;
+        /* repeat the batch until every output is delivered; counters then
+         * count the repeats too */
+        while (produce_batch(w, w->msgs, w->n) < 0) {
+                sl_warn("event=batch_retry messages=%zu", w->n);
+                if (sl_stop)
+                        break;
+                sl_sleep_ms(1000);
+        }
+        if (!sl_stop || (!w->delivery_failures && !w->produce_failures &&
+                         rd_kafka_outq_len(w->producer) == 0))
+                commit_batch(w, w->msgs, w->n);
+        sl_metric_observe(SL_M_BATCH_SIZE, SL_LV("transform"), (double)w->n);
+        sl_metric_observe(SL_M_BATCH_SECONDS, SL_LV("transform"),
+                          (double)(sl_now_ms() - t0) / 1e3);
+        for (size_t i = 0; i < w->n; i++)
+                rd_kafka_message_destroy(w->msgs[i]);
+        w->n = 0;
+}
+
+/* A rebalance finishes the batch in hand while its partitions are still
+ * ours: its rows are delivered and its offsets committed before another
+ * worker is given the partitions, so a rebalance repeats nothing. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+        struct worker *w = opaque;
+        int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+        rd_kafka_error_t *error = NULL;
+
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                sl_info("event=assigned partitions=%d", parts->cnt);
+                if (coop)
+                        error = rd_kafka_incremental_assign(rk, parts);
+                else
+                        rd_kafka_assign(rk, parts);
+                if (w->commit_refused) {
+                        rd_kafka_topic_partition_list_t *mine = NULL;
+                        w->commit_refused = 0;
+                        if (!rd_kafka_assignment(rk, &mine) && mine) {
+                                rd_kafka_resume_partitions(rk, mine);
+                                rd_kafka_topic_partition_list_destroy(mine);
+                        }
+                }
+        } else {
+                size_t held = w->n;
+                finish_batch(w);
+                sl_info("event=revoked partitions=%d finished_messages=%zu",
+                        parts->cnt, held);
+                if (coop)
+                        error = rd_kafka_incremental_unassign(rk, parts);
+                else
+                        rd_kafka_assign(rk, NULL);
+        }
+        if (error) {
+                sl_err("event=assign_failed err=%s",
+                       rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
 }
 
 static void log_stats(struct worker *w, const char *when)
@@ -257,8 +362,6 @@ int transform_run(struct map **maps, size_t nmaps,
 {
         struct worker w = {.maps = maps, .nmaps = nmaps};
         rd_kafka_conf_t *conf = NULL;
-        rd_kafka_message_t **msgs = NULL;
-        size_t n = 0;
         int64_t last_stats = sl_now_ms();
         int rc = -1;
 
@@ -272,36 +375,57 @@ int transform_run(struct map **maps, size_t nmaps,
         conf = NULL;
         if (!w.producer)
                 goto out;
+        /* say clearly which brokers could not be reached, rather than
+         * waiting for them in silence */
+        if (sl_kafka_ping(w.producer, 10000, errstr, errstr_size) < 0)
+                goto out;
+        conf = sl_kafka_conf_new("consumer", errstr, errstr_size);
+        if (!conf)
+                goto out;
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+        rd_kafka_conf_set_opaque(conf, &w);
+        /* takes ownership of conf */
         w.consumer =
-            sl_kafka_consumer_new(NULL, opts->group, errstr, errstr_size);
+            sl_kafka_consumer_new(conf, opts->group, errstr, errstr_size);
+        conf = NULL;
         if (!w.consumer)
                 goto out;
         if (subscribe(&w, errstr, errstr_size) < 0)
                 goto out;
         sl_info("event=started group=%s maps=%zu brokers=%s", opts->group,
                 nmaps, sl_kafka_brokers());
-        msgs = sl_calloc((size_t)opts->batch_max, sizeof(*msgs));
+        w.msgs = sl_calloc((size_t)opts->batch_max, sizeof(*w.msgs));
         while (!sl_stop) {
                 int64_t batch_end = sl_now_ms() + 200;
                 char fatal[512];
 
-                while (n < (size_t)opts->batch_max && !sl_stop) {
+                while (w.n < (size_t)opts->batch_max && !sl_stop) {
                         rd_kafka_message_t *rkm =
                             rd_kafka_consumer_poll(w.consumer, 100);
+                        sl_http_tick();
                         if (!rkm) {
-                                if (n || sl_now_ms() >= batch_end)
+                                if (w.n || sl_now_ms() >= batch_end)
                                         break;
                                 continue;
                         }
                         if (rkm->err) {
                                 if (rkm->err !=
-                                    RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                    RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                                        sl_metric_inc(SL_M_ERRORS,
+                                                      SL_LV("kafka_consume"));
                                         sl_warn("event=consume_error err=%s",
                                                 rd_kafka_err2name(rkm->err));
+                                }
                                 rd_kafka_message_destroy(rkm);
                                 continue;
                         }
-                        msgs[n++] = rkm;
+                        if (w.commit_refused) {
+                                /* left uncommitted: re-read by whoever
+                                 * holds the partition next */
+                                rd_kafka_message_destroy(rkm);
+                                continue;
+                        }
+                        w.msgs[w.n++] = rkm;
                 }
                 if (rd_kafka_fatal_error(w.consumer, fatal, sizeof(fatal)) ||
                     rd_kafka_fatal_error(w.producer, fatal, sizeof(fatal))) {
@@ -309,23 +433,7 @@ int transform_run(struct map **maps, size_t nmaps,
                                  fatal);
                         goto out;
                 }
-                if (n) {
-                        /* repeat the batch until every output is delivered;
-                         * counters then count the repeats too */
-                        while (produce_batch(&w, msgs, n) < 0) {
-                                sl_warn("event=batch_retry messages=%zu", n);
-                                if (sl_stop)
-                                        break;
-                                sl_sleep_ms(1000);
-                        }
-                        if (!sl_stop ||
-                            (!w.delivery_failures && !w.produce_failures &&
-                             rd_kafka_outq_len(w.producer) == 0))
-                                commit_batch(&w, msgs, n);
-                        for (size_t i = 0; i < n; i++)
-                                rd_kafka_message_destroy(msgs[i]);
-                        n = 0;
-                }
+                finish_batch(&w);
                 if (opts->stats_interval_ms > 0 &&
                     sl_now_ms() - last_stats >= opts->stats_interval_ms) {
                         log_stats(&w, "periodic");
@@ -334,9 +442,11 @@ int transform_run(struct map **maps, size_t nmaps,
         }
         rc = 0;
 out:
-        for (size_t i = 0; i < n; i++)
-                rd_kafka_message_destroy(msgs[i]);
-        free(msgs);
+        for (size_t i = 0; i < w.n; i++)
+                rd_kafka_message_destroy(w.msgs[i]);
+        w.n = 0; /* the close below revokes: nothing left to finish */
+        free(w.msgs);
+        w.msgs = NULL;
         if (w.consumer) {
                 rd_kafka_consumer_close(w.consumer);
                 rd_kafka_destroy(w.consumer);

@@ -177,4 +177,39 @@ for style in kev tenable urlhaus; do
 	read -r pages recs msgs < <(raw_count "raw.${style}_faults")
 	check_eq "faults $style: every record" "$recs" "$want"
 done
+# the other paging styles, each with a truncated body, a malformed page, a
+# 500 and a reset injected: every record still published, exactly once
+for style in rapid7 crowdstrike otx github; do
+	case $style in
+	rapid7) prefix=/rapid7/; base=$SLUICE_FIXTURE_URL/rapid7
+		want=$(fx_get '/rapid7/api/3/vulnerabilities?size=1' | jq '.page.totalResources')
+		def='"request": {"path": "/api/3/vulnerabilities"}, "records": "$.resources",
+ "paging": {"style": "page", "param": "page", "size_param": "size", "size": 100, "total_pages": "$.page.totalPages"}' ;;
+	crowdstrike) prefix=/crowdstrike/; base=$SLUICE_FIXTURE_URL/crowdstrike
+		want=$(fx_get '/crowdstrike/spotlight/combined/vulnerabilities/v1?limit=1' | jq '.meta.pagination.total')
+		def='"request": {"path": "/spotlight/combined/vulnerabilities/v1"}, "records": "$.resources",
+ "paging": {"style": "cursor", "param": "after", "size_param": "limit", "size": 100, "next": "$.meta.pagination.after"}' ;;
+	otx) prefix=/otx/; base=$SLUICE_FIXTURE_URL/otx
+		want=$(fx_get '/otx/api/v1/pulses/subscribed?limit=1' -H 'X-OTX-API-KEY: k' | jq '.count')
+		def='"request": {"path": "/api/v1/pulses/subscribed", "headers": {"X-OTX-API-KEY": "k"}}, "records": "$.results",
+ "paging": {"style": "next_url", "size_param": "limit", "size": 40, "next": "$.next"}' ;;
+	github) prefix=/github/; base=$SLUICE_FIXTURE_URL/github
+		want=$(jq length "$SLUICE_ROOT/data/urlhaus/urlhaus_recent_records.json")
+		def='"request": {"path": "/advisories"}, "records": "$",
+ "paging": {"style": "link", "size_param": "per_page", "size": 100}' ;;
+	esac
+	printf '{"name": "%s_faults", "base_url": "https://example.invalid", %s,\n "retry": {"base_ms": 100, "max_ms": 2000, "max_attempts": 8}}\n' \
+		"$style" "$def" >"$D/$style.json"
+	curl -sf -X POST "$SLUICE_FIXTURE_URL/_fixture/reset" >/dev/null
+	for kind in truncate malformed reset; do
+		fx_fault "{\"path_prefix\": \"$prefix\", \"count\": 1, \"kind\": \"$kind\"}"
+	done
+	fx_fault "{\"path_prefix\": \"$prefix\", \"count\": 1, \"kind\": \"status\", \"status\": 500}"
+	fetch_once "$style" "$D/$style.json" "$base"
+	check_eq "faults $style: exit 0" "$?" 0
+	read -r pages recs msgs < <(raw_count "raw.${style}_faults")
+	check_eq "faults $style: every record exactly once" "$recs" "$want"
+	check_eq "faults $style: all 4 faults were served" \
+		"$(fx_get /_fixture/log | jq '[.[] | select(.fault != null and .fault != "")] | length')" 4
+done
 sl_done

@@ -367,11 +367,6 @@ if grep -qi "^message:" "$tmp/h4" && ! grep -qi "^retry-after" "$tmp/h4" && [ ! 
 else
         not_ok "NVD 403: empty body, message header, no Retry-After" "$(cat "$tmp/h4")"
 fi
-codes=""
-for i in $(seq 1 31); do
-        codes="$codes $(curl -s -o /dev/null -w '%{http_code}' -H 'apiKey: k1' "$Rt/nvd/rest/json/cves/2.0?resultsPerPage=1")"
-done
-expect "NVD rate with apiKey: 10x (30 in the window, then 403)" "$(echo $codes | tr ' ' '\n' | sort | uniq -c | tr -s ' ' | xargs)" "30 200 1 403"
 sleep 2.1
 code=$(curl -s -o /dev/null -w '%{http_code}' "$Rt/nvd/rest/json/cves/2.0?resultsPerPage=1")
 expect "NVD rate: window rolls, 200 again after 2 s" "$code" "200"
@@ -403,7 +398,15 @@ got=$(curl -s "$Rt/_fixture/log" | py '
 log = json.load(sys.stdin)
 nvd = [e for e in log if e["path"].startswith("/nvd")]
 print(len(nvd), sum(e["status"] == 403 for e in nvd), len(log))')
-expect "log: counts every API request of the rate server" "$got" "36 2 44"
+expect "log: counts every API request of the rate server" "$got" "5 1 13"
+# the apiKey window on a server of its own, with a window long enough that
+# 31 requests fit in it on a loaded machine
+start rate2 --nvd-rate 3/60
+codes=""
+for i in $(seq 1 31); do
+        codes="$codes $(curl -s -o /dev/null -w '%{http_code}' -H 'apiKey: k1' "$URL/nvd/rest/json/cves/2.0?resultsPerPage=1")"
+done
+expect "NVD rate with apiKey: 10x (30 in the window, then 403)" "$(echo $codes | tr ' ' '\n' | sort | uniq -c | tr -s ' ' | xargs)" "30 200 1 403"
 curl -s -o /dev/null -X POST "$Rt/_fixture/reset"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$Rt/github/advisories")
 expect "reset: clears the rate windows" "$code" "200"

@@ -43,4 +43,11 @@ grep -q '^drift: vulnerability: source field affected\[\*\]\.affectedData\[\*\]\
 	ok "drift names an unread source field" || not_ok "drift: $(grep drift "$D/err" | head -3)"
 grep -q 'drift: .* cveID\|drift: vulnerability: source field id ' "$D/err" &&
 	not_ok "a mapped field is reported as drift" || ok "mapped fields are not drift"
+ref=$("$SLUICE_BIN" check --reference)
+if [ -n "$ref" ] && /usr/bin/python3 -c 'import sys; sys.exit(0 if open(sys.argv[1]).read().find(sys.stdin.read()) >= 0 else 1)' \
+	"$SLUICE_ROOT/docs/maps.md" <<<"$ref"; then
+	ok "docs/maps.md holds the current option tables"
+else
+	not_ok "docs/maps.md is out of date: regenerate with sluice check --reference"
+fi
 sl_done

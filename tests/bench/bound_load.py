@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""bound_load.py PGLOG ENVELOPES.kv BATCH_ROWS OUTDIR: writes the load
+stage's bound as a psql script, OUTDIR/bound.sql. It replays the exact
+statements `sluice load` sent (read back from PostgreSQL's statement log
+of a warm-up run: the staging table, the COPY column list, the INSERT ...
+ON CONFLICT) over the same envelopes, cut into the same batches, one
+transaction each, with the COPY data prepared beforehand (OUTDIR/b*.copy)
+so that only PostgreSQL's work is timed. Exit 1 when the log lacks them."""
+import json
+import os
+import re
+import sys
+
+
+def statements(path, table):
+    """The last CREATE TEMP, COPY and upsert statements seen for table."""
+    want = {}
+    rx = re.compile(r"LOG:  (?:statement|execute <unnamed>): (.*)$")
+    with open(path, errors="replace") as fh:
+        lines = fh.readlines()
+    for line in lines:
+        m = rx.search(line)
+        if not m:
+            continue
+        s = m.group(1)
+        if s.startswith("CREATE TEMP TABLE _sl_stage") and \
+                re.search(f'FROM ("?public"?\\.)?"?{table}"? WITH NO DATA', s):
+            want["create"] = s
+        elif s.startswith("COPY _sl_stage"):
+            want["copy"] = s
+        elif re.match(f'WITH up AS \\(INSERT INTO ("?public"?\\.)?"?{table}"? AS t', s):
+            want["upsert"] = s
+    return want
+
+
+def field(v):
+    if v is None:
+        return "\\N"
+    if isinstance(v, bool):
+        return "t" if v else "f"
+    if isinstance(v, (dict, list)) and not (isinstance(v, list) and
+                                            all(isinstance(x, str) for x in v)):
+        v = json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+    elif isinstance(v, list):  # text[]
+        v = "{" + ",".join('"' + x.replace("\\", "\\\\").replace('"', '\\"') +
+                           '"' for x in v) + "}"
+    elif not isinstance(v, str):
+        v = json.dumps(v)
+    return (v.replace("\\", "\\\\").replace("\t", "\\t")
+            .replace("\n", "\\n").replace("\r", "\\r"))
+
+
+def main():
+    log, kv, batch, outdir = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
+        sys.argv[4]
+    st = statements(log, "vulnerability")
+    if len(st) != 3:
+        print(f"bound_load: statements not found in {log}: {sorted(st)}",
+              file=sys.stderr)
+        return 1
+    cols = re.search(r"COPY _sl_stage \((.*)\) FROM STDIN", st["copy"])
+    cols = [c.strip().strip('"') for c in cols.group(1).split(",")][2:]
+    envs = []
+    with open(kv) as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if line:
+                envs.append(json.loads(line.split("\t", 1)[1]))
+    os.makedirs(outdir, exist_ok=True)
+    with open(os.path.join(outdir, "bound.sql"), "w") as sql:
+        sql.write("\\set ON_ERROR_STOP on\n")
+        for b in range(0, len(envs), batch):
+            path = os.path.join(outdir, f"b{b // batch:05d}.copy")
+            with open(path, "w") as f:
+                for i, env in enumerate(envs[b:b + batch]):
+                    row = dict(env["row"])
+                    row["_lineage"] = env.get("lineage")
+                    f.write("u\t%d\t" % i +
+                            "\t".join(field(row.get(c)) for c in cols) + "\n")
+            copy_cols = st["copy"][len("COPY "):st["copy"].rindex(" FROM STDIN")]
+            sql.write("BEGIN;\n" + st["create"] + ";\n" +
+                      f"\\copy {copy_cols} FROM '{path}'\n" +
+                      st["upsert"] + ";\nCOMMIT;\n")
+    print(f"batches={(len(envs) + batch - 1) // batch} rows={len(envs)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

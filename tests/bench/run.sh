@@ -1,0 +1,387 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh BUILD_DIR: `make bench`. Measures fetch, transform, load
+# and the whole pipeline on the real NVD records scaled up by the fixture
+# server, each beside its bound and its peer in the same run, and writes
+# bench/results.md (+ bench/ratios.png). Ratios, not absolute times: the
+# machine is shared. Fails only when a case loses or duplicates rows.
+#
+# Environment (sizes): BENCH_SCALE (fixture --scale of the stage cases,
+# default 42 = 19 992 NVD records), BENCH_PIPE_SCALE (pipeline, default 421 =
+# 200 396 records), BENCH_RUNS (repeats per case, default 3; the median is
+# reported), BENCH_PIPE_RUNS (default 3), BENCH_OUT (default
+# bench/results.md), BENCH_CASES (default "fetch transform load pipeline").
+set -u
+BUILD=${1:-build}
+cd "$(dirname "$0")/../.."
+export SLUICE_ROOT=$PWD SLUICE_BUILD=$BUILD
+export SLUICE_BIN=$PWD/$BUILD/sluice SLUICE_FIXTURE=$PWD/$BUILD/sluice-fixture
+# shellcheck source=tests/lib.sh
+. tests/lib.sh
+trap 'sl_cleanup' EXIT
+trap 'exit 130' INT TERM
+
+SCALE=${BENCH_SCALE:-42}
+PSCALE=${BENCH_PIPE_SCALE:-421}
+RUNS=${BENCH_RUNS:-3}
+PRUNS=${BENCH_PIPE_RUNS:-3}
+OUT=${BENCH_OUT:-bench/results.md}
+CASES=${BENCH_CASES:-fetch transform load pipeline}
+B=tests/bench
+NVD_N=476 # records in data/nvd/nvd_cves_combined_dedup.json
+PY=/usr/bin/python3
+FAILED=0
+
+log() { echo "# $(date +%T) $*" >&2; }
+die() { echo "bench: $*" >&2; exit 1; }
+fail() { echo "bench: FAIL: $*" >&2; FAILED=$((FAILED + 1)); }
+
+# --- what the bench needs besides `make deps` -------------------------------
+need=()
+$PY -c 'import confluent_kafka' 2>/dev/null || need+=(python3-confluent-kafka)
+$PY -c 'import psycopg2' 2>/dev/null || need+=(python3-psycopg2)
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+	log "installing ${need[*]}"
+	sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo=sudo
+	$sudo apt-get update -q >&2 || true
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q \
+		--no-install-recommends "${need[@]}" >&2 || die "cannot install ${need[*]}"
+fi
+
+# --- the C bound, built with the Makefile's flags, linked with libsluice.a ---
+mkdir -p "$BUILD/bench"
+cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icommon -O2 -g \
+	-Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla \
+	-Wimplicit-fallthrough $(pkg-config --cflags jansson) \
+	-o "$BUILD/bench/bench_json_bound" $B/bench_json_bound.c \
+	"$BUILD/libsluice.a" $(pkg-config --libs rdkafka libcurl jansson libpq) \
+	-lpthread -lm || die "cannot build $B/bench_json_bound.c"
+
+W=$(sl_tmpdir)
+SL_LOGDIR=$W/logs
+mkdir -p "$SL_LOGDIR"
+RES=$W/results.tsv # case variant run impl records seconds cpu_s rss_kb extra
+: >"$RES"
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RES"; }
+
+# timefile FILE: "cpu_s rss_kb" from a /usr/bin/time -f '%U %S %M' file
+timefile() { awk 'NF==3 {printf "%.2f %d", $1 + $2, $3}' "$1"; }
+TIMEFMT='%U %S %M'
+# ts_of FILE EVENT: epoch seconds of the first log line with event=EVENT
+ts_of() {
+	local t
+	t=$(grep -m1 "event=$2" "$1" | sed -n 's/^ts=\([^ ]*\).*/\1/p')
+	[ -n "$t" ] && date -d "$t" +%s.%N
+}
+# stop_timed PID: stops the worker under /usr/bin/time PID, waits for both
+stop_timed() {
+	local c
+	c=$(pgrep -P "$1")
+	[ -n "$c" ] && stop_pid "$c"
+	wait "$1" 2>/dev/null
+}
+# mk_broker PARTITIONS TOPIC...: a fresh broker (the old one is stopped)
+mk_broker() {
+	local p=$1 t args=()
+	shift
+	[ -n "${SL_BROKER_PID:-}" ] && stop_pid "$SL_BROKER_PID"
+	for t in "$@"; do args+=(--topic "$t:$p"); done
+	broker_start --brokers 1 "${args[@]}" || die "broker"
+}
+# low_ok TOPIC_REGEX: every partition still holds offset 0 (none dropped)
+low_ok() {
+	$PY - "$SLUICE_BROKERS" "$1" <<'EOF'
+import re, sys
+from confluent_kafka import Consumer, TopicPartition
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "bench-low"})
+md = c.list_topics(timeout=10)
+bad = [f"{t}[{p}]" for t, tm in md.topics.items() if re.search(sys.argv[2], t)
+       for p in tm.partitions
+       if c.get_watermark_offsets(TopicPartition(t, p), timeout=5)[0] != 0]
+print(" ".join(bad))
+sys.exit(1 if bad else 0)
+EOF
+}
+VTOPICS=(mapped.vulnerability mapped.vulnerability_reference
+	mapped.vulnerability_weakness mapped.vulnerability_cpe_match)
+
+pg_start || die "postgres"
+fixture_start --scale "$SCALE" --nvd-rate 1000000/1 || die "fixture"
+FIX=$SLUICE_FIXTURE_URL
+N=$((NVD_N * SCALE))
+log "stage cases: $N NVD records (scale $SCALE), $RUNS runs each; work dir $W"
+
+# the page URLs every fetcher of the stage cases asks for
+PAGE=2000
+: >"$W/urls.cfg"
+: >"$W/urls.par.cfg"
+mkdir -p "$W/pages"
+for ((i = 0; i * PAGE < N; i++)); do
+	u="$FIX/nvd/rest/json/cves/2.0?startIndex=$((i * PAGE))&resultsPerPage=$PAGE"
+	printf 'url = "%s"\noutput = "/dev/null"\n' "$u" >>"$W/urls.cfg"
+	printf 'url = "%s"\noutput = "%s/pages/p%05d.json"\n' "$u" "$W" "$i" >>"$W/urls.par.cfg"
+done
+NPAGES=$i
+curl -sf --parallel --config "$W/urls.par.cfg" 2>/dev/null || die "cannot fetch the pages"
+
+# ---------------------------------------------------------------- fetch ----
+case_fetch() {
+	local r t0 t1 ms recs line
+	mk_broker 16 raw.nvd
+	for ((r = 1; r <= RUNS; r++)); do
+		t0=$(date +%s.%N)
+		curl -sf --parallel --parallel-max 4 --config "$W/urls.cfg" 2>/dev/null || fail "parallel curl"
+		t1=$(date +%s.%N)
+		record fetch "concurrency 4" "$r" bound "$N" "$(echo "$t1 - $t0" | bc)" - - -
+		t0=$(date +%s.%N)
+		curl -sf --config "$W/urls.cfg" || fail "sequential curl"
+		t1=$(date +%s.%N)
+		record fetch "concurrency 4" "$r" peer "$N" "$(echo "$t1 - $t0" | bc)" - - -
+		/usr/bin/time -f "$TIMEFMT" -o "$W/fetch$r.time" "$SLUICE_BIN" fetch \
+			$B/sources/nvd_bench.json --once --base-url "$FIX/nvd" \
+			>"$SL_LOGDIR/fetch$r.out" 2>"$SL_LOGDIR/fetch$r.log" || fail "sluice fetch run $r"
+		line=$(grep -m1 event=sync_done "$SL_LOGDIR/fetch$r.log")
+		recs=$(sed -n 's/.* records=\([0-9]*\).*/\1/p' <<<"$line")
+		ms=$(sed -n 's/.* ms=\([0-9]*\).*/\1/p' <<<"$line")
+		[ "$recs" == "$N" ] || fail "sluice fetch run $r published $recs records, want $N"
+		record fetch "concurrency 4" "$r" sluice "$recs" "$(echo "scale=3; $ms / 1000" | bc)" \
+			$(timefile "$W/fetch$r.time") -
+	done
+	# with a rate limit: the fixture enforces 10 per 1 s, the source asks
+	# for the same; pages of 100 records
+	local rfix rlog n403 n rate
+	fixture_start --scale 8 --nvd-rate 10/1 || die "rated fixture"
+	rfix=$SLUICE_FIXTURE_URL
+	SLUICE_FIXTURE_URL=$FIX
+	for ((r = 1; r <= RUNS; r++)); do
+		curl -sf -X POST "$rfix/_fixture/reset" >/dev/null
+		sed 's/"requests": 20, "per_seconds": 2/"requests": 10, "per_seconds": 1/' \
+			$B/sources/nvd_bench_rated.json >"$W/rated.json"
+		/usr/bin/time -f "$TIMEFMT" -o "$W/rated$r.time" "$SLUICE_BIN" fetch \
+			"$W/rated.json" --once --base-url "$rfix/nvd" \
+			>"$SL_LOGDIR/rated$r.out" 2>"$SL_LOGDIR/rated$r.log" || fail "rated fetch run $r"
+		rlog=$(curl -sf "$rfix/_fixture/log")
+		read -r n n403 rate < <($PY -c '
+import json, sys
+log = [e for e in json.loads(sys.argv[1]) if e["path"].startswith("/nvd")]
+ok = [e["t_ms"] for e in log if e["status"] == 200]
+lim, per = 10, 1.0
+span = (max(ok) - min(ok)) / 1000.0
+# an ideal client sends lim at once, then lim per window: (n - lim) / span
+print(len(ok) - lim, sum(1 for e in log if e["status"] == 403),
+      "%.3f" % span)' "$rlog")
+		record fetch_rate "limit 10/s" "$r" sluice "$n" "$rate" \
+			$(timefile "$W/rated$r.time") "throttled=$n403"
+	done
+}
+
+# ------------------------------------------------------------ transform ----
+M=$((4 * N)) # one upsert and three child replaces per CVE
+case_transform() {
+	local r g kp t0 t1 line l
+	mk_broker 16 raw.nvd "${VTOPICS[@]}"
+	"$SLUICE_BIN" fetch $B/sources/nvd_bench.json --once --base-url "$FIX/nvd" \
+		>"$SL_LOGDIR/tfetch.out" 2>"$SL_LOGDIR/tfetch.log" || die "fetch for the transform case"
+	low_ok '^raw\.' >/dev/null || die "raw.nvd lost pages to retention: add partitions"
+	tx_run() { # RUN VARIANT [ARGS]: one timed transform run
+		local r=$1 v=$2
+		shift 2
+		$PY $B/kwait.py "$SLUICE_BROKERS" '^mapped\.' "$M" 300 >"$W/kw.$r" &
+		kp=$!
+		wait_for 20 grep -q ready "$W/kw.$r"
+		/usr/bin/time -f "$TIMEFMT" -o "$W/tx$r.time" "$SLUICE_BIN" transform \
+			transformers/maps/nvd_cve.json --group "bt-$r-$RANDOM" \
+			--stats-interval 0 "$@" >"$SL_LOGDIR/tx$r.out" 2>"$SL_LOGDIR/tx$r.log" &
+		local tp=$!
+		wait "$kp" || fail "transform run $r ($v): mapped.* did not reach $M messages: $(cat "$W/kw.$r")"
+		stop_timed "$tp"
+		line=$(tail -1 "$W/kw.$r")
+		eval "$(sed 's/ timeout//' <<<"$line")" # base t_first n_first t_done n_done
+		[ "$n_done" == "$M" ] || fail "transform run $r ($v): $n_done messages, want $M"
+		record transform "$v" "$r" sluice "$(echo "$N * ($M - $n_first) / $M" | bc)" \
+			"$(echo "$t_done - $t_first" | bc)" $(timefile "$W/tx$r.time") -
+	}
+	for ((r = 1; r <= RUNS; r++)); do
+		tx_run "$r" "linger.ms 5 (default)"
+		if [ "$r" -eq 1 ]; then
+			# the rows the transformer produced: the bound serializes
+			# them, the load case loads them
+			for l in "${VTOPICS[@]}"; do
+				kcat -C -b "$SLUICE_BROKERS" -t "$l" -e -q -f '%k\t%s\n' >"$W/$l.kv" 2>/dev/null
+			done
+			cut -f2- "$W"/mapped.*.kv >"$W/rows.jsonl"
+			[ "$(wc -l <"$W/rows.jsonl")" == "$M" ] || fail "captured $(wc -l <"$W/rows.jsonl") rows, want $M"
+		fi
+		line=$("$BUILD/bench/bench_json_bound" "$W/rows.jsonl" "$W"/pages/p*.json) || fail "bound"
+		record transform "linger.ms 5 (default)" "$r" bound "$N" \
+			"$(sed 's/.*total_s=\([0-9.]*\).*/\1/' <<<"$line")" - - "$line"
+		t0=$(date +%s.%N)
+		/usr/bin/time -f "$TIMEFMT" -o "$W/jq$r.time" \
+			jq -c -f $B/nvd_cve.jq "$W"/pages/p*.json >"$W/jq.out" || fail "jq"
+		t1=$(date +%s.%N)
+		[ "$(wc -l <"$W/jq.out")" == "$M" ] || fail "jq gave $(wc -l <"$W/jq.out") envelopes, want $M"
+		record transform "linger.ms 5 (default)" "$r" peer "$N" "$(echo "$t1 - $t0" | bc)" \
+			$(timefile "$W/jq$r.time") -
+	done
+	for l in ${BENCH_LINGER:-0 50 200}; do
+		tx_run "linger$l" "linger.ms $l" --kafka "linger.ms=$l"
+	done
+}
+
+# ------------------------------------------------------------------ load ---
+load_prep() { # PCT: empty the tables, then pre-load PCT % of the keys with
+	# an older version of each row, so that a conflict is a real update
+	psql -qX -v ON_ERROR_STOP=1 >/dev/null <<EOF
+TRUNCATE vulnerability, vulnerability_reference, vulnerability_weakness,
+	vulnerability_cpe_match;
+INSERT INTO vulnerability SELECT cve_id, source_identifier, published,
+	last_modified - interval '1 day', coalesce(vuln_status, '') || ' (old)', description,
+	cvss_version, cvss_score, cvss_severity, cvss_vector, cisa_exploit_add,
+	metrics, _lineage, _loaded_at
+	FROM bench_src WHERE abs(hashtext(cve_id)) % 100 < $1;
+VACUUM ANALYZE vulnerability;
+CHECKPOINT;
+EOF
+}
+load_verify() { # WHAT: the table holds exactly the N new rows
+	local got
+	got=$(q "SELECT count(*), count(*) FILTER (WHERE vuln_status LIKE '% (old)') FROM vulnerability")
+	[ "$got" == "$N|0" ] || fail "$1: rows|stale = $got, want $N|0"
+}
+# sluice_load RUN VARIANT GROUP_TOPICS WANT_MESSAGES [ARGS]
+sluice_load() {
+	local r=$1 v=$2 topics=$3 want=$4 g="bl-$RANDOM-$1" i w
+	shift 4
+	/usr/bin/time -f "$TIMEFMT" -o "$W/ld.time" "$SLUICE_BIN" load --group "$g" \
+		--topics "$topics" "$@" >"$SL_LOGDIR/ld$r.out" 2>"$SL_LOGDIR/ld$r.log" &
+	local lp=$!
+	for ((i = 0; i < 3000; i++)); do
+		[ "$(q "SELECT coalesce(sum(messages), 0) FROM sluice.load_batches WHERE consumer_group = '$g'" 2>/dev/null)" -ge "$want" ] 2>/dev/null && break
+		sleep 0.2
+	done
+	stop_timed "$lp"
+	w=$(q "SELECT sum(messages), extract(epoch FROM max(finished_at) - min(started_at)) FROM sluice.load_batches WHERE consumer_group = '$g'")
+	[ "${w%%|*}" == "$want" ] || fail "sluice load $v run $r: ${w%%|*} messages, want $want"
+	LOAD_SECS=${w#*|}
+}
+case_load() {
+	local r pct t0 t1 line
+	mk_broker 8 "${VTOPICS[@]}"
+	new_db bench_load || die "database"
+	for l in "${VTOPICS[@]}"; do
+		kcat -P -b "$SLUICE_BROKERS" -t "$l" -K $'\t' -z lz4 <"$W/$l.kv" || die "produce $l"
+	done
+	# warm-up: the loader creates the schema and loads every row; its
+	# statements are logged for the bound, its rows are kept as the source
+	# of the older versions that make conflicts
+	psql -qX -c "ALTER DATABASE bench_load SET log_statement = 'all'" >/dev/null
+	sluice_load warm warm-up '^mapped\.vulnerability$' "$N"
+	psql -qX -c "ALTER DATABASE bench_load RESET log_statement" >/dev/null
+	load_verify "warm-up"
+	$PY $B/bound_load.py "$PGHOST/pg.log" "$W/mapped.vulnerability.kv" 5000 "$W/bound" >/dev/null ||
+		die "bound_load.py"
+	psql -qX -c "DROP TABLE IF EXISTS bench_src; CREATE TABLE bench_src AS SELECT * FROM vulnerability" >/dev/null
+	for pct in 0 50 100; do
+		for ((r = 1; r <= RUNS; r++)); do
+			load_prep "$pct"
+			t0=$(date +%s.%N)
+			psql -qX -v ON_ERROR_STOP=1 -f "$W/bound/bound.sql" >/dev/null || fail "bound load"
+			t1=$(date +%s.%N)
+			load_verify "bound $pct%"
+			record load "$pct % conflicts" "$r" bound "$N" "$(echo "$t1 - $t0" | bc)" - - -
+
+			load_prep "$pct"
+			sluice_load "$r" "$pct%" '^mapped\.vulnerability$' "$N"
+			load_verify "sluice $pct%"
+			record load "$pct % conflicts" "$r" sluice "$N" "$LOAD_SECS" $(timefile "$W/ld.time") -
+
+			load_prep "$pct"
+			line=$(/usr/bin/time -f "$TIMEFMT" -o "$W/peer.time" $PY $B/peer_load.py \
+				"$SLUICE_BROKERS" "bp-$pct-$r-$RANDOM" mapped.vulnerability "$N" 5000) ||
+				fail "peer load"
+			eval "$line"
+			load_verify "peer $pct%"
+			record load "$pct % conflicts" "$r" peer "$N" "$(echo "$t_done - $t_first" | bc)" \
+				$(timefile "$W/peer.time") -
+		done
+	done
+	for rows in ${BENCH_BATCH_ROWS:-1000 20000}; do
+		load_prep 0
+		sluice_load "b$rows" "batch $rows" '^mapped\.vulnerability$' "$N" --batch-rows "$rows"
+		load_verify "sluice batch $rows"
+		record load_batch "--batch-rows $rows" 1 sluice "$N" "$LOAD_SECS" $(timefile "$W/ld.time") -
+	done
+	# every table of the map, as the pipeline loads it
+	for ((r = 1; r <= RUNS; r++)); do
+		load_prep 0
+		sluice_load "all$r" "all tables" '^mapped\.vulnerability' "$M"
+		load_verify "sluice all tables"
+		record load_all "4 tables" "$r" sluice "$N" "$LOAD_SECS" $(timefile "$W/ld.time") -
+	done
+}
+
+# -------------------------------------------------------------- pipeline ---
+case_pipeline() {
+	local r pf pn lp tp t0 i got lat
+	fixture_start --scale "$PSCALE" --nvd-rate 1000000/1 || die "pipeline fixture"
+	pf=$SLUICE_FIXTURE_URL
+	SLUICE_FIXTURE_URL=$FIX
+	pn=$((NVD_N * PSCALE))
+	for ((r = 1; r <= PRUNS; r++)); do
+		log "pipeline run $r: $pn records"
+		mk_broker 32 raw.nvd "${VTOPICS[@]}"
+		new_db "bench_pipe$r" || die "database"
+		/usr/bin/time -f "$TIMEFMT" -o "$W/pl$r.time" "$SLUICE_BIN" load \
+			--group "pl-$r" >"$SL_LOGDIR/pl$r.out" 2>"$SL_LOGDIR/pl$r.log" &
+		lp=$!
+		/usr/bin/time -f "$TIMEFMT" -o "$W/pt$r.time" "$SLUICE_BIN" transform \
+			transformers/maps/nvd_cve.json --group "pt-$r" --stats-interval 0 \
+			>"$SL_LOGDIR/pt$r.out" 2>"$SL_LOGDIR/pt$r.log" &
+		tp=$!
+		wait_for 30 grep -q event=assigned "$SL_LOGDIR/pl$r.log"
+		/usr/bin/time -f "$TIMEFMT" -o "$W/pf$r.time" "$SLUICE_BIN" fetch \
+			$B/sources/nvd_bench.json --once --base-url "$pf/nvd" \
+			>"$SL_LOGDIR/pf$r.out" 2>"$SL_LOGDIR/pf$r.log" || fail "pipeline fetch $r"
+		t0=$(ts_of "$SL_LOGDIR/pf$r.log" sync_start)
+		for ((i = 0; i < 3000; i++)); do
+			got=$(q "SELECT coalesce(sum(messages), 0) FROM sluice.load_batches" 2>/dev/null)
+			[ "${got:-0}" -ge $((4 * pn)) ] 2>/dev/null && break
+			sleep 0.2
+		done
+		stop_timed "$tp"
+		stop_timed "$lp"
+		low_ok '.' >/dev/null || fail "pipeline run $r: a topic lost data to retention"
+		got=$(q "SELECT count(*), count(DISTINCT cve_id) FROM vulnerability")
+		[ "$got" == "$pn|$pn" ] || fail "pipeline run $r: rows|distinct = $got, want $pn|$pn"
+		lat=$(q "SELECT extract(epoch FROM max(_loaded_at)) - $t0,
+			percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM _loaded_at - (_lineage->>'fetched_at')::timestamptz)),
+			percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM _loaded_at - (_lineage->>'fetched_at')::timestamptz))
+			FROM vulnerability" | tr '|' ' ')
+		read -r secs p50 p99 <<<"$lat"
+		record pipeline "end to end" "$r" sluice "$pn" "$secs" - - "p50=$p50 p99=$p99"
+		record pipeline_proc fetch "$r" sluice "$pn" - $(timefile "$W/pf$r.time") -
+		record pipeline_proc transform "$r" sluice "$pn" - $(timefile "$W/pt$r.time") -
+		record pipeline_proc load "$r" sluice "$pn" - $(timefile "$W/pl$r.time") -
+		psql -qX -d postgres -c "DROP DATABASE bench_pipe$r" >/dev/null
+	done
+}
+
+START=$(date +%s)
+for c in $CASES; do
+	log "case $c"
+	"case_$c"
+done
+log "cases done in $(($(date +%s) - START)) s"
+cp "$RES" "$W/results.keep.tsv"
+$PY $B/report.py "$RES" "$OUT" "$(($(date +%s) - START))" \
+	"BENCH_SCALE=$SCALE BENCH_PIPE_SCALE=$PSCALE BENCH_RUNS=$RUNS BENCH_PIPE_RUNS=$PRUNS" ||
+	fail "report"
+[ -n "${BENCH_KEEP:-}" ] && cp "$RES" "$BENCH_KEEP"
+if [ "$FAILED" -gt 0 ]; then
+	echo "bench: $FAILED failure(s): see above" >&2
+	exit 1
+fi
+echo "bench: wrote $OUT"
