@@ -102,7 +102,12 @@ written=$(q "SELECT sum(inserted) || ' ' || sum(updated) FROM sluice.load_batche
 bg load3 "$SLUICE_BIN" load --schemas "$SLUICE_ROOT/schemas" --linger-ms 200
 wait_loaded $((before + msgs)) 90
 check_eq "a loader re-reads the whole topic after the replay" "$(loaded)" $((before + msgs))
-check_eq "and writes nothing: every row is unchanged (inserted, updated as before)" \
-	"$(q "SELECT sum(inserted) || ' ' || sum(updated) FROM sluice.load_batches WHERE table_name = 'vulnerability'")" "$written"
+# The topic holds both maps' rows in order: a re-read applies that history
+# again (how many rows pass through the old values depends on where batches
+# split), and ends where it was. Nothing is inserted anew.
+check_eq "no row inserted anew" \
+	"$(q "SELECT sum(inserted) FROM sluice.load_batches WHERE table_name = 'vulnerability'")" "${written%% *}"
+check_eq "the re-read ends at the newest map's values" \
+	"$(q "SELECT count(*) FROM vulnerability WHERE cvss_severity IN ('low','medium','high','critical','none')")" "$with_sev"
 check_eq "still one row per CVE" "$(q 'SELECT count(*), count(DISTINCT cve_id) FROM vulnerability')" "$want|$want"
 sl_done
