@@ -39,8 +39,8 @@ L=()
 for i in 1 2; do bg "load$i" "$SLUICE_BIN" load --schemas "$SLUICE_ROOT/schemas" --linger-ms 200; L+=("$LAST_PID"); done
 T=()
 for i in 1 2; do bg "t$i" "$SLUICE_BIN" transform "$MAP"; T+=("$LAST_PID"); done
-# the bundled definition with pages of 200 (8 pages, spread over partitions)
-sed 's/"size": 2000/"size": 200/' "$SLUICE_ROOT/producers/sources/nvd.json" >"$D/nvd.json"
+# the bundled definition with pages of 100 (15 pages, spread over partitions)
+sed 's/"size": 2000/"size": 100/' "$SLUICE_ROOT/producers/sources/nvd.json" >"$D/nvd.json"
 "$SLUICE_BIN" fetch "$D/nvd.json" --once --base-url "$NVD" >"$D/fetch.out" 2>"$D/fetch.log"
 check_eq "fetch exits 0" "$?" 0
 wait_loaded "$want" 90
