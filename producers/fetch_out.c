@@ -446,8 +446,11 @@ int fetch_out_wait(struct fetch_out *o, int timeout_ms, char *errstr,
 {
         int64_t until = sl_now_ms() + timeout_ms;
 
+        /* flush, not poll: it sends what lingers now (the end of a window
+         * and the state write each waited linger.ms) and serves the
+         * delivery reports */
         while (o->delivered + o->failed < o->produced && sl_now_ms() < until)
-                rd_kafka_poll(o->rk, 100);
+                rd_kafka_flush(o->rk, 100);
         if (o->failed) {
                 snprintf(errstr, errstr_size,
                          "%ld of %ld messages were not delivered: %s",

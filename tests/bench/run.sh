@@ -184,16 +184,21 @@ case_fetch() {
 			"$W/rated.json" --once --base-url "$rfix/nvd" \
 			>"$SL_LOGDIR/rated$r.out" 2>"$SL_LOGDIR/rated$r.log" || fail "rated fetch run $r"
 		rlog=$(curl -sf "$rfix/_fixture/log")
-		read -r n n403 rate < <($PY -c '
+		read -r n n403 rate gap < <($PY -c '
 import json, sys
 log = [e for e in json.loads(sys.argv[1]) if e["path"].startswith("/nvd")]
-ok = [e["t_ms"] for e in log if e["status"] == 200]
+ok = sorted(e["t_ms"] for e in log if e["status"] == 200)
 lim, per = 10, 1.0
 span = (max(ok) - min(ok)) / 1000.0
-# an ideal client sends lim at once, then lim per window: (n - lim) / span
+# slot reuse: request i may arrive no sooner than request i - lim + the
+# window; the mean of that gap is how promptly the client reuses a slot
+# (an ideal client: exactly the window, 1.00 x the limit)
+gaps = [(ok[i] - ok[i - lim]) / 1000.0 for i in range(lim, len(ok))]
 print(len(ok) - lim, sum(1 for e in log if e["status"] == 403),
-      "%.3f" % span)' "$rlog")
+      "%.3f" % span, "%.4f" % (sum(gaps) / len(gaps)))' "$rlog")
 		record fetch_rate "limit 10/s" "$r" sluice "$n" "$rate" \
+			$(timefile "$W/rated$r.time") "throttled=$n403"
+		record fetch_rate_gap "limit 10/s" "$r" sluice 10 "$gap" \
 			$(timefile "$W/rated$r.time") "throttled=$n403"
 	done
 }
