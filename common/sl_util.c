@@ -129,6 +129,67 @@ int sl_buf_append(struct sl_buf *b, const void *p, size_t n)
         return 0;
 }
 
+/* Copies bytes as UTF-8, replacing each invalid sequence by U+FFFD. */
+void sl_buf_utf8(struct sl_buf *b, const void *bytes, size_t n)
+{
+        const unsigned char *s = bytes;
+        size_t i = 0;
+
+        while (i < n) {
+                unsigned char c = s[i];
+                size_t len = c < 0x80           ? 1
+                             : (c >> 5) == 0x6  ? 2
+                             : (c >> 4) == 0xE  ? 3
+                             : (c >> 3) == 0x1E ? 4
+                                                : 0;
+                int ok = len > 0 && i + len <= n;
+                for (size_t k = 1; ok && k < len; k++)
+                        ok = (s[i + k] & 0xC0) == 0x80;
+                if (ok && len == 2 && c < 0xC2)
+                        ok = 0;
+                if (ok && len == 3) {
+                        unsigned cp = ((c & 0x0Fu) << 12) |
+                                      ((s[i + 1] & 0x3Fu) << 6) |
+                                      (s[i + 2] & 0x3Fu);
+                        ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+                }
+                if (ok && len == 4) {
+                        unsigned cp =
+                            ((c & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) |
+                            ((s[i + 2] & 0x3Fu) << 6) | (s[i + 3] & 0x3Fu);
+                        ok = cp >= 0x10000 && cp <= 0x10FFFF;
+                }
+                if (!ok) {
+                        sl_buf_append(b, "\xEF\xBF\xBD", 3);
+                        i++;
+                        continue;
+                }
+                sl_buf_append(b, s + i, len);
+                i += len;
+        }
+}
+
+void sl_buf_base64(struct sl_buf *b, const void *bytes, size_t n)
+{
+        static const char a[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const unsigned char *s = bytes;
+        char q[4];
+
+        for (size_t i = 0; i < n; i += 3) {
+                unsigned v = (unsigned)s[i] << 16;
+                if (i + 1 < n)
+                        v |= (unsigned)s[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= s[i + 2];
+                q[0] = a[(v >> 18) & 63];
+                q[1] = a[(v >> 12) & 63];
+                q[2] = i + 1 < n ? a[(v >> 6) & 63] : '=';
+                q[3] = i + 2 < n ? a[v & 63] : '=';
+                sl_buf_append(b, q, 4);
+        }
+}
+
 int sl_buf_puts(struct sl_buf *b, const char *s)
 {
         return sl_buf_append(b, s, strlen(s));

@@ -46,6 +46,10 @@ int sl_buf_append(struct sl_buf *b, const void *p, size_t n);
 int sl_buf_puts(struct sl_buf *b, const char *s);
 int sl_buf_printf(struct sl_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Appends bytes as UTF-8, each invalid sequence replaced by U+FFFD. */
+void sl_buf_utf8(struct sl_buf *b, const void *bytes, size_t n);
+/* Appends bytes in base64 (RFC 4648, padded). */
+void sl_buf_base64(struct sl_buf *b, const void *bytes, size_t n);
 /* Hands the bytes to the caller (new; free with free()); b is emptied. */
 char *sl_buf_steal(struct sl_buf *b, size_t *len);
 

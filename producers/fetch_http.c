@@ -144,6 +144,10 @@ static void clear_answer(struct fetch_req *r)
         r->recs = NULL;
         r->nrec = -1;
         r->status = 0;
+        r->bad_body = 0;
+        r->dead = 0;
+        free(r->dead_reason);
+        r->dead_reason = NULL;
 }
 
 void fetch_req_destroy(struct fetch_req *r)
@@ -331,6 +335,7 @@ static enum verdict decode(struct fetch_http *h, struct fetch_req *r, char *why,
         json_error_t jerr;
         int rc = sl_json_validate(text, len, (int)h->src->max_depth, &je);
 
+        r->bad_body = rc < 0;
         if (rc == SL_JSON_TOO_DEEP) {
                 snprintf(why, why_size,
                          "page nests deeper than limits.max_depth (%ld)",
@@ -375,6 +380,7 @@ static enum verdict judge(struct fetch_http *h, struct fetch_req *r,
 
         if (cc == CURLE_WRITE_ERROR && r->too_big) {
                 /* the same page will be as large next time */
+                r->bad_body = 1;
                 snprintf(why, why_size,
                          "page larger than limits.max_page_bytes (%ld "
                          "bytes)",
@@ -506,6 +512,19 @@ static int settle(struct fetch_http *h, struct fetch_req *r, CURLcode cc,
                 return SL_OK;
         }
         sl_metric_inc(SL_M_ERRORS, SL_LV("http"));
+        if (r->bad_body && h->dead_letter &&
+            (v == V_FATAL || r->attempts >= src->max_attempts)) {
+                /* bad for good, and the run can go on without it */
+                char q[600];
+                r->dead = 1;
+                r->dead_reason = sl_asprintf("%s: %s", r->masked_url, why);
+                r->done = 1;
+                sl_warn("event=page_dead source=%s url=%s attempts=%d "
+                        "reason=%s",
+                        src->name, r->masked_url, r->attempts,
+                        sl_log_quote(why, q, sizeof(q)));
+                return SL_OK;
+        }
         if (v == V_FATAL) {
                 snprintf(errstr, errstr_size, "%s: %s", r->masked_url, why);
                 return SL_ERR_FATAL;

@@ -38,6 +38,11 @@ struct fetch_req {
         struct fetch_span *recs;
         size_t arr_open, arr_close;
         int64_t fetched_wall_ms;
+        /* with fetch_http.dead_letter: the page is bad for good (not JSON
+         * after every attempt, over a limit); done() gets it with the
+         * reason, to dead-letter instead of failing the run */
+        int dead;
+        char *dead_reason; /* owned, with dead */
 
         /* private */
         int attempts;
@@ -45,7 +50,8 @@ struct fetch_req {
         int64_t not_before;
         int active;
         int done;
-        int too_big; /* the body passed limits.max_page_bytes */
+        int too_big;  /* the body passed limits.max_page_bytes */
+        int bad_body; /* the verdict is about the body's content */
         CURL *curl;
         struct curl_slist *slist;
         char *hdr_retry_after, *hdr_reset, *hdr_retryafter, *hdr_remaining,
@@ -64,6 +70,10 @@ struct fetch_http {
          * records (validated, located, kept as text: the page's other
          * values are all the fetcher reads); NULL: decode whole pages */
         const char *sparse_path;
+        /* pages bad for good go to done() with dead set (see fetch_req)
+         * rather than failing the run: set by a caller that can go on
+         * without the page (parallel pages of a known set) */
+        int dead_letter;
         /* called about every 100 ms while waiting (the stand-by lock);
          * non-zero stops the run */
         int (*idle)(void *opaque);

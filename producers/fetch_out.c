@@ -441,6 +441,71 @@ out:
         return rc;
 }
 
+#define DEAD_BODY_MAX ((size_t)256 << 10)
+
+int fetch_out_dead(struct fetch_out *o, const struct fetch_page *p,
+                   const char *reason, int with_body, char *errstr,
+                   size_t errstr_size)
+{
+        json_t *d = json_object(), *lin = json_object();
+        size_t keep = with_body ? p->len : 0;
+        struct sl_buf b;
+        char when[40], key[512], num[32];
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(3);
+        rd_kafka_resp_err_t err;
+        char *text;
+
+        if (keep > DEAD_BODY_MAX)
+                keep = DEAD_BODY_MAX;
+        sl_time_format(p->fetched_wall_ms, when, sizeof(when));
+        json_object_set_new(lin, "source", json_string(o->source));
+        json_object_set_new(lin, "run", json_string(o->run));
+        json_object_set_new(lin, "page", json_integer(p->page));
+        json_object_set_new(lin, "url", json_string(p->url));
+        json_object_set_new(lin, "fetched_at", json_string(when));
+        json_object_set_new(lin, "http_status", json_integer(p->http_status));
+        json_object_set_new(d, "v", json_integer(1));
+        json_object_set_new(d, "stage", json_string("fetch"));
+        json_object_set_new(d, "error", json_string(reason));
+        json_object_set_new(d, "source", json_string(o->source));
+        json_object_set_new(d, "lineage", lin);
+        sl_buf_init(&b, 0);
+        sl_buf_utf8(&b, p->body, keep);
+        json_object_set_new(d, "page",
+                            json_stringn(b.data ? b.data : "", b.len));
+        sl_buf_reset(&b);
+        if (keep) {
+                sl_buf_base64(&b, p->body, keep);
+                json_object_set_new(d, "page_base64",
+                                    json_stringn(b.data, b.len));
+        }
+        sl_buf_free(&b);
+        if (with_body)
+                json_object_set_new(d, "page_bytes",
+                                    json_integer((json_int_t)p->len));
+        if (keep < p->len || !with_body)
+                json_object_set_new(d, "page_truncated", json_true());
+        sl_time_format(sl_wall_ms(), when, sizeof(when));
+        json_object_set_new(d, "failed_at", json_string(when));
+        text = json_dumps(d, JSON_COMPACT);
+        json_decref(d);
+        sl_kafka_header_add(hdrs, "source", o->source);
+        sl_kafka_header_add(hdrs, "run", o->run);
+        snprintf(num, sizeof(num), "%ld", p->page);
+        sl_kafka_header_add(hdrs, "page", num);
+        snprintf(key, sizeof(key), "%s:%s:%ld", o->source, o->run, p->page);
+        err = sl_kafka_produce(o->rk, FETCH_DLQ_TOPIC, RD_KAFKA_PARTITION_UA,
+                               key, strlen(key), text, strlen(text), hdrs, o);
+        free(text);
+        if (err) {
+                snprintf(errstr, errstr_size, "could not produce to %s: %s",
+                         FETCH_DLQ_TOPIC, rd_kafka_err2str(err));
+                return -1;
+        }
+        o->produced++;
+        return 0;
+}
+
 int fetch_out_wait(struct fetch_out *o, int timeout_ms, char *errstr,
                    size_t errstr_size)
 {

@@ -60,6 +60,15 @@ struct fetch_page {
 long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
                     char *errstr, size_t errstr_size);
 
+/* Queues a dead letter to dlq.fetch for a page that is bad for good
+ * (docs/contracts.md): the reason, the page's lineage, and its bytes
+ * (with_body; "page" as UTF-8 text, "page_base64" exact, up to 256 KiB).
+ * 0, or -1 with errstr. */
+#define FETCH_DLQ_TOPIC "dlq.fetch"
+int fetch_out_dead(struct fetch_out *o, const struct fetch_page *p,
+                   const char *reason, int with_body, char *errstr,
+                   size_t errstr_size);
+
 /* Waits up to timeout_ms for every queued message's delivery report. 0 when
  * all were delivered, -1 with errstr otherwise. */
 int fetch_out_wait(struct fetch_out *o, int timeout_ms, char *errstr,

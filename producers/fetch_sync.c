@@ -348,6 +348,24 @@ static void progress(struct fetch_ctx *c, int final)
 
 static long page_records(struct fetch_ctx *c, json_t *json, long nrec);
 
+/* A page bad for good, while the rest of the set goes on: to dlq.fetch. */
+static int dead_page(struct fetch_ctx *c, const struct fetch_page *p,
+                     const char *why, int with_body, char *errstr,
+                     size_t errstr_size)
+{
+        char q[800];
+
+        if (fetch_out_dead(&c->out, p, why, with_body, errstr, errstr_size) < 0)
+                return -1;
+        c->dead_pages++;
+        sl_metric_inc(SL_M_ERRORS, SL_LV("dead_page"));
+        sl_err("event=page_dead_lettered source=%s page=%ld topic=%s "
+               "reason=%s",
+               c->src->name, p->page, FETCH_DLQ_TOPIC,
+               sl_log_quote(why, q, sizeof(q)));
+        return 0;
+}
+
 static int publish(struct fetch_req *r, void *opaque, char *errstr,
                    size_t errstr_size)
 {
@@ -355,29 +373,38 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
         struct fetch_page p;
         long n;
 
-        n = c->src->max_records > 0 && r->json
-                ? page_records(c, r->json, r->nrec)
-                : -1;
-        if (n > c->src->max_records) {
-                snprintf(errstr, errstr_size,
-                         "%s: page %ld holds %ld records, over "
-                         "limits.max_records (%ld)",
-                         r->masked_url, r->tag, n, c->src->max_records);
-                return -1;
-        }
+        char why[700];
+
         memset(&p, 0, sizeof(p));
         p.page = r->tag;
         p.body = r->resp.data ? r->resp.data : "";
         p.len = r->resp.len;
+        p.url = r->masked_url;
+        p.http_status = r->status;
+        p.fetched_wall_ms = r->fetched_wall_ms;
+        n = c->src->max_records > 0 && r->json
+                ? page_records(c, r->json, r->nrec)
+                : -1;
+        if (n > c->src->max_records) {
+                snprintf(why, sizeof(why),
+                         "%s: page %ld holds %ld records, over "
+                         "limits.max_records (%ld)",
+                         r->masked_url, r->tag, n, c->src->max_records);
+                if (!c->http.dead_letter) {
+                        snprintf(errstr, errstr_size, "%s", why);
+                        return -1;
+                }
+                return dead_page(c, &p, why, 1, errstr, errstr_size);
+        }
+        if (r->dead)
+                return dead_page(c, &p, r->dead_reason, !r->too_big, errstr,
+                                 errstr_size);
         p.json = r->json;
         p.nrec = r->nrec;
         p.recs = r->recs;
         p.arr_open = r->arr_open;
         p.arr_close = r->arr_close;
-        p.url = r->masked_url;
-        p.http_status = r->status;
         p.content_type = r->content_type;
-        p.fetched_wall_ms = r->fetched_wall_ms;
         n = fetch_out_page(&c->out, &p, errstr, errstr_size);
         if (n < 0)
                 return -1;
@@ -461,8 +488,14 @@ static void one_free(struct one *o)
 static int run_many(struct fetch_ctx *c, struct fetch_req **reqs, size_t n,
                     char *errstr, size_t errstr_size)
 {
-        int rc =
-            fetch_http_run(&c->http, reqs, n, publish, c, errstr, errstr_size);
+        int rc;
+
+        /* the set is known: a page bad for good is dead-lettered and the
+         * rest still lands (a first page or a chain link cannot be
+         * skipped: without it nothing after it is known) */
+        c->http.dead_letter = 1;
+        rc = fetch_http_run(&c->http, reqs, n, publish, c, errstr, errstr_size);
+        c->http.dead_letter = 0;
 
         for (size_t i = 0; i < n; i++)
                 fetch_req_destroy(reqs[i]);
@@ -801,7 +834,7 @@ int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         int rc = SL_OK;
 
         fetch_out_new_run(&c->out);
-        c->pages = c->records = c->total_pages = 0;
+        c->pages = c->records = c->total_pages = c->dead_pages = 0;
         c->t0 = c->last_progress = sl_now_ms();
         c->last_tty = 0;
         /* SLUICE_PROGRESS=0 keeps a terminal free of the live line */
@@ -895,8 +928,8 @@ out:
         progress(c, 1);
         if (rc == SL_OK)
                 sl_info("event=sync_done source=%s run=%s pages=%ld "
-                        "records=%ld ms=%lld",
+                        "records=%ld dead_pages=%ld ms=%lld",
                         src->name, c->out.run, c->pages, c->records,
-                        (long long)(sl_now_ms() - c->t0));
+                        c->dead_pages, (long long)(sl_now_ms() - c->t0));
         return rc;
 }

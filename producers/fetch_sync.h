@@ -24,6 +24,7 @@ struct fetch_ctx {
         struct fetch_vars vars;
         char win_start[40], win_end[40], now[40];
         long pages, records, total_pages;
+        long dead_pages; /* pages of this sync sent to dlq.fetch */
         int64_t t0, last_progress, last_tty;
         int tty; /* stderr is a terminal: draw the live progress line */
 };

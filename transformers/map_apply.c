@@ -419,45 +419,6 @@ int map_apply_page(struct map *m, json_t *page, const char *records_hdr,
         return rc;
 }
 
-/* Copies bytes as UTF-8, replacing each invalid sequence by U+FFFD. */
-static void utf8_sanitize(const unsigned char *s, size_t n, struct sl_buf *b)
-{
-        size_t i = 0;
-
-        while (i < n) {
-                unsigned char c = s[i];
-                size_t len = c < 0x80           ? 1
-                             : (c >> 5) == 0x6  ? 2
-                             : (c >> 4) == 0xE  ? 3
-                             : (c >> 3) == 0x1E ? 4
-                                                : 0;
-                int ok = len > 0 && i + len <= n;
-                for (size_t k = 1; ok && k < len; k++)
-                        ok = (s[i + k] & 0xC0) == 0x80;
-                if (ok && len == 2 && c < 0xC2)
-                        ok = 0;
-                if (ok && len == 3) {
-                        unsigned cp = ((c & 0x0Fu) << 12) |
-                                      ((s[i + 1] & 0x3Fu) << 6) |
-                                      (s[i + 2] & 0x3Fu);
-                        ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
-                }
-                if (ok && len == 4) {
-                        unsigned cp =
-                            ((c & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) |
-                            ((s[i + 2] & 0x3Fu) << 6) | (s[i + 3] & 0x3Fu);
-                        ok = cp >= 0x10000 && cp <= 0x10FFFF;
-                }
-                if (!ok) {
-                        sl_buf_append(b, "\xEF\xBF\xBD", 3);
-                        i++;
-                        continue;
-                }
-                sl_buf_append(b, s + i, len);
-                i += len;
-        }
-}
-
 json_t *map_dead_page(const struct map *m, const char *bytes, size_t len,
                       const char *error, const struct map_lineage *lin)
 {
@@ -466,7 +427,7 @@ json_t *map_dead_page(const struct map *m, const char *bytes, size_t len,
         size_t keep = len > DEAD_PAGE_MAX ? DEAD_PAGE_MAX : len;
 
         sl_buf_init(&b, 0);
-        utf8_sanitize((const unsigned char *)bytes, keep, &b);
+        sl_buf_utf8(&b, bytes, keep);
         json_object_set_new(d, "v", json_integer(1));
         json_object_set_new(d, "stage", json_string("transform"));
         json_object_set_new(d, "error", json_string(error));

@@ -230,7 +230,7 @@ case_transform() {
 			"$(echo "$t_done - $t_first" | bc)" $(timefile "$W/tx$r.time") -
 	}
 	for ((r = 1; r <= RUNS; r++)); do
-		tx_run "$r" "linger.ms 5 (default)"
+		tx_run "$r" "linger.ms 50 (default)"
 		if [ "$r" -eq 1 ]; then
 			# the rows the transformer produced: the bound serializes
 			# them, the load case loads them
@@ -241,17 +241,17 @@ case_transform() {
 			[ "$(wc -l <"$W/rows.jsonl")" == "$M" ] || fail "captured $(wc -l <"$W/rows.jsonl") rows, want $M"
 		fi
 		line=$("$BUILD/bench/bench_json_bound" "$W/rows.jsonl" "$W"/pages/p*.json) || fail "bound"
-		record transform "linger.ms 5 (default)" "$r" bound "$N" \
+		record transform "linger.ms 50 (default)" "$r" bound "$N" \
 			"$(sed 's/.*total_s=\([0-9.]*\).*/\1/' <<<"$line")" - - "$line"
 		t0=$(date +%s.%N)
 		/usr/bin/time -f "$TIMEFMT" -o "$W/jq$r.time" \
 			jq -c -f $B/nvd_cve.jq "$W"/pages/p*.json >"$W/jq.out" || fail "jq"
 		t1=$(date +%s.%N)
 		[ "$(wc -l <"$W/jq.out")" == "$M" ] || fail "jq gave $(wc -l <"$W/jq.out") envelopes, want $M"
-		record transform "linger.ms 5 (default)" "$r" peer "$N" "$(echo "$t1 - $t0" | bc)" \
+		record transform "linger.ms 50 (default)" "$r" peer "$N" "$(echo "$t1 - $t0" | bc)" \
 			$(timefile "$W/jq$r.time") -
 	done
-	for l in ${BENCH_LINGER:-0 50 200}; do
+	for l in ${BENCH_LINGER-5 200}; do
 		tx_run "linger$l" "linger.ms $l" --kafka "linger.ms=$l"
 	done
 }

@@ -6,7 +6,10 @@
 # everything. Pages that are bad for good (over limits.max_page_bytes,
 # nested deeper than limits.max_depth, more than limits.max_records, not
 # UTF-8) fail the sync with an error naming the limit or the fault, are
-# never published, and the size and depth ones are not retried.
+# never published, and the size and depth ones are not retried, when the
+# page is the only way forward (a single document, a first page); one page
+# of a known set that stays malformed is dead-lettered to dlq.fetch with
+# its exact bytes, and every other page still lands.
 source "$SLUICE_ROOT/tests/lib.sh"
 trap sl_cleanup EXIT
 D=$(sl_tmpdir)
@@ -48,7 +51,7 @@ fetch() { # NAME BASE: one sync; the exit code is the fetcher's
 }
 
 broker_start || { not_ok "broker"; exit 1; }
-fixture_start || { not_ok "fixture"; exit 1; }
+fixture_start --nvd-rate 100000/1 || { not_ok "fixture"; exit 1; }
 want=$(jq '.vulnerabilities | length' "$KEV")
 injected=0 checked=0 lost=0 dup=0
 
@@ -100,6 +103,55 @@ injected=$((injected + 3)) checked=$((checked + want))
 lost=$((lost + want - ${distinct:-0})) dup=$((dup + ${got:-0} - ${distinct:-0}))
 figures "fault=upstream injected=$injected checked=$checked lost=$lost dup=$dup"
 
+# --- one page of a known set bad for good: dead-lettered, the rest lands ----
+fx_reset
+cat >"$D/up_dead.json" <<JSON
+{"name": "up_dead", "base_url": "http://unused.invalid",
+ "request": {"path": "/rest/json/cves/2.0"}, "records": "\$.vulnerabilities",
+ "paging": {"style": "offset", "param": "startIndex",
+            "size_param": "resultsPerPage", "size": 40,
+            "total": "\$.totalResults"},
+ "rate_limit": {"requests": 1000, "per_seconds": 1}, "concurrency": 2,
+ "retry": {"base_ms": 50, "max_ms": 100, "max_attempts": 2}}
+JSON
+total=$(curl -sf "$SLUICE_FIXTURE_URL/nvd/rest/json/cves/2.0?startIndex=0&resultsPerPage=1" | jq .totalResults)
+curl -sf "$SLUICE_FIXTURE_URL/nvd/rest/json/cves/2.0?startIndex=80&resultsPerPage=40" >"$D/page2.json"
+fx_reset
+# page 2 malformed on both attempts; page 3 a 500 once (transient: retried)
+fx_fault '{"path_prefix": "/nvd/", "count": 2, "kind": "malformed", "query_contains": "startIndex=80&"}'
+fx_fault '{"path_prefix": "/nvd/", "count": 1, "kind": "status", "status": 500, "query_contains": "startIndex=120&"}'
+fetch up_dead "$SLUICE_FIXTURE_URL/nvd"
+check_eq "dead page: the sync goes on and ends well" "$?" 0
+nraw=$(kcat -b "$SLUICE_BROKERS" -C -t raw.up_dead -e -q -J 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+ids = [r["cve"]["id"] for l in sys.stdin for r in json.loads(json.loads(l)["payload"])["vulnerabilities"]]
+print(len(ids), len(set(ids)))')
+check_eq "dead page: every other record published once" "$nraw" "$((total - 40)) $((total - 40))"
+kcat -b "$SLUICE_BROKERS" -C -t dlq.fetch -e -q 2>/dev/null >"$D/dlq_fetch.jsonl"
+check_eq "dead page: one letter in dlq.fetch" "$(grep -c . "$D/dlq_fetch.jsonl")" 1
+/usr/bin/python3 "$SLUICE_ROOT/tests/tools/validate_json.py" \
+	"$SLUICE_ROOT/schemas/messages/dead_letter.schema.json" "$D/dlq_fetch.jsonl" >"$D/dlq_schema.out" 2>&1
+check_eq "dead page: the letter follows the dead-letter schema" "$?" 0
+check_eq "dead page: stage, page, reason" \
+	"$(jq -r '[.stage, .lineage.page, (.error | test("startIndex=80.*body is not JSON"))] | @tsv' "$D/dlq_fetch.jsonl")" \
+	"$(printf 'fetch\t2\ttrue')"
+# the fixture's malformed answer is the first half of the page: the letter
+# holds exactly those bytes (the page's own "timestamp" is the time it was
+# served: set aside)
+nots() { sed 's/"timestamp": *"[^"]*"/"timestamp":""/'; }
+check_eq "dead page: the letter holds the answer's exact bytes" \
+	"$(jq -r .page_base64 "$D/dlq_fetch.jsonl" | base64 -d | nots | md5sum)" \
+	"$(head -c "$(jq .page_bytes "$D/dlq_fetch.jsonl")" "$D/page2.json" | nots | md5sum)"
+check_eq "dead page: half of the page, as the fixture cut it" \
+	"$(jq .page_bytes "$D/dlq_fetch.jsonl")" "$(($(stat -c %s "$D/page2.json") / 2))"
+grep -q 'event=sync_done.*dead_pages=1' "$D/up_dead.log" && ok "dead page: sync_done counts it" ||
+	not_ok "dead page: $(grep -m1 event=sync_done "$D/up_dead.log")"
+grep -q 'event=page_dead_lettered.*page=2' "$D/up_dead.log" && ok "dead page: logged as an error" ||
+	not_ok "dead page: no page_dead_lettered line"
+check_eq "dead page: the 500 page was retried, not dead-lettered" \
+	"$(grep -c 'event=retry.*startIndex=120' "$D/up_dead.log")" 1
+injected=$((injected + 3)) checked=$((checked + total - 40))
+
 # --- pages that are bad for good, from a plain file server ------------------
 W=$D/www
 mkdir -p "$W"
@@ -143,7 +195,7 @@ JSON
 	big) msg="page larger than limits.max_page_bytes (200000 bytes)" tries=1 ;;
 	deep) msg="page nests deeper than limits.max_depth (64)" tries=1 ;;
 	many) msg="page 0 holds 101 records, over limits.max_records (100)" tries=1 ;;
-	badutf8) msg="body is not JSON (unable to decode byte 0xff" tries=3 ;;
+	badutf8) msg="body is not JSON (invalid UTF-8 in string at byte" tries=3 ;;
 	esac
 	grep -qF "$msg" "$D/bad_$case.log" && ok "$case: the error says '$msg'" ||
 		not_ok "$case: want '$msg', got: $(grep -m1 'sync_failed\|level=err' "$D/bad_$case.log")"
