@@ -136,11 +136,11 @@ static const struct sl_opt tls_opts[] = {
 
 static const struct sl_opt limit_opts[] = {
     {"max_page_bytes", SL_OPT_INT, 0, "268435456",
-     "a larger response body fails the sync (not retried)"},
+     "a larger response body is bad for good (not retried)"},
     {"max_records", SL_OPT_INT, 0, "1000000",
-     "a page with more records fails the sync"},
+     "a page with more records is bad for good"},
     {"max_depth", SL_OPT_INT, 0, "64",
-     "a page nested deeper (arrays and objects) fails the sync"},
+     "a page nested deeper (arrays and objects) is bad for good"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -192,8 +192,9 @@ static const struct {
      "SSL_CERT_FILE and SSL_CERT_DIR work as for curl"},
     {"limits", limit_opts,
      "a hostile or broken upstream cannot exhaust memory or stack: a "
-     "page over a limit fails the sync with an error naming the limit, "
-     "and is neither retried nor published"},
+     "page over a limit is neither retried nor published; one page of a "
+     "known set goes to dlq.fetch with the error naming the limit and the "
+     "rest lands, a page the sync cannot do without fails the sync"},
     {"incremental", inc_opts,
      "the cursor is kept in sluice.state after each delivered window"},
 };
