@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sl_util.h"
+
 #define JANSSON_MAX_DEPTH 2048
 
 struct scan {
@@ -406,4 +408,192 @@ after:
         return fail(&sc, sc.p,
                     stack[depth - 1] == '{' ? "',' or '}' expected"
                                             : "',' or ']' expected");
+}
+
+/* ---- locating values in a valid text without decoding it ---- */
+
+static const char *ws(const char *p, const char *end)
+{
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+                p++;
+        return p;
+}
+
+/* Past the string whose opening quote is just before p: the first quote
+ * after an even run of backslashes (memchr finds quotes fast). */
+static const char *skip_string(const char *p, const char *end)
+{
+        for (;;) {
+                const char *q = memchr(p, '"', (size_t)(end - p));
+                const char *b;
+                if (!q)
+                        return end;
+                for (b = q; b > p && b[-1] == '\\'; b--)
+                        ;
+                if (((q - b) & 1) == 0)
+                        return q + 1;
+                p = q + 1;
+        }
+}
+
+/* Past the JSON value at p (the text is known to be valid JSON). */
+static const char *skip_value(const char *p, const char *end)
+{
+        int depth = 0;
+
+        while (p < end) {
+                char c = *p;
+                if (c == '"') {
+                        p = skip_string(p + 1, end);
+                        if (depth == 0)
+                                return p;
+                        continue;
+                }
+                if (c == '{' || c == '[') {
+                        depth++;
+                } else if (c == '}' || c == ']') {
+                        depth--;
+                        if (depth <= 0)
+                                return p + 1;
+                } else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' ||
+                                          c == '\r' || c == '\t')) {
+                        return p;
+                }
+                p++;
+        }
+        return end;
+}
+
+/* The value of member key (keylen bytes, unescaped) of the object at p;
+ * of repeated names the last, as Jansson keeps it. */
+static const char *member(const char *p, const char *end, const char *key,
+                          size_t keylen)
+{
+        const char *found = NULL;
+
+        p = ws(p, end);
+        if (p >= end || *p != '{')
+                return NULL;
+        p = ws(p + 1, end);
+        if (p < end && *p == '}')
+                return NULL;
+        for (;;) {
+                const char *k, *kend;
+                p = ws(p, end);
+                if (p >= end || *p != '"')
+                        return found;
+                k = p + 1;
+                kend = skip_value(p, end) - 1;
+                p = ws(kend + 1, end);
+                if (p >= end || *p != ':')
+                        return found;
+                p = ws(p + 1, end);
+                if ((size_t)(kend - k) == keylen && memcmp(k, key, keylen) == 0)
+                        found = p;
+                p = ws(skip_value(p, end), end);
+                if (p >= end || *p != ',')
+                        return found;
+                p++;
+        }
+}
+
+/* The value at a "$", "$.a.b", "$['a']" or "a.b" path: *unsupported set
+ * for other paths (indexes, wildcards, filters, escaped names). */
+static const char *find_value(const char *text, size_t len, const char *path,
+                              int *unsupported)
+{
+        const char *end = text + len;
+        const char *p = ws(text, end);
+        const char *s = path;
+        int relative = 0; /* "a.b": as if it were ".a.b" */
+
+        *unsupported = 0;
+        if (*s == '$')
+                s++;
+        else if (*s && *s != '.' && *s != '[')
+                relative = 1;
+        while (*s && p) {
+                const char *name;
+                size_t n;
+                if (relative || *s == '.') {
+                        s += relative ? 0 : 1;
+                        relative = 0;
+                        n = strcspn(s, ".[");
+                        name = s;
+                        s += n;
+                } else if (s[0] == '[' && (s[1] == '\'' || s[1] == '"')) {
+                        const char *close = strchr(s + 2, s[1]);
+                        if (!close || close[1] != ']')
+                                break;
+                        name = s + 2;
+                        n = (size_t)(close - name);
+                        s = close + 2;
+                } else {
+                        break;
+                }
+                if (n == 0 || memchr(name, '\\', n) || memchr(name, '*', n))
+                        break;
+                p = member(p, end, name, n);
+        }
+        if (*s && p) {
+                *unsupported = 1;
+                return NULL;
+        }
+        return p;
+}
+
+long sl_json_locate_array(const char *text, size_t len, const char *path,
+                          size_t *arr_open, size_t *arr_close,
+                          struct sl_json_span **recs)
+{
+        const char *end = text + len;
+        int unsupported;
+        const char *arr = find_value(text, len, path, &unsupported);
+        const char *p;
+        struct sl_json_span *r = NULL;
+        size_t n = 0, cap = 0;
+
+        *recs = NULL;
+        if (!arr || *arr != '[')
+                return -1;
+        p = arr + 1;
+        for (;;) {
+                p = ws(p, end);
+                if (p >= end) {
+                        free(r);
+                        return -1;
+                }
+                if (*p == ']')
+                        break;
+                if (n == cap) {
+                        cap = cap ? cap * 2 : 256;
+                        r = sl_realloc(r, cap * sizeof(*r));
+                }
+                r[n].off = (size_t)(p - text);
+                p = skip_value(p, end);
+                r[n].len = (size_t)(p - text) - r[n].off;
+                n++;
+                p = ws(p, end);
+                if (p < end && *p == ',')
+                        p++;
+        }
+        *arr_open = (size_t)(arr - text);
+        *arr_close = (size_t)(p - text);
+        *recs = r;
+        return (long)n;
+}
+
+int sl_json_member(const char *text, size_t len, const char *path,
+                   struct sl_json_span *v)
+{
+        int unsupported;
+        const char *p = find_value(text, len, path, &unsupported);
+
+        if (unsupported)
+                return -1;
+        if (!p)
+                return 0;
+        v->off = (size_t)(p - text);
+        v->len = (size_t)(skip_value(p, text + len) - p);
+        return 1;
 }

@@ -28,4 +28,24 @@ struct sl_json_error {
 int sl_json_validate(const char *s, size_t n, int max_depth,
                      struct sl_json_error *err);
 
+/* A value's bytes in a text. */
+struct sl_json_span {
+        size_t off, len;
+};
+
+/* Locates an array of a valid JSON text (sl_json_validate) by path: the
+ * offsets of its '[' and ']' and each element's bytes (*elems: new array,
+ * free it). Returns the number of elements, or -1 when the path is not a
+ * plain member path ("$", "$.a.b", "$['a']", "a.b") or does not lead to an
+ * array. Of repeated member names the last counts, as in Jansson. */
+long sl_json_locate_array(const char *text, size_t len, const char *path,
+                          size_t *arr_open, size_t *arr_close,
+                          struct sl_json_span **elems);
+
+/* The value at a plain member path in a valid JSON text: 1 with its bytes
+ * in *v, 0 when absent, -1 when the path is not a plain member path (then
+ * evaluate it on a decoded tree). */
+int sl_json_member(const char *text, size_t len, const char *path,
+                   struct sl_json_span *v);
+
 #endif

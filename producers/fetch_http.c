@@ -349,7 +349,7 @@ static enum verdict decode(struct fetch_http *h, struct fetch_req *r, char *why,
         }
         if (h->sparse_path)
                 r->nrec =
-                    fetch_records_locate(text, len, h->sparse_path,
+                    sl_json_locate_array(text, len, h->sparse_path,
                                          &r->arr_open, &r->arr_close, &r->recs);
         if (r->nrec >= 0) {
                 /* the page with an empty records array */

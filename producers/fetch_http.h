@@ -35,7 +35,7 @@ struct fetch_req {
         /* with sparse decoding (fetch_http.sparse_path), json is the page
          * without its records: they stay text, located here */
         long nrec; /* -1: not located, count json's */
-        struct fetch_span *recs;
+        struct sl_json_span *recs;
         size_t arr_open, arr_close;
         int64_t fetched_wall_ms;
         /* with fetch_http.dead_letter: the page is bad for good (not JSON

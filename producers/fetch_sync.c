@@ -21,9 +21,9 @@ static const char *sparse_path(const struct fetch_source *src)
                                src->next_path};
         const char *rp = src->records;
         size_t rl = strlen(rp);
-        struct fetch_span v;
+        struct sl_json_span v;
 
-        if (fetch_member_value("{}", 2, rp, &v) < 0)
+        if (sl_json_member("{}", 2, rp, &v) < 0)
                 return NULL; /* indexes, wildcards, filters */
         for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
                 if (paths[i] &&
@@ -265,11 +265,10 @@ static void each_span(struct fetch_ctx *c, const struct fetch_req *r)
         for (long i = 0; i < r->nrec; i++) {
                 const char *rec = text + r->recs[i].off;
                 size_t len = r->recs[i].len;
-                struct fetch_span v;
+                struct sl_json_span v;
                 json_error_t e;
                 json_t *j;
-                int found =
-                    fetch_member_value(rec, len, c->src->cursor_field, &v);
+                int found = sl_json_member(rec, len, c->src->cursor_field, &v);
 
                 if (found == 0)
                         continue;

@@ -151,6 +151,8 @@ struct lctx {
         const char *text;
         char *errs;
         int problems;
+        struct map *m; /* the map being built */
+        int in_child;  /* parsing a child target: "^" is the parent */
 };
 
 static void problem(struct lctx *c, const char *path, const char *fmt, ...)
@@ -237,6 +239,11 @@ static int path_compile(struct lctx *c, const char *where, const char *text,
         }
         out->single = sl_jsonpath_is_single(out->jp);
         out->text = sl_strdup(text);
+        if (out->parent && !c->in_child && c->m) {
+                c->m->page_reads = sl_realloc(
+                    c->m->page_reads, (c->m->npage_reads + 1) * sizeof(char *));
+                c->m->page_reads[c->m->npage_reads++] = sl_strdup(text);
+        }
         return 0;
 }
 
@@ -917,9 +924,26 @@ static void parse_children(struct lctx *c, const char *where, json_t *arr,
         }
 }
 
+static void parse_target_body(struct lctx *c, const char *where, json_t *spec,
+                              struct map_target *t,
+                              const struct map_target *parent,
+                              const char *read_prefix);
+
 static void parse_target(struct lctx *c, const char *where, json_t *spec,
                          struct map_target *t, const struct map_target *parent,
                          const char *read_prefix)
+{
+        int was_child = c->in_child;
+
+        c->in_child = parent != NULL;
+        parse_target_body(c, where, spec, t, parent, read_prefix);
+        c->in_child = was_child;
+}
+
+static void parse_target_body(struct lctx *c, const char *where, json_t *spec,
+                              struct map_target *t,
+                              const struct map_target *parent,
+                              const char *read_prefix)
 {
         char path[512], err[256];
         const char *key;
@@ -1143,6 +1167,9 @@ void map_destroy(struct map *m)
         for (size_t i = 0; i < m->ntargets; i++)
                 target_free(&m->targets[i]);
         free(m->targets);
+        for (size_t i = 0; i < m->npage_reads; i++)
+                free(m->page_reads[i]);
+        free(m->page_reads);
         free(m);
 }
 
@@ -1160,6 +1187,7 @@ static struct map *parse_map(struct lctx *c, json_t *root)
         struct map *m = sl_calloc(1, sizeof(*m));
         json_t *targets;
 
+        c->m = m;
         m->file = sl_strdup(c->file);
         if (check_opts(c, map_opts, root, "") && !json_is_object(root))
                 return m;

@@ -152,6 +152,11 @@ struct map {
         char *file;
         struct map_target *targets;
         size_t ntargets;
+        /* the "^..." paths of top-level targets (they read the page
+         * around the record): map_apply_bytes decodes the page without
+         * its records only when none reads inside them */
+        char **page_reads;
+        size_t npage_reads;
 };
 
 /* Where a record came from; every pointer may be NULL. */
@@ -203,6 +208,25 @@ int map_apply_page(struct map *m, json_t *page, const char *records_hdr,
 
 /* A dead letter for a page that could not be decoded: the bytes go in
  * "page" as a string (invalid UTF-8 replaced by U+FFFD). New reference. */
+/* map_apply_page on the page's bytes, without decoding the page as a
+ * whole when its records can be located in the text (sparse_records in
+ * map_apply.c): each record is decoded, mapped and freed in turn, the
+ * page around them decoded once. The output is the same. Returns
+ * MAP_NOT_APPLIED when it cannot (the bytes are not JSON Jansson's
+ * strict reader takes, the path is not a plain member path, a "^" path
+ * reads inside the records, ...): then decode the page and call
+ * map_apply_page. */
+#define MAP_NOT_APPLIED (-1000)
+/* Non-zero: map_apply_bytes always answers MAP_NOT_APPLIED (the tests
+ * compare both ways). */
+extern int map_sparse_off;
+/* Pages map_apply_bytes applied (the tests check the bundled maps take
+ * that way). */
+extern unsigned long map_sparse_pages;
+int map_apply_bytes(struct map *m, const char *bytes, size_t len,
+                    const char *records_hdr, const struct map_lineage *lin,
+                    const struct map_emit *em);
+
 json_t *map_dead_page(const struct map *m, const char *bytes, size_t len,
                       const char *error, const struct map_lineage *lin);
 

@@ -3,6 +3,7 @@
  * envelopes or one dead letter per record. A record's rows are emitted
  * all together or not at all. */
 #include "map.h"
+#include "sl_jsonscan.h"
 #include "sl_jsonpath.h"
 #include "sl_util.h"
 
@@ -416,6 +417,231 @@ int map_apply_page(struct map *m, json_t *page, const char *records_hdr,
                 if (hdr)
                         sl_jsonpath_destroy(hdr);
         }
+        return rc;
+}
+
+/* The first member name of a path after its '$' or '^' (s), or of a
+ * relative path: 0 with it in name, -1 when not a plain member. */
+static int first_name(const char *s, int rooted, char *name, size_t n)
+{
+        size_t k;
+        const char *b = s;
+
+        if (!rooted && *s != '.' && *s != '[') {
+                k = strcspn(s, ".[");
+        } else if (s[0] == '.' && s[1] && s[1] != '.') {
+                b = s + 1;
+                k = strcspn(b, ".[");
+        } else if (s[0] == '[' && (s[1] == '\'' || s[1] == '"')) {
+                const char *e = strchr(s + 2, s[1]);
+                if (!e)
+                        return -1;
+                b = s + 2;
+                k = (size_t)(e - b);
+        } else {
+                return -1;
+        }
+        if (k == 0 || k >= n)
+                return -1;
+        memcpy(name, b, k);
+        name[k] = '\0';
+        return 0;
+}
+
+/* Whether the page's "^" paths stay clear of path's first member (they
+ * then read the same in the page without its records). */
+static int page_reads_clear(const struct map *m, const char *p)
+{
+        char rn[256], pn[256];
+
+        if (m->npage_reads == 0)
+                return 1;
+        if (strcmp(p, "$") == 0 || strstr(p, "[*]") ||
+            first_name(p[0] == '$' ? p + 1 : p, p[0] == '$', rn, sizeof(rn)) <
+                0)
+                return 0;
+        for (size_t i = 0; i < m->npage_reads; i++)
+                if (first_name(m->page_reads[i] + 1, 1, pn, sizeof(pn)) < 0 ||
+                    strcmp(pn, rn) == 0)
+                        return 0;
+        return 1;
+}
+
+/* The records a path selects in a valid text, as spans, in selection
+ * order: "A" (an array's elements, or one record when not an array) or
+ * "A[*]" / "A[*].B" (each element, or its member B when present), A and B
+ * plain member paths. Returns the count, or -2 when the text or the path
+ * needs the decoded page (another path form, a selected value that is an
+ * array to flatten). */
+static long select_spans(const char *text, size_t len, const char *path,
+                         struct sl_json_span **out)
+{
+        const char *star = strstr(path, "[*]");
+        char a[512];
+        const char *b = NULL;
+        struct sl_json_span v, *el = NULL, *r = NULL;
+        size_t open, close, n = 0;
+        long ne;
+        int found;
+
+        *out = NULL;
+        if (star) {
+                if ((size_t)(star - path) >= sizeof(a) ||
+                    strstr(star + 3, "[*]"))
+                        return -2;
+                memcpy(a, path, (size_t)(star - path));
+                a[star - path] = '\0';
+                b = star + 3;
+                if (*b && *b != '.')
+                        return -2;
+        } else if (strlen(path) < sizeof(a)) {
+                strcpy(a, path);
+        } else {
+                return -2;
+        }
+        if (!*a || strcmp(a, "$") == 0) {
+                found = 1;
+                v.off = 0;
+                v.len = len;
+        } else {
+                found = sl_json_member(text, len, a, &v);
+        }
+        if (found < 0)
+                return -2;
+        if (!found)
+                return 0;
+        while (v.len && strchr(" \t\r\n", text[v.off]))
+                v.off++, v.len--;
+        if (text[v.off] != '[') {
+                if (star)
+                        return -2; /* [*] of an object: the decoded way */
+                *out = sl_malloc(sizeof(**out));
+                (*out)[0] = v;
+                return 1;
+        }
+        ne = sl_json_locate_array(text + v.off, v.len, "$", &open, &close, &el);
+        if (ne < 0)
+                return -2;
+        r = sl_malloc(((size_t)ne + 1) * sizeof(*r));
+        for (long i = 0; i < ne; i++) {
+                struct sl_json_span e = {el[i].off + v.off, el[i].len};
+                if (b && *b) {
+                        struct sl_json_span m;
+                        int f = sl_json_member(text + e.off, e.len, b + 1, &m);
+                        if (f < 0) {
+                                free(el);
+                                free(r);
+                                return -2;
+                        }
+                        if (!f)
+                                continue;
+                        e.off += m.off;
+                        e.len = m.len;
+                }
+                if (star && text[e.off] == '[') {
+                        /* an array selected: its elements would count */
+                        free(el);
+                        free(r);
+                        return -2;
+                }
+                r[n++] = e;
+        }
+        free(el);
+        *out = r;
+        return (long)n;
+}
+
+int map_sparse_off;
+unsigned long map_sparse_pages;
+
+int map_apply_bytes(struct map *m, const char *bytes, size_t len,
+                    const char *records_hdr, const struct map_lineage *lin,
+                    const struct map_emit *em)
+{
+        struct sl_json_span **recs;
+        long *nrec;
+        json_t *page = NULL;
+        json_error_t jerr;
+        int rc = 0;
+
+        if (map_sparse_off || !bytes || m->ntargets == 0 ||
+            sl_json_validate(bytes, len, 0, NULL) < 0)
+                return MAP_NOT_APPLIED;
+        recs = sl_calloc(m->ntargets, sizeof(*recs));
+        nrec = sl_calloc(m->ntargets, sizeof(*nrec));
+        /* every target's records first: nothing is emitted unless the
+         * whole page can be done this way */
+        for (size_t ti = 0; ti < m->ntargets && rc == 0; ti++) {
+                const struct map_target *t = &m->targets[ti];
+                for (size_t a = 0; a <= t->nalt; a++) {
+                        const char *p =
+                            a ? sl_jsonpath_text(t->records_alt[a - 1])
+                            : t->records
+                                ? t->records_text
+                                : (records_hdr && *records_hdr ? records_hdr
+                                                               : "$");
+                        free(recs[ti]);
+                        nrec[ti] = select_spans(bytes, len, p, &recs[ti]);
+                        if (nrec[ti] < 0 ||
+                            (nrec[ti] > 0 && !page_reads_clear(m, p))) {
+                                rc = MAP_NOT_APPLIED;
+                                break;
+                        }
+                        if (nrec[ti] > 0)
+                                break;
+                }
+        }
+        if (rc == 0 && m->npage_reads) {
+                /* the page around the records, for "^" paths (one path,
+                 * page_reads_clear: the first target's) */
+                size_t open = 0, close = 0;
+                struct sl_json_span *el = NULL;
+                const struct map_target *t = &m->targets[0];
+                const char *p =
+                    t->records
+                        ? t->records_text
+                        : (records_hdr && *records_hdr ? records_hdr : "$");
+                long ne =
+                    sl_json_locate_array(bytes, len, p, &open, &close, &el);
+                free(el);
+                if (ne < 0) {
+                        page = json_loadb(bytes, len, JSON_ALLOW_NUL, &jerr);
+                } else {
+                        size_t hl = open + 1, tl = len - close;
+                        char *skel = sl_malloc(hl + tl + 1);
+                        memcpy(skel, bytes, hl);
+                        memcpy(skel + hl, bytes + close, tl);
+                        page = json_loadb(skel, hl + tl, JSON_ALLOW_NUL, &jerr);
+                        free(skel);
+                }
+                if (!page)
+                        rc = MAP_NOT_APPLIED;
+        } else if (rc == 0) {
+                page = json_object(); /* nothing reads it */
+        }
+        /* each record decoded, mapped and freed in turn: its tree stays
+         * in cache, and its memory is reused by the next */
+        for (size_t ti = 0; ti < m->ntargets && rc == 0; ti++) {
+                struct map_target *t = &m->targets[ti];
+                for (long i = 0; i < nrec[ti] && rc == 0; i++) {
+                        json_t *rec =
+                            json_loadb(bytes + recs[ti][i].off, recs[ti][i].len,
+                                       JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+                        json_t *lineage = lineage_new(m, lin, (size_t)i);
+                        if (em->record)
+                                em->record(em->opaque, ti, rec);
+                        rc = apply_record(m, t, rec, page, lineage, em);
+                        json_decref(lineage);
+                        json_decref(rec);
+                }
+        }
+        for (size_t ti = 0; ti < m->ntargets; ti++)
+                free(recs[ti]);
+        free(recs);
+        free(nrec);
+        json_decref(page);
+        if (rc != MAP_NOT_APPLIED)
+                map_sparse_pages++;
         return rc;
 }
 

@@ -116,6 +116,9 @@ json_t *map_check_run(struct map *m, const char *bytes, size_t len,
 
         if (drift && !drift->counts)
                 drift->counts = json_object();
+        if (map_apply_bytes(m, bytes, len, records_hdr, &lin, &em) !=
+            MAP_NOT_APPLIED)
+                return c.out;
         page = json_loadb(bytes, len, JSON_ALLOW_NUL, &jerr);
         if (!page) {
                 char why[300];

@@ -159,12 +159,6 @@ static void process_message(struct worker *w, const rd_kafka_message_t *rkm)
 
         w->pages++;
         sl_metric_inc(SL_M_PAGES, SL_LV(topic));
-        if (!rkm->payload || rkm->len == 0)
-                snprintf(why, sizeof(why), "page is empty");
-        else if (!(page = json_loadb(rkm->payload, rkm->len, JSON_ALLOW_NUL,
-                                     &jerr)))
-                snprintf(why, sizeof(why), "page is not JSON: %d:%d: %s",
-                         jerr.line, jerr.column, jerr.text);
         for (size_t i = 0; i < w->nmaps; i++) {
                 struct map *m = w->maps[i];
                 if (strcmp(m->topic, topic) != 0)
@@ -172,6 +166,20 @@ static void process_message(struct worker *w, const rd_kafka_message_t *rkm)
                 if (!lin.source)
                         lin.source = m->source;
                 ctx.map = m->name;
+                if (!page && !*why && rkm->payload && rkm->len &&
+                    map_apply_bytes(m, rkm->payload, rkm->len, h_records, &lin,
+                                    &em) != MAP_NOT_APPLIED)
+                        continue;
+                /* the whole page decoded once, for the maps that need it */
+                if (!page && !*why) {
+                        if (!rkm->payload || rkm->len == 0)
+                                snprintf(why, sizeof(why), "page is empty");
+                        else if (!(page = json_loadb(rkm->payload, rkm->len,
+                                                     JSON_ALLOW_NUL, &jerr)))
+                                snprintf(why, sizeof(why),
+                                         "page is not JSON: %d:%d: %s",
+                                         jerr.line, jerr.column, jerr.text);
+                }
                 if (!page) {
                         json_t *d =
                             map_dead_page(m, rkm->payload, rkm->len, why, &lin);

@@ -39,7 +39,21 @@ static json_t *run(const char *map_rel, const char *data_rel, struct map **mp)
                 map_destroy(m);
                 return NULL;
         }
-        out = map_check_run(m, text, len, NULL, NULL);
+        {
+                unsigned long before = map_sparse_pages;
+                json_t *whole;
+                out = map_check_run(m, text, len, NULL, NULL);
+                TAP_OK(map_sparse_pages == before + 1,
+                       "%s: records decoded one by one, not the whole page",
+                       map_rel);
+                map_sparse_off = 1;
+                whole = map_check_run(m, text, len, NULL, NULL);
+                map_sparse_off = 0;
+                TAP_OK(json_equal(out, whole),
+                       "%s: the same output as with the page decoded whole",
+                       map_rel);
+                json_decref(whole);
+        }
         free(text);
         *mp = m;
         return out;
