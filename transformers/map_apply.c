@@ -346,11 +346,9 @@ static int apply_record(struct map *m, struct map_target *t, json_t *rec,
         /* every row of the record is ready: emit them together */
         for (size_t i = 0; i < json_array_size(envs); i++) {
                 json_t *e = json_array_get(envs, i);
-                const char *table =
-                    json_string_value(json_object_get(e, "table"));
-                char *topic = sl_asprintf("mapped.%s", table);
+                const char *topic =
+                    i == 0 ? t->topic : t->children[i - 1].topic;
                 rc = em->row(em->opaque, topic, key.data, key.len, e);
-                free(topic);
                 if (rc)
                         goto out;
                 if (i == 0) {
