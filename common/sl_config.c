@@ -235,22 +235,47 @@ static int type_ok(enum sl_opt_type t, json_t *v)
         return 1;
 }
 
+/* Whether errs (lines ending in newlines) already holds line. */
+static int has_line(const char *errs, const char *line)
+{
+        size_t n = strlen(line);
+        const char *p = errs;
+
+        while (*p) {
+                const char *nl = strchr(p, '\n');
+                if (strncmp(p, line, n) == 0)
+                        return 1;
+                if (!nl)
+                        break;
+                p = nl + 1;
+        }
+        return 0;
+}
+
 void sl_config_problem(char **errs, const char *file, const char *text,
                        const char *path, const char *fmt, ...)
 {
         struct sl_config_pos pos;
         char msg[1024];
-        char *line;
+        char *line, *joined;
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
         sl_config_locate(text, path, &pos);
-        line = sl_asprintf("%s%s:%d:%d: %s: %s\n", *errs ? *errs : "", file,
-                           pos.line, pos.column, *path ? path : "(root)", msg);
+        line = sl_asprintf("%s:%d:%d: %s: %s\n", file, pos.line, pos.column,
+                           *path ? path : "(root)", msg);
+        /* A flat map's target keys pass two option tables (the map's and
+         * the target's), and both may find the same fault: say it once. */
+        if (*errs && has_line(*errs, line)) {
+                free(line);
+                return;
+        }
+        joined = sl_asprintf("%s%s", *errs ? *errs : "", line);
+        free(line);
         free(*errs);
-        *errs = line;
+        *errs = joined;
 }
 
 int sl_opt_check(const struct sl_opt *table, json_t *obj, const char *file,

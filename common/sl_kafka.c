@@ -6,6 +6,7 @@
 #include "sl_util.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,11 +62,28 @@ int sl_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
         return 0;
 }
 
+/* The last connection failure librdkafka logged (its FAIL facility: a
+ * refused connection, a failed TLS handshake, a SASL error). log_cb runs
+ * on librdkafka's broker threads, hence the lock; sl_kafka_ping() quotes
+ * it, so that "could not reach" also says why. */
+static pthread_mutex_t last_fail_lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_fail[512];
+
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf)
 {
         char q[1024];
         (void)rk;
+        if (strcmp(fac, "FAIL") == 0) {
+                /* "[thrd:...]: " names the thread: drop it */
+                const char *msg =
+                    strncmp(buf, "[thrd:", 6) == 0 && strstr(buf, "]: ")
+                        ? strstr(buf, "]: ") + 3
+                        : buf;
+                pthread_mutex_lock(&last_fail_lock);
+                snprintf(last_fail, sizeof(last_fail), "%s", msg);
+                pthread_mutex_unlock(&last_fail_lock);
+        }
         sl_log(level, "event=rdkafka fac=%s msg=%s", fac,
                sl_log_quote(buf, q, sizeof(q)));
 }
@@ -243,9 +261,15 @@ int sl_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errstr,
 
         err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
         if (err) {
+                char why[sizeof(last_fail)];
+
+                pthread_mutex_lock(&last_fail_lock);
+                snprintf(why, sizeof(why), "%s", last_fail);
+                pthread_mutex_unlock(&last_fail_lock);
                 snprintf(errstr, errstr_size,
-                         "could not reach kafka brokers %s: %s",
-                         sl_kafka_brokers(), rd_kafka_err2str(err));
+                         "could not reach kafka brokers %s: %s%s%s%s",
+                         sl_kafka_brokers(), rd_kafka_err2str(err),
+                         why[0] ? " (last: " : "", why, why[0] ? ")" : "");
                 return -1;
         }
         rd_kafka_metadata_destroy(md);

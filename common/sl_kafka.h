@@ -49,7 +49,8 @@ rd_kafka_t *sl_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
                                   char *errstr, size_t errstr_size);
 
 /* Checks that the cluster answers a metadata request within timeout_ms.
- * 0, or -1 with errstr naming the brokers it tried. */
+ * 0, or -1 with errstr naming the brokers it tried and the last connection
+ * failure librdkafka logged (refused, TLS handshake, SASL), if any. */
 int sl_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errstr,
                   size_t errstr_size);
 

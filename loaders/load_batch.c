@@ -814,9 +814,15 @@ static void used_columns(struct plan *p, struct load_batch *b,
                         if (p->vcol >= 0 && json_object_get(u->env, "version"))
                                 use[p->vcol] = 1;
                 } else {
+                        const struct load_index *ix = &t->idx[p->ridx];
                         json_array_foreach(json_object_get(u->env, "rows"), k,
                                            r) json_object_foreach(r, name, v)
                             use[load_table_col(t, name)] = 1;
+                        /* replace_delete_sql() matches on the child index
+                         * even when no replace in the segment has rows
+                         * (every child of the parent goes) */
+                        for (int c = 0; c < ix->ncols; c++)
+                                use[ix->cols[c]] = 1;
                 }
         }
         if (t->lineage >= 0)

@@ -388,6 +388,11 @@ static enum verdict judge(struct fetch_http *h, struct fetch_req *r,
                 return V_FATAL;
         }
         if (cc != CURLE_OK) {
+                long vr = 0;
+                curl_easy_getinfo(r->curl, CURLINFO_SSL_VERIFYRESULT, &vr);
+                if (fetch_curl_permanent((int)cc, vr, h->src->name,
+                                         r->masked_url, why, why_size))
+                        return V_FATAL;
                 snprintf(why, why_size, "%s", curl_easy_strerror(cc));
                 return V_RETRY;
         }

@@ -378,3 +378,102 @@ int fetch_time_add_days(const char *t, long days, char *out, size_t size)
         sl_time_format(ms + (int64_t)days * 86400000, out, size);
         return 0;
 }
+
+/* host[:port] of url (user info dropped) into out. */
+static void url_host(const char *url, char *out, size_t size)
+{
+        const char *p = strstr(url, "://");
+        const char *at;
+        size_t n;
+
+        p = p ? p + 3 : url;
+        n = strcspn(p, "/?#");
+        at = memchr(p, '@', n);
+        if (at) {
+                n -= (size_t)(at + 1 - p);
+                p = at + 1;
+        }
+        snprintf(out, size, "%.*s", (int)n, p);
+}
+
+/* Why OpenSSL refused the chain (X509_V_ERR_*), in words; NULL when the
+ * code is not one of the usual ones. */
+static const char *verify_reason(long vr)
+{
+        switch (vr) {
+        case 2:
+        case 20:
+        case 21:
+                return "it is signed by an unknown CA";
+        case 18:
+                return "it is self-signed";
+        case 19:
+                return "its chain ends in a self-signed CA that is not "
+                       "trusted";
+        case 9:
+                return "it is not yet valid";
+        case 10:
+                return "it has expired";
+        case 23:
+                return "it is revoked";
+        case 62:
+        case 64:
+                return "it does not name this host";
+        default:
+                return NULL;
+        }
+}
+
+int fetch_curl_permanent(int curl_code, long verify_result, const char *source,
+                         const char *url, char *why, size_t why_size)
+{
+        const char *curl_says = curl_easy_strerror((CURLcode)curl_code);
+        const char *reason;
+        char host[256];
+
+        url_host(url, host, sizeof(host));
+        switch (curl_code) {
+        case CURLE_PEER_FAILED_VERIFICATION:
+                /* The chain gave no reason of its own (X509_V_OK, or
+                 * X509_V_ERR_UNSPECIFIED as libcurl 7.88 on OpenSSL 3
+                 * leaves it): libcurl's own host name check refused. */
+                reason = verify_result == 0 || verify_result == 1
+                             ? "it does not name this host"
+                             : verify_reason(verify_result);
+                snprintf(why, why_size,
+                         "source %s: the TLS certificate of %s is not "
+                         "trusted: %s (%s; X509 verify result %ld); trust "
+                         "its CA with \"tls\": {\"ca_file\": \"ca.pem\"} "
+                         "in the source and use the host name the "
+                         "certificate names, or for a test server only "
+                         "\"tls\": {\"verify\": false}",
+                         source, host, reason ? reason : "not verified",
+                         curl_says, verify_result);
+                return 1;
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CRL_BADFILE:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_ISSUER_ERROR:
+        case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        case CURLE_SSL_INVALIDCERTSTATUS:
+        case CURLE_SSL_ENGINE_NOTFOUND:
+        case CURLE_SSL_ENGINE_SETFAILED:
+        case CURLE_SSL_ENGINE_INITFAILED:
+                snprintf(why, why_size,
+                         "source %s: TLS to %s cannot be set up (%s): check "
+                         "the source's \"tls\": {\"ca_file\": ...} (a "
+                         "readable PEM file) and SSL_CERT_FILE / "
+                         "SSL_CERT_DIR",
+                         source, host, curl_says);
+                return 1;
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_URL_MALFORMAT:
+                snprintf(why, why_size,
+                         "source %s: %s: %s (only http and https URLs are "
+                         "followed, redirects included)",
+                         source, host, curl_says);
+                return 1;
+        default:
+                return 0;
+        }
+}

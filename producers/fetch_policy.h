@@ -83,4 +83,15 @@ int fetch_time_add_days(const char *t, long days, char *out, size_t size);
 /* Parses such a time into ms since the epoch. 0 or -1. */
 int fetch_time_parse(const char *t, int64_t *ms);
 
+/* Whether a transfer that failed with libcurl's curl_code would fail the
+ * same way however often it is tried: a server certificate that does not
+ * verify (unknown or self-signed CA, expired, another host's name), a CA
+ * file that cannot be read, a URL or protocol libcurl refuses. Then 1,
+ * with why naming the source and the URL's host, what is wrong and how to
+ * fix it; else 0 (transient: back off and retry). verify_result is
+ * libcurl's CURLINFO_SSL_VERIFYRESULT (an X509_V_ERR_* code; 0 when the
+ * chain verified). */
+int fetch_curl_permanent(int curl_code, long verify_result, const char *source,
+                         const char *url, char *why, size_t why_size);
+
 #endif

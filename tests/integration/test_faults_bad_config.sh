@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The bad configuration corpus (tests/golden/bad_config/, see its README):
 # every broken source definition or map is answered with its error (file,
-# line, column or key) and exit 2 by each command that reads it, never a
-# crash; the loader-side cases (unknown table, coalesce columns without a
-# unique index) are reported by `sluice load`, which keeps running.
+# line, column or key), said exactly once, and exit 2 by each command that
+# reads it, never a crash; the loader-side cases (unknown table, coalesce
+# columns without a unique index) are reported by `sluice load`, which keeps
+# running.
 source "$SLUICE_ROOT/tests/lib.sh"
 trap sl_cleanup EXIT
 C=$SLUICE_ROOT/tests/golden/bad_config
@@ -44,6 +45,10 @@ expect() {
 	else
 		not_ok "$name: $what: want '$(cat "$C/$name/error.txt")', got '$(head -5 "$D/err")'"
 	fi
+	# each problem is said once (a flat map's keys pass two option tables)
+	check_eq "$name: $what says it once" \
+		"$(grep -cF -- "$(cat "$C/$name/error.txt")" "$D/err")" 1
+	check_eq "$name: $what repeats no line" "$(sort "$D/err" | uniq -d | head -3)" ""
 }
 
 echo '{"items": [{"id": "a"}]}' >"$D/page.json"

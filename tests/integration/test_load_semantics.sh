@@ -3,7 +3,8 @@
 # newest version, wins; no "cannot affect row a second time"), out-of-order
 # versions across batches (an older NVD-like record never overwrites a newer
 # one), deletes, and replace of a child collection (vanished children are
-# deleted, the rest upserted).
+# deleted, the rest upserted; an empty set alone in its batch deletes them
+# all).
 source "$SLUICE_ROOT/tests/lib.sh"
 source "$SLUICE_ROOT/loaders/testdata/load_lib.sh"
 trap sl_cleanup EXIT
@@ -113,6 +114,18 @@ check "replace removes the vanished children" wait_q 20 \
 	"CVE-A u2 nvd,CVE-A u3 vendor"
 check_eq "replace report: deleted 2, updated 1, unchanged 1" \
 	"$(q "SELECT deleted || '/' || updated || '/' || unchanged FROM sluice.load_batches WHERE table_name = 't_ref' ORDER BY id DESC LIMIT 1")" "2/1/1"
+# A batch whose only replace has an empty set: every child of the parent
+# goes (the staging table must still carry the child index's columns; it
+# did not, and the envelope was dead-lettered as "column s.url does not
+# exist" whenever a batch held only empty replaces, e.g. under Kafka faults).
+rep CVE-A >"$D/r3.tsv"
+produce mapped.t_ref "$D/r3.tsv"
+check "a batch of one empty replace is reported" wait_q 20 \
+	"SELECT sum(messages) FROM sluice.load_batches WHERE table_name = 't_ref'" 5
+check_eq "an empty replace alone in its batch removes every child" \
+	"$(q "SELECT count(*) FROM t_ref WHERE cve_id = 'CVE-A'")" "0"
+check_eq "empty replace report: deleted 2, rejected 0" \
+	"$(q "SELECT deleted || '/' || rejected FROM sluice.load_batches WHERE table_name = 't_ref' ORDER BY id DESC LIMIT 1")" "2/0"
 check_eq "nothing dead-lettered" "$(consume_all dlq.load | wc -l)" "0"
 stop_pid "$LOADER"
 sl_done

@@ -1,10 +1,13 @@
 /* Unit tests of the fetcher's pure decisions: rate window, backoff,
- * throttle waits, Link headers, templates, URL masking, page splitting. */
+ * throttle waits, Link headers, templates, URL masking, page splitting,
+ * which libcurl errors are permanent. */
 #include "fetch_out.h"
 #include "fetch_policy.h"
 #include "tap.h"
 
+#include <curl/curl.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void test_rate(void)
 {
@@ -160,6 +163,47 @@ static void test_time(void)
                    "time: refuses text");
 }
 
+/* Certificate failures are permanent and say how to fix them; a reset or
+ * a timeout is transient. */
+static void test_curl_permanent(void)
+{
+        char why[512];
+
+        TAP_INT_EQ(fetch_curl_permanent(
+                       CURLE_PEER_FAILED_VERIFICATION, 18, "kev",
+                       "https://u:p@h.example:8443/x?a=1", why, sizeof(why)),
+                   1, "curl: an untrusted certificate is permanent");
+        TAP_OK(strstr(why, "source kev") && strstr(why, "h.example:8443") &&
+                   !strstr(why, "u:p") && strstr(why, "self-signed") &&
+                   strstr(why, "\"ca_file\"") &&
+                   strstr(why, "\"verify\": false"),
+               "curl: names source, host, reason and both fixes: %s", why);
+        TAP_INT_EQ(fetch_curl_permanent(CURLE_PEER_FAILED_VERIFICATION, 20, "s",
+                                        "https://h/", why, sizeof(why)),
+                   1, "curl: an unknown CA is permanent");
+        TAP_OK(strstr(why, "unknown CA") != NULL, "curl: says unknown CA");
+        fetch_curl_permanent(CURLE_PEER_FAILED_VERIFICATION, 1, "s",
+                             "https://localhost:1/", why, sizeof(why));
+        TAP_OK(strstr(why, "does not name this host") &&
+                   strstr(why, "localhost:1"),
+               "curl: a verified chain that failed names the host: %s", why);
+        TAP_INT_EQ(fetch_curl_permanent(CURLE_SSL_CACERT_BADFILE, 0, "s",
+                                        "https://h/", why, sizeof(why)),
+                   1, "curl: an unreadable CA file is permanent");
+        TAP_INT_EQ(fetch_curl_permanent(CURLE_UNSUPPORTED_PROTOCOL, 0, "s",
+                                        "file:///etc/passwd", why, sizeof(why)),
+                   1, "curl: an unsupported protocol is permanent");
+        TAP_INT_EQ(fetch_curl_permanent(CURLE_SSL_CONNECT_ERROR, 0, "s",
+                                        "https://h/", why, sizeof(why)),
+                   0, "curl: a failed handshake is retried");
+        TAP_INT_EQ(fetch_curl_permanent(CURLE_COULDNT_CONNECT, 0, "s",
+                                        "https://h/", why, sizeof(why)),
+                   0, "curl: a refused connection is retried");
+        TAP_INT_EQ(fetch_curl_permanent(CURLE_OPERATION_TIMEDOUT, 0, "s",
+                                        "https://h/", why, sizeof(why)),
+                   0, "curl: a timeout is retried");
+}
+
 int main(void)
 {
         test_rate();
@@ -169,5 +213,6 @@ int main(void)
         test_template_mask();
         test_split();
         test_time();
+        test_curl_permanent();
         return TAP_DONE();
 }
