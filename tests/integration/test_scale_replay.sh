@@ -77,7 +77,13 @@ check_eq "replay exits 0" "$?" 0
 before=$(loaded)
 for i in 3 4; do bg "t$i" "$SLUICE_BIN" transform "$D/nvd_cve.json"; done
 wait_loaded $((before + want)) 90
-check_eq "after replay: the loaders saw every CVE again" "$(loaded)" $((before + want))
+# every CVE again; a transformer joining its group while the other maps
+# may repeat the batch in hand (the embedded broker refuses commits during
+# a rebalance, docs/embedded-broker.md): repeats land as unchanged rows
+again=$(($(loaded) - before))
+echo "# after replay: $again vulnerability messages for $want CVEs"
+check "after replay: the loaders saw every CVE again (got $again, want $want..$((2 * want)))" \
+	test "$again" -ge "$want" -a "$again" -le $((2 * want))
 check_eq "after replay: same row count, no duplicates" "$(q 'SELECT count(*), count(DISTINCT cve_id) FROM vulnerability')" "$want|$want"
 check_eq "after replay: no upper-case severity left" "$(q "SELECT count(*) FROM vulnerability WHERE cvss_severity <> lower(cvss_severity)")" 0
 check_eq "after replay: severities lower case" "$(q "SELECT count(*) FROM vulnerability WHERE cvss_severity IN ('low','medium','high','critical','none')")" "$with_sev"
