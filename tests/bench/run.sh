@@ -9,7 +9,9 @@
 # default 42 = 19 992 NVD records), BENCH_PIPE_SCALE (pipeline, default 421 =
 # 200 396 records), BENCH_RUNS (repeats per case, default 3; the median is
 # reported), BENCH_PIPE_RUNS (default 3), BENCH_OUT (default
-# bench/results.md), BENCH_CASES (default "fetch transform load pipeline").
+# bench/results.md), BENCH_CASES (default "fetch transform load pipeline"),
+# BENCH_ROWS_DIR (a directory that keeps the mapped.* rows the transform
+# case captured, so that a later load-only run reuses them).
 set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/../.."
@@ -213,6 +215,10 @@ case_transform() {
 				kcat -C -b "$SLUICE_BROKERS" -t "$l" -e -q -f '%k\t%s\n' >"$W/$l.kv" 2>/dev/null
 			done
 			cut -f2- "$W"/mapped.*.kv >"$W/rows.jsonl"
+			if [ -n "${BENCH_ROWS_DIR:-}" ]; then
+				mkdir -p "$BENCH_ROWS_DIR"
+				cp "$W"/mapped.*.kv "$BENCH_ROWS_DIR/"
+			fi
 			[ "$(wc -l <"$W/rows.jsonl")" == "$M" ] || fail "captured $(wc -l <"$W/rows.jsonl") rows, want $M"
 		fi
 		line=$("$BUILD/bench/bench_json_bound" "$W/rows.jsonl" "$W"/pages/p*.json) || fail "bound"
@@ -271,6 +277,12 @@ case_load() {
 	local r pct t0 t1 line
 	mk_broker 8 "${VTOPICS[@]}"
 	new_db bench_load || die "database"
+	if [ ! -s "$W/mapped.vulnerability.kv" ]; then
+		# no transform case in this run: the rows it kept
+		[ -n "${BENCH_ROWS_DIR:-}" ] && [ -s "$BENCH_ROWS_DIR/mapped.vulnerability.kv" ] ||
+			die "the load case needs the transform case's rows (run it, or set BENCH_ROWS_DIR)"
+		cp "$BENCH_ROWS_DIR"/mapped.*.kv "$W/"
+	fi
 	for l in "${VTOPICS[@]}"; do
 		kcat -P -b "$SLUICE_BROKERS" -t "$l" -K $'\t' -z lz4 <"$W/$l.kv" || die "produce $l"
 	done
