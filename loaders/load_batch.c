@@ -314,12 +314,10 @@ static int check_row(struct load_unit *u, struct load_table *t, json_t *row,
                      json_t *key, const char *where)
 {
         char err[512];
-        struct sl_buf scratch;
         const char *name;
         json_t *v;
         int rc = 0;
 
-        sl_buf_init(&scratch, 0);
         json_object_foreach(key, name, v)
         {
                 json_t *rv = json_object_get(row, name);
@@ -352,9 +350,8 @@ static int check_row(struct load_unit *u, struct load_table *t, json_t *row,
                         rc = -1;
                         goto out;
                 }
-                sl_buf_reset(&scratch);
-                if (copy_encode_value(&scratch, v, t->cols[c].kind, err,
-                                      sizeof(err)) < 0) {
+                if (copy_check_value(v, t->cols[c].kind, err, sizeof(err)) <
+                    0) {
                         unit_reject(u, name, NULL, "%s: column %s (%s): %s",
                                     where, name, t->cols[c].type, err);
                         rc = -1;
@@ -362,7 +359,6 @@ static int check_row(struct load_unit *u, struct load_table *t, json_t *row,
                 }
         }
 out:
-        sl_buf_free(&scratch);
         return rc;
 }
 

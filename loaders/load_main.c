@@ -8,6 +8,7 @@
 #include "sl_util.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -147,5 +148,11 @@ int load_main(int argc, char **argv)
                 return SL_EXIT_USAGE;
         }
         sl_signals_install();
+        /* No fastbins: every envelope is a Jansson tree of a hundred small
+         * blocks, freed a batch at a time, and glibc then spent a fifth of
+         * the consume loop consolidating fastbins on its next large
+         * request (perf; docs/performance.md). Freed blocks now coalesce
+         * as they are freed, on the flush thread that frees them. */
+        mallopt(M_MXFAST, 0);
         return load_worker_run(&o);
 }

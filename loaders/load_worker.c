@@ -1,7 +1,13 @@
 /* load_worker: wiring of consumer, batches and PostgreSQL, and the policy
  * for faults: any failed flush rolls back, drops every open batch, and
  * rewinds the assignment to sluice.offsets, so nothing is lost and nothing
- * counts twice. */
+ * counts twice.
+ *
+ * A full batch is written by a flush thread while this thread goes on
+ * consuming and parsing the next one, so that the loader's own work runs
+ * beside PostgreSQL's instead of after it. One batch at most is in flight,
+ * and batches commit in the order they were cut; this thread touches the
+ * connection (and the catalog cache) only when no batch is in flight. */
 #include "load_worker.h"
 #include "sl_http.h"
 #include "sl_metrics.h"
@@ -14,10 +20,26 @@
 #include "sl_util.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <regex.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The batch the flush thread is writing. */
+struct flight {
+        struct load_ctx *ctx;
+        struct load_batch *b; /* owned while in flight */
+        struct load_stats st;
+        enum sl_status rc;
+        int64_t t0;
+        pthread_t tid;
+        int running;  /* a batch is in flight (joined by flush_wait) */
+        int threaded; /* ... on its own thread (else it ran inline) */
+        volatile sig_atomic_t done; /* set by the thread as it ends */
+        char err[1024];
+};
 
 struct worker {
         const struct load_opts *o;
@@ -27,6 +49,7 @@ struct worker {
         int nbatches;
         int need_rewind;
         int64_t backoff_ms;
+        struct flight fl;
 };
 
 static struct load_batch *batch_for(struct worker *w, const char *topic)
@@ -75,29 +98,85 @@ static void count_batch(const char *table, const struct load_stats *st,
         sl_metric_observe(SL_M_BATCH_SECONDS, SL_LV(table), (double)ms / 1e3);
 }
 
-static int flush_one(struct worker *w, struct load_batch *b)
+static void *flush_thread(void *arg)
 {
-        struct load_stats st;
-        char err[1024];
-        int64_t t0 = sl_now_ms();
+        struct flight *fl = arg;
 
-        if (load_batch_flush(&w->ctx, b, &st, err, sizeof(err)) != SL_OK) {
+        fl->rc = load_batch_flush(fl->ctx, fl->b, &fl->st, fl->err,
+                                  sizeof(fl->err));
+        /* freeing the envelopes is work too: done here, beside the
+         * consume loop rather than in it */
+        load_batch_clear(fl->b);
+        fl->done = 1;
+        return NULL;
+}
+
+/* Waits for the batch in flight, if any, and settles it: metrics after a
+ * commit, fail_over() after a failure. 0, or -1 when it failed. */
+static int flush_wait(struct worker *w)
+{
+        struct flight *fl = &w->fl;
+        int rc = 0;
+
+        if (!fl->running)
+                return 0;
+        if (fl->threaded)
+                pthread_join(fl->tid, NULL);
+        fl->running = 0;
+        if (fl->rc != SL_OK) {
                 sl_metric_inc(SL_M_ERRORS, SL_LV("db"));
-                fail_over(w, err);
-                return -1;
+                fail_over(w, fl->err);
+                rc = -1;
+        } else {
+                if (fl->st.messages)
+                        count_batch(fl->b->table, &fl->st,
+                                    sl_now_ms() - fl->t0);
+                w->backoff_ms = 0;
         }
-        if (b->n)
-                count_batch(b->table, &st, sl_now_ms() - t0);
-        load_batch_clear(b);
-        w->backoff_ms = 0;
+        load_batch_destroy(fl->b);
+        fl->b = NULL;
+        return rc;
+}
+
+/* Hands batch i to the flush thread (after the one in flight is settled)
+ * and gives its topic a new empty batch. 0, or -1 when the batch in
+ * flight failed (batch i is then dropped with the others). */
+static int flush_one(struct worker *w, int i)
+{
+        struct flight *fl = &w->fl;
+        struct load_batch *b;
+        sigset_t all, old;
+
+        if (flush_wait(w) < 0)
+                return -1;
+        b = w->batches[i];
+        if (b->n == 0)
+                return 0;
+        w->batches[i] = load_batch_new(b->topic);
+        memset(&fl->st, 0, sizeof(fl->st));
+        fl->ctx = &w->ctx;
+        fl->b = b;
+        fl->t0 = sl_now_ms();
+        fl->done = 0;
+        fl->running = 1;
+        /* SIGTERM and SIGINT stay with this thread, which acts on them */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        fl->threaded = pthread_create(&fl->tid, NULL, flush_thread, fl) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (!fl->threaded)
+                flush_thread(fl);
         return 0;
 }
 
-/* Flushes the batches that are full or old enough (all with force). */
+/* Hands over the batches that are full or old enough; with force, all of
+ * them, and waits until they are written. */
 static int flush_due(struct worker *w, int force)
 {
         int64_t now = sl_now_ms();
 
+        if (w->fl.running && w->fl.done && flush_wait(w) < 0)
+                return -1;
         for (int i = 0; i < w->nbatches; i++) {
                 struct load_batch *b = w->batches[i];
 
@@ -107,10 +186,10 @@ static int flush_due(struct worker *w, int force)
                     (long)b->bytes < w->o->batch_bytes &&
                     now - b->opened_ms < w->o->linger_ms)
                         continue;
-                if (flush_one(w, b) < 0)
+                if (flush_one(w, i) < 0)
                         return -1;
         }
-        return 0;
+        return force ? flush_wait(w) : 0;
 }
 
 /* Makes sure the connection is usable, reconnecting when it is not. */
@@ -118,6 +197,7 @@ static int db_ensure(struct worker *w)
 {
         char err[1024], q[1100];
 
+        flush_wait(w);
         if (w->ctx.conn && PQstatus(w->ctx.conn) == CONNECTION_OK &&
             PQtransactionStatus(w->ctx.conn) == PQTRANS_IDLE)
                 return 0;
@@ -240,6 +320,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 /* Finish what we hold while the partitions are ours. */
                 if (!w->need_rewind)
                         flush_due(w, 1);
+                flush_wait(w);
                 discard_all(w);
                 if (coop)
                         w->need_rewind = 1;
@@ -451,11 +532,13 @@ int load_worker_run(const struct load_opts *o)
          * is gone: they come again from sluice.offsets), leave the group. */
         if (!w.need_rewind)
                 flush_due(&w, 1);
+        flush_wait(&w);
         discard_all(&w);
         rd_kafka_consumer_close(w.rk);
         rc = SL_EXIT_OK;
         sl_info("event=stopped");
 out:
+        flush_wait(&w);
         if (conf)
                 rd_kafka_conf_destroy(conf);
         if (w.rk)
