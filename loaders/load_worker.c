@@ -102,8 +102,8 @@ static void *flush_thread(void *arg)
 {
         struct flight *fl = arg;
 
-        fl->rc = load_batch_flush(fl->ctx, fl->b, &fl->st, fl->err,
-                                  sizeof(fl->err));
+        fl->rc =
+            load_batch_flush(fl->ctx, fl->b, &fl->st, fl->err, sizeof(fl->err));
         /* freeing the envelopes is work too: done here, beside the
          * consume loop rather than in it */
         load_batch_clear(fl->b);

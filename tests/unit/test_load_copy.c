@@ -80,8 +80,8 @@ static const struct {
      "NUL in an array element refused"},
     {"[[[[[[[[1]]]]]]]]", LOAD_COL_ARRAY, NULL, "arrays nested 8 deep refused"},
     {"[[[[[[[1]]]]]]]", LOAD_COL_ARRAY, "{{{{{{{1}}}}}}}", "nested 7 deep"},
-    {"{\"k\":\"n\\u0000ul\"}", LOAD_COL_JSON,
-     "{\"k\":\"n\\\\u0000ul\"}", "NUL in json stays an escape"},
+    {"{\"k\":\"n\\u0000ul\"}", LOAD_COL_JSON, "{\"k\":\"n\\\\u0000ul\"}",
+     "NUL in json stays an escape"},
     {"\"n\\u0000ul\"", LOAD_COL_JSON, "\"n\\\\u0000ul\"",
      "NUL in a json string stays an escape"},
 };
@@ -101,8 +101,8 @@ static void check_agrees(const char *in, enum load_col_kind kind,
         r1 = v ? copy_encode_value(&b, v, kind, e1, sizeof(e1)) : -2;
         r2 = v ? copy_check_value(v, kind, e2, sizeof(e2)) : -3;
         TAP_OK(r1 == r2 && strcmp(e1, e2) == 0,
-               "check agrees with encode: %s (%d \"%s\", %d \"%s\")", what,
-               r1, e1, r2, e2);
+               "check agrees with encode: %s (%d \"%s\", %d \"%s\")", what, r1,
+               e1, r2, e2);
         sl_buf_free(&b);
         json_decref(v);
 }
