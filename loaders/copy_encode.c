@@ -1,6 +1,7 @@
 /* copy_encode: JSON values to COPY text-format fields. Kept free of I/O so
  * every escaping rule has a unit test. */
 #include "copy_encode.h"
+#include "load_arena.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -155,7 +156,7 @@ static int array_elem(struct sl_buf *b, json_t *v, int depth, char *errstr,
                 rc = txt ? array_quote(b, txt, strlen(txt)) : -1;
                 break;
         }
-        free(txt);
+        load_json_free(txt);
         if (rc < 0)
                 snprintf(errstr, errstr_size, "value too large");
         return rc;

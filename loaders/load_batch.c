@@ -4,6 +4,7 @@
  * fragments; every value travels as COPY data or a parameter. */
 #include "load_batch.h"
 #include "copy_encode.h"
+#include "load_arena.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_pg.h"
@@ -43,6 +44,7 @@ void load_batch_clear(struct load_batch *b)
 {
         for (size_t i = 0; i < b->n; i++)
                 unit_free(&b->units[i]);
+        load_arena_free(&b->arena);
         b->n = 0;
         b->bytes = 0;
         b->nparts = 0;
@@ -152,7 +154,7 @@ static void unit_parse(struct load_batch *b, struct load_unit *u)
         k = json_dumps(key, JSON_COMPACT | JSON_SORT_KEYS);
         /* upserts and deletes of a key compete; a replace is per parent */
         u->dkey = sl_asprintf("%c%s", u->op == 'r' ? 'p' : 'k', k ? k : "");
-        free(k);
+        load_json_free(k);
 }
 
 void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm)
@@ -175,6 +177,7 @@ void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm)
                 u->msgkey[rkm->key_len] = '\0';
                 u->msgkey_len = rkm->key_len;
         }
+        load_arena_enter(&b->arena);
         u->env =
             rkm->payload ? json_loadb(rkm->payload, rkm->len, 0, &jerr) : NULL;
         if (!u->env) {
@@ -188,6 +191,7 @@ void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm)
         } else {
                 unit_parse(b, u);
         }
+        load_arena_leave();
         if (b->n == 1) {
                 b->opened_ms = sl_now_ms();
                 b->opened_wall_ms = sl_wall_ms();
@@ -1075,7 +1079,7 @@ static int dlq_send(struct load_ctx *ctx, struct load_batch *b,
                               val, strlen(val), NULL, ctx) == 0
                  ? 0
                  : -1;
-        free(val);
+        load_json_free(val);
         return rc;
 }
 
@@ -1149,7 +1153,7 @@ static enum sl_status finish(struct load_ctx *ctx, struct load_batch *b,
         }
         if (rc == SL_OK && run(ctx->conn, "COMMIT", NULL, f) != SL_OK)
                 rc = SL_ERR_RETRY;
-        free(offs_txt);
+        load_json_free(offs_txt);
         json_decref(offs);
         return rc;
 }
