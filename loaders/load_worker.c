@@ -41,6 +41,13 @@ struct flight {
         char err[1024];
 };
 
+/* A partition whose end the consumer has reached (PARTITION_EOF) and
+ * that has given no message since. */
+struct at_end {
+        char *topic;
+        int32_t partition;
+};
+
 struct worker {
         const struct load_opts *o;
         struct load_ctx ctx;
@@ -50,6 +57,8 @@ struct worker {
         int need_rewind;
         int64_t backoff_ms;
         struct flight fl;
+        struct at_end *ends; /* partitions read to their end */
+        int nends;
 };
 
 static struct load_batch *batch_for(struct worker *w, const char *topic)
@@ -61,6 +70,60 @@ static struct load_batch *batch_for(struct worker *w, const char *topic)
                                                 (size_t)(w->nbatches + 1));
         w->batches[w->nbatches] = load_batch_new(topic);
         return w->batches[w->nbatches++];
+}
+
+static void ends_clear(struct worker *w)
+{
+        for (int i = 0; i < w->nends; i++)
+                free(w->ends[i].topic);
+        free(w->ends);
+        w->ends = NULL;
+        w->nends = 0;
+}
+
+/* Notes that a partition is (at_end) or is no longer at its end. */
+static void ends_mark(struct worker *w, const char *topic, int32_t partition,
+                      int at_end)
+{
+        for (int i = 0; i < w->nends; i++) {
+                if (w->ends[i].partition != partition ||
+                    strcmp(w->ends[i].topic, topic) != 0)
+                        continue;
+                if (!at_end) {
+                        free(w->ends[i].topic);
+                        w->ends[i] = w->ends[--w->nends];
+                }
+                return;
+        }
+        if (!at_end)
+                return;
+        w->ends =
+            sl_realloc(w->ends, sizeof(*w->ends) * (size_t)(w->nends + 1));
+        w->ends[w->nends].topic = sl_strdup(topic);
+        w->ends[w->nends].partition = partition;
+        w->nends++;
+}
+
+/* Whether every assigned partition has been read to its end: nothing
+ * more is there to wait for, so lingering would only add latency. */
+static int caught_up(struct worker *w)
+{
+        rd_kafka_topic_partition_list_t *a = NULL;
+        int all;
+
+        if (rd_kafka_assignment(w->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return 0;
+        all = a->cnt > 0;
+        for (int i = 0; i < a->cnt && all; i++) {
+                int found = 0;
+                for (int k = 0; k < w->nends && !found; k++)
+                        found =
+                            w->ends[k].partition == a->elems[i].partition &&
+                            strcmp(w->ends[k].topic, a->elems[i].topic) == 0;
+                all = found;
+        }
+        rd_kafka_topic_partition_list_destroy(a);
+        return all;
 }
 
 static void discard_all(struct worker *w)
@@ -77,6 +140,7 @@ static void fail_over(struct worker *w, const char *why)
         sl_err("event=load_failed action=rollback_and_rewind msg=%s",
                sl_log_quote(why, q, sizeof(q)));
         discard_all(w);
+        ends_clear(w);
         load_ctx_forget_tables(&w->ctx);
         w->need_rewind = 1;
 }
@@ -169,9 +233,11 @@ static int flush_one(struct worker *w, int i)
         return 0;
 }
 
-/* Hands over the batches that are full or old enough; with force, all of
- * them, and waits until they are written. */
-static int flush_due(struct worker *w, int force)
+/* Hands over the batches that are full or old enough (all of them when
+ * the consumer has caught up); with force, all of them, and waits until
+ * they are written. A batch that is only old enough keeps filling while
+ * another is in flight: it could not be written sooner anyway. */
+static int flush_due(struct worker *w, int force, int caught)
 {
         int64_t now = sl_now_ms();
 
@@ -179,12 +245,13 @@ static int flush_due(struct worker *w, int force)
                 return -1;
         for (int i = 0; i < w->nbatches; i++) {
                 struct load_batch *b = w->batches[i];
+                int full = (long)b->n >= w->o->batch_rows ||
+                           (long)b->bytes >= w->o->batch_bytes;
 
                 if (b->n == 0)
                         continue;
-                if (!force && (long)b->n < w->o->batch_rows &&
-                    (long)b->bytes < w->o->batch_bytes &&
-                    now - b->opened_ms < w->o->linger_ms)
+                if (!force && !caught && !full &&
+                    (now - b->opened_ms < w->o->linger_ms || w->fl.running))
                         continue;
                 if (flush_one(w, i) < 0)
                         return -1;
@@ -302,6 +369,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
         rd_kafka_error_t *error = NULL;
 
+        ends_clear(w);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 if (offsets_fill(w, parts) < 0) {
                         /* assign anyway; the main loop seeks once the
@@ -319,7 +387,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else {
                 /* Finish what we hold while the partitions are ours. */
                 if (!w->need_rewind)
-                        flush_due(w, 1);
+                        flush_due(w, 1, 0);
                 flush_wait(w);
                 discard_all(w);
                 if (coop)
@@ -414,6 +482,7 @@ static void consume(struct worker *w)
 {
         while (!sl_stop) {
                 rd_kafka_message_t *rkm;
+                int caught;
 
                 if (w->need_rewind) {
                         if (rewind_assignment(w) < 0) {
@@ -424,18 +493,24 @@ static void consume(struct worker *w)
                 }
                 rkm = rd_kafka_consumer_poll(w->rk, 100);
                 sl_http_tick();
-                if (rkm && rkm->err) {
-                        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                sl_debug("event=consume_error err=%s",
-                                         rd_kafka_message_errstr(rkm));
+                caught = 0;
+                if (rkm && rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        ends_mark(w, rd_kafka_topic_name(rkm->rkt),
+                                  rkm->partition, 1);
+                        caught = caught_up(w);
+                } else if (rkm && rkm->err) {
+                        sl_debug("event=consume_error err=%s",
+                                 rd_kafka_message_errstr(rkm));
                 } else if (rkm && !w->need_rewind) {
                         struct load_batch *b =
                             batch_for(w, rd_kafka_topic_name(rkm->rkt));
+                        if (w->nends)
+                                ends_mark(w, b->topic, rkm->partition, 0);
                         load_batch_add(b, rkm);
                 }
                 if (rkm)
                         rd_kafka_message_destroy(rkm);
-                if (flush_due(w, 0) < 0)
+                if (flush_due(w, 0, caught) < 0)
                         backoff_wait(w);
         }
 }
@@ -490,7 +565,9 @@ int load_worker_run(const struct load_opts *o)
         if (!conf ||
             sl_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms",
                               "2000", errstr, sizeof(errstr)) < 0 ||
-            prefetch_conf(conf, errstr, sizeof(errstr)) < 0) {
+            prefetch_conf(conf, errstr, sizeof(errstr)) < 0 ||
+            sl_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
+                              sizeof(errstr)) < 0) {
                 fprintf(stderr, "sluice load: %s\n", errstr);
                 rc = SL_EXIT_USAGE;
                 goto out;
@@ -531,7 +608,7 @@ int load_worker_run(const struct load_opts *o)
         /* SIGTERM: finish the open batches (or drop them when the database
          * is gone: they come again from sluice.offsets), leave the group. */
         if (!w.need_rewind)
-                flush_due(&w, 1);
+                flush_due(&w, 1, 0);
         flush_wait(&w);
         discard_all(&w);
         rd_kafka_consumer_close(w.rk);
@@ -550,6 +627,7 @@ out:
         for (int i = 0; i < w.nbatches; i++)
                 load_batch_destroy(w.batches[i]);
         free(w.batches);
+        ends_clear(&w);
         load_ctx_forget_tables(&w.ctx);
         PQfinish(w.ctx.conn);
         free(dir);
