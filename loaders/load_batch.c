@@ -825,12 +825,16 @@ static void used_columns(struct plan *p, struct load_batch *b,
                 use[t->loaded_at] = 0;
 }
 
-static enum sl_status copy_in(PGconn *conn, const char *sql,
-                              struct sl_buf *data, struct pg_fail *f)
+/* The staging COPY streams: rows go to PostgreSQL in pieces of this size
+ * as they are encoded, so it parses the first while the client encodes
+ * the last, instead of waiting for the whole batch. */
+#define COPY_PIECE ((size_t)256 << 10)
+
+/* Starts COPY ... FROM STDIN. SL_OK, or the class of the failure. */
+static enum sl_status copy_begin(PGconn *conn, const char *sql,
+                                 struct pg_fail *f)
 {
         PGresult *res = PQexec(conn, sql);
-        enum sl_status rc = SL_OK;
-        size_t off = 0;
 
         if (PQresultStatus(res) != PGRES_COPY_IN) {
                 fail_from(f, conn, res);
@@ -839,14 +843,34 @@ static enum sl_status copy_in(PGconn *conn, const char *sql,
                                         PQstatus(conn) == CONNECTION_OK);
         }
         PQclear(res);
+        return SL_OK;
+}
+
+/* Sends what data holds and empties it. 0, or -1 when sending failed. */
+static int copy_send(PGconn *conn, struct sl_buf *data)
+{
+        size_t off = 0;
+
         while (off < data->len) {
                 size_t n =
                     data->len - off > 1 << 20 ? 1 << 20 : data->len - off;
                 if (PQputCopyData(conn, data->data + off, (int)n) != 1)
-                        break;
+                        return -1;
                 off += n;
         }
-        PQputCopyEnd(conn, off < data->len ? "could not send data" : NULL);
+        sl_buf_reset(data);
+        return 0;
+}
+
+/* Ends the COPY, or aborts it with why (non-NULL), and collects its
+ * result. send_failed: a copy_send() failed. */
+static enum sl_status copy_end(PGconn *conn, const char *why, int send_failed,
+                               struct pg_fail *f)
+{
+        enum sl_status rc = SL_OK;
+        PGresult *res;
+
+        PQputCopyEnd(conn, why);
         while ((res = PQgetResult(conn)) != NULL) {
                 if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == SL_OK) {
                         fail_from(f, conn, res);
@@ -855,7 +879,7 @@ static enum sl_status copy_in(PGconn *conn, const char *sql,
                 }
                 PQclear(res);
         }
-        if (rc == SL_OK && off < data->len) {
+        if (rc == SL_OK && send_failed) {
                 fail_from(f, conn, NULL);
                 rc = SL_ERR_RETRY;
         }
@@ -873,17 +897,30 @@ static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
         PGresult *res = NULL;
         enum sl_status rc;
         long ord = 0, nu = 0, nr = 0;
-        int has_d = 0, has_r = 0;
+        int has_d = 0, has_r = 0, bad = 0, send_failed = 0;
         char err[512];
 
         sl_buf_init(&q, 0);
         sl_buf_init(&d, 0);
         used_columns(p, b, idx, n, use);
-        for (size_t i = 0; i < n; i++) {
+        sl_buf_puts(&q, "CREATE TEMP TABLE _sl_stage ON COMMIT DROP AS "
+                        "SELECT NULL::text AS _sl_op, 0 AS _sl_ord, ");
+        col_list(&q, t, use, "");
+        sl_buf_printf(&q, " FROM %s WITH NO DATA", t->qname);
+        rc = run(ctx->conn, q.data, NULL, f);
+        if (rc != SL_OK)
+                goto out;
+        sl_buf_reset(&q);
+        sl_buf_puts(&q, "COPY _sl_stage (_sl_op, _sl_ord, ");
+        col_list(&q, t, use, "");
+        sl_buf_puts(&q, ") FROM STDIN");
+        rc = copy_begin(ctx->conn, q.data, f);
+        if (rc != SL_OK)
+                goto out;
+        for (size_t i = 0; i < n && !bad && !send_failed; i++) {
                 struct load_unit *u = &b->units[idx[i]];
                 json_t *key = json_object_get(u->env, "key"), *r;
                 size_t k;
-                int bad = 0;
 
                 if (u->op == 'u') {
                         bad = put_line(&d, p, use, 'u', ord++,
@@ -906,26 +943,26 @@ static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
                                 nr++;
                         }
                 }
-                if (bad) {
-                        snprintf(f->msg, sizeof(f->msg), "%s", err);
-                        f->sqlstate[0] = f->field[0] = '\0';
-                        rc = SL_ERR_RECORD;
-                        goto out;
-                }
+                if (!bad && d.len >= COPY_PIECE && copy_send(ctx->conn, &d) < 0)
+                        send_failed = 1;
         }
-
-        sl_buf_puts(&q, "CREATE TEMP TABLE _sl_stage ON COMMIT DROP AS "
-                        "SELECT NULL::text AS _sl_op, 0 AS _sl_ord, ");
-        col_list(&q, t, use, "");
-        sl_buf_printf(&q, " FROM %s WITH NO DATA", t->qname);
-        rc = run(ctx->conn, q.data, NULL, f);
-        if (rc != SL_OK)
+        if (!bad && !send_failed && copy_send(ctx->conn, &d) < 0)
+                send_failed = 1;
+        rc = copy_end(ctx->conn,
+                      bad           ? "a row could not be encoded"
+                      : send_failed ? "could not send data"
+                                    : NULL,
+                      send_failed, f);
+        if (bad) {
+                /* check_row() vets every value with the encoder's rules,
+                 * so this is a defect rather than bad data; still, the
+                 * message is isolated like one */
+                snprintf(f->msg, sizeof(f->msg), "%s", err);
+                f->sqlstate[0] = f->field[0] = '\0';
+                rc = PQstatus(ctx->conn) == CONNECTION_OK ? SL_ERR_RECORD
+                                                          : SL_ERR_RETRY;
                 goto out;
-        sl_buf_reset(&q);
-        sl_buf_puts(&q, "COPY _sl_stage (_sl_op, _sl_ord, ");
-        col_list(&q, t, use, "");
-        sl_buf_puts(&q, ") FROM STDIN");
-        rc = copy_in(ctx->conn, q.data, &d, f);
+        }
         if (rc != SL_OK)
                 goto out;
         if (has_r) {
