@@ -10,6 +10,8 @@
 # 200 396 records), BENCH_RUNS (repeats per case, default 3; the median is
 # reported), BENCH_PIPE_RUNS (default 3), BENCH_OUT (default
 # bench/results.md), BENCH_CASES (default "fetch transform load pipeline"),
+# BENCH_LOAD_ROWS (the loader's default --batch-rows, 2000: the size of the
+# bound's batches), BENCH_BATCH_ROWS (the --batch-rows sweep),
 # BENCH_ROWS_DIR (a directory that keeps the mapped.* rows the transform
 # case captured, so that a later load-only run reuses them).
 set -u
@@ -28,6 +30,9 @@ RUNS=${BENCH_RUNS:-3}
 PRUNS=${BENCH_PIPE_RUNS:-3}
 OUT=${BENCH_OUT:-bench/results.md}
 CASES=${BENCH_CASES:-fetch transform load pipeline}
+# the loader's default --batch-rows (loaders/load_main.c): the bound
+# replays the loader's statements in batches of this size, as it cuts them
+export BENCH_LOAD_ROWS=${BENCH_LOAD_ROWS:-2000}
 B=tests/bench
 NVD_N=476 # records in data/nvd/nvd_cves_combined_dedup.json
 PY=/usr/bin/python3
@@ -293,7 +298,7 @@ case_load() {
 	sluice_load warm warm-up '^mapped\.vulnerability$' "$N"
 	psql -qX -c "ALTER DATABASE bench_load RESET log_statement" >/dev/null
 	load_verify "warm-up"
-	$PY $B/bound_load.py "$PGHOST/pg.log" "$W/mapped.vulnerability.kv" 5000 "$W/bound" >/dev/null ||
+	$PY $B/bound_load.py "$PGHOST/pg.log" "$W/mapped.vulnerability.kv" "$BENCH_LOAD_ROWS" "$W/bound" >/dev/null ||
 		die "bound_load.py"
 	psql -qX -c "DROP TABLE IF EXISTS bench_src; CREATE TABLE bench_src AS SELECT * FROM vulnerability" >/dev/null
 	for pct in 0 50 100; do
