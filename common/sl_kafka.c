@@ -259,14 +259,25 @@ rd_kafka_resp_err_t sl_kafka_produce(rd_kafka_t *rk, const char *topic,
                                      size_t value_len, rd_kafka_headers_t *hdrs,
                                      void *opaque)
 {
+        return sl_kafka_produce_flags(rk, topic, partition, key, key_len, value,
+                                      value_len, hdrs, opaque,
+                                      RD_KAFKA_MSG_F_COPY);
+}
+
+rd_kafka_resp_err_t sl_kafka_produce_flags(rd_kafka_t *rk, const char *topic,
+                                           int32_t partition, const void *key,
+                                           size_t key_len, const void *value,
+                                           size_t value_len,
+                                           rd_kafka_headers_t *hdrs,
+                                           void *opaque, int msgflags)
+{
         rd_kafka_resp_err_t err;
 
         for (;;) {
                 err = rd_kafka_producev(
                     rk, RD_KAFKA_V_TOPIC(topic),
                     RD_KAFKA_V_PARTITION(partition),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_KEY(key, key_len),
+                    RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_KEY(key, key_len),
                     RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
                     RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
                     RD_KAFKA_V_END);

@@ -65,6 +65,14 @@ rd_kafka_resp_err_t sl_kafka_produce(rd_kafka_t *rk, const char *topic,
                                      size_t key_len, const void *value,
                                      size_t value_len, rd_kafka_headers_t *hdrs,
                                      void *opaque);
+/* The same with librdkafka's message flags: RD_KAFKA_MSG_F_FREE hands a
+ * malloc'ed value over on success (the caller keeps it on failure). */
+rd_kafka_resp_err_t sl_kafka_produce_flags(rd_kafka_t *rk, const char *topic,
+                                           int32_t partition, const void *key,
+                                           size_t key_len, const void *value,
+                                           size_t value_len,
+                                           rd_kafka_headers_t *hdrs,
+                                           void *opaque, int msgflags);
 
 /* Flushes for at most timeout_ms; returns the number of messages still
  * undelivered (0 is success). */

@@ -99,6 +99,18 @@ void sl_buf_reset(struct sl_buf *b)
                 b->data[0] = '\0';
 }
 
+void sl_buf_reserve(struct sl_buf *b, size_t n)
+{
+        if (n > b->max)
+                n = b->max;
+        if (n + 1 > b->cap) {
+                b->data = sl_realloc(b->data, n + 1);
+                if (b->cap == 0)
+                        b->data[0] = '\0';
+                b->cap = n + 1;
+        }
+}
+
 int sl_buf_append(struct sl_buf *b, const void *p, size_t n)
 {
         if (n > b->max || b->len > b->max - n)

@@ -39,6 +39,8 @@ struct sl_buf {
 void sl_buf_init(struct sl_buf *b, size_t max);
 void sl_buf_free(struct sl_buf *b);
 void sl_buf_reset(struct sl_buf *b);
+/* Makes room for n bytes in all (a hint: never past max). */
+void sl_buf_reserve(struct sl_buf *b, size_t n);
 /* Returns 0, or -1 when the cap would be exceeded (nothing appended). */
 int sl_buf_append(struct sl_buf *b, const void *p, size_t n);
 int sl_buf_puts(struct sl_buf *b, const char *s);

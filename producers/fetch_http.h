@@ -6,6 +6,7 @@
 #ifndef FETCH_HTTP_H
 #define FETCH_HTTP_H
 
+#include "fetch_out.h"
 #include "fetch_policy.h"
 #include "fetch_source.h"
 #include "sl_util.h"
@@ -31,10 +32,16 @@ struct fetch_req {
         char *content_type; /* owned, or NULL */
         char *link;         /* owned, or NULL */
         json_t *json;       /* new reference, or NULL */
+        /* with sparse decoding (fetch_http.sparse_path), json is the page
+         * without its records: they stay text, located here */
+        long nrec; /* -1: not located, count json's */
+        struct fetch_span *recs;
+        size_t arr_open, arr_close;
         int64_t fetched_wall_ms;
 
         /* private */
         int attempts;
+        int64_t started_ms; /* monotonic, at the last start */
         int64_t not_before;
         int active;
         int done;
@@ -53,6 +60,10 @@ struct fetch_http {
         char *user;                 /* basic auth, or NULL */
         char *password;
         long max_active;
+        /* the records path, when pages may be decoded without their
+         * records (validated, located, kept as text: the page's other
+         * values are all the fetcher reads); NULL: decode whole pages */
+        const char *sparse_path;
         /* called about every 100 ms while waiting (the stand-by lock);
          * non-zero stops the run */
         int (*idle)(void *opaque);

@@ -26,6 +26,21 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
         }
 }
 
+/* Asks the cluster for topic's metadata, so that its partitions are known
+ * before the first message (failure only costs that wait later). */
+static void warm(rd_kafka_t *rk, const char *topic)
+{
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+
+        if (!rkt)
+                return;
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+                rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+}
+
 int fetch_out_init(struct fetch_out *o, const char *source,
                    const char *records_path, size_t max_bytes, char *errstr,
                    size_t errstr_size)
@@ -56,6 +71,11 @@ int fetch_out_init(struct fetch_out *o, const char *source,
         conf = NULL;
         if (!o->rk)
                 return -1;
+        /* learn both topics' leaders now: the first message to a topic the
+         * producer has not seen waits for a metadata round first (the
+         * state write after a sync took ~0.9 s of a 2 s sync) */
+        warm(o->rk, o->topic);
+        warm(o->rk, FETCH_STATE_TOPIC);
         fetch_out_new_run(o);
         return 0;
 }
@@ -84,6 +104,23 @@ static const char *ws(const char *p, const char *end)
         return p;
 }
 
+/* Past the string whose opening quote is just before p: the first quote
+ * after an even run of backslashes (memchr finds quotes fast). */
+static const char *skip_string(const char *p, const char *end)
+{
+        for (;;) {
+                const char *q = memchr(p, '"', (size_t)(end - p));
+                const char *b;
+                if (!q)
+                        return end;
+                for (b = q; b > p && b[-1] == '\\'; b--)
+                        ;
+                if (((q - b) & 1) == 0)
+                        return q + 1;
+                p = q + 1;
+        }
+}
+
 /* Past the JSON value at p (the text is known to be valid JSON). */
 static const char *skip_value(const char *p, const char *end)
 {
@@ -92,13 +129,7 @@ static const char *skip_value(const char *p, const char *end)
         while (p < end) {
                 char c = *p;
                 if (c == '"') {
-                        p++;
-                        while (p < end && *p != '"') {
-                                if (*p == '\\')
-                                        p++;
-                                p++;
-                        }
-                        p++;
+                        p = skip_string(p + 1, end);
                         if (depth == 0)
                                 return p;
                         continue;
@@ -118,125 +149,170 @@ static const char *skip_value(const char *p, const char *end)
         return end;
 }
 
-/* The value of member key (keylen bytes, unescaped) of the object at p. */
+/* The value of member key (keylen bytes, unescaped) of the object at p;
+ * of repeated names the last, as Jansson keeps it. */
 static const char *member(const char *p, const char *end, const char *key,
                           size_t keylen)
 {
+        const char *found = NULL;
+
         p = ws(p, end);
         if (p >= end || *p != '{')
                 return NULL;
-        p++;
+        p = ws(p + 1, end);
+        if (p < end && *p == '}')
+                return NULL;
         for (;;) {
                 const char *k, *kend;
                 p = ws(p, end);
                 if (p >= end || *p != '"')
-                        return NULL;
+                        return found;
                 k = p + 1;
                 kend = skip_value(p, end) - 1;
                 p = ws(kend + 1, end);
                 if (p >= end || *p != ':')
-                        return NULL;
+                        return found;
                 p = ws(p + 1, end);
                 if ((size_t)(kend - k) == keylen && memcmp(k, key, keylen) == 0)
-                        return p;
+                        found = p;
                 p = ws(skip_value(p, end), end);
                 if (p >= end || *p != ',')
-                        return NULL;
+                        return found;
                 p++;
         }
 }
 
-/* Finds the array at a "$", "$.a.b" or "$['a']" path. */
-static const char *find_array(const char *text, size_t len, const char *path)
+/* The value at a "$", "$.a.b", "$['a']" or "a.b" path: *unsupported set
+ * for other paths (indexes, wildcards, filters, escaped names). */
+static const char *find_value(const char *text, size_t len, const char *path,
+                              int *unsupported)
 {
         const char *end = text + len;
         const char *p = ws(text, end);
         const char *s = path;
+        int relative = 0; /* "a.b": as if it were ".a.b" */
 
+        *unsupported = 0;
         if (*s == '$')
                 s++;
+        else if (*s && *s != '.' && *s != '[')
+                relative = 1;
         while (*s && p) {
-                char name[256];
+                const char *name;
                 size_t n;
-                if (*s == '.') {
-                        s++;
+                if (relative || *s == '.') {
+                        s += relative ? 0 : 1;
+                        relative = 0;
                         n = strcspn(s, ".[");
+                        name = s;
+                        s += n;
                 } else if (s[0] == '[' && (s[1] == '\'' || s[1] == '"')) {
-                        char q = s[1];
-                        const char *close;
-                        s += 2;
-                        close = strchr(s, q);
+                        const char *close = strchr(s + 2, s[1]);
                         if (!close || close[1] != ']')
-                                return NULL;
-                        n = (size_t)(close - s);
-                        snprintf(name, sizeof(name), "%.*s", (int)n, s);
-                        p = member(p, end, name, n);
+                                break;
+                        name = s + 2;
+                        n = (size_t)(close - name);
                         s = close + 2;
-                        continue;
                 } else {
-                        return NULL; /* indexes, wildcards: not splittable */
+                        break;
                 }
-                if (n == 0 || n >= sizeof(name))
-                        return NULL;
-                snprintf(name, sizeof(name), "%.*s", (int)n, s);
+                if (n == 0 || memchr(name, '\\', n) || memchr(name, '*', n))
+                        break;
                 p = member(p, end, name, n);
-                s += n;
         }
-        if (!p)
+        if (*s && p) {
+                *unsupported = 1;
                 return NULL;
-        p = ws(p, end);
-        return p < end && *p == '[' ? p : NULL;
+        }
+        return p;
 }
 
-size_t fetch_split(const char *text, size_t len, const char *path,
-                   size_t max_bytes, char ***chunks, size_t **lens)
+long fetch_records_locate(const char *text, size_t len, const char *path,
+                          size_t *arr_open, size_t *arr_close,
+                          struct fetch_span **recs)
 {
         const char *end = text + len;
-        const char *arr = find_array(text, len, path);
-        const char *close, *p;
-        const char **rec_start = NULL;
-        const char **rec_end = NULL;
-        size_t nrec = 0, cap = 0, nchunk = 0, head, tail;
-        struct sl_buf b;
+        int unsupported;
+        const char *arr = find_value(text, len, path, &unsupported);
+        const char *p;
+        struct fetch_span *r = NULL;
+        size_t n = 0, cap = 0;
 
-        *chunks = NULL;
-        *lens = NULL;
-        if (!arr)
-                return 0;
+        *recs = NULL;
+        if (!arr || *arr != '[')
+                return -1;
         p = arr + 1;
         for (;;) {
                 p = ws(p, end);
-                if (p >= end)
-                        goto fail;
+                if (p >= end) {
+                        free(r);
+                        return -1;
+                }
                 if (*p == ']')
                         break;
-                if (nrec == cap) {
+                if (n == cap) {
                         cap = cap ? cap * 2 : 256;
-                        rec_start =
-                            sl_realloc(rec_start, cap * sizeof(*rec_start));
-                        rec_end = sl_realloc(rec_end, cap * sizeof(*rec_end));
+                        r = sl_realloc(r, cap * sizeof(*r));
                 }
-                rec_start[nrec] = p;
+                r[n].off = (size_t)(p - text);
                 p = skip_value(p, end);
-                rec_end[nrec++] = p;
+                r[n].len = (size_t)(p - text) - r[n].off;
+                n++;
                 p = ws(p, end);
                 if (p < end && *p == ',')
                         p++;
         }
-        close = p;
-        head = (size_t)(arr + 1 - text);
-        tail = (size_t)(end - close);
+        *arr_open = (size_t)(arr - text);
+        *arr_close = (size_t)(p - text);
+        *recs = r;
+        return (long)n;
+}
+
+int fetch_member_value(const char *text, size_t len, const char *path,
+                       struct fetch_span *v)
+{
+        int unsupported;
+        const char *p = find_value(text, len, path, &unsupported);
+
+        if (unsupported)
+                return -1;
+        if (!p)
+                return 0;
+        v->off = (size_t)(p - text);
+        v->len = (size_t)(skip_value(p, text + len) - p);
+        return 1;
+}
+
+size_t fetch_split_spans(const char *text, size_t len, size_t arr_open,
+                         size_t arr_close, const struct fetch_span *recs,
+                         size_t nrec, size_t max_bytes, char ***chunks,
+                         size_t **lens)
+{
+        size_t nchunk = 0;
+        size_t head = arr_open + 1, tail = len - arr_close;
+        const char *close = text + arr_close;
+        struct sl_buf b;
+
+        *chunks = NULL;
+        *lens = NULL;
         sl_buf_init(&b, 0);
         for (size_t i = 0; i < nrec || (nrec == 0 && nchunk == 0);) {
-                size_t used = head + tail;
+                size_t used = head + tail, want = used;
+                /* the chunk's size first: one allocation per chunk */
+                for (size_t k = 0, j = i; j < nrec; k++, j++) {
+                        if (k > 0 && want + recs[j].len + 1 > max_bytes)
+                                break;
+                        want += recs[j].len + 1;
+                }
+                sl_buf_reserve(&b, want + 1);
                 sl_buf_append(&b, text, head);
                 for (size_t k = 0; i < nrec; k++) {
-                        size_t rl = (size_t)(rec_end[i] - rec_start[i]);
+                        size_t rl = recs[i].len;
                         if (k > 0 && used + rl + 1 > max_bytes)
                                 break;
                         if (k > 0)
                                 sl_buf_append(&b, ",", 1);
-                        sl_buf_append(&b, rec_start[i], rl);
+                        sl_buf_append(&b, text + recs[i].off, rl);
                         used += rl + 1;
                         i++;
                 }
@@ -249,13 +325,24 @@ size_t fetch_split(const char *text, size_t len, const char *path,
                         break;
         }
         sl_buf_free(&b);
-        free(rec_start);
-        free(rec_end);
         return nchunk;
-fail:
-        free(rec_start);
-        free(rec_end);
-        return 0;
+}
+
+size_t fetch_split(const char *text, size_t len, const char *path,
+                   size_t max_bytes, char ***chunks, size_t **lens)
+{
+        size_t open, close, n;
+        struct fetch_span *recs;
+        long nrec = fetch_records_locate(text, len, path, &open, &close, &recs);
+
+        *chunks = NULL;
+        *lens = NULL;
+        if (nrec < 0)
+                return 0;
+        n = fetch_split_spans(text, len, open, close, recs, (size_t)nrec,
+                              max_bytes, chunks, lens);
+        free(recs);
+        return n;
 }
 
 /* ---- publishing ---- */
@@ -272,9 +359,10 @@ static long count_records(const struct fetch_out *o, json_t *json)
         return json_is_array(arr) ? (long)json_array_size(arr) : 0;
 }
 
+/* owned: value is malloc'ed and handed to librdkafka on success */
 static int produce_one(struct fetch_out *o, const struct fetch_page *p,
                        const char *chunk, const void *value, size_t len,
-                       char *errstr, size_t errstr_size)
+                       int owned, char *errstr, size_t errstr_size)
 {
         rd_kafka_headers_t *hdrs = rd_kafka_headers_new(9);
         rd_kafka_resp_err_t err;
@@ -295,8 +383,9 @@ static int produce_one(struct fetch_out *o, const struct fetch_page *p,
         sl_kafka_header_add(hdrs, "records_path", o->records_path);
         snprintf(key, sizeof(key), "%s:%s:%ld:%s", o->source, o->run, p->page,
                  chunk);
-        err = sl_kafka_produce(o->rk, o->topic, RD_KAFKA_PARTITION_UA, key,
-                               strlen(key), value, len, hdrs, o);
+        err = sl_kafka_produce_flags(
+            o->rk, o->topic, RD_KAFKA_PARTITION_UA, key, strlen(key), value,
+            len, hdrs, o, owned ? RD_KAFKA_MSG_F_FREE : RD_KAFKA_MSG_F_COPY);
         if (err) {
                 snprintf(errstr, errstr_size, "could not produce to %s: %s",
                          o->topic, rd_kafka_err2str(err));
@@ -309,13 +398,17 @@ static int produce_one(struct fetch_out *o, const struct fetch_page *p,
 long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
                     char *errstr, size_t errstr_size)
 {
-        long nrec = count_records(o, p->json);
+        long nrec = p->nrec >= 0 ? p->nrec : count_records(o, p->json);
         char **chunks = NULL;
         size_t *lens = NULL;
         size_t n = 0;
         long rc = nrec;
 
-        if (p->len > o->max_bytes)
+        if (p->len > o->max_bytes && p->nrec >= 0)
+                n = fetch_split_spans(p->body, p->len, p->arr_open,
+                                      p->arr_close, p->recs, (size_t)p->nrec,
+                                      o->max_bytes, &chunks, &lens);
+        else if (p->len > o->max_bytes)
                 n = fetch_split(p->body, p->len, o->records_path, o->max_bytes,
                                 &chunks, &lens);
         if (n <= 1) {
@@ -323,7 +416,7 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
                         sl_warn("event=page_unsplittable source=%s page=%ld "
                                 "bytes=%zu",
                                 o->source, p->page, p->len);
-                if (produce_one(o, p, "0", p->body, p->len, errstr,
+                if (produce_one(o, p, "0", p->body, p->len, 0, errstr,
                                 errstr_size) < 0)
                         rc = -1;
                 goto out;
@@ -331,11 +424,12 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
         for (size_t i = 0; i < n; i++) {
                 char chunk[48];
                 snprintf(chunk, sizeof(chunk), "%zu/%zu", i, n);
-                if (produce_one(o, p, chunk, chunks[i], lens[i], errstr,
+                if (produce_one(o, p, chunk, chunks[i], lens[i], 1, errstr,
                                 errstr_size) < 0) {
                         rc = -1;
                         break;
                 }
+                chunks[i] = NULL; /* librdkafka's now */
         }
         sl_debug("event=page_split source=%s page=%ld chunks=%zu", o->source,
                  p->page, n);
@@ -352,8 +446,11 @@ int fetch_out_wait(struct fetch_out *o, int timeout_ms, char *errstr,
 {
         int64_t until = sl_now_ms() + timeout_ms;
 
+        /* flush, not poll: it sends what lingers now (the end of a window
+         * and the state write each waited linger.ms) and serves the
+         * delivery reports */
         while (o->delivered + o->failed < o->produced && sl_now_ms() < until)
-                rd_kafka_poll(o->rk, 100);
+                rd_kafka_flush(o->rk, 100);
         if (o->failed) {
                 snprintf(errstr, errstr_size,
                          "%ld of %ld messages were not delivered: %s",

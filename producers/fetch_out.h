@@ -34,13 +34,22 @@ void fetch_out_free(struct fetch_out *o);
 /* Starts a new run id "<unix-ms>-<pid>". */
 void fetch_out_new_run(struct fetch_out *o);
 
+/* A record's bytes in a page's text. */
+struct fetch_span {
+        size_t off, len;
+};
+
 /* The page and its metadata, as received. */
 struct fetch_page {
         long page;
         const char *body;
         size_t len;
-        json_t *json;    /* borrowed: the parsed body, or NULL */
-        const char *url; /* masked */
+        json_t *json; /* borrowed: the parsed body, or NULL; with nrec >= 0
+                         its records array is left empty (fetch_http) */
+        long nrec;    /* records located in body, or -1: count json's */
+        const struct fetch_span *recs; /* with nrec >= 0 */
+        size_t arr_open, arr_close;    /* the records array's brackets */
+        const char *url;               /* masked */
         long http_status;
         const char *content_type;
         int64_t fetched_wall_ms;
@@ -74,6 +83,26 @@ int fetch_state_read(const char *source, json_t **state, char *errstr,
  * *lens, or 0 when the path does not lead to an array in the text. */
 size_t fetch_split(const char *text, size_t len, const char *path,
                    size_t max_bytes, char ***chunks, size_t **lens);
+/* The same from records already located (fetch_records_locate). */
+size_t fetch_split_spans(const char *text, size_t len, size_t arr_open,
+                         size_t arr_close, const struct fetch_span *recs,
+                         size_t nrec, size_t max_bytes, char ***chunks,
+                         size_t **lens);
+
+/* Locates the records array of a valid JSON text (sl_json_validate) by
+ * path: the offsets of its '[' and ']' and each element's bytes (*recs:
+ * new array, free it). Returns the number of records, or -1 when the path
+ * is not a plain member path ("$", "$.a.b", "$['a']") or does not lead to
+ * an array. Of repeated member names the last counts, as in Jansson. */
+long fetch_records_locate(const char *text, size_t len, const char *path,
+                          size_t *arr_open, size_t *arr_close,
+                          struct fetch_span **recs);
+
+/* The value at a plain member path in the valid JSON text: 1 with its
+ * bytes in *v, 0 when absent, -1 when the path is not a plain member path
+ * (then evaluate it on a decoded tree). */
+int fetch_member_value(const char *text, size_t len, const char *path,
+                       struct fetch_span *v);
 
 /* The stand-by lock: membership of consumer group sluice-fetch-<source>
  * on FETCH_LOCK_TOPIC; whoever is assigned partition 0 owns the source. */

@@ -51,12 +51,23 @@ int64_t fetch_rate_take(struct fetch_rate *r, int64_t now_ms)
         return r->done_ms[r->head] + r->window_ms - now_ms;
 }
 
-void fetch_rate_done(struct fetch_rate *r, int64_t now_ms)
+int64_t fetch_rate_margin_ms(const struct fetch_rate *r)
 {
+        int64_t m = r->window_ms / 50;
+
+        return m < 25 ? 25 : m;
+}
+
+void fetch_rate_done(struct fetch_rate *r, int64_t now_ms, int64_t slot_ms)
+{
+        long i;
+
         if (r->in_flight > 0)
                 r->in_flight--;
         if (r->limit <= 0)
                 return;
+        if (slot_ms > now_ms)
+                slot_ms = now_ms;
         expire(r, now_ms);
         if (r->used == r->limit) {
                 /* cannot happen while takes and dones pair up; keep the
@@ -64,7 +75,15 @@ void fetch_rate_done(struct fetch_rate *r, int64_t now_ms)
                 r->head = (r->head + 1) % r->limit;
                 r->used--;
         }
-        r->done_ms[(r->head + r->used) % r->limit] = now_ms;
+        /* answers come back out of send order: keep the ring sorted, so
+         * that its head is always the next slot to free */
+        for (i = r->used; i > 0; i--) {
+                int64_t prev = r->done_ms[(r->head + i - 1) % r->limit];
+                if (prev <= slot_ms)
+                        break;
+                r->done_ms[(r->head + i) % r->limit] = prev;
+        }
+        r->done_ms[(r->head + i) % r->limit] = slot_ms;
         r->used++;
 }
 

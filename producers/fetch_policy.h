@@ -15,7 +15,7 @@
 struct fetch_rate {
         long limit; /* 0: unlimited */
         int64_t window_ms;
-        int64_t *done_ms; /* answer times, oldest first (ring) */
+        int64_t *done_ms; /* slot times, oldest first (ring) */
         long head;
         long used;
         long in_flight;
@@ -27,8 +27,14 @@ void fetch_rate_free(struct fetch_rate *r);
 /* 0 when a request may start at now_ms (then it is counted as in
  * flight), else the ms to wait before asking again. */
 int64_t fetch_rate_take(struct fetch_rate *r, int64_t now_ms);
-/* The request taken at fetch_rate_take() got its answer at now_ms. */
-void fetch_rate_done(struct fetch_rate *r, int64_t now_ms);
+/* The request taken at fetch_rate_take() got its answer at now_ms; its
+ * slot counts from slot_ms (<= now_ms: when it was sent, plus a margin;
+ * fetch_rate_margin_ms) until slot_ms + the window. */
+void fetch_rate_done(struct fetch_rate *r, int64_t now_ms, int64_t slot_ms);
+/* The margin a request's slot keeps past its send time: the server counts
+ * from the request's arrival, which a later request on a faster path
+ * could otherwise beat. 2 % of the window, at least 25 ms. */
+int64_t fetch_rate_margin_ms(const struct fetch_rate *r);
 /* Nobody starts before until_ms. */
 void fetch_rate_block(struct fetch_rate *r, int64_t until_ms);
 

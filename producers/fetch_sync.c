@@ -12,6 +12,27 @@
 
 #define MAX_PAGES 1000000L
 
+/* Whether pages can be decoded without their records (fetch_http): the
+ * records path is a plain member path and no other path of the source
+ * reads inside the records. */
+static const char *sparse_path(const struct fetch_source *src)
+{
+        const char *paths[] = {src->total_path, src->pages_path,
+                               src->next_path};
+        const char *rp = src->records;
+        size_t rl = strlen(rp);
+        struct fetch_span v;
+
+        if (fetch_member_value("{}", 2, rp, &v) < 0)
+                return NULL; /* indexes, wildcards, filters */
+        for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+                if (paths[i] &&
+                    (strcmp(rp, "$") == 0 || (strncmp(paths[i], rp, rl) == 0 &&
+                                              strchr(".[", paths[i][rl]))))
+                        return NULL;
+        return rp;
+}
+
 int fetch_ctx_init(struct fetch_ctx *c, const struct fetch_source *src,
                    const char *base_url, char *errstr, size_t errstr_size)
 {
@@ -30,6 +51,7 @@ int fetch_ctx_init(struct fetch_ctx *c, const struct fetch_source *src,
         }
         if (fetch_http_init(&c->http, src, errstr, errstr_size) < 0)
                 goto fail;
+        c->http.sparse_path = sparse_path(src);
         if (fetch_out_init(
                 &c->out, src->name, sl_jsonpath_text(c->records_path),
                 (size_t)src->max_message_bytes, errstr, errstr_size) < 0) {
@@ -234,6 +256,36 @@ static int each_record(json_t *rec, void *opaque)
         return 0;
 }
 
+/* The cursor of each record of a sparse page: read from the record's
+ * text by a plain member path, or from the decoded record. */
+static void each_span(struct fetch_ctx *c, const struct fetch_req *r)
+{
+        const char *text = r->resp.data;
+
+        for (long i = 0; i < r->nrec; i++) {
+                const char *rec = text + r->recs[i].off;
+                size_t len = r->recs[i].len;
+                struct fetch_span v;
+                json_error_t e;
+                json_t *j;
+                int found =
+                    fetch_member_value(rec, len, c->src->cursor_field, &v);
+
+                if (found == 0)
+                        continue;
+                if (found > 0) {
+                        j = json_loadb(rec + v.off, v.len, JSON_DECODE_ANY, &e);
+                        see_cursor(j, c);
+                } else {
+                        j = json_loadb(rec, len, JSON_DECODE_ANY, &e);
+                        if (j)
+                                sl_jsonpath_each(c->cursor_path, j, see_cursor,
+                                                 c);
+                }
+                json_decref(j);
+        }
+}
+
 /* The live line on a terminal: percent, rate, ETA, redrawn in place. */
 static void progress_tty(struct fetch_ctx *c, int final, double rate)
 {
@@ -294,7 +346,7 @@ static void progress(struct fetch_ctx *c, int final)
         }
 }
 
-static long page_records(struct fetch_ctx *c, json_t *json);
+static long page_records(struct fetch_ctx *c, json_t *json, long nrec);
 
 static int publish(struct fetch_req *r, void *opaque, char *errstr,
                    size_t errstr_size)
@@ -303,7 +355,9 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
         struct fetch_page p;
         long n;
 
-        n = c->src->max_records > 0 && r->json ? page_records(c, r->json) : -1;
+        n = c->src->max_records > 0 && r->json
+                ? page_records(c, r->json, r->nrec)
+                : -1;
         if (n > c->src->max_records) {
                 snprintf(errstr, errstr_size,
                          "%s: page %ld holds %ld records, over "
@@ -316,6 +370,10 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
         p.body = r->resp.data ? r->resp.data : "";
         p.len = r->resp.len;
         p.json = r->json;
+        p.nrec = r->nrec;
+        p.recs = r->recs;
+        p.arr_open = r->arr_open;
+        p.arr_close = r->arr_close;
         p.url = r->masked_url;
         p.http_status = r->status;
         p.content_type = r->content_type;
@@ -329,7 +387,9 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
         sl_metric_add(SL_M_RECORDS_IN, SL_LV(c->src->name), (double)n);
         sl_metric_add(SL_M_RECORDS_OUT, SL_LV(c->src->name, "published"),
                       (double)n);
-        if (c->cursor_path && r->json)
+        if (c->cursor_path && r->nrec >= 0)
+                each_span(c, r);
+        else if (c->cursor_path && r->json)
                 sl_jsonpath_each(c->records_path, r->json, each_record, c);
         sl_debug("event=page source=%s page=%ld records=%ld status=%ld",
                  c->src->name, r->tag, n, r->status);
@@ -337,9 +397,14 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
         return 0;
 }
 
-static long page_records(struct fetch_ctx *c, json_t *json)
+/* Records on a page: nrec when they were located in its text. */
+static long page_records(struct fetch_ctx *c, json_t *json, long nrec)
 {
-        json_t *arr = json ? sl_jsonpath_first(c->records_path, json) : NULL;
+        json_t *arr;
+
+        if (nrec >= 0)
+                return nrec;
+        arr = json ? sl_jsonpath_first(c->records_path, json) : NULL;
 
         return json_is_array(arr) ? (long)json_array_size(arr) : -1;
 }
@@ -349,6 +414,7 @@ struct one {
         struct fetch_ctx *c;
         int publish;
         json_t *json;    /* new reference, or NULL */
+        long nrec;       /* the answer's (fetch_req) */
         char *link_next; /* new, or NULL */
         long status;
 };
@@ -361,6 +427,7 @@ static int keep_answer(struct fetch_req *r, void *opaque, char *errstr,
         if (o->publish && publish(r, o->c, errstr, errstr_size) < 0)
                 return -1;
         o->json = json_incref(r->json);
+        o->nrec = r->nrec;
         o->status = r->status;
         if (r->link)
                 o->link_next = fetch_link_next(r->link);
@@ -438,7 +505,7 @@ static int paging_counted(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         rc = run_one(c, r, 1, &o, errstr, errstr_size);
         if (rc != SL_OK)
                 return rc;
-        first_n = page_records(c, o.json);
+        first_n = page_records(c, o.json, o.nrec);
         total =
             json_long(o.json, by_offset ? src->total_path : src->pages_path);
         one_free(&o);
@@ -492,7 +559,7 @@ static int paging_counted(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                 rc = run_one(c, r, 1, &o, errstr, errstr_size);
                 if (rc != SL_OK)
                         return rc;
-                got = page_records(c, o.json);
+                got = page_records(c, o.json, o.nrec);
                 one_free(&o);
                 first_n = got;
         }
@@ -544,7 +611,7 @@ static int paging_chain(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                         if (json_is_string(nv) && *json_string_value(nv))
                                 next = sl_strdup(json_string_value(nv));
                 }
-                if (next && page_records(c, o.json) == 0 &&
+                if (next && page_records(c, o.json, o.nrec) == 0 &&
                     src->paging == FETCH_PAGING_CURSOR) {
                         /* a token with no records: nothing more */
                         free(next);
@@ -722,6 +789,8 @@ static int run_window(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         }
         if (fetch_out_wait(&c->out, 120000, errstr, errstr_size) < 0)
                 return SL_ERR_RETRY;
+        sl_debug("event=window_delivered source=%s messages=%ld", c->src->name,
+                 c->out.delivered);
         return SL_OK;
 }
 

@@ -79,9 +79,12 @@ static int produce_json(struct worker *w, const char *topic, const char *key,
                 w->produce_failures++;
                 return 0;
         }
-        err = sl_kafka_produce(w->producer, topic, RD_KAFKA_PARTITION_UA, key,
-                               key_len, buf, len, NULL, NULL);
-        free(buf);
+        /* the text is handed over, not copied (librdkafka frees it) */
+        err = sl_kafka_produce_flags(w->producer, topic, RD_KAFKA_PARTITION_UA,
+                                     key, key_len, buf, len, NULL, NULL,
+                                     RD_KAFKA_MSG_F_FREE);
+        if (err)
+                free(buf); /* still ours */
         if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
             strcmp(topic, DLQ_TOPIC) != 0)
                 return produce_too_large(w, key, key_len, v, len);

@@ -115,3 +115,14 @@ for i, value in enumerate([
         '{"v":1,"table":"fuzz_table","op":"upsert","key":{"id":"x"},'
         '"row":{"id":"x","v":"\\u0000"},"version":null,"lineage":[]}']):
     put("envelope", "x%02d" % i, "k\n----\n" + value)
+
+# the page validator: whole pages, and the edges of the JSON grammar
+for i, page in enumerate([kev_page, nvd_page, uh_page, tenable]):
+    put("jsonscan", "%02d" % i, json.dumps(page, ensure_ascii=i % 2 == 0))
+for i, text in enumerate([
+        '[1e309, -0, 0.5e-400, 9223372036854775807, -9223372036854775808]',
+        '["\\ud83d\\ude00", "\\u00e9", "\u00e9\u4e2d\U0001f600", "\\/\\b"]',
+        '{"a": [[[[[[[[{"b": [true, false, null]}]]]]]]]]}',
+        '[9223372036854775808]', '["\\ud83d"]', '{"a":1,}',
+        b'["\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc0\x80"]']):
+    put("jsonscan", "x%02d" % i, text)

@@ -14,13 +14,34 @@ static void test_rate(void)
         TAP_INT_EQ(fetch_rate_take(&r, 0), 0, "rate: first slot");
         TAP_INT_EQ(fetch_rate_take(&r, 0), 0, "rate: second slot");
         TAP_OK(fetch_rate_take(&r, 0) > 0, "rate: third waits while two fly");
-        fetch_rate_done(&r, 500);
-        fetch_rate_done(&r, 700);
+        fetch_rate_done(&r, 500, 500);
+        fetch_rate_done(&r, 700, 700);
         TAP_INT_EQ(fetch_rate_take(&r, 800), 700,
                    "rate: window counts from the first answer");
         TAP_INT_EQ(fetch_rate_take(&r, 1500), 0, "rate: free after window");
         fetch_rate_block(&r, 5000);
         TAP_INT_EQ(fetch_rate_take(&r, 4000), 1000, "rate: block holds all");
+        fetch_rate_free(&r);
+
+        /* slots count from the send: answers out of send order */
+        fetch_rate_init(&r, 2, 1000);
+        fetch_rate_take(&r, 0);
+        fetch_rate_take(&r, 0);
+        fetch_rate_done(&r, 400, 100); /* sent at 100, answered first */
+        fetch_rate_done(&r, 600, 50);  /* sent at 50, answered later */
+        TAP_INT_EQ(fetch_rate_take(&r, 700), 350,
+                   "rate: the earliest send frees first (1050 - 700)");
+        TAP_INT_EQ(fetch_rate_take(&r, 1050), 0, "rate: free at send + window");
+        TAP_OK(fetch_rate_take(&r, 1050) > 0,
+               "rate: the second slot is held until 1100");
+        fetch_rate_done(&r, 1200, 1300);
+        TAP_INT_EQ(fetch_rate_take(&r, 1200), 0,
+                   "rate: a slot never starts after its answer");
+        TAP_INT_EQ(fetch_rate_margin_ms(&r), 25, "rate: margin floor 25 ms");
+        fetch_rate_free(&r);
+        fetch_rate_init(&r, 5, 30000);
+        TAP_INT_EQ(fetch_rate_margin_ms(&r), 600,
+                   "rate: margin 2 %% of a 30 s window");
         fetch_rate_free(&r);
 }
 

@@ -1,0 +1,409 @@
+/* sl_jsonscan: a strict JSON validator that builds nothing (see the
+ * header). One pass, no allocation, an explicit stack of container kinds:
+ * a hostile page cannot reach any recursion. */
+#include "sl_jsonscan.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JANSSON_MAX_DEPTH 2048
+
+struct scan {
+        const unsigned char *s, *p, *end;
+        struct sl_json_error *err;
+};
+
+static int fail(struct scan *sc, const unsigned char *at, const char *what)
+{
+        if (sc->err) {
+                sc->err->position = (size_t)(at - sc->s);
+                snprintf(sc->err->text, sizeof(sc->err->text), "%s", what);
+        }
+        return -1;
+}
+
+static void skip_ws(struct scan *sc)
+{
+        const unsigned char *p = sc->p;
+
+        while (p < sc->end &&
+               (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+                p++;
+        sc->p = p;
+}
+
+static int hexval(int c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* The four hex digits at p (p + 4 <= end checked by the caller), or -1. */
+static long hex4(const unsigned char *p)
+{
+        long v = 0;
+
+        for (int i = 0; i < 4; i++) {
+                int h = hexval(p[i]);
+                if (h < 0)
+                        return -1;
+                v = v * 16 + h;
+        }
+        return v;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), or 0
+ * (overlong forms, UTF-16 surrogates and code points past U+10FFFF are
+ * not well formed). */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+        unsigned c = p[0];
+        size_t n;
+        unsigned lo = 0x80, hi = 0xBF; /* range of the second byte */
+
+        if (c >= 0xC2 && c <= 0xDF) {
+                n = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+                n = 3;
+                if (c == 0xE0)
+                        lo = 0xA0;
+                else if (c == 0xED)
+                        hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+                n = 4;
+                if (c == 0xF0)
+                        lo = 0x90;
+                else if (c == 0xF4)
+                        hi = 0x8F;
+        } else {
+                return 0;
+        }
+        if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+                return 0;
+        for (size_t i = 2; i < n; i++)
+                if ((p[i] & 0xC0) != 0x80)
+                        return 0;
+        return n;
+}
+
+/* The string at sc->p (at its opening quote); sc->p ends past it. */
+static int scan_string(struct scan *sc)
+{
+        const unsigned char *p = sc->p + 1;
+        const unsigned char *end = sc->end;
+
+        for (;;) {
+                /* the plain ASCII run: most of any page */
+                while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' &&
+                       *p != '\\')
+                        p++;
+                if (p >= end)
+                        return fail(sc, p, "premature end of input in string");
+                if (*p == '"') {
+                        sc->p = p + 1;
+                        return 0;
+                }
+                if (*p < 0x20)
+                        return fail(sc, p, "control character in string");
+                if (*p >= 0x80) {
+                        size_t n = utf8_len(p, end);
+                        if (!n)
+                                return fail(sc, p, "invalid UTF-8 in string");
+                        p += n;
+                        continue;
+                }
+                { /* a backslash */
+                        if (p + 1 >= end)
+                                return fail(sc, p,
+                                            "premature end of input "
+                                            "in string");
+                        switch (p[1]) {
+                        case '"':
+                        case '\\':
+                        case '/':
+                        case 'b':
+                        case 'f':
+                        case 'n':
+                        case 'r':
+                        case 't':
+                                p += 2;
+                                break;
+                        case 'u': {
+                                long v, w;
+                                if (end - p < 6 || (v = hex4(p + 2)) < 0)
+                                        return fail(sc, p,
+                                                    "invalid \\u "
+                                                    "escape");
+                                if (v == 0)
+                                        return fail(sc, p,
+                                                    "\\u0000 is not "
+                                                    "allowed");
+                                if (v >= 0xDC00 && v <= 0xDFFF)
+                                        return fail(sc, p,
+                                                    "lone low "
+                                                    "surrogate");
+                                if (v >= 0xD800 && v <= 0xDBFF) {
+                                        if (end - p < 12 || p[6] != '\\' ||
+                                            p[7] != 'u' ||
+                                            (w = hex4(p + 8)) < 0xDC00 ||
+                                            w > 0xDFFF)
+                                                return fail(sc, p,
+                                                            "unpaired high "
+                                                            "surrogate");
+                                        p += 12;
+                                } else {
+                                        p += 6;
+                                }
+                                break;
+                        }
+                        default:
+                                return fail(sc, p, "invalid escape");
+                        }
+                }
+        }
+}
+
+static int is_digit(const unsigned char *p, const unsigned char *end)
+{
+        return p < end && *p >= '0' && *p <= '9';
+}
+
+/* Whether a real with these digits (from the first digit to the end) can
+ * be past DBL_MAX: only when its integer digits plus its exponent pass
+ * 300; below that it is under 1e300 whatever its digits. */
+static int real_may_overflow(const unsigned char *d, const unsigned char *end)
+{
+        long intd = 0, e = 0;
+        int neg = 0;
+
+        while (d < end && *d >= '0' && *d <= '9')
+                d++, intd++;
+        if (d < end && *d == '.')
+                for (d++; d < end && *d >= '0' && *d <= '9'; d++)
+                        ;
+        if (d < end && (*d == 'e' || *d == 'E')) {
+                d++;
+                if (d < end && (*d == '+' || *d == '-'))
+                        neg = *d++ == '-';
+                for (; d < end && *d >= '0' && *d <= '9'; d++)
+                        if (e < 100000)
+                                e = e * 10 + (*d - '0');
+        }
+        return intd + (neg ? -e : e) > 300;
+}
+
+/* Whether the real number text [a, b) overflows a double. */
+static int real_overflows(const unsigned char *a, const unsigned char *b)
+{
+        char small[64];
+        char *text = small;
+        size_t n = (size_t)(b - a);
+        double v;
+        int over;
+
+        if (n >= sizeof(small)) {
+                text = malloc(n + 1);
+                if (!text)
+                        return 1;
+        }
+        memcpy(text, a, n);
+        text[n] = '\0';
+        errno = 0;
+        v = strtod(text, NULL);
+        over = (v == HUGE_VAL || v == -HUGE_VAL) && errno == ERANGE;
+        if (text != small)
+                free(text);
+        return over;
+}
+
+/* The number at sc->p, with Jansson's limits. */
+static int scan_number(struct scan *sc)
+{
+        const unsigned char *a = sc->p, *p = sc->p, *end = sc->end;
+        const unsigned char *digits;
+        int real = 0;
+
+        if (*p == '-')
+                p++;
+        digits = p;
+        if (p < end && *p == '0') {
+                p++;
+                if (is_digit(p, end))
+                        return fail(sc, p, "leading zero in a number");
+        } else if (is_digit(p, end)) {
+                while (is_digit(p, end))
+                        p++;
+        } else {
+                return fail(sc, p, "invalid number");
+        }
+        if (p < end && *p == '.') {
+                p++;
+                if (!is_digit(p, end))
+                        return fail(sc, p, "invalid number");
+                while (is_digit(p, end))
+                        p++;
+                real = 1;
+        }
+        if (p < end && (*p == 'e' || *p == 'E')) {
+                p++;
+                if (p < end && (*p == '+' || *p == '-'))
+                        p++;
+                if (!is_digit(p, end))
+                        return fail(sc, p, "invalid number");
+                while (is_digit(p, end))
+                        p++;
+                real = 1;
+        }
+        if (!real) {
+                /* int64: at most 19 digits, and then not past the limit */
+                size_t nd = (size_t)(p - digits);
+                const char *lim =
+                    *a == '-' ? "9223372036854775808" : "9223372036854775807";
+                if (nd > 19 || (nd == 19 && memcmp(digits, lim, 19) > 0))
+                        return fail(sc, a, "integer too big");
+        } else if (real_may_overflow(digits, p) && real_overflows(a, p)) {
+                return fail(sc, a, "real number overflow");
+        }
+        sc->p = p;
+        return 0;
+}
+
+static int scan_literal(struct scan *sc)
+{
+        static const char *const words[] = {"true", "false", "null"};
+        const unsigned char *p = sc->p;
+        size_t avail = (size_t)(sc->end - p);
+
+        for (int i = 0; i < 3; i++) {
+                size_t n = strlen(words[i]);
+                if (avail >= n && memcmp(p, words[i], n) == 0) {
+                        /* Jansson reads a word of letters: "truex" is not
+                         * "true" */
+                        const unsigned char *q = p + n;
+                        if (q < sc->end && ((*q >= 'a' && *q <= 'z') ||
+                                            (*q >= 'A' && *q <= 'Z')))
+                                return fail(sc, p, "invalid token");
+                        sc->p = q;
+                        return 0;
+                }
+        }
+        return fail(sc, p, "invalid token");
+}
+
+int sl_json_validate(const char *s, size_t n, int max_depth,
+                     struct sl_json_error *err)
+{
+        unsigned char stack[JANSSON_MAX_DEPTH + 1]; /* '{' or '[' */
+        int depth = 0;
+        struct scan sc;
+        int limit = max_depth > 0 && max_depth < JANSSON_MAX_DEPTH
+                        ? max_depth
+                        : JANSSON_MAX_DEPTH;
+
+        sc.s = sc.p = (const unsigned char *)s;
+        sc.end = sc.s + n;
+        sc.err = err;
+        skip_ws(&sc);
+        if (sc.p >= sc.end || (*sc.p != '{' && *sc.p != '['))
+                return fail(&sc, sc.p, "'[' or '{' expected");
+
+value:
+        /* at the start of a value (whitespace skipped) */
+        if (sc.p >= sc.end)
+                return fail(&sc, sc.p, "premature end of input");
+        switch (*sc.p) {
+        case '{':
+        case '[':
+                if (depth >= limit) {
+                        if (limit < JANSSON_MAX_DEPTH) {
+                                fail(&sc, sc.p, "nested too deep");
+                                return SL_JSON_TOO_DEEP;
+                        }
+                        return fail(&sc, sc.p,
+                                    "maximum parsing depth "
+                                    "reached");
+                }
+                stack[depth++] = *sc.p;
+                sc.p++;
+                skip_ws(&sc);
+                if (sc.p < sc.end &&
+                    *sc.p == (stack[depth - 1] == '{' ? '}' : ']')) {
+                        sc.p++;
+                        depth--;
+                        goto after;
+                }
+                if (stack[depth - 1] == '[')
+                        goto value;
+                goto key;
+        case '"':
+                if (scan_string(&sc) < 0)
+                        return -1;
+                goto after;
+        case '-':
+        case '0':
+        case '1':
+        case '2':
+        case '3':
+        case '4':
+        case '5':
+        case '6':
+        case '7':
+        case '8':
+        case '9':
+                if (scan_number(&sc) < 0)
+                        return -1;
+                goto after;
+        default:
+                if (scan_literal(&sc) < 0)
+                        return -1;
+                goto after;
+        }
+
+key:
+        /* in an object, at a member's key (whitespace skipped) */
+        if (sc.p >= sc.end || *sc.p != '"')
+                return fail(&sc, sc.p, "string or '}' expected");
+        if (scan_string(&sc) < 0)
+                return -1;
+        skip_ws(&sc);
+        if (sc.p >= sc.end || *sc.p != ':')
+                return fail(&sc, sc.p, "':' expected");
+        sc.p++;
+        skip_ws(&sc);
+        goto value;
+
+after:
+        /* past a value */
+        skip_ws(&sc);
+        if (depth == 0) {
+                if (sc.p != sc.end)
+                        return fail(&sc, sc.p, "end of file expected");
+                return 0;
+        }
+        if (sc.p >= sc.end)
+                return fail(&sc, sc.p, "premature end of input");
+        if (*sc.p == ',') {
+                sc.p++;
+                skip_ws(&sc);
+                if (stack[depth - 1] == '{')
+                        goto key;
+                goto value;
+        }
+        if (*sc.p == (stack[depth - 1] == '{' ? '}' : ']')) {
+                sc.p++;
+                depth--;
+                goto after;
+        }
+        return fail(&sc, sc.p,
+                    stack[depth - 1] == '{' ? "',' or '}' expected"
+                                            : "',' or ']' expected");
+}

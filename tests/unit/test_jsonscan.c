@@ -1,0 +1,344 @@
+/* test_jsonscan: sl_json_validate must give Jansson's verdict on every
+ * text: hand-picked edges (numbers, escapes, UTF-8, depth, the top level)
+ * and a few thousand deterministic mutations of real records from data/.
+ * A text the fetcher accepts and the transformer cannot decode would be a
+ * dead letter; one it refuses and Jansson takes, a lost page. */
+#include "sl_jsonscan.h"
+#include "sl_util.h"
+#include "tap.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int jansson_ok(const char *s, size_t n)
+{
+        json_error_t e;
+        json_t *v = json_loadb(s, n, 0, &e);
+
+        json_decref(v);
+        return v != NULL;
+}
+
+static int disagreements;
+
+/* Checks one text; prints it (escaped) when the verdicts differ. The one
+ * difference allowed: Jansson 2.14 takes a raw NUL byte right after a
+ * number ("[1\0]" decodes as [1]); a raw NUL is never JSON, and refusing
+ * more than the decoder only retries a broken page, so the validator
+ * refuses it. */
+static int agree(const char *s, size_t n)
+{
+        int want = jansson_ok(s, n);
+        int got = sl_json_validate(s, n, 0, NULL) == 0;
+
+        if (want == got || (want && !got && memchr(s, '\0', n)))
+                return 1;
+        disagreements++;
+        if (disagreements <= 5) {
+                printf("# jansson %s, sl_json_validate %s: \"",
+                       want ? "accepts" : "refuses",
+                       got ? "accepts" : "refuses");
+                for (size_t i = 0; i < n && i < 200; i++) {
+                        unsigned char c = (unsigned char)s[i];
+                        if (c >= 0x20 && c < 0x7f && c != '\\')
+                                putchar(c);
+                        else
+                                printf("\\x%02x", c);
+                }
+                printf("\"\n");
+        }
+        return 0;
+}
+
+static void test_edges(void)
+{
+        static const char *const cases[] = {
+            /* the top level */
+            "{}",
+            "[]",
+            " [ ] ",
+            "\n{\"a\":1}\r\n",
+            "",
+            "   ",
+            "1",
+            "\"s\"",
+            "null",
+            "true",
+            "[] []",
+            "[],",
+            "{} x",
+            "\xef\xbb\xbf[]",
+            "[",
+            "{",
+            "]",
+            "}",
+            "[1,]",
+            "[,1]",
+            "{\"a\":1,}",
+            "{,}",
+            "{\"a\"}",
+            "{\"a\" 1}",
+            "{1:2}",
+            "{\"a\":1 \"b\":2}",
+            "[1 2]",
+            "[\"a\":1]",
+            "{\"a\":[}",
+            "[{]}",
+            /* literals */
+            "[true,false,null]",
+            "[tru]",
+            "[truex]",
+            "[True]",
+            "[nul]",
+            "[null1]",
+            "[nullx]",
+            "[-]",
+            "[+1]",
+            "[true ,null]",
+            /* numbers */
+            "[0]",
+            "[-0]",
+            "[01]",
+            "[-01]",
+            "[1.]",
+            "[.5]",
+            "[1.5]",
+            "[1e5]",
+            "[1E+5]",
+            "[1e-5]",
+            "[1e]",
+            "[1e+]",
+            "[-1.5e-3]",
+            "[0.0e0]",
+            "[00]",
+            "[1.5.5]",
+            "[9223372036854775807]",
+            "[9223372036854775808]",
+            "[-9223372036854775808]",
+            "[-9223372036854775809]",
+            "[12345678901234567890]",
+            "[99999999999999999999999]",
+            "[1e308]",
+            "[1e309]",
+            "[-1e309]",
+            "[1.7976931348623157e308]",
+            "[1.7976931348623159e308]",
+            "[1e-400]",
+            "[0.00000000001e310]",
+            "[123456789e300]",
+            "[1e99999]",
+            "[1x]",
+            "[0x10]",
+            "[Infinity]",
+            "[NaN]",
+            "[-Infinity]",
+            /* strings and escapes */
+            "[\"\"]",
+            "[\"a\\\"b\"]",
+            "[\"\\/\\b\\f\\n\\r\\t\\\\\"]",
+            "[\"\\a\"]",
+            "[\"\\x41\"]",
+            "[\"\\u0041\"]",
+            "[\"\\u00e9\"]",
+            "[\"\\u0000\"]",
+            "{\"\\u0000\":1}",
+            "[\"\\u12\"]",
+            "[\"\\u12g4\"]",
+            "[\"\\uD83D\\uDE00\"]",
+            "[\"\\ud83d\\ude00\"]",
+            "[\"\\uD83D\"]",
+            "[\"\\uD83Dx\"]",
+            "[\"\\uD83D\\u0041\"]",
+            "[\"\\uDE00\"]",
+            "[\"\\uDE00\\uD83D\"]",
+            "[\"\\uD83D\\uD83D\"]",
+            "[\"abc]",
+            "[\"a",
+            "[\"\\",
+            "[\"\\u",
+            "[\"tab\there\"]",
+            "[\"nl\nhere\"]",
+            "[\"\x7f\"]",
+            "[\"\x01\"]",
+            /* UTF-8 */
+            "[\"\xc3\xa9\"]",
+            "[\"\xe2\x82\xac\"]",
+            "[\"\xf0\x9f\x98\x80\"]",
+            "[\"\xc3\"]",
+            "[\"\xc3\x28\"]",
+            "[\"\xc0\x80\"]",
+            "[\"\xc1\xbf\"]",
+            "[\"\xe0\x80\x80\"]",
+            "[\"\xe0\x9f\xbf\"]",
+            "[\"\xe0\xa0\x80\"]",
+            "[\"\xed\x9f\xbf\"]",
+            "[\"\xed\xa0\x80\"]",
+            "[\"\xed\xbf\xbf\"]",
+            "[\"\xee\x80\x80\"]",
+            "[\"\xf0\x80\x80\x80\"]",
+            "[\"\xf0\x90\x80\x80\"]",
+            "[\"\xf4\x8f\xbf\xbf\"]",
+            "[\"\xf4\x90\x80\x80\"]",
+            "[\"\xf5\x80\x80\x80\"]",
+            "[\"\xff\"]",
+            "[\"\x80\"]",
+            "[\"\xe2\x82\"]",
+            "[\"\xf0\x9f\x98\"]",
+            "[\xc3\xa9]",
+            /* whitespace */
+            "[\f1]",
+            "[\v1]",
+            "[1\t,\r\n2]",
+        };
+        size_t ok = 0, n = sizeof(cases) / sizeof(cases[0]);
+
+        for (size_t i = 0; i < n; i++)
+                ok += (size_t)agree(cases[i], strlen(cases[i]));
+        TAP_INT_EQ((long)ok, (long)n, "%zu edge cases: Jansson's verdict", n);
+        /* a raw NUL byte, inside a string, after the value, after a
+         * number (which Jansson lets through) */
+        TAP_OK(agree("[\"a\0b\"]", 7) && agree("[1]\0", 4),
+               "raw NUL bytes: Jansson's verdict");
+        TAP_OK(sl_json_validate("[1\0]", 4, 0, NULL) < 0,
+               "a raw NUL after a number is refused (Jansson takes it)");
+}
+
+static char *nested(int depth, char open, char close)
+{
+        char *s = sl_malloc((size_t)depth * 2 + 1);
+
+        for (int i = 0; i < depth; i++) {
+                s[i] = open;
+                s[depth * 2 - 1 - i] = close;
+        }
+        s[depth * 2] = '\0';
+        return s;
+}
+
+static void test_depth(void)
+{
+        char *a = nested(2048, '[', ']');
+        char *b = nested(2049, '[', ']');
+        char *c = nested(5, '[', ']');
+        struct sl_json_error e;
+
+        TAP_OK(agree(a, strlen(a)) && agree(b, strlen(b)),
+               "depth 2048 and 2049: Jansson's verdict");
+        TAP_INT_EQ(sl_json_validate(c, strlen(c), 5, NULL), 0,
+                   "depth 5 within a limit of 5");
+        TAP_INT_EQ(sl_json_validate(c, strlen(c), 4, &e), SL_JSON_TOO_DEEP,
+                   "depth 5 over a limit of 4: SL_JSON_TOO_DEEP");
+        TAP_INT_EQ((long)e.position, 4, "... at the fifth '[' (byte 4)");
+        free(a);
+        free(b);
+        free(c);
+}
+
+static void test_positions(void)
+{
+        struct sl_json_error e;
+        const char *s = "{\"a\": [1, 2, x]}";
+
+        TAP_INT_EQ(sl_json_validate(s, strlen(s), 0, &e), -1,
+                   "invalid token refused");
+        TAP_INT_EQ((long)e.position, 13, "error position is the 'x' (13)");
+        TAP_OK(strstr(e.text, "invalid") != NULL, "error text: %s", e.text);
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ULL;
+static uint32_t next_rand(void)
+{
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        return (uint32_t)(rng >> 11);
+}
+
+/* One mutation of s (len n) into out; returns the new length. */
+static size_t mutate(const char *s, size_t n, char *out)
+{
+        static const char pick[] = "\"\\{}[],:0123456789-+.eEtfnu \t\n"
+                                   "\x00\x01\x1f\x7f\x80\xbf\xc0\xc3\xe0\xed"
+                                   "\xf0\xf4\xf5\xff";
+        size_t at = n ? next_rand() % n : 0;
+        char c = pick[next_rand() % (sizeof(pick) - 1)];
+
+        switch (next_rand() % 4) {
+        case 0: /* replace */
+                memcpy(out, s, n);
+                if (n)
+                        out[at] = c;
+                return n;
+        case 1: /* insert */
+                memcpy(out, s, at);
+                out[at] = c;
+                memcpy(out + at + 1, s + at, n - at);
+                return n + 1;
+        case 2: /* delete */
+                memcpy(out, s, at);
+                if (n)
+                        memcpy(out + at, s + at + 1, n - at - 1);
+                return n ? n - 1 : 0;
+        default: /* truncate */
+                memcpy(out, s, at);
+                return at;
+        }
+}
+
+static void test_mutations(const char *rel, const char *records_key)
+{
+        char path[2048], err[256];
+        const char *root = getenv("SLUICE_ROOT");
+        size_t len = 0, i, tried = 0, agreed = 0;
+        char *text;
+        json_t *doc, *recs, *rec;
+        json_error_t je;
+
+        snprintf(path, sizeof(path), "%s/%s", root ? root : ".", rel);
+        text = sl_file_read(path, &len, err, sizeof(err));
+        TAP_OK(text != NULL, "%s reads", rel);
+        if (!text)
+                return;
+        TAP_OK(agree(text, len) && sl_json_validate(text, len, 64, NULL) == 0,
+               "%s: the whole file is valid for both", rel);
+        doc = json_loadb(text, len, 0, &je);
+        free(text);
+        recs = records_key ? json_object_get(doc, records_key) : doc;
+        json_array_foreach(recs, i, rec)
+        {
+                char *s, *buf;
+                size_t sn;
+                if (i >= 25)
+                        break;
+                s = json_dumps(rec, i % 2 ? JSON_COMPACT : JSON_INDENT(1));
+                sn = strlen(s);
+                buf = sl_malloc(sn + 2);
+                for (int k = 0; k < 120; k++) {
+                        size_t mn = mutate(s, sn, buf);
+                        tried++;
+                        agreed += (size_t)agree(buf, mn);
+                }
+                free(buf);
+                free(s);
+        }
+        json_decref(doc);
+        TAP_OK(tried > 0 && agreed == tried,
+               "%s: %zu mutated records, %zu with Jansson's verdict", rel,
+               tried, agreed);
+}
+
+int main(void)
+{
+        test_edges();
+        test_depth();
+        test_positions();
+        test_mutations("data/nvd/nvd_cves_combined_dedup.json",
+                       "vulnerabilities");
+        test_mutations("data/kev/known_exploited_vulnerabilities.json",
+                       "vulnerabilities");
+        test_mutations("data/tenable/test_exports_vulns_chunk_1.json", NULL);
+        test_mutations("data/urlhaus/urlhaus_recent_records.json", NULL);
+        TAP_INT_EQ(disagreements, 0, "no disagreement with Jansson at all");
+        return tap_failed ? 1 : 0;
+}
