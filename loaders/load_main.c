@@ -31,7 +31,7 @@ static void load_usage(FILE *fp)
                 "  --topics REGEX      subscription (default ^mapped\\..*)\n"
                 "  --dlq-topic T       dead letters (default dlq.load)\n"
                 "  --batch-rows N      flush a table's batch at N messages "
-                "(default 2000)\n"
+                "(default 1000)\n"
                 "  --batch-bytes N     ... or at N bytes (default 8388608)\n"
                 "  --linger-ms N       ... or when its oldest message is N "
                 "ms old (default 500)\n"
@@ -82,7 +82,7 @@ int load_main(int argc, char **argv)
             .schemas = NULL,
             .topics = "^mapped\\..*",
             .dlq_topic = "dlq.load",
-            .batch_rows = 2000,
+            .batch_rows = 1000,
             .batch_bytes = 8L << 20,
             .linger_ms = 500,
             .max_backoff_ms = 10000,

@@ -177,7 +177,7 @@ def main():
                 continue
             s = stat(case, v, "sluice")
             if s:
-                label = (os.environ.get("BENCH_LOAD_ROWS", "2000") +
+                label = (os.environ.get("BENCH_LOAD_ROWS", "1000") +
                          " (default)") if case == "load" else v
                 L.append(f"| {knob} | {label} | {f(s['rate'])} | "
                          f"{f(s['cpu'], '{:.1f}')} | "

@@ -10,7 +10,7 @@
 # 200 396 records), BENCH_RUNS (repeats per case, default 3; the median is
 # reported), BENCH_PIPE_RUNS (default 3), BENCH_OUT (default
 # bench/results.md), BENCH_CASES (default "fetch transform load pipeline"),
-# BENCH_LOAD_ROWS (the loader's default --batch-rows, 2000: the size of the
+# BENCH_LOAD_ROWS (the loader's default --batch-rows, 1000: the size of the
 # bound's batches), BENCH_BATCH_ROWS (the --batch-rows sweep),
 # BENCH_ROWS_DIR (a directory that keeps the mapped.* rows the transform
 # case captured, so that a later load-only run reuses them).
@@ -32,7 +32,7 @@ OUT=${BENCH_OUT:-bench/results.md}
 CASES=${BENCH_CASES:-fetch transform load pipeline}
 # the loader's default --batch-rows (loaders/load_main.c): the bound
 # replays the loader's statements in batches of this size, as it cuts them
-export BENCH_LOAD_ROWS=${BENCH_LOAD_ROWS:-2000}
+export BENCH_LOAD_ROWS=${BENCH_LOAD_ROWS:-1000}
 B=tests/bench
 NVD_N=476 # records in data/nvd/nvd_cves_combined_dedup.json
 PY=/usr/bin/python3
@@ -350,7 +350,7 @@ case_load() {
 				$(timefile "$W/peer.time") -
 		done
 	done
-	for rows in ${BENCH_BATCH_ROWS:-1000 20000}; do
+	for rows in ${BENCH_BATCH_ROWS:-2000 5000 20000}; do
 		load_prep 0
 		sluice_load "b$rows" "batch $rows" '^mapped\.vulnerability$' "$N" --batch-rows "$rows"
 		load_verify "sluice batch $rows"
