@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <regex.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,9 @@ struct flight {
         enum sl_status rc;
         int64_t t0;
         pthread_t tid;
-        int running;  /* a batch is in flight (joined by flush_wait) */
-        int threaded; /* ... on its own thread (else it ran inline) */
-        volatile sig_atomic_t done; /* set by the thread as it ends */
+        int running;     /* a batch is in flight (joined by flush_wait) */
+        int threaded;    /* ... on its own thread (else it ran inline) */
+        atomic_int done; /* set by the thread as it ends */
         char err[1024];
 };
 
@@ -171,7 +172,7 @@ static void *flush_thread(void *arg)
         /* freeing the envelopes is work too: done here, beside the
          * consume loop rather than in it */
         load_batch_clear(fl->b);
-        fl->done = 1;
+        atomic_store(&fl->done, 1);
         return NULL;
 }
 
@@ -221,7 +222,7 @@ static int flush_one(struct worker *w, int i)
         fl->ctx = &w->ctx;
         fl->b = b;
         fl->t0 = sl_now_ms();
-        fl->done = 0;
+        atomic_store(&fl->done, 0);
         fl->running = 1;
         /* SIGTERM and SIGINT stay with this thread, which acts on them */
         sigfillset(&all);
@@ -241,7 +242,7 @@ static int flush_due(struct worker *w, int force, int caught)
 {
         int64_t now = sl_now_ms();
 
-        if (w->fl.running && w->fl.done && flush_wait(w) < 0)
+        if (w->fl.running && atomic_load(&w->fl.done) && flush_wait(w) < 0)
                 return -1;
         for (int i = 0; i < w->nbatches; i++) {
                 struct load_batch *b = w->batches[i];
