@@ -169,7 +169,8 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *kind, char *errstr,
                     /* the prefetch queue is per partition: at the 64 MiB
                      * default a loader of 32 partitions may hold 2 GiB */
                     sl_kafka_conf_set(conf, "queued.max.messages.kbytes",
-                                      "4096", errstr, errstr_size) < 0)
+                                      SL_KAFKA_CONSUMER_QUEUE_KB, errstr,
+                                      errstr_size) < 0)
                         goto fail;
         }
         for (char **e = environ; e && *e; e++) {

@@ -26,6 +26,9 @@ int sl_kafka_prop_add(const char *arg, char *errstr, size_t errstr_size);
 rd_kafka_conf_t *sl_kafka_conf_new(const char *kind, char *errstr,
                                    size_t errstr_size);
 
+/* The consumers' queued.max.messages.kbytes unless the user sets one. */
+#define SL_KAFKA_CONSUMER_QUEUE_KB "4096"
+
 /* Sets one property; 0 or -1 with errstr naming the property. */
 int sl_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
                       const char *value, char *errstr, size_t errstr_size);

@@ -1,11 +1,15 @@
 /* copy_encode: JSON values to COPY text-format fields. Kept free of I/O so
  * every escaping rule has a unit test. */
 #include "copy_encode.h"
+#include "load_arena.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const char nul_msg[] = "string holds a NUL byte (\\u0000), which "
+                              "PostgreSQL text cannot store";
 
 int copy_null(struct sl_buf *b)
 {
@@ -152,7 +156,7 @@ static int array_elem(struct sl_buf *b, json_t *v, int depth, char *errstr,
                 rc = txt ? array_quote(b, txt, strlen(txt)) : -1;
                 break;
         }
-        free(txt);
+        load_json_free(txt);
         if (rc < 0)
                 snprintf(errstr, errstr_size, "value too large");
         return rc;
@@ -173,12 +177,30 @@ static int put_text(struct sl_buf *b, const char *s, size_t len, char *errstr,
                     size_t errstr_size)
 {
         if (memchr(s, '\0', len)) {
-                snprintf(errstr, errstr_size,
-                         "string holds a NUL byte (\\u0000), which "
-                         "PostgreSQL text cannot store");
+                snprintf(errstr, errstr_size, "%s", nul_msg);
                 return -1;
         }
         if (copy_escape(b, s, len) < 0) {
+                snprintf(errstr, errstr_size, "value too large");
+                return -1;
+        }
+        return 0;
+}
+
+/* json_dump_callback() sink: escapes each piece straight into the
+ * buffer. A dump never holds a raw NUL (Jansson writes \u0000). */
+static int dump_escaped(const char *buffer, size_t size, void *data)
+{
+        return copy_escape(data, buffer, size);
+}
+
+/* Appends v as compact JSON text, escaped for COPY, without building the
+ * text first: the same bytes as put_text(json_dumps(v)). */
+static int put_json(struct sl_buf *b, json_t *v, char *errstr,
+                    size_t errstr_size)
+{
+        if (json_dump_callback(v, dump_escaped, b,
+                               JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
                 snprintf(errstr, errstr_size, "value too large");
                 return -1;
         }
@@ -189,7 +211,6 @@ int copy_encode_value(struct sl_buf *b, json_t *v, enum load_col_kind kind,
                       char *errstr, size_t errstr_size)
 {
         struct sl_buf tmp;
-        char *txt = NULL;
         int rc = -1;
 
         sl_buf_init(&tmp, 0);
@@ -199,9 +220,7 @@ int copy_encode_value(struct sl_buf *b, json_t *v, enum load_col_kind kind,
         }
         if (kind == LOAD_COL_JSON) {
                 /* Any JSON, even a bare string, is stored as JSON text. */
-                txt = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-                rc = txt ? put_text(b, txt, strlen(txt), errstr, errstr_size)
-                         : -1;
+                rc = put_json(b, v, errstr, errstr_size);
                 goto out;
         }
         switch (json_typeof(v)) {
@@ -234,15 +253,93 @@ int copy_encode_value(struct sl_buf *b, json_t *v, enum load_col_kind kind,
                 rc = put_text(b, tmp.data, tmp.len, errstr, errstr_size);
                 break;
         case JSON_OBJECT:
-                txt = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-                rc = txt ? put_text(b, txt, strlen(txt), errstr, errstr_size)
-                         : -1;
+                rc = put_json(b, v, errstr, errstr_size);
                 break;
         case JSON_NULL:
                 break;
         }
 out:
-        free(txt);
         sl_buf_free(&tmp);
         return rc;
+}
+
+/* The structure copy_array_literal() refuses: arrays nested too deep. */
+static int check_array_depth(json_t *arr, int depth, char *errstr,
+                             size_t errstr_size)
+{
+        size_t i;
+        json_t *e;
+
+        json_array_foreach(arr, i, e)
+        {
+                if (!json_is_array(e))
+                        continue;
+                if (depth + 1 > 6) {
+                        snprintf(errstr, errstr_size,
+                                 "array nested more than 6 deep");
+                        return -1;
+                }
+                if (check_array_depth(e, depth + 1, errstr, errstr_size) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+/* Whether a string element of the array (at any depth) holds a NUL. */
+static int array_has_nul(json_t *arr)
+{
+        size_t i;
+        json_t *e;
+
+        json_array_foreach(arr, i, e)
+        {
+                if (json_is_string(e) &&
+                    memchr(json_string_value(e), '\0', json_string_length(e)))
+                        return 1;
+                if (json_is_array(e) && array_has_nul(e))
+                        return 1;
+        }
+        return 0;
+}
+
+int copy_check_value(json_t *v, enum load_col_kind kind, char *errstr,
+                     size_t errstr_size)
+{
+        /* JSON text, numbers and objects always encode: a dump writes a
+         * NUL as \u0000. */
+        if (json_is_null(v) || kind == LOAD_COL_JSON)
+                return 0;
+        switch (json_typeof(v)) {
+        case JSON_STRING:
+                if (memchr(json_string_value(v), '\0', json_string_length(v))) {
+                        snprintf(errstr, errstr_size, "%s", nul_msg);
+                        return -1;
+                }
+                return 0;
+        case JSON_TRUE:
+        case JSON_FALSE:
+                if (kind == LOAD_COL_ARRAY) {
+                        snprintf(errstr, errstr_size,
+                                 "a boolean for an array column");
+                        return -1;
+                }
+                return 0;
+        case JSON_ARRAY:
+                if (kind != LOAD_COL_ARRAY) {
+                        snprintf(errstr, errstr_size,
+                                 "a JSON array for a column that is neither "
+                                 "an array nor json");
+                        return -1;
+                }
+                /* the literal is built first, then checked for NUL */
+                if (check_array_depth(v, 0, errstr, errstr_size) < 0)
+                        return -1;
+                if (array_has_nul(v)) {
+                        snprintf(errstr, errstr_size, "%s", nul_msg);
+                        return -1;
+                }
+                return 0;
+        default:
+                return 0;
+        }
 }

@@ -46,4 +46,9 @@ int copy_number_text(struct sl_buf *b, json_t *num);
 int copy_encode_value(struct sl_buf *b, json_t *v, enum load_col_kind kind,
                       char *errstr, size_t errstr_size);
 
+/* Whether copy_encode_value() would accept v for a column of the given
+ * kind, without encoding it: 0, or -1 with the same errstr. */
+int copy_check_value(json_t *v, enum load_col_kind kind, char *errstr,
+                     size_t errstr_size);
+
 #endif

@@ -4,6 +4,7 @@
  * fragments; every value travels as COPY data or a parameter. */
 #include "load_batch.h"
 #include "copy_encode.h"
+#include "load_arena.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_pg.h"
@@ -43,6 +44,7 @@ void load_batch_clear(struct load_batch *b)
 {
         for (size_t i = 0; i < b->n; i++)
                 unit_free(&b->units[i]);
+        load_arena_free(&b->arena);
         b->n = 0;
         b->bytes = 0;
         b->nparts = 0;
@@ -152,7 +154,7 @@ static void unit_parse(struct load_batch *b, struct load_unit *u)
         k = json_dumps(key, JSON_COMPACT | JSON_SORT_KEYS);
         /* upserts and deletes of a key compete; a replace is per parent */
         u->dkey = sl_asprintf("%c%s", u->op == 'r' ? 'p' : 'k', k ? k : "");
-        free(k);
+        load_json_free(k);
 }
 
 void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm)
@@ -175,6 +177,7 @@ void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm)
                 u->msgkey[rkm->key_len] = '\0';
                 u->msgkey_len = rkm->key_len;
         }
+        load_arena_enter(&b->arena);
         u->env =
             rkm->payload ? json_loadb(rkm->payload, rkm->len, 0, &jerr) : NULL;
         if (!u->env) {
@@ -188,6 +191,7 @@ void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm)
         } else {
                 unit_parse(b, u);
         }
+        load_arena_leave();
         if (b->n == 1) {
                 b->opened_ms = sl_now_ms();
                 b->opened_wall_ms = sl_wall_ms();
@@ -314,12 +318,10 @@ static int check_row(struct load_unit *u, struct load_table *t, json_t *row,
                      json_t *key, const char *where)
 {
         char err[512];
-        struct sl_buf scratch;
         const char *name;
         json_t *v;
         int rc = 0;
 
-        sl_buf_init(&scratch, 0);
         json_object_foreach(key, name, v)
         {
                 json_t *rv = json_object_get(row, name);
@@ -352,9 +354,8 @@ static int check_row(struct load_unit *u, struct load_table *t, json_t *row,
                         rc = -1;
                         goto out;
                 }
-                sl_buf_reset(&scratch);
-                if (copy_encode_value(&scratch, v, t->cols[c].kind, err,
-                                      sizeof(err)) < 0) {
+                if (copy_check_value(v, t->cols[c].kind, err, sizeof(err)) <
+                    0) {
                         unit_reject(u, name, NULL, "%s: column %s (%s): %s",
                                     where, name, t->cols[c].type, err);
                         rc = -1;
@@ -362,7 +363,6 @@ static int check_row(struct load_unit *u, struct load_table *t, json_t *row,
                 }
         }
 out:
-        sl_buf_free(&scratch);
         return rc;
 }
 
@@ -831,12 +831,16 @@ static void used_columns(struct plan *p, struct load_batch *b,
                 use[t->loaded_at] = 0;
 }
 
-static enum sl_status copy_in(PGconn *conn, const char *sql,
-                              struct sl_buf *data, struct pg_fail *f)
+/* The staging COPY streams: rows go to PostgreSQL in pieces of this size
+ * as they are encoded, so it parses the first while the client encodes
+ * the last, instead of waiting for the whole batch. */
+#define COPY_PIECE ((size_t)256 << 10)
+
+/* Starts COPY ... FROM STDIN. SL_OK, or the class of the failure. */
+static enum sl_status copy_begin(PGconn *conn, const char *sql,
+                                 struct pg_fail *f)
 {
         PGresult *res = PQexec(conn, sql);
-        enum sl_status rc = SL_OK;
-        size_t off = 0;
 
         if (PQresultStatus(res) != PGRES_COPY_IN) {
                 fail_from(f, conn, res);
@@ -845,14 +849,34 @@ static enum sl_status copy_in(PGconn *conn, const char *sql,
                                         PQstatus(conn) == CONNECTION_OK);
         }
         PQclear(res);
+        return SL_OK;
+}
+
+/* Sends what data holds and empties it. 0, or -1 when sending failed. */
+static int copy_send(PGconn *conn, struct sl_buf *data)
+{
+        size_t off = 0;
+
         while (off < data->len) {
                 size_t n =
                     data->len - off > 1 << 20 ? 1 << 20 : data->len - off;
                 if (PQputCopyData(conn, data->data + off, (int)n) != 1)
-                        break;
+                        return -1;
                 off += n;
         }
-        PQputCopyEnd(conn, off < data->len ? "could not send data" : NULL);
+        sl_buf_reset(data);
+        return 0;
+}
+
+/* Ends the COPY, or aborts it with why (non-NULL), and collects its
+ * result. send_failed: a copy_send() failed. */
+static enum sl_status copy_end(PGconn *conn, const char *why, int send_failed,
+                               struct pg_fail *f)
+{
+        enum sl_status rc = SL_OK;
+        PGresult *res;
+
+        PQputCopyEnd(conn, why);
         while ((res = PQgetResult(conn)) != NULL) {
                 if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == SL_OK) {
                         fail_from(f, conn, res);
@@ -861,7 +885,7 @@ static enum sl_status copy_in(PGconn *conn, const char *sql,
                 }
                 PQclear(res);
         }
-        if (rc == SL_OK && off < data->len) {
+        if (rc == SL_OK && send_failed) {
                 fail_from(f, conn, NULL);
                 rc = SL_ERR_RETRY;
         }
@@ -879,17 +903,30 @@ static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
         PGresult *res = NULL;
         enum sl_status rc;
         long ord = 0, nu = 0, nr = 0;
-        int has_d = 0, has_r = 0;
+        int has_d = 0, has_r = 0, bad = 0, send_failed = 0;
         char err[512];
 
         sl_buf_init(&q, 0);
         sl_buf_init(&d, 0);
         used_columns(p, b, idx, n, use);
-        for (size_t i = 0; i < n; i++) {
+        sl_buf_puts(&q, "CREATE TEMP TABLE _sl_stage ON COMMIT DROP AS "
+                        "SELECT NULL::text AS _sl_op, 0 AS _sl_ord, ");
+        col_list(&q, t, use, "");
+        sl_buf_printf(&q, " FROM %s WITH NO DATA", t->qname);
+        rc = run(ctx->conn, q.data, NULL, f);
+        if (rc != SL_OK)
+                goto out;
+        sl_buf_reset(&q);
+        sl_buf_puts(&q, "COPY _sl_stage (_sl_op, _sl_ord, ");
+        col_list(&q, t, use, "");
+        sl_buf_puts(&q, ") FROM STDIN");
+        rc = copy_begin(ctx->conn, q.data, f);
+        if (rc != SL_OK)
+                goto out;
+        for (size_t i = 0; i < n && !bad && !send_failed; i++) {
                 struct load_unit *u = &b->units[idx[i]];
                 json_t *key = json_object_get(u->env, "key"), *r;
                 size_t k;
-                int bad = 0;
 
                 if (u->op == 'u') {
                         bad = put_line(&d, p, use, 'u', ord++,
@@ -912,26 +949,26 @@ static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
                                 nr++;
                         }
                 }
-                if (bad) {
-                        snprintf(f->msg, sizeof(f->msg), "%s", err);
-                        f->sqlstate[0] = f->field[0] = '\0';
-                        rc = SL_ERR_RECORD;
-                        goto out;
-                }
+                if (!bad && d.len >= COPY_PIECE && copy_send(ctx->conn, &d) < 0)
+                        send_failed = 1;
         }
-
-        sl_buf_puts(&q, "CREATE TEMP TABLE _sl_stage ON COMMIT DROP AS "
-                        "SELECT NULL::text AS _sl_op, 0 AS _sl_ord, ");
-        col_list(&q, t, use, "");
-        sl_buf_printf(&q, " FROM %s WITH NO DATA", t->qname);
-        rc = run(ctx->conn, q.data, NULL, f);
-        if (rc != SL_OK)
+        if (!bad && !send_failed && copy_send(ctx->conn, &d) < 0)
+                send_failed = 1;
+        rc = copy_end(ctx->conn,
+                      bad           ? "a row could not be encoded"
+                      : send_failed ? "could not send data"
+                                    : NULL,
+                      send_failed, f);
+        if (bad) {
+                /* check_row() vets every value with the encoder's rules,
+                 * so this is a defect rather than bad data; still, the
+                 * message is isolated like one */
+                snprintf(f->msg, sizeof(f->msg), "%s", err);
+                f->sqlstate[0] = f->field[0] = '\0';
+                rc = PQstatus(ctx->conn) == CONNECTION_OK ? SL_ERR_RECORD
+                                                          : SL_ERR_RETRY;
                 goto out;
-        sl_buf_reset(&q);
-        sl_buf_puts(&q, "COPY _sl_stage (_sl_op, _sl_ord, ");
-        col_list(&q, t, use, "");
-        sl_buf_puts(&q, ") FROM STDIN");
-        rc = copy_in(ctx->conn, q.data, &d, f);
+        }
         if (rc != SL_OK)
                 goto out;
         if (has_r) {
@@ -1085,7 +1122,7 @@ static int dlq_send(struct load_ctx *ctx, struct load_batch *b,
                               val, strlen(val), NULL, ctx) == 0
                  ? 0
                  : -1;
-        free(val);
+        load_json_free(val);
         return rc;
 }
 
@@ -1159,7 +1196,7 @@ static enum sl_status finish(struct load_ctx *ctx, struct load_batch *b,
         }
         if (rc == SL_OK && run(ctx->conn, "COMMIT", NULL, f) != SL_OK)
                 rc = SL_ERR_RETRY;
-        free(offs_txt);
+        load_json_free(offs_txt);
         json_decref(offs);
         return rc;
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "load_arena.h"
 #include "load_schema.h"
 #include "sl_util.h"
 
@@ -54,6 +55,7 @@ struct load_batch {
         int64_t opened_wall_ms; /* sl_wall_ms() of the first message */
         struct load_part *parts;
         int nparts;
+        struct load_arena arena; /* the envelopes' trees */
 };
 
 /* What one flush did (rows; rejected and superseded count messages). */

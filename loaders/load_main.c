@@ -1,5 +1,6 @@
 /* load_main: `sluice load`, flags to options; the work is in
  * load_worker.c. */
+#include "load_arena.h"
 #include "load_worker.h"
 #include "roles.h"
 #include "sl_http.h"
@@ -8,6 +9,7 @@
 #include "sl_util.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,7 +31,7 @@ static void load_usage(FILE *fp)
                 "  --topics REGEX      subscription (default ^mapped\\..*)\n"
                 "  --dlq-topic T       dead letters (default dlq.load)\n"
                 "  --batch-rows N      flush a table's batch at N messages "
-                "(default 2000)\n"
+                "(default 1000)\n"
                 "  --batch-bytes N     ... or at N bytes (default 8388608)\n"
                 "  --linger-ms N       ... or when its oldest message is N "
                 "ms old (default 500)\n"
@@ -80,7 +82,7 @@ int load_main(int argc, char **argv)
             .schemas = NULL,
             .topics = "^mapped\\..*",
             .dlq_topic = "dlq.load",
-            .batch_rows = 2000,
+            .batch_rows = 1000,
             .batch_bytes = 8L << 20,
             .linger_ms = 500,
             .max_backoff_ms = 10000,
@@ -88,6 +90,7 @@ int load_main(int argc, char **argv)
         char errstr[512];
         int opt;
 
+        load_arena_install();
         sl_log_init("load");
         optind = 1;
         while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -147,5 +150,11 @@ int load_main(int argc, char **argv)
                 return SL_EXIT_USAGE;
         }
         sl_signals_install();
+        /* No fastbins: every envelope is a Jansson tree of a hundred small
+         * blocks, freed a batch at a time, and glibc then spent a fifth of
+         * the consume loop consolidating fastbins on its next large
+         * request (perf; docs/performance.md). Freed blocks now coalesce
+         * as they are freed, on the flush thread that frees them. */
+        mallopt(M_MXFAST, 0);
         return load_worker_run(&o);
 }

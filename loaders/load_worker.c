@@ -1,7 +1,13 @@
 /* load_worker: wiring of consumer, batches and PostgreSQL, and the policy
  * for faults: any failed flush rolls back, drops every open batch, and
  * rewinds the assignment to sluice.offsets, so nothing is lost and nothing
- * counts twice. */
+ * counts twice.
+ *
+ * A full batch is written by a flush thread while this thread goes on
+ * consuming and parsing the next one, so that the loader's own work runs
+ * beside PostgreSQL's instead of after it. One batch at most is in flight,
+ * and batches commit in the order they were cut; this thread touches the
+ * connection (and the catalog cache) only when no batch is in flight. */
 #include "load_worker.h"
 #include "sl_http.h"
 #include "sl_metrics.h"
@@ -14,10 +20,34 @@
 #include "sl_util.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <regex.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The batch the flush thread is writing. */
+struct flight {
+        struct load_ctx *ctx;
+        struct load_batch *b; /* owned while in flight */
+        struct load_stats st;
+        enum sl_status rc;
+        int64_t t0;
+        pthread_t tid;
+        int running;     /* a batch is in flight (joined by flush_wait) */
+        int threaded;    /* ... on its own thread (else it ran inline) */
+        atomic_int done; /* set by the thread as it ends */
+        char err[1024];
+};
+
+/* A partition whose end the consumer has reached (PARTITION_EOF) and
+ * that has given no message since. */
+struct at_end {
+        char *topic;
+        int32_t partition;
+};
 
 struct worker {
         const struct load_opts *o;
@@ -27,6 +57,9 @@ struct worker {
         int nbatches;
         int need_rewind;
         int64_t backoff_ms;
+        struct flight fl;
+        struct at_end *ends; /* partitions read to their end */
+        int nends;
 };
 
 static struct load_batch *batch_for(struct worker *w, const char *topic)
@@ -38,6 +71,60 @@ static struct load_batch *batch_for(struct worker *w, const char *topic)
                                                 (size_t)(w->nbatches + 1));
         w->batches[w->nbatches] = load_batch_new(topic);
         return w->batches[w->nbatches++];
+}
+
+static void ends_clear(struct worker *w)
+{
+        for (int i = 0; i < w->nends; i++)
+                free(w->ends[i].topic);
+        free(w->ends);
+        w->ends = NULL;
+        w->nends = 0;
+}
+
+/* Notes that a partition is (at_end) or is no longer at its end. */
+static void ends_mark(struct worker *w, const char *topic, int32_t partition,
+                      int at_end)
+{
+        for (int i = 0; i < w->nends; i++) {
+                if (w->ends[i].partition != partition ||
+                    strcmp(w->ends[i].topic, topic) != 0)
+                        continue;
+                if (!at_end) {
+                        free(w->ends[i].topic);
+                        w->ends[i] = w->ends[--w->nends];
+                }
+                return;
+        }
+        if (!at_end)
+                return;
+        w->ends =
+            sl_realloc(w->ends, sizeof(*w->ends) * (size_t)(w->nends + 1));
+        w->ends[w->nends].topic = sl_strdup(topic);
+        w->ends[w->nends].partition = partition;
+        w->nends++;
+}
+
+/* Whether every assigned partition has been read to its end: nothing
+ * more is there to wait for, so lingering would only add latency. */
+static int caught_up(struct worker *w)
+{
+        rd_kafka_topic_partition_list_t *a = NULL;
+        int all;
+
+        if (rd_kafka_assignment(w->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return 0;
+        all = a->cnt > 0;
+        for (int i = 0; i < a->cnt && all; i++) {
+                int found = 0;
+                for (int k = 0; k < w->nends && !found; k++)
+                        found =
+                            w->ends[k].partition == a->elems[i].partition &&
+                            strcmp(w->ends[k].topic, a->elems[i].topic) == 0;
+                all = found;
+        }
+        rd_kafka_topic_partition_list_destroy(a);
+        return all;
 }
 
 static void discard_all(struct worker *w)
@@ -54,6 +141,7 @@ static void fail_over(struct worker *w, const char *why)
         sl_err("event=load_failed action=rollback_and_rewind msg=%s",
                sl_log_quote(why, q, sizeof(q)));
         discard_all(w);
+        ends_clear(w);
         load_ctx_forget_tables(&w->ctx);
         w->need_rewind = 1;
 }
@@ -75,42 +163,101 @@ static void count_batch(const char *table, const struct load_stats *st,
         sl_metric_observe(SL_M_BATCH_SECONDS, SL_LV(table), (double)ms / 1e3);
 }
 
-static int flush_one(struct worker *w, struct load_batch *b)
+static void *flush_thread(void *arg)
 {
-        struct load_stats st;
-        char err[1024];
-        int64_t t0 = sl_now_ms();
+        struct flight *fl = arg;
 
-        if (load_batch_flush(&w->ctx, b, &st, err, sizeof(err)) != SL_OK) {
+        fl->rc =
+            load_batch_flush(fl->ctx, fl->b, &fl->st, fl->err, sizeof(fl->err));
+        /* freeing the envelopes is work too: done here, beside the
+         * consume loop rather than in it */
+        load_batch_clear(fl->b);
+        atomic_store(&fl->done, 1);
+        return NULL;
+}
+
+/* Waits for the batch in flight, if any, and settles it: metrics after a
+ * commit, fail_over() after a failure. 0, or -1 when it failed. */
+static int flush_wait(struct worker *w)
+{
+        struct flight *fl = &w->fl;
+        int rc = 0;
+
+        if (!fl->running)
+                return 0;
+        if (fl->threaded)
+                pthread_join(fl->tid, NULL);
+        fl->running = 0;
+        if (fl->rc != SL_OK) {
                 sl_metric_inc(SL_M_ERRORS, SL_LV("db"));
-                fail_over(w, err);
-                return -1;
+                fail_over(w, fl->err);
+                rc = -1;
+        } else {
+                if (fl->st.messages)
+                        count_batch(fl->b->table, &fl->st,
+                                    sl_now_ms() - fl->t0);
+                w->backoff_ms = 0;
         }
-        if (b->n)
-                count_batch(b->table, &st, sl_now_ms() - t0);
-        load_batch_clear(b);
-        w->backoff_ms = 0;
+        load_batch_destroy(fl->b);
+        fl->b = NULL;
+        return rc;
+}
+
+/* Hands batch i to the flush thread (after the one in flight is settled)
+ * and gives its topic a new empty batch. 0, or -1 when the batch in
+ * flight failed (batch i is then dropped with the others). */
+static int flush_one(struct worker *w, int i)
+{
+        struct flight *fl = &w->fl;
+        struct load_batch *b;
+        sigset_t all, old;
+
+        if (flush_wait(w) < 0)
+                return -1;
+        b = w->batches[i];
+        if (b->n == 0)
+                return 0;
+        w->batches[i] = load_batch_new(b->topic);
+        memset(&fl->st, 0, sizeof(fl->st));
+        fl->ctx = &w->ctx;
+        fl->b = b;
+        fl->t0 = sl_now_ms();
+        atomic_store(&fl->done, 0);
+        fl->running = 1;
+        /* SIGTERM and SIGINT stay with this thread, which acts on them */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        fl->threaded = pthread_create(&fl->tid, NULL, flush_thread, fl) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (!fl->threaded)
+                flush_thread(fl);
         return 0;
 }
 
-/* Flushes the batches that are full or old enough (all with force). */
-static int flush_due(struct worker *w, int force)
+/* Hands over the batches that are full or old enough (all of them when
+ * the consumer has caught up); with force, all of them, and waits until
+ * they are written. A batch that is only old enough keeps filling while
+ * another is in flight: it could not be written sooner anyway. */
+static int flush_due(struct worker *w, int force, int caught)
 {
         int64_t now = sl_now_ms();
 
+        if (w->fl.running && atomic_load(&w->fl.done) && flush_wait(w) < 0)
+                return -1;
         for (int i = 0; i < w->nbatches; i++) {
                 struct load_batch *b = w->batches[i];
+                int full = (long)b->n >= w->o->batch_rows ||
+                           (long)b->bytes >= w->o->batch_bytes;
 
                 if (b->n == 0)
                         continue;
-                if (!force && (long)b->n < w->o->batch_rows &&
-                    (long)b->bytes < w->o->batch_bytes &&
-                    now - b->opened_ms < w->o->linger_ms)
+                if (!force && !caught && !full &&
+                    (now - b->opened_ms < w->o->linger_ms || w->fl.running))
                         continue;
-                if (flush_one(w, b) < 0)
+                if (flush_one(w, i) < 0)
                         return -1;
         }
-        return 0;
+        return force ? flush_wait(w) : 0;
 }
 
 /* Makes sure the connection is usable, reconnecting when it is not. */
@@ -118,6 +265,7 @@ static int db_ensure(struct worker *w)
 {
         char err[1024], q[1100];
 
+        flush_wait(w);
         if (w->ctx.conn && PQstatus(w->ctx.conn) == CONNECTION_OK &&
             PQtransactionStatus(w->ctx.conn) == PQTRANS_IDLE)
                 return 0;
@@ -222,6 +370,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
         rd_kafka_error_t *error = NULL;
 
+        ends_clear(w);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 if (offsets_fill(w, parts) < 0) {
                         /* assign anyway; the main loop seeks once the
@@ -239,7 +388,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else {
                 /* Finish what we hold while the partitions are ours. */
                 if (!w->need_rewind)
-                        flush_due(w, 1);
+                        flush_due(w, 1, 0);
+                flush_wait(w);
                 discard_all(w);
                 if (coop)
                         w->need_rewind = 1;
@@ -308,10 +458,32 @@ static void check_tables(struct worker *w)
         regfree(&re);
 }
 
+/* The consumer's prefetch, unless the user set it. librdkafka 2.0.2
+ * counts queued.max.messages.kbytes on the consumer queue that every
+ * partition forwards to, and once it is exceeded stops fetching for up to
+ * a second: at the common 4 MiB (about 2 500 envelopes) a loader that
+ * spends a while in PostgreSQL came back to an empty queue and sat idle
+ * for most of each second. 32 MiB holds more than a second of loading;
+ * it bounds the whole queue, not each partition. */
+static int prefetch_conf(rd_kafka_conf_t *conf, char *errstr,
+                         size_t errstr_size)
+{
+        char v[32];
+        size_t n = sizeof(v);
+
+        if (rd_kafka_conf_get(conf, "queued.max.messages.kbytes", v, &n) ==
+                RD_KAFKA_CONF_OK &&
+            strcmp(v, SL_KAFKA_CONSUMER_QUEUE_KB) != 0)
+                return 0;
+        return sl_kafka_conf_set(conf, "queued.max.messages.kbytes", "32768",
+                                 errstr, errstr_size);
+}
+
 static void consume(struct worker *w)
 {
         while (!sl_stop) {
                 rd_kafka_message_t *rkm;
+                int caught;
 
                 if (w->need_rewind) {
                         if (rewind_assignment(w) < 0) {
@@ -322,18 +494,24 @@ static void consume(struct worker *w)
                 }
                 rkm = rd_kafka_consumer_poll(w->rk, 100);
                 sl_http_tick();
-                if (rkm && rkm->err) {
-                        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                sl_debug("event=consume_error err=%s",
-                                         rd_kafka_message_errstr(rkm));
+                caught = 0;
+                if (rkm && rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        ends_mark(w, rd_kafka_topic_name(rkm->rkt),
+                                  rkm->partition, 1);
+                        caught = caught_up(w);
+                } else if (rkm && rkm->err) {
+                        sl_debug("event=consume_error err=%s",
+                                 rd_kafka_message_errstr(rkm));
                 } else if (rkm && !w->need_rewind) {
                         struct load_batch *b =
                             batch_for(w, rd_kafka_topic_name(rkm->rkt));
+                        if (w->nends)
+                                ends_mark(w, b->topic, rkm->partition, 0);
                         load_batch_add(b, rkm);
                 }
                 if (rkm)
                         rd_kafka_message_destroy(rkm);
-                if (flush_due(w, 0) < 0)
+                if (flush_due(w, 0, caught) < 0)
                         backoff_wait(w);
         }
 }
@@ -387,7 +565,10 @@ int load_worker_run(const struct load_opts *o)
         conf = sl_kafka_conf_new("consumer", errstr, sizeof(errstr));
         if (!conf ||
             sl_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms",
-                              "2000", errstr, sizeof(errstr)) < 0) {
+                              "2000", errstr, sizeof(errstr)) < 0 ||
+            prefetch_conf(conf, errstr, sizeof(errstr)) < 0 ||
+            sl_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
+                              sizeof(errstr)) < 0) {
                 fprintf(stderr, "sluice load: %s\n", errstr);
                 rc = SL_EXIT_USAGE;
                 goto out;
@@ -428,12 +609,14 @@ int load_worker_run(const struct load_opts *o)
         /* SIGTERM: finish the open batches (or drop them when the database
          * is gone: they come again from sluice.offsets), leave the group. */
         if (!w.need_rewind)
-                flush_due(&w, 1);
+                flush_due(&w, 1, 0);
+        flush_wait(&w);
         discard_all(&w);
         rd_kafka_consumer_close(w.rk);
         rc = SL_EXIT_OK;
         sl_info("event=stopped");
 out:
+        flush_wait(&w);
         if (conf)
                 rd_kafka_conf_destroy(conf);
         if (w.rk)
@@ -445,6 +628,7 @@ out:
         for (int i = 0; i < w.nbatches; i++)
                 load_batch_destroy(w.batches[i]);
         free(w.batches);
+        ends_clear(&w);
         load_ctx_forget_tables(&w.ctx);
         PQfinish(w.ctx.conn);
         free(dir);

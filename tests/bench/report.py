@@ -177,7 +177,8 @@ def main():
                 continue
             s = stat(case, v, "sluice")
             if s:
-                label = "5000 (default)" if case == "load" else v
+                label = (os.environ.get("BENCH_LOAD_ROWS", "1000") +
+                         " (default)") if case == "load" else v
                 L.append(f"| {knob} | {label} | {f(s['rate'])} | "
                          f"{f(s['cpu'], '{:.1f}')} | "
                          f"{f(s['rss'] / 1024 if s['rss'] else None, '{:.0f} MB')} |")

@@ -9,7 +9,11 @@
 # default 42 = 19 992 NVD records), BENCH_PIPE_SCALE (pipeline, default 421 =
 # 200 396 records), BENCH_RUNS (repeats per case, default 3; the median is
 # reported), BENCH_PIPE_RUNS (default 3), BENCH_OUT (default
-# bench/results.md), BENCH_CASES (default "fetch transform load pipeline").
+# bench/results.md), BENCH_CASES (default "fetch transform load pipeline"),
+# BENCH_LOAD_ROWS (the loader's default --batch-rows, 1000: the size of the
+# bound's batches), BENCH_BATCH_ROWS (the --batch-rows sweep),
+# BENCH_ROWS_DIR (a directory that keeps the mapped.* rows the transform
+# case captured, so that a later load-only run reuses them).
 set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/../.."
@@ -26,6 +30,9 @@ RUNS=${BENCH_RUNS:-3}
 PRUNS=${BENCH_PIPE_RUNS:-3}
 OUT=${BENCH_OUT:-bench/results.md}
 CASES=${BENCH_CASES:-fetch transform load pipeline}
+# the loader's default --batch-rows (loaders/load_main.c): the bound
+# replays the loader's statements in batches of this size, as it cuts them
+export BENCH_LOAD_ROWS=${BENCH_LOAD_ROWS:-1000}
 B=tests/bench
 NVD_N=476 # records in data/nvd/nvd_cves_combined_dedup.json
 PY=/usr/bin/python3
@@ -238,6 +245,10 @@ case_transform() {
 				kcat -C -b "$SLUICE_BROKERS" -t "$l" -e -q -f '%k\t%s\n' >"$W/$l.kv" 2>/dev/null
 			done
 			cut -f2- "$W"/mapped.*.kv >"$W/rows.jsonl"
+			if [ -n "${BENCH_ROWS_DIR:-}" ]; then
+				mkdir -p "$BENCH_ROWS_DIR"
+				cp "$W"/mapped.*.kv "$BENCH_ROWS_DIR/"
+			fi
 			[ "$(wc -l <"$W/rows.jsonl")" == "$M" ] || fail "captured $(wc -l <"$W/rows.jsonl") rows, want $M"
 		fi
 		line=$("$BUILD/bench/bench_json_bound" "$W/rows.jsonl" "$W"/pages/p*.json) || fail "bound"
@@ -296,6 +307,12 @@ case_load() {
 	local r pct t0 t1 line
 	mk_broker 8 "${VTOPICS[@]}"
 	new_db bench_load || die "database"
+	if [ ! -s "$W/mapped.vulnerability.kv" ]; then
+		# no transform case in this run: the rows it kept
+		[ -n "${BENCH_ROWS_DIR:-}" ] && [ -s "$BENCH_ROWS_DIR/mapped.vulnerability.kv" ] ||
+			die "the load case needs the transform case's rows (run it, or set BENCH_ROWS_DIR)"
+		cp "$BENCH_ROWS_DIR"/mapped.*.kv "$W/"
+	fi
 	for l in "${VTOPICS[@]}"; do
 		kcat -P -b "$SLUICE_BROKERS" -t "$l" -K $'\t' -z lz4 <"$W/$l.kv" || die "produce $l"
 	done
@@ -306,7 +323,7 @@ case_load() {
 	sluice_load warm warm-up '^mapped\.vulnerability$' "$N"
 	psql -qX -c "ALTER DATABASE bench_load RESET log_statement" >/dev/null
 	load_verify "warm-up"
-	$PY $B/bound_load.py "$PGHOST/pg.log" "$W/mapped.vulnerability.kv" 5000 "$W/bound" >/dev/null ||
+	$PY $B/bound_load.py "$PGHOST/pg.log" "$W/mapped.vulnerability.kv" "$BENCH_LOAD_ROWS" "$W/bound" >/dev/null ||
 		die "bound_load.py"
 	psql -qX -c "DROP TABLE IF EXISTS bench_src; CREATE TABLE bench_src AS SELECT * FROM vulnerability" >/dev/null
 	for pct in 0 50 100; do
@@ -333,7 +350,7 @@ case_load() {
 				$(timefile "$W/peer.time") -
 		done
 	done
-	for rows in ${BENCH_BATCH_ROWS:-1000 20000}; do
+	for rows in ${BENCH_BATCH_ROWS:-2000 5000 20000}; do
 		load_prep 0
 		sluice_load "b$rows" "batch $rows" '^mapped\.vulnerability$' "$N" --batch-rows "$rows"
 		load_verify "sluice batch $rows"

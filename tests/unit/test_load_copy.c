@@ -76,7 +76,36 @@ static const struct {
     {"{\"k\":1}", LOAD_COL_SCALAR, "{\"k\":1}", "object as JSON text"},
     {"[1]", LOAD_COL_SCALAR, NULL, "array for a scalar column refused"},
     {"true", LOAD_COL_ARRAY, NULL, "boolean for an array refused"},
+    {"[\"a\",\"n\\u0000ul\"]", LOAD_COL_ARRAY, NULL,
+     "NUL in an array element refused"},
+    {"[[[[[[[[1]]]]]]]]", LOAD_COL_ARRAY, NULL, "arrays nested 8 deep refused"},
+    {"[[[[[[[1]]]]]]]", LOAD_COL_ARRAY, "{{{{{{{1}}}}}}}", "nested 7 deep"},
+    {"{\"k\":\"n\\u0000ul\"}", LOAD_COL_JSON, "{\"k\":\"n\\\\u0000ul\"}",
+     "NUL in json stays an escape"},
+    {"\"n\\u0000ul\"", LOAD_COL_JSON, "\"n\\\\u0000ul\"",
+     "NUL in a json string stays an escape"},
 };
+
+/* copy_check_value() says what copy_encode_value() would, error text and
+ * all, without encoding. */
+static void check_agrees(const char *in, enum load_col_kind kind,
+                         const char *what)
+{
+        json_error_t jerr;
+        json_t *v = json_loads(in, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        char e1[256] = "", e2[256] = "";
+        struct sl_buf b;
+        int r1, r2;
+
+        sl_buf_init(&b, 0);
+        r1 = v ? copy_encode_value(&b, v, kind, e1, sizeof(e1)) : -2;
+        r2 = v ? copy_check_value(v, kind, e2, sizeof(e2)) : -3;
+        TAP_OK(r1 == r2 && strcmp(e1, e2) == 0,
+               "check agrees with encode: %s (%d \"%s\", %d \"%s\")", what, r1,
+               e1, r2, e2);
+        sl_buf_free(&b);
+        json_decref(v);
+}
 
 int main(void)
 {
@@ -91,6 +120,7 @@ int main(void)
                                cases[i].what, err);
                 }
                 free(got);
+                check_agrees(cases[i].in, cases[i].kind, cases[i].what);
         }
 
         /* copy_escape on raw bytes, and a plain run after an escape */
