@@ -647,6 +647,11 @@ int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
                                         goto out;
                                 }
                                 clear_answer(r);
+                                /* the body is published: give its memory
+                                 * back now, not when the whole set ends
+                                 * (a 200k-record sync kept 101 pages of
+                                 * 4.5 MB: 476 MB) */
+                                sl_buf_free(&r->resp);
                         }
                 }
                 if (remaining == 0)
