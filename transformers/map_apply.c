@@ -475,6 +475,7 @@ static long select_spans(const char *text, size_t len, const char *path,
                          struct sl_json_span **out)
 {
         const char *star = strstr(path, "[*]");
+        size_t alen = star ? (size_t)(star - path) : strlen(path);
         char a[512];
         const char *b = NULL;
         struct sl_json_span v, *el = NULL, *r = NULL;
@@ -483,19 +484,14 @@ static long select_spans(const char *text, size_t len, const char *path,
         int found;
 
         *out = NULL;
+        if (alen >= sizeof(a) || (star && strstr(star + 3, "[*]")))
+                return -2;
+        memcpy(a, path, alen);
+        a[alen] = '\0';
         if (star) {
-                if ((size_t)(star - path) >= sizeof(a) ||
-                    strstr(star + 3, "[*]"))
-                        return -2;
-                memcpy(a, path, (size_t)(star - path));
-                a[star - path] = '\0';
                 b = star + 3;
                 if (*b && *b != '.')
                         return -2;
-        } else if (strlen(path) < sizeof(a)) {
-                strcpy(a, path);
-        } else {
-                return -2;
         }
         if (!*a || strcmp(a, "$") == 0) {
                 found = 1;
