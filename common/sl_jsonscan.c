@@ -452,8 +452,9 @@ static const char *skip_value(const char *p, const char *end)
                 if (c == '{' || c == '[') {
                         depth++;
                 } else if (c == '}' || c == ']') {
-                        depth--;
-                        if (depth <= 0)
+                        if (depth == 0) /* a number or literal ends */
+                                return p;
+                        if (--depth == 0)
                                 return p + 1;
                 } else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' ||
                                           c == '\r' || c == '\t')) {
@@ -595,5 +596,51 @@ int sl_json_member(const char *text, size_t len, const char *path,
                 return 0;
         v->off = (size_t)(p - text);
         v->len = (size_t)(skip_value(p, text + len) - p);
+        return 1;
+}
+
+/* Past the opening bracket or the comma before the next item at *pos; NULL
+ * at the closing bracket. */
+static const char *next_item(const char *text, size_t len, size_t pos)
+{
+        const char *end = text + len, *p = ws(text + pos, end);
+
+        if (p < end && (*p == '{' || *p == '[' || *p == ','))
+                p = ws(p + 1, end);
+        return p < end && *p != '}' && *p != ']' ? p : NULL;
+}
+
+int sl_json_object_next(const char *text, size_t len, size_t *pos,
+                        struct sl_json_span *name, struct sl_json_span *value)
+{
+        const char *end = text + len, *p = next_item(text, len, *pos), *kend;
+
+        if (!p || *p != '"')
+                return 0;
+        kend = skip_string(p + 1, end) - 1;
+        name->off = (size_t)(p + 1 - text);
+        name->len = (size_t)(kend - (p + 1));
+        p = ws(kend + 1, end);
+        if (p >= end || *p != ':')
+                return 0;
+        p = ws(p + 1, end);
+        value->off = (size_t)(p - text);
+        p = skip_value(p, end);
+        value->len = (size_t)(p - text) - value->off;
+        *pos = (size_t)(p - text);
+        return 1;
+}
+
+int sl_json_array_next(const char *text, size_t len, size_t *pos,
+                       struct sl_json_span *value)
+{
+        const char *p = next_item(text, len, *pos);
+
+        if (!p)
+                return 0;
+        value->off = (size_t)(p - text);
+        p = skip_value(p, text + len);
+        value->len = (size_t)(p - text) - value->off;
+        *pos = (size_t)(p - text);
         return 1;
 }

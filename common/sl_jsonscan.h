@@ -48,4 +48,16 @@ long sl_json_locate_array(const char *text, size_t len, const char *path,
 int sl_json_member(const char *text, size_t len, const char *path,
                    struct sl_json_span *v);
 
+/* Walks the members of an object of a valid JSON text. *pos starts at the
+ * offset of its '{'; each call gives the next member: 1 with the bytes of
+ * its name between the quotes (still escaped) in *name and of its value in
+ * *value, 0 after the last. Repeated names come as often as they appear. */
+int sl_json_object_next(const char *text, size_t len, size_t *pos,
+                        struct sl_json_span *name, struct sl_json_span *value);
+
+/* Walks the elements of an array of a valid JSON text the same way: *pos
+ * starts at the offset of its '['. */
+int sl_json_array_next(const char *text, size_t len, size_t *pos,
+                       struct sl_json_span *value);
+
 #endif

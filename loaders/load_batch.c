@@ -5,6 +5,8 @@
 #include "load_batch.h"
 #include "copy_encode.h"
 #include "load_arena.h"
+#include "load_env.h"
+#include "sl_jsonscan.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_pg.h"
@@ -178,8 +180,23 @@ void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm)
                 u->msgkey_len = rkm->key_len;
         }
         load_arena_enter(&b->arena);
-        u->env =
-            rkm->payload ? json_loadb(rkm->payload, rkm->len, 0, &jerr) : NULL;
+        /* validated in one pass, then built without the big JSON values
+         * (load_env.h); Jansson parses only what fails, to say why */
+        if (rkm->payload &&
+            sl_json_validate(rkm->payload, rkm->len, 0, NULL) == 0) {
+                u->env = load_env_decode(rkm->payload, rkm->len);
+                if (!u->env)
+                        u->env = json_loadb(rkm->payload, rkm->len, 0, &jerr);
+        } else if (rkm->payload) {
+                u->env = json_loadb(rkm->payload, rkm->len, 0, &jerr);
+                if (u->env) { /* Jansson takes "[1\0]"; it is not JSON */
+                        json_decref(u->env);
+                        u->env = NULL;
+                        snprintf(jerr.text, sizeof(jerr.text),
+                                 "NUL byte in the text");
+                        jerr.line = jerr.column = 0;
+                }
+        }
         if (!u->env) {
                 u->raw = sl_strndup(rkm->payload ? rkm->payload : "", rkm->len);
                 u->raw_len = rkm->len;
@@ -321,7 +338,30 @@ static int check_row(struct load_unit *u, struct load_table *t, json_t *row,
         const char *name;
         json_t *v;
         int rc = 0;
+        void *it;
 
+        /* a raw value (load_env.h) stays text only for a json column */
+        for (it = json_object_iter(row); it;
+             it = json_object_iter_next(row, it)) {
+                size_t n;
+                int c;
+                json_t *d;
+
+                name = json_object_iter_key(it);
+                v = json_object_iter_value(it);
+                c = load_table_col(t, name);
+                if (!load_raw_text(v, &n) ||
+                    (c >= 0 && t->cols[c].kind == LOAD_COL_JSON &&
+                     !json_object_get(key, name)))
+                        continue;
+                d = load_raw_decode(v);
+                if (!d) {
+                        unit_reject(u, name, NULL, "%s: column %s: no memory",
+                                    where, name);
+                        return -1;
+                }
+                json_object_iter_set_new(row, it, d);
+        }
         json_object_foreach(key, name, v)
         {
                 json_t *rv = json_object_get(row, name);
@@ -767,6 +807,8 @@ static int put_line(struct sl_buf *d, struct plan *p, const int *use, char op,
         sl_buf_printf(d, "%c\t%ld", op, ord);
         for (int i = 0; i < t->ncols; i++) {
                 json_t *v = NULL;
+                const char *raw;
+                size_t rawlen;
 
                 if (!use[i])
                         continue;
@@ -780,6 +822,15 @@ static int put_line(struct sl_buf *d, struct plan *p, const int *use, char op,
                         v = json_object_get(row, t->cols[i].name);
                 if (!v) {
                         copy_null(d);
+                        continue;
+                }
+                if ((raw = load_raw_text(v, &rawlen))) {
+                        /* JSON text for a json column (check_row) */
+                        if (copy_escape(d, raw, rawlen) < 0) {
+                                snprintf(errstr, errstr_size,
+                                         "value too large");
+                                return -1;
+                        }
                         continue;
                 }
                 if (copy_encode_value(
@@ -1102,13 +1153,15 @@ static int dlq_send(struct load_ctx *ctx, struct load_batch *b,
         json_object_set_new(dl, "partition", json_integer(u->partition));
         json_object_set_new(dl, "offset", json_integer(u->offset));
         if (u->env) {
-                json_t *lin = json_object_get(u->env, "lineage");
+                /* the letter carries JSON, not the raw nodes */
+                json_t *env = load_raw_expand(u->env);
+                json_t *lin = json_object_get(env, "lineage");
                 json_object_set(dl, "lineage", lin ? lin : json_null());
-                rec = u->op == 'u' ? json_object_get(u->env, "row") : NULL;
-                json_object_set(dl, "record", rec ? rec : u->env);
+                rec = u->op == 'u' ? json_object_get(env, "row") : NULL;
+                json_object_set(dl, "record", rec ? rec : env);
                 if (u->op)
-                        json_object_set(dl, "op",
-                                        json_object_get(u->env, "op"));
+                        json_object_set(dl, "op", json_object_get(env, "op"));
+                json_decref(env);
         } else {
                 json_object_set_new(dl, "page",
                                     json_stringn_nocheck(u->raw, u->raw_len));

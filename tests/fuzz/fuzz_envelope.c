@@ -1,9 +1,13 @@
 /* fuzz_envelope: the loader's envelope decoder (load_batch_add in
  * loaders/load_batch.c), which must keep any message, valid or not, to be
- * loaded or dead-lettered at flush. Input: a message key, a line "----",
- * then the message value. */
+ * loaded or dead-lettered at flush; and load_env_decode, whose tree with
+ * its raw nodes expanded must equal Jansson's decoding of every text the
+ * validator accepts (aborts on a difference). Input: a message key, a line
+ * "----", then the message value. */
 #include "fuzz.h"
 #include "load_batch.h"
+#include "load_env.h"
+#include "sl_jsonscan.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +39,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         load_batch_clear(b);
         load_batch_add(b, &rkm);
         load_batch_destroy(b);
+        if (sl_json_validate(copy, value_size, 0, NULL) == 0) {
+                json_t *want = json_loadb(copy, value_size, 0, NULL);
+                json_t *env = load_env_decode(copy, value_size);
+                json_t *got = env ? load_raw_expand(env) : NULL;
+
+                if (!want || (json_is_object(want) && !json_equal(want, got)))
+                        abort();
+                json_decref(want);
+                json_decref(env);
+                json_decref(got);
+        }
         free(copy);
         free(key);
         return 0;

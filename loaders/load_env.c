@@ -1,0 +1,214 @@
+/* load_env: envelopes decoded straight from the validated text, the big
+ * JSON values left as text. */
+#include "load_env.h"
+#include "sl_jsonscan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum raw_at {
+        RAW_NONE, /* decode everything */
+        RAW_ROW,  /* an object whose object/array members stay text */
+        RAW_ROWS, /* an array of such objects */
+        RAW_SELF, /* the value stays text when it is an object or array */
+};
+
+static json_t *raw_new(const char *s, size_t n)
+{
+        char *tmp = malloc(n + 1);
+        json_t *v;
+
+        if (!tmp)
+                return NULL;
+        tmp[0] = '\0';
+        memcpy(tmp + 1, s, n);
+        v = json_stringn_nocheck(tmp, n + 1);
+        free(tmp);
+        return v;
+}
+
+const char *load_raw_text(const json_t *v, size_t *len)
+{
+        const char *s;
+
+        if (!json_is_string(v) || json_string_length(v) < 2)
+                return NULL;
+        s = json_string_value(v);
+        if (s[0] != '\0')
+                return NULL;
+        *len = json_string_length(v) - 1;
+        return s + 1;
+}
+
+json_t *load_raw_decode(json_t *v)
+{
+        size_t n;
+        const char *s = load_raw_text(v, &n);
+
+        if (!s)
+                return json_incref(v);
+        return json_loadb(s, n, JSON_DECODE_ANY, NULL);
+}
+
+json_t *load_raw_expand(json_t *v)
+{
+        json_t *out, *e;
+        const char *k;
+        size_t i;
+
+        if (json_is_object(v)) {
+                out = json_object();
+                json_object_foreach(v, k, e)
+                    json_object_set_new(out, k, load_raw_expand(e));
+                return out;
+        }
+        if (json_is_array(v)) {
+                out = json_array();
+                json_array_foreach(v, i, e)
+                    json_array_append_new(out, load_raw_expand(e));
+                return out;
+        }
+        return load_raw_decode(v);
+}
+
+/* A string value or member name: the bytes between the quotes, unescaped
+ * by Jansson only when they hold an escape. */
+static json_t *decode_string(const char *s, size_t n)
+{
+        if (!memchr(s, '\\', n))
+                return json_stringn_nocheck(s, n);
+        return json_loadb(s - 1, n + 2, JSON_DECODE_ANY, NULL);
+}
+
+static json_t *decode_number(const char *s, size_t n)
+{
+        char buf[64], *num = buf, *end;
+        json_t *v;
+
+        if (n >= sizeof(buf) && !(num = malloc(n + 1)))
+                return NULL;
+        memcpy(num, s, n);
+        num[n] = '\0';
+        /* the validator kept integers within int64 and reals finite, as
+         * Jansson does; both convert the same way (strtoll, strtod) */
+        if (strpbrk(num, ".eE"))
+                v = json_real(strtod(num, &end));
+        else
+                v = json_integer(strtoll(num, &end, 10));
+        if (num != buf)
+                free(num);
+        return v;
+}
+
+static json_t *decode(const char *text, size_t len, struct sl_json_span at,
+                      enum raw_at raw);
+
+static json_t *decode_object(const char *text, size_t len, size_t off,
+                             enum raw_at raw)
+{
+        json_t *obj = json_object();
+        struct sl_json_span name, val;
+        size_t pos = off;
+
+        while (obj && sl_json_object_next(text, len, &pos, &name, &val)) {
+                const char *k = text + name.off;
+                enum raw_at sub = RAW_NONE;
+                json_t *v;
+                int rc;
+
+                if (raw == RAW_ROW)
+                        sub = RAW_SELF;
+                else if (raw == RAW_NONE && off == 0 && name.len == 3 &&
+                         memcmp(k, "row", 3) == 0)
+                        sub = RAW_ROW;
+                else if (raw == RAW_NONE && off == 0 && name.len == 4 &&
+                         memcmp(k, "rows", 4) == 0)
+                        sub = RAW_ROWS;
+                else if (raw == RAW_NONE && off == 0 && name.len == 7 &&
+                         memcmp(k, "lineage", 7) == 0)
+                        sub = RAW_SELF;
+                v = decode(text, len, val, sub);
+                if (!v) {
+                        json_decref(obj);
+                        return NULL;
+                }
+                if (memchr(k, '\\', name.len)) {
+                        json_t *ks = decode_string(k, name.len);
+                        rc = ks ? json_object_setn_new(
+                                      obj, json_string_value(ks),
+                                      json_string_length(ks), v)
+                                : (json_decref(v), -1);
+                        json_decref(ks);
+                } else {
+                        rc = json_object_setn_new_nocheck(obj, k, name.len, v);
+                }
+                if (rc < 0) {
+                        json_decref(obj);
+                        return NULL;
+                }
+        }
+        return obj;
+}
+
+static json_t *decode_array(const char *text, size_t len, size_t off,
+                            enum raw_at raw)
+{
+        json_t *arr = json_array();
+        struct sl_json_span val;
+        size_t pos = off;
+
+        while (arr && sl_json_array_next(text, len, &pos, &val)) {
+                json_t *v = decode(text, len, val,
+                                   raw == RAW_ROWS ? RAW_ROW : RAW_NONE);
+                if (!v || json_array_append_new(arr, v) < 0) {
+                        json_decref(arr);
+                        return NULL;
+                }
+        }
+        return arr;
+}
+
+/* The value at span at. The top-level object is the one at offset 0 (the
+ * envelope starts at its '{', see load_env_decode), whose "row", "rows"
+ * and "lineage" members choose what stays text. */
+static json_t *decode(const char *text, size_t len, struct sl_json_span at,
+                      enum raw_at raw)
+{
+        const char *s = text + at.off;
+
+        switch (*s) {
+        case '{':
+                if (raw == RAW_SELF)
+                        return raw_new(s, at.len);
+                return decode_object(text, len, at.off,
+                                     raw == RAW_ROW ? RAW_ROW : RAW_NONE);
+        case '[':
+                if (raw == RAW_SELF)
+                        return raw_new(s, at.len);
+                return decode_array(text, len, at.off,
+                                    raw == RAW_ROWS ? RAW_ROWS : RAW_NONE);
+        case '"':
+                return decode_string(s + 1, at.len - 2);
+        case 't':
+                return json_true();
+        case 'f':
+                return json_false();
+        case 'n':
+                return json_null();
+        default:
+                return decode_number(s, at.len);
+        }
+}
+
+json_t *load_env_decode(const char *text, size_t len)
+{
+        size_t off = 0;
+
+        while (off < len && (text[off] == ' ' || text[off] == '\t' ||
+                             text[off] == '\r' || text[off] == '\n'))
+                off++;
+        if (off >= len || text[off] != '{')
+                return NULL;
+        /* the envelope's members are told apart by offset 0 */
+        return decode_object(text + off, len - off, 0, RAW_NONE);
+}
