@@ -328,8 +328,23 @@ static void test_mutations(const char *rel, const char *records_key)
                tried, agreed);
 }
 
+/* A number or literal ends at the bracket that closes its container (it
+ * used to take the bracket along: a numeric cursor read as "12}"). */
+static void test_member_ends(void)
+{
+        const char *t = "{\"a\":{\"b\":12},\"c\":[true],\"d\":-1.5e3}";
+        struct sl_json_span v;
+
+        TAP_OK(sl_json_member(t, strlen(t), "$.a.b", &v) == 1 && v.len == 2 &&
+                   memcmp(t + v.off, "12", 2) == 0,
+               "a number last in its object is just the number");
+        TAP_OK(sl_json_member(t, strlen(t), "$.d", &v) == 1 && v.len == 6,
+               "... also last in the text");
+}
+
 int main(void)
 {
+        test_member_ends();
         test_edges();
         test_depth();
         test_positions();
