@@ -263,14 +263,16 @@ static int member_cmp(const void *a, const void *b)
 static int put_object_sorted(struct dump *d, const json_t *v, int depth)
 {
         json_t *obj = iterable(v);
-        size_t base = d->nm, n = 0;
+        size_t size = json_object_size(obj), base = d->nm, n = 0;
         int rc = -1;
 
-        if (d->nm + json_object_size(obj) > d->mcap) {
-                d->mcap = (d->nm + json_object_size(obj)) * 2;
+        if (size == 0) /* and d->m may still be NULL */
+                return put(d->b, "{}", 2);
+        if (d->nm + size > d->mcap) {
+                d->mcap = (d->nm + size) * 2;
                 d->m = sl_realloc(d->m, d->mcap * sizeof(*d->m));
         }
-        for (void *it = json_object_iter(obj); it;
+        for (void *it = json_object_iter(obj); it && n < size;
              it = json_object_iter_next(obj, it)) {
                 struct member *m = &d->m[base + n++];
                 m->key = json_object_iter_key(it);

@@ -497,6 +497,9 @@ static void test_shapes(void)
                       "mix", 1, 0, "n", "m");
         TAP_OK(byte_equal(v, 0), "empty objects and arrays, literals");
         json_decref(v);
+        v = json_object();
+        TAP_OK(byte_equal(v, 0), "an empty object alone, sorted and not");
+        json_decref(v);
 
         v = json_string("s");
         got = ours(v, 0);
