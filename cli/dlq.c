@@ -4,6 +4,7 @@
  * letter is recorded in sluice.dlq_replayed (key "<dlq topic>:<P>:<O>"),
  * after its delivery, so a second replay skips it. */
 #include "roles.h"
+#include "sl_jsondump.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_util.h"
@@ -550,8 +551,10 @@ static int build_load(rd_kafka_t *reader, const struct letter *l,
         }
         if (json_is_object(rec) && json_object_get(rec, "op") &&
             json_object_get(rec, "table")) {
-                /* delete and replace letters carry the whole envelope */
-                m->value = json_dumps(rec, JSON_COMPACT);
+                /* delete and replace letters carry the whole envelope;
+                 * its reals keep their shortest form, as the transformer
+                 * wrote them */
+                m->value = sl_json_dumps(rec, 0, NULL);
         } else if (topic) {
                 orig = read_one(
                     reader, topic,
@@ -626,7 +629,7 @@ static int build_transform(rd_kafka_t *reader, const struct letter *l,
                 goto out;
         }
         m->topic = sl_strdup(topic);
-        m->value = json_dumps(one, JSON_COMPACT);
+        m->value = sl_json_dumps(one, 0, NULL); /* reals as the source's */
         if (orig->key) {
                 m->key = sl_strndup(orig->key, orig->key_len);
                 m->key_len = orig->key_len;

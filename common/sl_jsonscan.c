@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sl_utf8.h"
 #include "sl_util.h"
 
 #define JANSSON_MAX_DEPTH 2048
@@ -63,40 +64,6 @@ static long hex4(const unsigned char *p)
         return v;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), or 0
- * (overlong forms, UTF-16 surrogates and code points past U+10FFFF are
- * not well formed). */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-        unsigned c = p[0];
-        size_t n;
-        unsigned lo = 0x80, hi = 0xBF; /* range of the second byte */
-
-        if (c >= 0xC2 && c <= 0xDF) {
-                n = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-                n = 3;
-                if (c == 0xE0)
-                        lo = 0xA0;
-                else if (c == 0xED)
-                        hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-                n = 4;
-                if (c == 0xF0)
-                        lo = 0x90;
-                else if (c == 0xF4)
-                        hi = 0x8F;
-        } else {
-                return 0;
-        }
-        if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-                return 0;
-        for (size_t i = 2; i < n; i++)
-                if ((p[i] & 0xC0) != 0x80)
-                        return 0;
-        return n;
-}
-
 /* The string at sc->p (at its opening quote); sc->p ends past it. */
 static int scan_string(struct scan *sc)
 {
@@ -117,7 +84,7 @@ static int scan_string(struct scan *sc)
                 if (*p < 0x20)
                         return fail(sc, p, "control character in string");
                 if (*p >= 0x80) {
-                        size_t n = utf8_len(p, end);
+                        size_t n = sl_utf8_len(p, end);
                         if (!n)
                                 return fail(sc, p, "invalid UTF-8 in string");
                         p += n;

@@ -1,7 +1,7 @@
 /* copy_encode: JSON values to COPY text-format fields. Kept free of I/O so
  * every escaping rule has a unit test. */
 #include "copy_encode.h"
-#include "load_arena.h"
+#include "sl_jsondump.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -104,6 +104,7 @@ static int array_elem(struct sl_buf *b, json_t *v, int depth, char *errstr,
                       size_t errstr_size)
 {
         char *txt = NULL;
+        size_t n = 0;
         int rc = -1;
 
         switch (json_typeof(v)) {
@@ -152,11 +153,11 @@ static int array_elem(struct sl_buf *b, json_t *v, int depth, char *errstr,
                 break;
         }
         case JSON_OBJECT:
-                txt = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-                rc = txt ? array_quote(b, txt, strlen(txt)) : -1;
+                txt = sl_json_dumps(v, JSON_ENCODE_ANY, &n);
+                rc = txt ? array_quote(b, txt, n) : -1;
                 break;
         }
-        load_json_free(txt);
+        free(txt);
         if (rc < 0)
                 snprintf(errstr, errstr_size, "value too large");
         return rc;
@@ -187,20 +188,16 @@ static int put_text(struct sl_buf *b, const char *s, size_t len, char *errstr,
         return 0;
 }
 
-/* json_dump_callback() sink: escapes each piece straight into the
- * buffer. A dump never holds a raw NUL (Jansson writes \u0000). */
-static int dump_escaped(const char *buffer, size_t size, void *data)
+/* Appends v as compact JSON text, escaped for COPY; tmp is scratch. Reals
+ * keep their shortest round-trip form (sl_jsondump.h): a source's 7.3 is
+ * stored in jsonb as 7.3, where json_dumps() writes 7.2999999999999998,
+ * another numeric. The text never holds a raw NUL (it writes \u0000). */
+static int put_json(struct sl_buf *b, struct sl_buf *tmp, json_t *v,
+                    char *errstr, size_t errstr_size)
 {
-        return copy_escape(data, buffer, size);
-}
-
-/* Appends v as compact JSON text, escaped for COPY, without building the
- * text first: the same bytes as put_text(json_dumps(v)). */
-static int put_json(struct sl_buf *b, json_t *v, char *errstr,
-                    size_t errstr_size)
-{
-        if (json_dump_callback(v, dump_escaped, b,
-                               JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+        sl_buf_reset(tmp);
+        if (sl_json_dump(tmp, v, JSON_ENCODE_ANY) < 0 ||
+            copy_escape(b, tmp->data, tmp->len) < 0) {
                 snprintf(errstr, errstr_size, "value too large");
                 return -1;
         }
@@ -220,7 +217,7 @@ int copy_encode_value(struct sl_buf *b, json_t *v, enum load_col_kind kind,
         }
         if (kind == LOAD_COL_JSON) {
                 /* Any JSON, even a bare string, is stored as JSON text. */
-                rc = put_json(b, v, errstr, errstr_size);
+                rc = put_json(b, &tmp, v, errstr, errstr_size);
                 goto out;
         }
         switch (json_typeof(v)) {
@@ -253,7 +250,7 @@ int copy_encode_value(struct sl_buf *b, json_t *v, enum load_col_kind kind,
                 rc = put_text(b, tmp.data, tmp.len, errstr, errstr_size);
                 break;
         case JSON_OBJECT:
-                rc = put_json(b, v, errstr, errstr_size);
+                rc = put_json(b, &tmp, v, errstr, errstr_size);
                 break;
         case JSON_NULL:
                 break;

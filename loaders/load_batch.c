@@ -6,6 +6,7 @@
 #include "copy_encode.h"
 #include "load_arena.h"
 #include "load_env.h"
+#include "sl_jsondump.h"
 #include "sl_jsonscan.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
@@ -1138,6 +1139,7 @@ static int dlq_send(struct load_ctx *ctx, struct load_batch *b,
 {
         json_t *dl = json_object();
         json_t *rec = NULL;
+        size_t len = 0;
         char *val;
         int rc;
 
@@ -1166,16 +1168,17 @@ static int dlq_send(struct load_ctx *ctx, struct load_batch *b,
                 json_object_set_new(dl, "page",
                                     json_stringn_nocheck(u->raw, u->raw_len));
         }
-        val = json_dumps(dl, JSON_COMPACT);
+        /* the record keeps its reals' text, for `sluice dlq replay` */
+        val = sl_json_dumps(dl, 0, &len);
         json_decref(dl);
         if (!val)
                 return -1;
         rc = sl_kafka_produce(ctx->producer, ctx->dlq_topic,
                               RD_KAFKA_PARTITION_UA, u->msgkey, u->msgkey_len,
-                              val, strlen(val), NULL, ctx) == 0
+                              val, len, NULL, ctx) == 0
                  ? 0
                  : -1;
-        load_json_free(val);
+        free(val);
         return rc;
 }
 

@@ -4,6 +4,7 @@
 #include "map_check.h"
 #include "roles.h"
 #include "sl_config.h"
+#include "sl_jsondump.h"
 #include "sl_log.h"
 #include "sl_util.h"
 
@@ -146,7 +147,8 @@ int check_main(int argc, char **argv)
         out = map_check_run(m, page, len, records_hdr, &drift);
         json_array_foreach(out, i, v)
         {
-                char *line = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                /* the transformer's text, reals and all */
+                char *line = sl_json_dumps(v, JSON_ENCODE_ANY, NULL);
                 if (json_object_get(v, "note")) {
                         const char *what =
                             json_string_value(json_object_get(v, "note"));

@@ -133,7 +133,10 @@ static int build_row(const struct map_target *t, json_t *rec, json_t *parent,
 }
 
 /* The canonical key: coalesce values joined by \x1f. Returns -1 and the
- * empty column in *empty when a value is null or empty. */
+ * empty column in *empty when a value is null or empty. A non-scalar is
+ * Jansson's text (reals at %.17g), not sl_json_dump's, on purpose: this is
+ * the Kafka message key, and a new text would send a row's next versions
+ * to another partition than its earlier ones (and compaction keeps both). */
 static int key_text(char *const *cols, size_t n, json_t *row,
                     struct sl_buf *key, const char **empty)
 {

@@ -2,6 +2,7 @@
  * would emit, for `sluice check` and the golden tests; compares outputs to
  * expectations. */
 #include "map_check.h"
+#include "sl_jsondump.h"
 #include "sl_util.h"
 
 #include <stdio.h>
@@ -194,12 +195,11 @@ int map_check_compare(json_t *got, json_t *want, char *msg, size_t msg_size)
                 {
                         json_t *gv = json_object_get(g, k);
                         if (!gv || !json_equal(gv, wv)) {
-                                char *gs =
-                                    gv ? json_dumps(gv, JSON_COMPACT |
-                                                            JSON_ENCODE_ANY)
-                                       : NULL;
-                                char *ws = json_dumps(wv, JSON_COMPACT |
-                                                              JSON_ENCODE_ANY);
+                                char *gs = gv ? sl_json_dumps(
+                                                    gv, JSON_ENCODE_ANY, NULL)
+                                              : NULL;
+                                char *ws =
+                                    sl_json_dumps(wv, JSON_ENCODE_ANY, NULL);
                                 snprintf(msg, msg_size,
                                          "output %zu: %s differs: got %.300s, "
                                          "want %.300s",

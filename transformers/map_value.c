@@ -3,6 +3,7 @@
 /* strptime() is X/Open */
 #define _XOPEN_SOURCE 700
 #include "map.h"
+#include "sl_jsondump.h"
 #include "sl_jsonpath.h"
 #include "sl_util.h"
 
@@ -39,10 +40,12 @@ static const char *kind_name(json_t *v)
         return "null";
 }
 
-/* A short quoted rendering of v for error messages. Writes into buf. */
+/* A short quoted rendering of v for error messages (dead letters quote
+ * the value as the source wrote it: 7.3, not 7.2999999999999998). Writes
+ * into buf. */
 static const char *show(json_t *v, char *buf, size_t size)
 {
-        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        char *s = sl_json_dumps(v, JSON_ENCODE_ANY, NULL);
         if (!s) {
                 snprintf(buf, size, "?");
                 return buf;
@@ -949,6 +952,9 @@ static json_t *template_value(const struct map_field *f, json_t *rec,
                         return json_null();
                 }
                 t = map_scalar_text(v);
+                /* Jansson's text, reals at %.17g, on purpose: a template
+                 * may make a key column, and new text would re-key rows
+                 * already loaded */
                 if (!t)
                         t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
                 sl_buf_puts(&b, t ? t : "");

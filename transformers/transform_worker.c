@@ -4,6 +4,7 @@
  * upserts absorb the repeat) and never loses one. */
 #include "transform_worker.h"
 #include "sl_http.h"
+#include "sl_jsondump.h"
 #include "sl_kafka.h"
 #include "sl_metrics.h"
 #include "sl_log.h"
@@ -67,11 +68,13 @@ static int produce_too_large(struct worker *w, const char *key, size_t key_len,
         return rc;
 }
 
+/* Reals keep their shortest round-trip form (sl_jsondump.h): the source's
+ * 7.3 must reach jsonb as 7.3, not as json_dumps()'s 7.2999999999999998. */
 static int produce_json(struct worker *w, const char *topic, const char *key,
                         size_t key_len, json_t *v)
 {
-        char *buf = json_dumps(v, JSON_COMPACT);
-        size_t len = buf ? strlen(buf) : 0;
+        size_t len = 0;
+        char *buf = sl_json_dumps(v, 0, &len);
         rd_kafka_resp_err_t err;
 
         if (!buf) {

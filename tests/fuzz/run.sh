@@ -10,7 +10,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 SECONDS_EACH=${FUZZ_SECONDS:-20}
-TARGETS=${FUZZ_TARGETS:-"jsonpath map fetch_policy copy_encode envelope jsonscan"}
+TARGETS=${FUZZ_TARGETS:-"jsonpath map fetch_policy copy_encode envelope jsonscan jsondump"}
 B=build-fuzz
 FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined"
 

@@ -116,6 +116,21 @@ for i, value in enumerate([
         '"row":{"id":"x","v":"\\u0000"},"version":null,"lineage":[]}']):
     put("envelope", "x%02d" % i, "k\n----\n" + value)
 
+# the JSON writer: FLAGS-BYTE (bit 0: sorted keys) + JSON; records with
+# reals from the data, and the edges of reals, escapes and keys
+for i, (flag, doc) in enumerate([(0, nvd_recs[0]), (1, nvd_recs[1]),
+                                 (1, kev_page["vulnerabilities"][0]),
+                                 (0, tenable[0])]):
+    put("jsondump", "%02d" % i, bytes([flag]) + json.dumps(doc).encode())
+for i, text in enumerate([
+        '[7.3, 0.30000000000000004, 1.0, -0.0, 1e300, 5e-324, 1.5e-7, '
+        '123456789012345678.0, 1e16, 0.7999999999999999, 1e-5]',
+        '{"z\\"q\\\\": 1, "\\t\\u0001/": 2, "a\\u0000b": 3, "a": 4, '
+        '"\\u00e9": 5, "": [{}, []]}',
+        '["\\u0000\\u001f\\u007f/\\"\\\\", "\\ud83d\\ude00 \u00e9\u4e2d"]',
+        '[9223372036854775807, -9223372036854775808, 0, -1]']):
+    put("jsondump", "x%02d" % i, b"\x01" + text.encode())
+
 # the page validator: whole pages, and the edges of the JSON grammar
 for i, page in enumerate([kev_page, nvd_page, uh_page, tenable]):
     put("jsonscan", "%02d" % i, json.dumps(page, ensure_ascii=i % 2 == 0))

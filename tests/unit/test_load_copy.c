@@ -84,6 +84,16 @@ static const struct {
      "NUL in json stays an escape"},
     {"\"n\\u0000ul\"", LOAD_COL_JSON, "\"n\\\\u0000ul\"",
      "NUL in a json string stays an escape"},
+    {"{\"cvssData\":{\"baseScore\":7.3,\"x\":0.1}}", LOAD_COL_JSON,
+     "{\"cvssData\":{\"baseScore\":7.3,\"x\":0.1}}",
+     "reals in json keep their shortest form (not 7.2999999999999998)"},
+    {"[1.0,1e300,-0.0,1.5e-7,0.30000000000000004]", LOAD_COL_JSON,
+     "[1.0,1e300,-0.0,1.5e-7,0.30000000000000004]",
+     "json reals written as Jansson writes them, digits shortest"},
+    {"{\"s\":7.3}", LOAD_COL_SCALAR, "{\"s\":7.3}",
+     "object in a scalar column: shortest reals"},
+    {"[{\"s\":7.3}]", LOAD_COL_ARRAY, "{\"{\\\\\"s\\\\\":7.3}\"}",
+     "object in an array element: shortest reals"},
 };
 
 /* copy_check_value() says what copy_encode_value() would, error text and
