@@ -1182,34 +1182,27 @@ static int dlq_send(struct load_ctx *ctx, struct load_batch *b,
         return rc;
 }
 
+/* Records the batch's next offsets and its run report in one statement
+ * (one round trip, however many partitions), then commits. */
 static enum sl_status finish(struct load_ctx *ctx, struct load_batch *b,
                              struct load_stats *st, struct pg_fail *f)
 {
         json_t *offs = json_array();
-        char nbuf[8][24], started[40], *offs_txt = NULL;
-        const char *params[14];
+        char nbuf[7][24], started[40], *offs_txt = NULL;
+        const char *params[15];
+        struct sl_buf parts, nexts;
         enum sl_status rc = SL_OK;
+        long v[7] = {st->messages, st->inserted, st->updated,   st->unchanged,
+                     st->deleted,  st->rejected, st->superseded};
+        PGresult *res;
 
-        for (int i = 0; i < b->nparts && rc == SL_OK; i++) {
-                char part[24], next[24];
-                const char *pp[4] = {ctx->group, b->topic, part, next};
-                PGresult *res;
-
-                snprintf(part, sizeof(part), "%" PRId32, b->parts[i].partition);
-                snprintf(next, sizeof(next), "%" PRId64, b->parts[i].last + 1);
-                res = PQexecParams(
-                    ctx->conn,
-                    "INSERT INTO sluice.offsets AS o (consumer_group, "
-                    "topic, partition, next_offset) VALUES "
-                    "($1, $2, $3, $4) ON CONFLICT (consumer_group, "
-                    "topic, partition) DO UPDATE SET next_offset = "
-                    "EXCLUDED.next_offset, updated_at = now()",
-                    4, NULL, pp, NULL, NULL, 0);
-                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                        fail_from(f, ctx->conn, res);
-                        rc = SL_ERR_RETRY;
-                }
-                PQclear(res);
+        sl_buf_init(&parts, 0);
+        sl_buf_init(&nexts, 0);
+        for (int i = 0; i < b->nparts; i++) {
+                sl_buf_printf(&parts, "%s%" PRId32, i ? "," : "{",
+                              b->parts[i].partition);
+                sl_buf_printf(&nexts, "%s%" PRId64, i ? "," : "{",
+                              b->parts[i].last + 1);
                 json_array_append_new(
                     offs,
                     json_pack("{s:i,s:I,s:I}", "partition",
@@ -1217,43 +1210,47 @@ static enum sl_status finish(struct load_ctx *ctx, struct load_batch *b,
                               (json_int_t)b->parts[i].first, "last_offset",
                               (json_int_t)b->parts[i].last));
         }
-        if (rc == SL_OK) {
-                PGresult *res;
-                long v[7] = {st->messages,  st->inserted, st->updated,
-                             st->unchanged, st->deleted,  st->rejected,
-                             st->superseded};
-
-                offs_txt = json_dumps(offs, JSON_COMPACT);
-                params[0] = ctx->group;
-                params[1] = ctx->instance;
-                params[2] = b->table;
-                params[3] = b->topic;
-                params[4] = offs_txt;
-                for (int i = 0; i < 7; i++) {
-                        snprintf(nbuf[i], sizeof(nbuf[i]), "%ld", v[i]);
-                        params[5 + i] = nbuf[i];
-                }
-                params[12] =
-                    sl_time_format(b->opened_wall_ms, started, sizeof(started));
-                res = PQexecParams(
-                    ctx->conn,
-                    "INSERT INTO sluice.load_batches (consumer_group, "
-                    "instance, table_name, topic, offsets, messages, "
-                    "inserted, updated, unchanged, deleted, rejected, "
-                    "superseded, started_at, finished_at) VALUES ($1, "
-                    "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-                    "$13, clock_timestamp())",
-                    13, NULL, params, NULL, NULL, 0);
-                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                        fail_from(f, ctx->conn, res);
-                        rc = SL_ERR_RETRY;
-                }
-                PQclear(res);
+        sl_buf_puts(&parts, b->nparts ? "}" : "{}");
+        sl_buf_puts(&nexts, b->nparts ? "}" : "{}");
+        offs_txt = json_dumps(offs, JSON_COMPACT);
+        params[0] = ctx->group;
+        params[1] = ctx->instance;
+        params[2] = b->table;
+        params[3] = b->topic;
+        params[4] = offs_txt;
+        for (int i = 0; i < 7; i++) {
+                snprintf(nbuf[i], sizeof(nbuf[i]), "%ld", v[i]);
+                params[5 + i] = nbuf[i];
         }
+        params[12] =
+            sl_time_format(b->opened_wall_ms, started, sizeof(started));
+        params[13] = parts.data;
+        params[14] = nexts.data;
+        res = PQexecParams(
+            ctx->conn,
+            "WITH o AS (INSERT INTO sluice.offsets AS o (consumer_group, "
+            "topic, partition, next_offset) SELECT $1, $4, p, n FROM "
+            "unnest($14::int[], $15::bigint[]) AS x(p, n) ON CONFLICT "
+            "(consumer_group, topic, partition) DO UPDATE SET next_offset = "
+            "EXCLUDED.next_offset, updated_at = now() RETURNING 1) "
+            "INSERT INTO sluice.load_batches (consumer_group, "
+            "instance, table_name, topic, offsets, messages, "
+            "inserted, updated, unchanged, deleted, rejected, "
+            "superseded, started_at, finished_at) SELECT $1, "
+            "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+            "$13, clock_timestamp() FROM (SELECT count(*) FROM o) AS done",
+            15, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                fail_from(f, ctx->conn, res);
+                rc = SL_ERR_RETRY;
+        }
+        PQclear(res);
         if (rc == SL_OK && run(ctx->conn, "COMMIT", NULL, f) != SL_OK)
                 rc = SL_ERR_RETRY;
         load_json_free(offs_txt);
         json_decref(offs);
+        sl_buf_free(&parts);
+        sl_buf_free(&nexts);
         return rc;
 }
 
