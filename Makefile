@@ -89,7 +89,8 @@ bench: deps
 	$(MAKE) all
 	tests/bench/run.sh $(BUILD)
 
-# libFuzzer targets (tests/fuzz/), FUZZ_SECONDS each (default 20); a crash
+# libFuzzer targets (tests/fuzz/), FUZZ_SECONDS each (default 20), FUZZ_JOBS
+# at once (default: one per CPU); a crash
 # fails and its input joins tests/fuzz/corpus/<target>/.
 fuzz: deps
 	tests/fuzz/run.sh

@@ -121,6 +121,19 @@ new_db() {
 # q SQL: one value (or rows, '|'-separated) from the current database
 q() { psql -qAtX -c "$1"; }
 
+# short_sessions: Kafka consumer sessions of 3 s (heartbeats every 0.5 s)
+# for every process the test starts from here on: workers, `sluice replay`
+# and `sluice status` alike. The embedded broker answers a group's join only
+# after a departed member's session (less 1 s) has run out, after a clean
+# leave as after kill -9, and drops a joiner whose session is shorter than
+# that wait, so one value for all (docs/embedded-broker.md). The stand-by
+# lock of `sluice fetch` keeps its own 6 s session. For tests that restart
+# workers or replay groups: it shortens each such wait from 9 s to 2 s.
+short_sessions() {
+	export SLUICE_KAFKA_SESSION_TIMEOUT_MS=3000
+	export SLUICE_KAFKA_HEARTBEAT_INTERVAL_MS=500
+}
+
 # broker_start [ARGS]: a private `sluice broker`; exports SLUICE_BROKERS
 broker_start() {
 	local d

@@ -5,6 +5,7 @@
 #                -fsanitize=fuzzer-no-link, see run.sh)
 #   MODE=replay  $CC (default cc) with replay_main.c instead of libFuzzer;
 #                FUZZ_SAN=1 adds ASan and UBSan (for a sanitized LIB)
+# BUILD_JOBS (default 1) targets compile at once.
 set -eu
 MODE=$1 OUT=$2 LIB=$3
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,9 +17,9 @@ CPP="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I$ROOT/tests/fuzz \
 LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
 WARN="-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror"
 mkdir -p "$OUT"
-for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
-	name=$(basename "$src" .c)
-	[ "$name" = fuzz_util ] && continue
+# build_one NAME SRC
+build_one() {
+	local name=$1 src=$2
 	case $MODE in
 	fuzz)
 		# shellcheck disable=SC2086
@@ -35,4 +36,20 @@ for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
 			"$LIB" $LIBS ;;
 	*) echo "build.sh: MODE is fuzz or replay" >&2; exit 2 ;;
 	esac
+}
+jobs=${BUILD_JOBS:-1} running=0 failed=0
+for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
+	name=$(basename "$src" .c)
+	[ "$name" = fuzz_util ] && continue
+	if [ "$running" -ge "$jobs" ]; then
+		wait -n || failed=1
+		running=$((running - 1))
+	fi
+	build_one "$name" "$src" &
+	running=$((running + 1))
 done
+while [ "$running" -gt 0 ]; do
+	wait -n || failed=1
+	running=$((running - 1))
+done
+exit $failed

@@ -106,8 +106,14 @@ PY
 grep -c 'event=retry' "$SL_LOGDIR/nvd3.log" | {
 	read -r n; [ "$n" -ge 5 ] && ok "faults nvd: $n retries logged" || not_ok "faults nvd: $n retries"; }
 
-for style in kev tenable urlhaus; do
-	curl -sf -X POST "$SLUICE_FIXTURE_URL/_fixture/reset" >/dev/null
+# --- faults on every other style, each against its own fixture server -------
+# A fixture server keeps one fault queue and one request log, so each style
+# gets its own server and the seven syncs run at once: they spend their time
+# waiting (for the stand-by lock's group join, for backoff), and share only
+# the broker, on topics and groups of their own. Each style's checks are
+# printed in a fixed order once all are done.
+bundled_faults() { # STYLE: the bundled definition; a truncated body, a malformed page, a 500
+	local style=$1 prefix base want pages recs msgs
 	case $style in
 	kev) prefix=/kev/; base=$SLUICE_FIXTURE_URL/kev; want=$(fx_get /kev/known_exploited_vulnerabilities.json | jq '.vulnerabilities|length') ;;
 	tenable) prefix=/vulns/export/; base=$SLUICE_FIXTURE_URL; want=$(jq length "$SLUICE_ROOT/data/tenable/test_exports_vulns_chunk_1.json") ;;
@@ -123,10 +129,11 @@ for style in kev tenable urlhaus; do
 	check_eq "faults $style: exit 0" "$?" 0
 	read -r pages recs msgs < <(raw_count "raw.${style}_faults")
 	check_eq "faults $style: every record" "$recs" "$want"
-done
+}
 # the other paging styles, each with a truncated body, a malformed page, a
 # 500 and a reset injected: every record still published, exactly once
-for style in rapid7 crowdstrike otx github; do
+paging_faults() { # STYLE
+	local style=$1 prefix base want def kind pages recs msgs
 	case $style in
 	rapid7) prefix=/rapid7/; base=$SLUICE_FIXTURE_URL/rapid7
 		want=$(fx_get '/rapid7/api/3/vulnerabilities?size=1' | jq '.page.totalResources')
@@ -158,5 +165,27 @@ for style in rapid7 crowdstrike otx github; do
 	check_eq "faults $style: every record exactly once" "$recs" "$want"
 	check_eq "faults $style: all 4 faults were served" \
 		"$(fx_get /_fixture/log | jq '[.[] | select(.fault != null and .fault != "")] | length')" 4
+}
+STYLES=(kev tenable urlhaus rapid7 crowdstrike otx github)
+main_fixture=$SLUICE_FIXTURE_URL
+declare -A FX RUN
+for style in "${STYLES[@]}"; do
+	fixture_start --nvd-rate 5/3 --github-rate 4/2 || { not_ok "fixture for $style"; exit 1; }
+	FX[$style]=$SLUICE_FIXTURE_URL
+done
+SLUICE_FIXTURE_URL=$main_fixture
+for style in "${STYLES[@]}"; do
+	case $style in kev | tenable | urlhaus) fn=bundled_faults ;; *) fn=paging_faults ;; esac
+	(SLUICE_FIXTURE_URL=${FX[$style]}; "$fn" "$style") >"$D/$style.checks" 2>&1 &
+	RUN[$style]=$!
+done
+for style in "${STYLES[@]}"; do
+	wait "${RUN[$style]}"
+	cat "$D/$style.checks"
+	n=$(grep -c '^not ok' "$D/$style.checks")
+	SL_FAILED=$((SL_FAILED + n))
+	case $style in kev | tenable | urlhaus) n=2 ;; *) n=3 ;; esac
+	[ "$(grep -c '^\(not \)\?ok ' "$D/$style.checks")" -eq "$n" ] ||
+		not_ok "faults $style: $n checks expected, see above"
 done
 sl_done

@@ -6,6 +6,8 @@
 source "$SLUICE_ROOT/tests/lib.sh"
 source "$SLUICE_ROOT/loaders/testdata/load_lib.sh"
 trap sl_cleanup EXIT
+# each restart after a kill -9 waits out the dead member's session
+short_sessions
 
 N=6000 KEYS=4000
 broker_start --topic mapped.t_load:4 --topic dlq.load:1 || exit 1

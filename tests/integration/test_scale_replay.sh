@@ -7,6 +7,7 @@
 # that count exactly the changed rows as updated.
 source "$SLUICE_ROOT/tests/lib.sh"
 trap sl_cleanup EXIT
+short_sessions
 D=$(sl_tmpdir)
 SL_LOGDIR=$D
 new_db scale_replay || { not_ok "database"; exit 1; }
