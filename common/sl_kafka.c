@@ -205,6 +205,31 @@ fail:
         return NULL;
 }
 
+int sl_kafka_conf_default(rd_kafka_conf_t *conf, const char *name,
+                          const char *value, char *errstr, size_t errstr_size)
+{
+        char prop[256];
+
+        for (char **e = environ; e && *e; e++) {
+                const char *eq = strchr(*e, '=');
+                char env[256];
+                if (!eq || !sl_str_has_prefix(*e, "SLUICE_KAFKA_"))
+                        continue;
+                snprintf(env, sizeof(env), "%.*s", (int)(eq - (*e + 13)),
+                         *e + 13);
+                env_to_prop(env, prop, sizeof(prop));
+                if (strcmp(prop, name) == 0)
+                        return 0;
+        }
+        for (int i = 0; i < props_cnt; i++) {
+                char *eq = strchr(props[i], '=');
+                if ((size_t)(eq - props[i]) == strlen(name) &&
+                    strncmp(props[i], name, strlen(name)) == 0)
+                        return 0;
+        }
+        return sl_kafka_conf_set(conf, name, value, errstr, errstr_size);
+}
+
 const char *sl_kafka_brokers(void)
 {
         return brokers_used;

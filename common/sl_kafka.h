@@ -29,6 +29,12 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *kind, char *errstr,
 /* The consumers' queued.max.messages.kbytes unless the user sets one. */
 #define SL_KAFKA_CONSUMER_QUEUE_KB "4096"
 
+/* Sets name to value unless the user set it (SLUICE_KAFKA_<NAME> or
+ * --kafka name=...): a role's own default that the user may override.
+ * 0, or -1 with errstr. */
+int sl_kafka_conf_default(rd_kafka_conf_t *conf, const char *name,
+                          const char *value, char *errstr, size_t errstr_size);
+
 /* Sets one property; 0 or -1 with errstr naming the property. */
 int sl_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
                       const char *value, char *errstr, size_t errstr_size);

@@ -524,10 +524,12 @@ int fetch_lock_init(struct fetch_lock *l, const char *source, char *errstr,
                 goto out;
         if (sl_kafka_conf_set(conf, "partition.assignment.strategy",
                               "cooperative-sticky", errstr, errstr_size) < 0 ||
-            sl_kafka_conf_set(conf, "session.timeout.ms", "6000", errstr,
-                              errstr_size) < 0 ||
-            sl_kafka_conf_set(conf, "heartbeat.interval.ms", "500", errstr,
-                              errstr_size) < 0) {
+            /* the lock's own defaults, which the user may override
+             * (they were set over the user's settings before) */
+            sl_kafka_conf_default(conf, "session.timeout.ms", "6000", errstr,
+                                  errstr_size) < 0 ||
+            sl_kafka_conf_default(conf, "heartbeat.interval.ms", "500", errstr,
+                                  errstr_size) < 0) {
                 rd_kafka_conf_destroy(conf);
                 goto out;
         }

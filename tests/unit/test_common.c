@@ -2,6 +2,7 @@
  * option tables, env expansion, buffers and number parsing. */
 #include "sl_config.h"
 #include "sl_jsonpath.h"
+#include "sl_kafka.h"
 #include "sl_util.h"
 #include "tap.h"
 
@@ -171,8 +172,55 @@ static void test_util(void)
                    "2023-11-14T22:13:20.123Z", "RFC 3339 time");
 }
 
+/* A role's own default gives way to the user's setting, from the
+ * environment or --kafka (the fetch lock's session timeout used to be set
+ * over the user's). */
+static void test_kafka_default(void)
+{
+        char err[256], val[64];
+        size_t n;
+        rd_kafka_conf_t *c;
+
+        c = sl_kafka_conf_new("consumer", err, sizeof(err));
+        n = sizeof(val);
+        TAP_OK(c &&
+                   sl_kafka_conf_default(c, "session.timeout.ms", "6000", err,
+                                         sizeof(err)) == 0 &&
+                   rd_kafka_conf_get(c, "session.timeout.ms", val, &n) ==
+                       RD_KAFKA_CONF_OK &&
+                   strcmp(val, "6000") == 0,
+               "a role's default applies when the user sets nothing (%s)", val);
+        rd_kafka_conf_destroy(c);
+        setenv("SLUICE_KAFKA_SESSION_TIMEOUT_MS", "3000", 1);
+        c = sl_kafka_conf_new("consumer", err, sizeof(err));
+        n = sizeof(val);
+        TAP_OK(c &&
+                   sl_kafka_conf_default(c, "session.timeout.ms", "6000", err,
+                                         sizeof(err)) == 0 &&
+                   rd_kafka_conf_get(c, "session.timeout.ms", val, &n) ==
+                       RD_KAFKA_CONF_OK &&
+                   strcmp(val, "3000") == 0,
+               "... not over SLUICE_KAFKA_SESSION_TIMEOUT_MS (%s)", val);
+        rd_kafka_conf_destroy(c);
+        unsetenv("SLUICE_KAFKA_SESSION_TIMEOUT_MS");
+        TAP_OK(sl_kafka_prop_add("heartbeat.interval.ms=700", err,
+                                 sizeof(err)) == 0,
+               "--kafka heartbeat.interval.ms=700 taken");
+        c = sl_kafka_conf_new("consumer", err, sizeof(err));
+        n = sizeof(val);
+        TAP_OK(c &&
+                   sl_kafka_conf_default(c, "heartbeat.interval.ms", "500", err,
+                                         sizeof(err)) == 0 &&
+                   rd_kafka_conf_get(c, "heartbeat.interval.ms", val, &n) ==
+                       RD_KAFKA_CONF_OK &&
+                   strcmp(val, "700") == 0,
+               "... nor over --kafka (%s)", val);
+        rd_kafka_conf_destroy(c);
+}
+
 int main(void)
 {
+        test_kafka_default();
         test_jsonpath();
         test_config();
         test_env();
