@@ -127,8 +127,9 @@ q() { psql -qAtX -c "$1"; }
 # after a departed member's session (less 1 s) has run out, after a clean
 # leave as after kill -9, and drops a joiner whose session is shorter than
 # that wait, so one value for all (docs/embedded-broker.md). The stand-by
-# lock of `sluice fetch` keeps its own 6 s session. For tests that restart
-# workers or replay groups: it shortens each such wait from 9 s to 2 s.
+# lock of `sluice fetch` takes these too (its own default is a 6 s session).
+# For tests that restart workers, replay groups or fetchers of one source:
+# it shortens each such wait from 9 s (the lock's: 5 s) to 2 s.
 short_sessions() {
 	export SLUICE_KAFKA_SESSION_TIMEOUT_MS=3000
 	export SLUICE_KAFKA_HEARTBEAT_INTERVAL_MS=500

@@ -47,9 +47,9 @@ consume_all() {
 
 # The embedded broker holds a departed member's partitions until its session
 # times out (also after a clean LeaveGroup, as observed with 2.0.2's mock),
-# and a kill -9 leaves no LeaveGroup at all: keep sessions short in tests.
-export SLUICE_KAFKA_SESSION_TIMEOUT_MS=${SLUICE_KAFKA_SESSION_TIMEOUT_MS:-6000}
-export SLUICE_KAFKA_HEARTBEAT_INTERVAL_MS=${SLUICE_KAFKA_HEARTBEAT_INTERVAL_MS:-500}
+# and a kill -9 leaves no LeaveGroup at all: keep sessions short in tests
+# (3 s, from tests/lib.sh, for every process the test starts).
+short_sessions
 
 # gen_updates FILE N KEYS: N upsert envelopes for table t_load over KEYS
 # keys (message i has key i % KEYS and value "v<i>"), so the final value of

@@ -11,7 +11,7 @@ LIB=$SLUICE_ROOT/$SLUICE_BUILD/libsluice.a
 
 san=0
 [ -n "${SLUICE_SANITIZED:-}" ] && san=1
-if FUZZ_SAN=$san "$SLUICE_ROOT/tests/fuzz/build.sh" replay "$D/bin" "$LIB" >"$D/build.log" 2>&1; then
+if FUZZ_SAN=$san BUILD_JOBS=$(nproc) "$SLUICE_ROOT/tests/fuzz/build.sh" replay "$D/bin" "$LIB" >"$D/build.log" 2>&1; then
 	ok "fuzz targets build for replay (sanitizers: $san)"
 else
 	not_ok "fuzz targets build for replay: $(tail -5 "$D/build.log")"

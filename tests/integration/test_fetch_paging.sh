@@ -3,6 +3,9 @@
 # record counts in raw.<source>, headers, chunking, secrets masked.
 source "$SLUICE_ROOT/tests/lib.sh"
 trap sl_cleanup EXIT
+# a second sync of one source (kev, tenable) waits out the first one's
+# stand-by lock session (less 1 s)
+short_sessions
 source "$SLUICE_ROOT/tests/lib_fetch.sh"
 
 
@@ -128,7 +131,12 @@ check_eq "github: records (same dataset as OTX)" "$recs" "$otx_total"
 
 # --- Tenable: export job ------------------------------------------------------
 tn_total=$(jq length "$SLUICE_ROOT/data/tenable/test_exports_vulns_chunk_1.json")
-fetch_once tenable "$SRC/tenable.json" "$SLUICE_FIXTURE_URL"
+# the bundled definition with status polls at most 0.5 s apart: the fixture
+# makes one chunk ready per poll, and the growing delay (up to 10 s) made
+# each sync wait about 10 s
+sed 's/"poll_max_ms": *[0-9]*/"poll_max_ms": 500/' "$SRC/tenable.json" >"$D/tenable.json"
+check "tenable: the definition caps the poll delay" grep -q '"poll_max_ms": 500' "$D/tenable.json"
+fetch_once tenable "$D/tenable.json" "$SLUICE_FIXTURE_URL"
 check_eq "tenable: exit 0" "$?" 0
 read -r pages recs msgs < <(raw_count raw.tenable)
 check_eq "tenable: one page per chunk" "$pages" $(((tn_total + 49) / 50))
@@ -136,7 +144,7 @@ check_eq "tenable: records" "$recs" "$tn_total"
 # a second export while one is active resumes it (409 active_job_id)
 curl -sf -X POST -H 'Content-Type: application/json' -d '{"num_assets":50}' \
 	"$SLUICE_FIXTURE_URL/vulns/export" >/dev/null
-fetch_once tenable2 "$SRC/tenable.json" "$SLUICE_FIXTURE_URL"
+fetch_once tenable2 "$D/tenable.json" "$SLUICE_FIXTURE_URL"
 check_eq "tenable resume: exit 0" "$?" 0
 grep -q 'event=export_resumed' "$SL_LOGDIR/tenable2.log" && ok "tenable: 409 resumed the active job" ||
 	not_ok "tenable: no export_resumed in log"

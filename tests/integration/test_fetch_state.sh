@@ -4,6 +4,9 @@
 # and a second fetcher stands by and takes over when the first dies.
 source "$SLUICE_ROOT/tests/lib.sh"
 trap sl_cleanup EXIT
+# restarts and the take-over after kill -9 wait out the stand-by lock's
+# session (less 1 s)
+short_sessions
 source "$SLUICE_ROOT/tests/lib_fetch.sh"
 
 

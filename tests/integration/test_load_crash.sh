@@ -17,7 +17,9 @@ load_schemas "$D/schemas" "$T_LOAD_SQL"
 gen_updates "$D/in.tsv" "$N" "$KEYS"
 split -n l/5 -d "$D/in.tsv" "$D/wave."
 
-sum_messages() { q "SELECT coalesce(sum(messages), 0) FROM sluice.load_batches"; }
+# 0 until the first loader has created sluice.load_batches (an empty base
+# made round 1 wait out its 30 s and never count as a mid-load kill)
+sum_messages() { q "SELECT coalesce(sum(messages), 0) FROM sluice.load_batches" 2>/dev/null || echo 0; }
 past() { [ "$(sum_messages)" -gt "$1" ]; }
 midkills=0 produced=0 round=0
 for wave in "$D"/wave.*; do

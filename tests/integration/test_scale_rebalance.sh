@@ -8,6 +8,8 @@
 # refused commit repeats at most its one batch (2 pages of 100 records).
 source "$SLUICE_ROOT/tests/lib.sh"
 trap sl_cleanup EXIT
+# each join and leave waits out the members' sessions (less 1 s)
+short_sessions
 D=${KEEP_DIR:-$(sl_tmpdir)}
 SL_LOGDIR=$D
 SCALE=50

@@ -41,7 +41,10 @@ for i in 1 2; do bg "load$i" "$SLUICE_BIN" load --schemas "$SLUICE_ROOT/schemas"
 T=()
 for i in 1 2; do bg "t$i" "$SLUICE_BIN" transform "$MAP"; T+=("$LAST_PID"); done
 # the bundled definition with pages of 100 (15 pages, spread over partitions)
-sed 's/"size": 2000/"size": 100/' "$SLUICE_ROOT/producers/sources/nvd.json" >"$D/nvd.json"
+# and a client rate fit for a local fixture (NVD's 5 requests in 30 s made
+# this sync take a minute)
+sed 's/"size": 2000/"size": 100/; s/"requests": 5, "per_seconds": 30/"requests": 1000, "per_seconds": 1/' \
+	"$SLUICE_ROOT/producers/sources/nvd.json" >"$D/nvd.json"
 "$SLUICE_BIN" fetch "$D/nvd.json" --once --base-url "$NVD" >"$D/fetch.out" 2>"$D/fetch.log"
 check_eq "fetch exits 0" "$?" 0
 wait_loaded "$want" 90
