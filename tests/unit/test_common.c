@@ -172,50 +172,44 @@ static void test_util(void)
                    "2023-11-14T22:13:20.123Z", "RFC 3339 time");
 }
 
+/* The value a consumer configuration ends with for name, after the
+ * role's default value def: "" when the configuration fails. */
+static const char *with_default(const char *name, const char *def, char *val,
+                                size_t size)
+{
+        char err[256];
+        rd_kafka_conf_t *c = sl_kafka_conf_new("consumer", err, sizeof(err));
+        size_t n = size;
+
+        val[0] = '\0';
+        if (c && (sl_kafka_conf_default(c, name, def, err, sizeof(err)) < 0 ||
+                  rd_kafka_conf_get(c, name, val, &n) != RD_KAFKA_CONF_OK))
+                val[0] = '\0';
+        if (c)
+                rd_kafka_conf_destroy(c);
+        return val;
+}
+
 /* A role's own default gives way to the user's setting, from the
  * environment or --kafka (the fetch lock's session timeout used to be set
  * over the user's). */
 static void test_kafka_default(void)
 {
         char err[256], val[64];
-        size_t n;
-        rd_kafka_conf_t *c;
 
-        c = sl_kafka_conf_new("consumer", err, sizeof(err));
-        n = sizeof(val);
-        TAP_OK(c &&
-                   sl_kafka_conf_default(c, "session.timeout.ms", "6000", err,
-                                         sizeof(err)) == 0 &&
-                   rd_kafka_conf_get(c, "session.timeout.ms", val, &n) ==
-                       RD_KAFKA_CONF_OK &&
-                   strcmp(val, "6000") == 0,
-               "a role's default applies when the user sets nothing (%s)", val);
-        rd_kafka_conf_destroy(c);
+        TAP_STR_EQ(with_default("session.timeout.ms", "6000", val, sizeof(val)),
+                   "6000",
+                   "a role's default applies when the user sets nothing");
         setenv("SLUICE_KAFKA_SESSION_TIMEOUT_MS", "3000", 1);
-        c = sl_kafka_conf_new("consumer", err, sizeof(err));
-        n = sizeof(val);
-        TAP_OK(c &&
-                   sl_kafka_conf_default(c, "session.timeout.ms", "6000", err,
-                                         sizeof(err)) == 0 &&
-                   rd_kafka_conf_get(c, "session.timeout.ms", val, &n) ==
-                       RD_KAFKA_CONF_OK &&
-                   strcmp(val, "3000") == 0,
-               "... not over SLUICE_KAFKA_SESSION_TIMEOUT_MS (%s)", val);
-        rd_kafka_conf_destroy(c);
+        TAP_STR_EQ(with_default("session.timeout.ms", "6000", val, sizeof(val)),
+                   "3000", "... not over SLUICE_KAFKA_SESSION_TIMEOUT_MS");
         unsetenv("SLUICE_KAFKA_SESSION_TIMEOUT_MS");
         TAP_OK(sl_kafka_prop_add("heartbeat.interval.ms=700", err,
                                  sizeof(err)) == 0,
                "--kafka heartbeat.interval.ms=700 taken");
-        c = sl_kafka_conf_new("consumer", err, sizeof(err));
-        n = sizeof(val);
-        TAP_OK(c &&
-                   sl_kafka_conf_default(c, "heartbeat.interval.ms", "500", err,
-                                         sizeof(err)) == 0 &&
-                   rd_kafka_conf_get(c, "heartbeat.interval.ms", val, &n) ==
-                       RD_KAFKA_CONF_OK &&
-                   strcmp(val, "700") == 0,
-               "... nor over --kafka (%s)", val);
-        rd_kafka_conf_destroy(c);
+        TAP_STR_EQ(
+            with_default("heartbeat.interval.ms", "500", val, sizeof(val)),
+            "700", "... nor over --kafka");
 }
 
 int main(void)

@@ -38,28 +38,23 @@ static void test_walkers(void)
         const char *t = "{\"a\":1,\"b\":[1,2.5,true],\"c\":{\"d\":null},"
                         "\"e\\\"f\":\"x}\"}";
         struct sl_json_span k, v;
-        size_t pos = 0, n = 0;
-        char got[256] = "";
+        size_t pos = 0;
+        struct sl_buf got;
 
-        while (sl_json_object_next(t, strlen(t), &pos, &k, &v)) {
-                char one[64];
-                snprintf(one, sizeof(one), "%.*s=%.*s;", (int)k.len, t + k.off,
-                         (int)v.len, t + v.off);
-                strcat(got, one);
-                n++;
-        }
-        TAP_STR_EQ(got, "a=1;b=[1,2.5,true];c={\"d\":null};e\\\"f=\"x}\";",
+        sl_buf_init(&got, 0);
+        while (sl_json_object_next(t, strlen(t), &pos, &k, &v))
+                sl_buf_printf(&got, "%.*s=%.*s;", (int)k.len, t + k.off,
+                              (int)v.len, t + v.off);
+        TAP_STR_EQ(got.data, "a=1;b=[1,2.5,true];c={\"d\":null};e\\\"f=\"x}\";",
                    "object walker: names and values, the last one a string");
         pos = 0;
-        got[0] = '\0';
+        sl_buf_reset(&got);
         t = "[ 1 , -2e3,null ,\"]\" ,[] ]";
-        while (sl_json_array_next(t, strlen(t), &pos, &v)) {
-                char one[64];
-                snprintf(one, sizeof(one), "%.*s|", (int)v.len, t + v.off);
-                strcat(got, one);
-        }
-        TAP_STR_EQ(got, "1|-2e3|null|\"]\"|[]|",
+        while (sl_json_array_next(t, strlen(t), &pos, &v))
+                sl_buf_printf(&got, "%.*s|", (int)v.len, t + v.off);
+        TAP_STR_EQ(got.data, "1|-2e3|null|\"]\"|[]|",
                    "array walker: a number before ']' ends there");
+        sl_buf_free(&got);
         pos = 0;
         TAP_OK(!sl_json_object_next("{}", 2, &pos, &k, &v) &&
                    !sl_json_array_next("[ ]", 3, &pos, &v),
