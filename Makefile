@@ -60,16 +60,21 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libsluice.a
 	$(CC) $(CPPFLAGS_ALL) -Itests/unit $(CFLAGS) $(WARN) $(LDFLAGS) \
 	    -o $@ $< $(BUILD)/libsluice.a $(LDLIBS_ALL)
 
-# The README's test command: installs what is missing, builds, starts
-# PostgreSQL, the fixture API and brokers, runs every test, stops them.
+# The README's test command, and CI's: installs what is missing; builds the
+# project twice, plain (build/) and with ASan + UBSan + -Werror
+# (build-check/); runs the whole suite, integration tests included, on the
+# sanitized build, where any sanitizer report from any process fails its
+# test, and the plain build's unit tests besides. tests/run.sh starts the
+# throwaway PostgreSQL clusters and fixture API servers, runs two tests at a
+# time (SLUICE_TEST_JOBS), stops everything and prints "N passed, N failed".
+# The whole suite on the plain build alone: tests/run.sh build
 test: deps
 	$(MAKE) all
-	tests/run.sh $(BUILD)
-
-# Sanitizers and -Werror over the same suite, then formatting.
-check: deps
 	$(MAKE) BUILD=build-check SAN=1 WERROR=1 all
-	SLUICE_SANITIZED=1 tests/run.sh build-check
+	SLUICE_SANITIZED=1 SLUICE_ALSO_UNITS=$(BUILD) tests/run.sh build-check
+
+# make test, then formatting
+check: test
 	$(MAKE) format-check
 
 FORMAT_FILES = $(wildcard common/*.[ch] producers/*.[ch] transformers/*.[ch] \
