@@ -38,6 +38,9 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/sluice $(BUILD)/sluice-fixture $(UNIT_BINS)
 
+# compile jobs for the builds that `make test` starts itself
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 deps:
 	@scripts/install-deps.sh
 
@@ -69,8 +72,8 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libsluice.a
 # time (SLUICE_TEST_JOBS), stops everything and prints "N passed, N failed".
 # The whole suite on the plain build alone: tests/run.sh build
 test: deps
-	$(MAKE) all
-	$(MAKE) BUILD=build-check SAN=1 WERROR=1 all
+	$(MAKE) -j$(JOBS) all
+	$(MAKE) -j$(JOBS) BUILD=build-check SAN=1 WERROR=1 all
 	SLUICE_SANITIZED=1 SLUICE_ALSO_UNITS=$(BUILD) tests/run.sh build-check
 
 # make test, then formatting

@@ -3,7 +3,9 @@
 #
 # Every check prints "ok - what" or "not ok - what: detail". The runner
 # exports SLUICE_ROOT, SLUICE_BIN, SLUICE_FIXTURE (binary), SLUICE_FIXTURE_URL
-# (a shared fixture server), PGHOST/PGPORT/PGUSER (a throwaway cluster).
+# (a fixture server started for this test alone), PGHOST/PGPORT/PGUSER (a
+# throwaway cluster, shared with the tests that run before and after this
+# one in its lane, one at a time).
 # Tests that need their own broker or database start them with the helpers
 # below; everything they start is stopped by sl_cleanup on exit.
 

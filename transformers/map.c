@@ -837,6 +837,15 @@ static void field_free(struct map_field *f)
         json_decref(f->def);
 }
 
+static void cond_free(struct map_cond *cd)
+{
+        path_free(&cd->path);
+        json_decref(cd->value);
+        if (cd->has_re)
+                regfree(&cd->re);
+}
+
+/* 0, or -1 with nothing of cd left to free. */
 static int parse_cond(struct lctx *c, const char *where, json_t *spec,
                       struct map_cond *cd)
 {
@@ -850,38 +859,35 @@ static int parse_cond(struct lctx *c, const char *where, json_t *spec,
         if (path_compile(c, where,
                          json_string_value(json_object_get(spec, "path")),
                          &cd->path) < 0)
-                return -1;
+                goto fail;
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 json_t *v = json_object_get(spec, ops[i]);
                 if (!v)
                         continue;
                 nops++;
                 cd->op = (enum map_cond_op)i;
+                json_decref(cd->value);
                 cd->value = json_incref(v);
         }
         if (nops != 1) {
                 problem(c, where,
                         "a condition needs exactly one of equals, "
                         "not_equals, in, not_in, exists, matches");
-                return -1;
+                goto fail;
         }
         if (cd->op == MAP_COND_MATCHES) {
                 char path[512];
                 subpath(path, sizeof(path), where, "matches");
                 if (parse_regex(c, path, json_string_value(cd->value),
                                 &cd->re) < 0)
-                        return -1;
+                        goto fail;
                 cd->has_re = 1;
         }
         return 0;
-}
-
-static void cond_free(struct map_cond *cd)
-{
-        path_free(&cd->path);
-        json_decref(cd->value);
-        if (cd->has_re)
-                regfree(&cd->re);
+fail:
+        cond_free(cd);
+        memset(cd, 0, sizeof(*cd));
+        return -1;
 }
 
 static int has_field(const struct map_target *t, const char *col)
