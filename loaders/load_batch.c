@@ -284,6 +284,8 @@ static struct load_table *table_cached(struct load_ctx *ctx, const char *name,
 /* The shape a flush writes: which columns, which key, which version. */
 struct plan {
         struct load_table *t;
+        int staged; /* an apply of this transaction left rows in the
+                       staging table */
         int kcols[32], nk; /* upsert/delete key (from the envelopes) */
         int kidx;          /* the unique index matching it, or -1 */
         int pcols[32], np; /* replace: parent key columns */
@@ -625,7 +627,7 @@ static void fail_from(struct pg_fail *f, PGconn *conn, PGresult *res)
         if (col) {
                 snprintf(f->field, sizeof(f->field), "%s", col);
         } else if (ctx && (p = strstr(ctx, ", column ")) != NULL) {
-                /* COPY's context: "COPY _sl_stage, line 3, column x: ..." */
+                /* COPY's context: "COPY _sl_stage_t, line 3, column x: ..." */
                 size_t n;
                 p += strlen(", column ");
                 n = strcspn(p, ":\n");
@@ -693,9 +695,9 @@ static void upsert_sql(struct sl_buf *q, struct plan *p, const int *use,
         if (t->loaded_at >= 0)
                 sl_buf_puts(q, ", now()");
         sl_buf_printf(q,
-                      " FROM _sl_stage WHERE _sl_op = '%c' "
+                      " FROM %s WHERE _sl_op = '%c' "
                       "ORDER BY _sl_ord ON CONFLICT (",
-                      op);
+                      t->stage, op);
         for (int i = 0; i < ix->ncols; i++)
                 sl_buf_printf(q, "%s%s", i ? ", " : "",
                               t->cols[ix->cols[i]].qname);
@@ -759,9 +761,9 @@ static void delete_sql(struct sl_buf *q, struct plan *p, const int *use)
         struct load_table *t = p->t;
 
         sl_buf_printf(q,
-                      "DELETE FROM %s AS t USING _sl_stage AS s "
+                      "DELETE FROM %s AS t USING %s AS s "
                       "WHERE s._sl_op = 'd'",
-                      t->qname);
+                      t->qname, t->stage);
         for (int i = 0; i < p->nk; i++)
                 sl_buf_printf(q, " AND t.%s = s.%s", t->cols[p->kcols[i]].qname,
                               t->cols[p->kcols[i]].qname);
@@ -785,13 +787,15 @@ static void replace_delete_sql(struct sl_buf *q, struct plan *p)
         for (int i = 0; i < p->np; i++)
                 sl_buf_printf(q, "%s%s", i ? ", " : "",
                               t->cols[p->pcols[i]].qname);
-        sl_buf_puts(q, " FROM _sl_stage WHERE _sl_op = 'p') AS p WHERE ");
+        sl_buf_printf(q, " FROM %s WHERE _sl_op = 'p') AS p WHERE ", t->stage);
         for (int i = 0; i < p->np; i++)
                 sl_buf_printf(q, "%st.%s = p.%s", i ? " AND " : "",
                               t->cols[p->pcols[i]].qname,
                               t->cols[p->pcols[i]].qname);
-        sl_buf_puts(q, " AND NOT EXISTS (SELECT 1 FROM _sl_stage AS s "
-                       "WHERE s._sl_op = 'r'");
+        sl_buf_printf(q,
+                      " AND NOT EXISTS (SELECT 1 FROM %s AS s "
+                      "WHERE s._sl_op = 'r'",
+                      t->stage);
         for (int i = 0; i < ix->ncols; i++)
                 sl_buf_printf(q, " AND s.%s = t.%s", t->cols[ix->cols[i]].qname,
                               t->cols[ix->cols[i]].qname);
@@ -961,15 +965,17 @@ static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
         sl_buf_init(&q, 0);
         sl_buf_init(&d, 0);
         used_columns(p, b, idx, n, use);
-        sl_buf_puts(&q, "CREATE TEMP TABLE _sl_stage ON COMMIT DROP AS "
-                        "SELECT NULL::text AS _sl_op, 0 AS _sl_ord, ");
-        col_list(&q, t, use, "");
-        sl_buf_printf(&q, " FROM %s WITH NO DATA", t->qname);
-        rc = run(ctx->conn, q.data, NULL, f);
-        if (rc != SL_OK)
-                goto out;
-        sl_buf_reset(&q);
-        sl_buf_puts(&q, "COPY _sl_stage (_sl_op, _sl_ord, ");
+        /* the staging table empties itself at commit; within the
+         * transaction, a segment that follows a written one of a bisection
+         * clears it (rolled back with the segment when that fails) */
+        if (p->staged) {
+                sl_buf_printf(&q, "DELETE FROM %s", t->stage);
+                rc = run(ctx->conn, q.data, NULL, f);
+                if (rc != SL_OK)
+                        goto out;
+                sl_buf_reset(&q);
+        }
+        sl_buf_printf(&q, "COPY %s (_sl_op, _sl_ord, ", t->stage);
         col_list(&q, t, use, "");
         sl_buf_puts(&q, ") FROM STDIN");
         rc = copy_begin(ctx->conn, q.data, f);
@@ -1062,7 +1068,7 @@ static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
                 PQclear(res);
                 res = NULL;
         }
-        rc = run(ctx->conn, "DROP TABLE _sl_stage", NULL, f);
+        p->staged = 1;
 out:
         PQclear(res);
         sl_buf_free(&q);
@@ -1271,6 +1277,58 @@ static void commit_kafka(struct load_ctx *ctx, struct load_batch *b)
         rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Makes t's staging table on this connection, once for as long as the
+ * table stays in the catalog cache (a re-read of the table, after a
+ * failure or a reconnect, makes it again from the table's columns). It
+ * has every column of t, plus the op and ordinal, and ON COMMIT DELETE
+ * ROWS: making a table per batch and dropping it was catalog work
+ * (pg_class, pg_attribute, pg_type rows) on every commit. 0, or -1 with
+ * errstr. */
+static int stage_make(struct load_ctx *ctx, struct load_table *t,
+                      char *errstr, size_t errstr_size)
+{
+        struct pg_fail f = {{0}, {0}, {0}};
+        struct sl_buf q;
+        char name[80];
+        int *all = sl_calloc((size_t)t->ncols + 1, sizeof(int));
+        int rc = 0;
+
+        /* table names are [a-z0-9_]+; a long one keeps a hash of itself so
+         * that the name stays within PostgreSQL's 63 bytes and unique */
+        if (strlen(t->name) <= 50) {
+                snprintf(name, sizeof(name), "_sl_stage_%s", t->name);
+        } else {
+                uint32_t h = 2166136261u;
+                for (const char *c = t->name; *c; c++)
+                        h = (h ^ (unsigned char)*c) * 16777619u;
+                snprintf(name, sizeof(name), "_sl_stage_%.40s_%08" PRIx32,
+                         t->name, h);
+        }
+        for (int i = 0; i < t->ncols; i++)
+                all[i] = 1;
+        sl_buf_init(&q, 0);
+        /* pg_temp: never a table of the user's schemas of the same name */
+        sl_buf_printf(&q,
+                      "DROP TABLE IF EXISTS pg_temp.\"%s\"; "
+                      "CREATE TEMP TABLE \"%s\" ON COMMIT DELETE ROWS AS "
+                      "SELECT NULL::text AS _sl_op, 0 AS _sl_ord, ",
+                      name, name);
+        col_list(&q, t, all, "");
+        sl_buf_printf(&q, " FROM %s WITH NO DATA", t->qname);
+        if (run(ctx->conn, q.data, NULL, &f) != SL_OK) {
+                snprintf(errstr, errstr_size, "staging table for %s: %s",
+                         t->name, f.msg);
+                rc = -1;
+        } else {
+                sl_buf_reset(&q);
+                sl_buf_printf(&q, "pg_temp.\"%s\"", name);
+                t->stage = sl_strdup(q.data);
+        }
+        sl_buf_free(&q);
+        free(all);
+        return rc;
+}
+
 enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
                                 struct load_stats *st, char *errstr,
                                 size_t errstr_size)
@@ -1298,6 +1356,8 @@ enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
         } else {
                 t = table_cached(ctx, b->table, &status, errstr, errstr_size);
                 if (!t)
+                        return SL_ERR_RETRY;
+                if (!t->stage && stage_make(ctx, t, errstr, errstr_size) < 0)
                         return SL_ERR_RETRY;
                 p.t = t;
                 rc = plan_make(&p, b, errstr, errstr_size);
@@ -1352,10 +1412,10 @@ enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
         commit_kafka(ctx, b);
         sl_info("event=batch table=%s messages=%ld inserted=%ld updated=%ld "
                 "unchanged=%ld deleted=%ld rejected=%ld superseded=%ld "
-                "ms=%lld",
+                "lane=%d ms=%lld",
                 b->table, st->messages, st->inserted, st->updated,
                 st->unchanged, st->deleted, st->rejected, st->superseded,
-                (long long)(sl_now_ms() - t0));
+                ctx->lane, (long long)(sl_now_ms() - t0));
         free(idx);
         return SL_OK;
 rollback:

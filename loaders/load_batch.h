@@ -55,6 +55,7 @@ struct load_batch {
         int64_t opened_wall_ms; /* sl_wall_ms() of the first message */
         struct load_part *parts;
         int nparts;
+        int lane; /* which of the loader's connections writes it */
         struct load_arena arena; /* the envelopes' trees */
 };
 
@@ -72,6 +73,7 @@ struct load_ctx {
         const char *dlq_topic;
         const char *group;
         const char *instance;
+        int lane;                   /* which of the loader's connections */
         struct load_table **tables; /* catalog cache */
         int ntables;
         volatile int dlq_failed; /* delivery failures seen */

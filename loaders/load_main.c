@@ -38,6 +38,10 @@ static void load_usage(FILE *fp)
                 "  --max-backoff-ms N  cap of the retry backoff when "
                 "PostgreSQL fails\n"
                 "                      (default 10000)\n"
+                "  --connections N     PostgreSQL connections, each writing "
+                "the batches of its\n"
+                "                      share of the partitions (partition "
+                "modulo N; default 2)\n"
                 "  --kafka prop=value  any librdkafka property "
                 "(repeatable)\n" SL_HTTP_USAGE
                 "  -h, --help          this text\n\n"
@@ -73,6 +77,7 @@ int load_main(int argc, char **argv)
             {"batch-bytes", required_argument, NULL, 'b'},
             {"linger-ms", required_argument, NULL, 'l'},
             {"max-backoff-ms", required_argument, NULL, 'm'},
+            {"connections", required_argument, NULL, 'c'},
             {"kafka", required_argument, NULL, 'k'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
@@ -86,6 +91,7 @@ int load_main(int argc, char **argv)
             .batch_bytes = 8L << 20,
             .linger_ms = 500,
             .max_backoff_ms = 10000,
+            .connections = 2,
         };
         char errstr[512];
         int opt;
@@ -126,6 +132,18 @@ int load_main(int argc, char **argv)
                                       &o.max_backoff_ms) < 0)
                                 return SL_EXIT_USAGE;
                         break;
+                case 'c':
+                        if (parse_pos("--connections", optarg,
+                                      &o.connections) < 0)
+                                return SL_EXIT_USAGE;
+                        if (o.connections > 64) {
+                                fprintf(stderr,
+                                        "sluice load: --connections wants at "
+                                        "most 64, got %ld\n",
+                                        o.connections);
+                                return SL_EXIT_USAGE;
+                        }
+                        break;
                 case 'k':
                         if (sl_kafka_prop_add(optarg, errstr, sizeof(errstr)) <
                             0) {
@@ -156,5 +174,7 @@ int load_main(int argc, char **argv)
          * request (perf; docs/performance.md). Freed blocks now coalesce
          * as they are freed, on the flush thread that frees them. */
         mallopt(M_MXFAST, 0);
+        mallopt(M_MMAP_THRESHOLD, 64 << 20);
+        mallopt(M_TRIM_THRESHOLD, 256 << 20);
         return load_worker_run(&o);
 }

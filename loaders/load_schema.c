@@ -231,6 +231,7 @@ void load_table_destroy(struct load_table *t)
         free(t->idx);
         free(t->name);
         free(t->qname);
+        free(t->stage);
         free(t);
 }
 

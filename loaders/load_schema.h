@@ -50,6 +50,9 @@ struct load_table {
         int nidx;
         int lineage;   /* index of _lineage, or -1 */
         int loaded_at; /* index of _loaded_at, or -1 */
+        char *stage;   /* the loader's staging table for it on the
+                          connection that read it (pg_temp."_sl_stage_..."),
+                          or NULL before it is made */
 };
 
 /* Reads table `name` ([a-z0-9_]+, resolved on the search path) from the

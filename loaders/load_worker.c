@@ -3,11 +3,18 @@
  * rewinds the assignment to sluice.offsets, so nothing is lost and nothing
  * counts twice.
  *
- * A full batch is written by a flush thread while this thread goes on
- * consuming and parsing the next one, so that the loader's own work runs
- * beside PostgreSQL's instead of after it. One batch at most is in flight,
- * and batches commit in the order they were cut; this thread touches the
- * connection (and the catalog cache) only when no batch is in flight. */
+ * The loader writes through --connections lanes (default 2), each its own
+ * PostgreSQL connection and flush thread. A partition belongs to one lane
+ * (partition number modulo the lanes), so a key, which never leaves its
+ * partition, is written by one connection in order, and the lanes never
+ * wait for each other's rows: PostgreSQL works on two batches at once,
+ * on two cores, as it would for two loaders of the group. Each lane's
+ * batch is written by its flush thread while this thread goes on
+ * consuming and parsing, so that the loader's own work runs beside
+ * PostgreSQL's instead of after it. A lane has one batch at most in
+ * flight, and its batches commit in the order they were cut; this thread
+ * touches the connections (and the catalog caches) only when no batch is
+ * in flight on any lane. */
 #include "load_worker.h"
 #include "sl_http.h"
 #include "sl_metrics.h"
@@ -49,28 +56,47 @@ struct at_end {
         int32_t partition;
 };
 
+/* A connection and the batch it is writing. */
+struct lane {
+        struct load_ctx ctx;
+        struct flight fl;
+};
+
 struct worker {
         const struct load_opts *o;
-        struct load_ctx ctx;
+        struct lane *lanes;
+        int nlanes;
         rd_kafka_t *rk;
-        struct load_batch **batches;
+        struct load_batch **batches; /* one per topic and lane */
         int nbatches;
         int need_rewind;
         int64_t backoff_ms;
-        struct flight fl;
         struct at_end *ends; /* partitions read to their end */
         int nends;
 };
 
-static struct load_batch *batch_for(struct worker *w, const char *topic)
+static struct load_batch *batch_for(struct worker *w, const char *topic,
+                                    int32_t partition)
 {
+        int lane = (int)(partition % w->nlanes);
+
+        if (lane < 0)
+                lane = 0;
         for (int i = 0; i < w->nbatches; i++)
-                if (strcmp(w->batches[i]->topic, topic) == 0)
+                if (w->batches[i]->lane == lane &&
+                    strcmp(w->batches[i]->topic, topic) == 0)
                         return w->batches[i];
         w->batches = sl_realloc(w->batches, sizeof(*w->batches) *
                                                 (size_t)(w->nbatches + 1));
         w->batches[w->nbatches] = load_batch_new(topic);
+        w->batches[w->nbatches]->lane = lane;
         return w->batches[w->nbatches++];
+}
+
+static void forget_tables(struct worker *w)
+{
+        for (int l = 0; l < w->nlanes; l++)
+                load_ctx_forget_tables(&w->lanes[l].ctx);
 }
 
 static void ends_clear(struct worker *w)
@@ -142,7 +168,7 @@ static void fail_over(struct worker *w, const char *why)
                sl_log_quote(why, q, sizeof(q)));
         discard_all(w);
         ends_clear(w);
-        load_ctx_forget_tables(&w->ctx);
+        forget_tables(w);
         w->need_rewind = 1;
 }
 
@@ -176,11 +202,11 @@ static void *flush_thread(void *arg)
         return NULL;
 }
 
-/* Waits for the batch in flight, if any, and settles it: metrics after a
- * commit, fail_over() after a failure. 0, or -1 when it failed. */
-static int flush_wait(struct worker *w)
+/* Waits for the lane's batch in flight, if any, and settles it: metrics
+ * after a commit, fail_over() after a failure. 0, or -1 when it failed. */
+static int lane_wait(struct worker *w, struct lane *l)
 {
-        struct flight *fl = &w->fl;
+        struct flight *fl = &l->fl;
         int rc = 0;
 
         if (!fl->running)
@@ -203,23 +229,37 @@ static int flush_wait(struct worker *w)
         return rc;
 }
 
-/* Hands batch i to the flush thread (after the one in flight is settled)
- * and gives its topic a new empty batch. 0, or -1 when the batch in
- * flight failed (batch i is then dropped with the others). */
+/* lane_wait() on every lane (all of them, even after one failed). */
+static int flush_wait(struct worker *w)
+{
+        int rc = 0;
+
+        for (int l = 0; l < w->nlanes; l++)
+                if (lane_wait(w, &w->lanes[l]) < 0)
+                        rc = -1;
+        return rc;
+}
+
+/* Hands batch i to its lane's flush thread (after the lane's batch in
+ * flight is settled) and gives its topic and lane a new empty batch. 0,
+ * or -1 when the batch in flight failed (batch i is then dropped with the
+ * others). */
 static int flush_one(struct worker *w, int i)
 {
-        struct flight *fl = &w->fl;
+        struct lane *l = &w->lanes[w->batches[i]->lane];
+        struct flight *fl = &l->fl;
         struct load_batch *b;
         sigset_t all, old;
 
-        if (flush_wait(w) < 0)
+        if (lane_wait(w, l) < 0)
                 return -1;
         b = w->batches[i];
         if (b->n == 0)
                 return 0;
         w->batches[i] = load_batch_new(b->topic);
+        w->batches[i]->lane = b->lane;
         memset(&fl->st, 0, sizeof(fl->st));
-        fl->ctx = &w->ctx;
+        fl->ctx = &l->ctx;
         fl->b = b;
         fl->t0 = sl_now_ms();
         atomic_store(&fl->done, 0);
@@ -237,13 +277,17 @@ static int flush_one(struct worker *w, int i)
 /* Hands over the batches that are full or old enough (all of them when
  * the consumer has caught up); with force, all of them, and waits until
  * they are written. A batch that is only old enough keeps filling while
- * another is in flight: it could not be written sooner anyway. */
+ * another of its lane is in flight: it could not be written sooner. */
 static int flush_due(struct worker *w, int force, int caught)
 {
         int64_t now = sl_now_ms();
 
-        if (w->fl.running && atomic_load(&w->fl.done) && flush_wait(w) < 0)
-                return -1;
+        for (int l = 0; l < w->nlanes; l++) {
+                struct flight *fl = &w->lanes[l].fl;
+                if (fl->running && atomic_load(&fl->done) &&
+                    lane_wait(w, &w->lanes[l]) < 0)
+                        return -1;
+        }
         for (int i = 0; i < w->nbatches; i++) {
                 struct load_batch *b = w->batches[i];
                 int full = (long)b->n >= w->o->batch_rows ||
@@ -252,7 +296,8 @@ static int flush_due(struct worker *w, int force, int caught)
                 if (b->n == 0)
                         continue;
                 if (!force && !caught && !full &&
-                    (now - b->opened_ms < w->o->linger_ms || w->fl.running))
+                    (now - b->opened_ms < w->o->linger_ms ||
+                     w->lanes[b->lane].fl.running))
                         continue;
                 if (flush_one(w, i) < 0)
                         return -1;
@@ -260,24 +305,29 @@ static int flush_due(struct worker *w, int force, int caught)
         return force ? flush_wait(w) : 0;
 }
 
-/* Makes sure the connection is usable, reconnecting when it is not. */
+/* Makes sure every lane's connection is usable, reconnecting those that
+ * are not, once no batch is in flight. */
 static int db_ensure(struct worker *w)
 {
         char err[1024], q[1100];
 
         flush_wait(w);
-        if (w->ctx.conn && PQstatus(w->ctx.conn) == CONNECTION_OK &&
-            PQtransactionStatus(w->ctx.conn) == PQTRANS_IDLE)
-                return 0;
-        PQfinish(w->ctx.conn);
-        w->ctx.conn = sl_pg_connect(err, sizeof(err));
-        load_ctx_forget_tables(&w->ctx);
-        if (!w->ctx.conn) {
-                sl_warn("event=db_reconnect_failed msg=%s",
-                        sl_log_quote(err, q, sizeof(q)));
-                return -1;
+        for (int l = 0; l < w->nlanes; l++) {
+                struct load_ctx *ctx = &w->lanes[l].ctx;
+
+                if (ctx->conn && PQstatus(ctx->conn) == CONNECTION_OK &&
+                    PQtransactionStatus(ctx->conn) == PQTRANS_IDLE)
+                        continue;
+                PQfinish(ctx->conn);
+                ctx->conn = sl_pg_connect(err, sizeof(err));
+                load_ctx_forget_tables(ctx);
+                if (!ctx->conn) {
+                        sl_warn("event=db_reconnect_failed lane=%d msg=%s", l,
+                                sl_log_quote(err, q, sizeof(q)));
+                        return -1;
+                }
+                sl_notice("event=db_reconnected lane=%d", l);
         }
-        sl_notice("event=db_reconnected");
         return 0;
 }
 
@@ -291,7 +341,7 @@ static int offsets_fill(struct worker *w,
 
         if (db_ensure(w) < 0)
                 return -1;
-        res = PQexecParams(w->ctx.conn,
+        res = PQexecParams(w->lanes[0].ctx.conn,
                            "SELECT topic, partition, next_offset "
                            "FROM sluice.offsets WHERE consumer_group = $1",
                            1, NULL, params, NULL, NULL, 0);
@@ -445,8 +495,8 @@ static void check_tables(struct worker *w)
                         if (regexec(&re, tn, 0, NULL, 0) != 0)
                                 continue;
                         b = load_batch_new(tn);
-                        t = load_table_get(w->ctx.conn, b->table, &st, err,
-                                           sizeof(err));
+                        t = load_table_get(w->lanes[0].ctx.conn, b->table,
+                                           &st, err, sizeof(err));
                         if (!t)
                                 sl_err("event=table_missing topic=%s msg=%s",
                                        tn, sl_log_quote(err, q, sizeof(q)));
@@ -503,8 +553,8 @@ static void consume(struct worker *w)
                         sl_debug("event=consume_error err=%s",
                                  rd_kafka_message_errstr(rkm));
                 } else if (rkm && !w->need_rewind) {
-                        struct load_batch *b =
-                            batch_for(w, rd_kafka_topic_name(rkm->rkt));
+                        struct load_batch *b = batch_for(
+                            w, rd_kafka_topic_name(rkm->rkt), rkm->partition);
                         if (w->nends)
                                 ends_mark(w, b->topic, rkm->partition, 0);
                         load_batch_add(b, rkm);
@@ -521,14 +571,20 @@ int load_worker_run(const struct load_opts *o)
         struct worker w;
         rd_kafka_conf_t *conf = NULL;
         rd_kafka_resp_err_t err;
+        rd_kafka_t *producer = NULL;
         char errstr[1024], *dir = NULL;
         int rc = SL_EXIT_FAILURE, applied = 0;
 
         memset(&w, 0, sizeof(w));
         w.o = o;
-        w.ctx.group = o->group;
-        w.ctx.instance = sl_log_instance();
-        w.ctx.dlq_topic = o->dlq_topic;
+        w.nlanes = o->connections > 0 ? (int)o->connections : 1;
+        w.lanes = sl_calloc((size_t)w.nlanes, sizeof(*w.lanes));
+        for (int l = 0; l < w.nlanes; l++) {
+                w.lanes[l].ctx.group = o->group;
+                w.lanes[l].ctx.instance = sl_log_instance();
+                w.lanes[l].ctx.dlq_topic = o->dlq_topic;
+                w.lanes[l].ctx.lane = l;
+        }
 
         dir = load_schema_dir(o->schemas, errstr, sizeof(errstr));
         if (!dir) {
@@ -536,12 +592,14 @@ int load_worker_run(const struct load_opts *o)
                 rc = SL_EXIT_USAGE;
                 goto out;
         }
-        w.ctx.conn = sl_pg_connect(errstr, sizeof(errstr));
-        if (!w.ctx.conn) {
-                fprintf(stderr, "sluice load: %s\n", errstr);
-                goto out;
+        for (int l = 0; l < w.nlanes; l++) {
+                w.lanes[l].ctx.conn = sl_pg_connect(errstr, sizeof(errstr));
+                if (!w.lanes[l].ctx.conn) {
+                        fprintf(stderr, "sluice load: %s\n", errstr);
+                        goto out;
+                }
         }
-        if (load_schema_apply(w.ctx.conn, dir, &applied, errstr,
+        if (load_schema_apply(w.lanes[0].ctx.conn, dir, &applied, errstr,
                               sizeof(errstr)) < 0) {
                 fprintf(stderr, "sluice load: %s\n", errstr);
                 goto out;
@@ -555,9 +613,11 @@ int load_worker_run(const struct load_opts *o)
                 goto out;
         }
         rd_kafka_conf_set_dr_msg_cb(conf, load_dlq_dr_cb);
-        w.ctx.producer = sl_kafka_producer_new(conf, errstr, sizeof(errstr));
+        producer = sl_kafka_producer_new(conf, errstr, sizeof(errstr));
         conf = NULL;
-        if (!w.ctx.producer) {
+        for (int l = 0; l < w.nlanes; l++)
+                w.lanes[l].ctx.producer = producer;
+        if (!producer) {
                 fprintf(stderr, "sluice load: %s\n", errstr);
                 goto out;
         }
@@ -581,7 +641,8 @@ int load_worker_run(const struct load_opts *o)
                 fprintf(stderr, "sluice load: %s\n", errstr);
                 goto out;
         }
-        w.ctx.consumer = w.rk;
+        for (int l = 0; l < w.nlanes; l++)
+                w.lanes[l].ctx.consumer = w.rk;
         if (sl_kafka_ping(w.rk, 10000, errstr, sizeof(errstr)) < 0) {
                 fprintf(stderr, "sluice load: %s\n", errstr);
                 goto out;
@@ -601,8 +662,9 @@ int load_worker_run(const struct load_opts *o)
         }
         check_tables(&w);
         sl_info("event=started group=%s topics=%s dlq=%s batch_rows=%ld "
-                "linger_ms=%ld",
-                o->group, o->topics, o->dlq_topic, o->batch_rows, o->linger_ms);
+                "linger_ms=%ld connections=%d",
+                o->group, o->topics, o->dlq_topic, o->batch_rows, o->linger_ms,
+                w.nlanes);
 
         consume(&w);
 
@@ -621,16 +683,19 @@ out:
                 rd_kafka_conf_destroy(conf);
         if (w.rk)
                 rd_kafka_destroy(w.rk);
-        if (w.ctx.producer) {
-                sl_kafka_flush(w.ctx.producer, 10000);
-                rd_kafka_destroy(w.ctx.producer);
+        if (producer) {
+                sl_kafka_flush(producer, 10000);
+                rd_kafka_destroy(producer);
         }
         for (int i = 0; i < w.nbatches; i++)
                 load_batch_destroy(w.batches[i]);
         free(w.batches);
         ends_clear(&w);
-        load_ctx_forget_tables(&w.ctx);
-        PQfinish(w.ctx.conn);
+        for (int l = 0; l < w.nlanes; l++) {
+                load_ctx_forget_tables(&w.lanes[l].ctx);
+                PQfinish(w.lanes[l].ctx.conn);
+        }
+        free(w.lanes);
         free(dir);
         return rc;
 }

@@ -16,6 +16,8 @@ struct load_opts {
         long batch_bytes;      /* ... or this many bytes */
         long linger_ms;        /* ... or when the oldest is this old */
         long max_backoff_ms;   /* cap of the retry backoff */
+        long connections;      /* PostgreSQL connections (lanes), each
+                                  writing its share of the partitions */
 };
 
 /* Runs the loader until SIGTERM/SIGINT (sl_stop). Returns an exit code:

@@ -2,10 +2,11 @@
 """bound_load.py PGLOG ENVELOPES.kv BATCH_ROWS OUTDIR: writes the load
 stage's bound as a psql script, OUTDIR/bound.sql. It replays the exact
 statements `sluice load` sent (read back from PostgreSQL's statement log
-of a warm-up run: the staging table, the COPY column list, the INSERT ...
-ON CONFLICT) over the same envelopes, cut into the same batches, one
-transaction each, with the COPY data prepared beforehand (OUTDIR/b*.copy)
-so that only PostgreSQL's work is timed. Exit 1 when the log lacks them."""
+of a warm-up run: the staging table, made once, the COPY column list, the
+INSERT ... ON CONFLICT) over the same envelopes, cut into the same
+batches, one transaction each, with the COPY data prepared beforehand
+(OUTDIR/b*.copy) so that only PostgreSQL's work is timed, on one
+connection. Exit 1 when the log lacks them."""
 import json
 import os
 import re
@@ -23,10 +24,10 @@ def statements(path, table):
         if not m:
             continue
         s = m.group(1)
-        if s.startswith("CREATE TEMP TABLE _sl_stage") and \
+        if s.startswith("DROP TABLE IF EXISTS pg_temp.") and \
                 re.search(f'FROM ("?public"?\\.)?"?{table}"? WITH NO DATA', s):
             want["create"] = s
-        elif s.startswith("COPY _sl_stage"):
+        elif re.match(f'COPY pg_temp\\."_sl_stage_{table}" ', s):
             want["copy"] = s
         elif re.match(f'WITH up AS \\(INSERT INTO ("?public"?\\.)?"?{table}"? AS t', s):
             want["upsert"] = s
@@ -58,7 +59,7 @@ def main():
         print(f"bound_load: statements not found in {log}: {sorted(st)}",
               file=sys.stderr)
         return 1
-    cols = re.search(r"COPY _sl_stage \((.*)\) FROM STDIN", st["copy"])
+    cols = re.search(r"COPY \S+ \((.*)\) FROM STDIN", st["copy"])
     cols = [c.strip().strip('"') for c in cols.group(1).split(",")][2:]
     envs = []
     with open(kv) as fh:
@@ -68,7 +69,7 @@ def main():
                 envs.append(json.loads(line.split("\t", 1)[1]))
     os.makedirs(outdir, exist_ok=True)
     with open(os.path.join(outdir, "bound.sql"), "w") as sql:
-        sql.write("\\set ON_ERROR_STOP on\n")
+        sql.write("\\set ON_ERROR_STOP on\n" + st["create"] + ";\n")
         for b in range(0, len(envs), batch):
             path = os.path.join(outdir, f"b{b // batch:05d}.copy")
             with open(path, "w") as f:
@@ -78,7 +79,7 @@ def main():
                     f.write("u\t%d\t" % i +
                             "\t".join(field(row.get(c)) for c in cols) + "\n")
             copy_cols = st["copy"][len("COPY "):st["copy"].rindex(" FROM STDIN")]
-            sql.write("BEGIN;\n" + st["create"] + ";\n" +
+            sql.write("BEGIN;\n" +
                       f"\\copy {copy_cols} FROM '{path}'\n" +
                       st["upsert"] + ";\nCOMMIT;\n")
     print(f"batches={(len(envs) + batch - 1) // batch} rows={len(envs)}")

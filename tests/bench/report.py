@@ -182,6 +182,30 @@ def main():
                 L.append(f"| {knob} | {label} | {f(s['rate'])} | "
                          f"{f(s['cpu'], '{:.1f}')} | "
                          f"{f(s['rss'] / 1024 if s['rss'] else None, '{:.0f} MB')} |")
+    if la := stat("load_all", "4 tables", "sluice"):
+        L.append(f"| loader --connections, all 4 tables | 2 (default) | "
+                 f"{f(la['rate'])} | {f(la['cpu'], '{:.1f}')} | "
+                 f"{f(la['rss'] / 1024 if la['rss'] else None, '{:.0f} MB')} |")
+    for v in variants("load_conn"):
+        s = stat("load_conn", v, "sluice")
+        L.append(f"| loader --connections, all 4 tables | {v} | "
+                 f"{f(s['rate'])} | {f(s['cpu'], '{:.1f}')} | "
+                 f"{f(s['rss'] / 1024 if s['rss'] else None, '{:.0f} MB')} |")
+    b2 = [(v, stat("load", v, "sluice"), stat("load", v, "bound2"))
+          for v in variants("load")]
+    if any(x[2] for x in b2):
+        L.append("\nThe load bound above replays the loader's statements on "
+                 "one connection, as the issue defines it; the loader writes "
+                 "on two by default (`--connections 2`, a lane per half of "
+                 "the partitions). The same bound on two psql sessions "
+                 "(alternate batches):\n")
+        L.append("| load case | sluice rec/s | bound on 2 sessions rec/s | "
+                 "× that bound |")
+        L.append("|---|---|---|---|")
+        for v, s, b in b2:
+            if s and b and s["rate"] and b["rate"]:
+                L.append(f"| {v} | {f(s['rate'])} | {f(b['rate'])} | "
+                         f"{f(s['rate'] / b['rate'], '{:.2f}')} |")
     la = stat("load_all", "4 tables", "sluice")
     if la:
         L.append(f"\nLoading all four tables of the NVD map (parent + "

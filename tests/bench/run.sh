@@ -326,6 +326,11 @@ case_load() {
 	$PY $B/bound_load.py "$PGHOST/pg.log" "$W/mapped.vulnerability.kv" "$BENCH_LOAD_ROWS" "$W/bound" >/dev/null ||
 		die "bound_load.py"
 	psql -qX -c "DROP TABLE IF EXISTS bench_src; CREATE TABLE bench_src AS SELECT * FROM vulnerability" >/dev/null
+	# the same bound on two connections, as the loader writes by default
+	# (--connections 2): alternate batches, each session making its own
+	# staging table
+	awk 'NR <= 2 {print > (d "/s0.sql"); print > (d "/s1.sql"); next}
+		/^BEGIN;/ {t = 1 - t} {print > (d "/s" t ".sql")}' d="$W/bound" "$W/bound/bound.sql"
 	for pct in 0 50 100; do
 		for ((r = 1; r <= RUNS; r++)); do
 			load_prep "$pct"
@@ -334,6 +339,15 @@ case_load() {
 			t1=$(date +%s.%N)
 			load_verify "bound $pct%"
 			record load "$pct % conflicts" "$r" bound "$N" "$(echo "$t1 - $t0" | bc)" - - -
+
+			load_prep "$pct"
+			t0=$(date +%s.%N)
+			psql -qX -v ON_ERROR_STOP=1 -f "$W/bound/s0.sql" >/dev/null & bp=$!
+			psql -qX -v ON_ERROR_STOP=1 -f "$W/bound/s1.sql" >/dev/null || fail "bound load, 2 sessions"
+			wait "$bp" || fail "bound load, 2 sessions"
+			t1=$(date +%s.%N)
+			load_verify "bound on 2 sessions $pct%"
+			record load "$pct % conflicts" "$r" bound2 "$N" "$(echo "$t1 - $t0" | bc)" - - -
 
 			load_prep "$pct"
 			sluice_load "$r" "$pct%" '^mapped\.vulnerability$' "$N"
@@ -362,6 +376,12 @@ case_load() {
 		sluice_load "all$r" "all tables" '^mapped\.vulnerability' "$M"
 		load_verify "sluice all tables"
 		record load_all "4 tables" "$r" sluice "$N" "$LOAD_SECS" $(timefile "$W/ld.time") -
+	done
+	for c in ${BENCH_CONNECTIONS:-1 4}; do
+		load_prep 0
+		sluice_load "c$c" "connections $c" '^mapped\.vulnerability' "$M" --connections "$c"
+		load_verify "sluice all tables, $c connections"
+		record load_conn "$c" 1 sluice "$N" "$LOAD_SECS" $(timefile "$W/ld.time") -
 	done
 }
 
