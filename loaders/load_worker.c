@@ -202,9 +202,9 @@ static void *flush_thread(void *arg)
         return NULL;
 }
 
-/* Waits for the lane's batch in flight, if any, and settles it: metrics
- * after a commit, fail_over() after a failure. 0, or -1 when it failed. */
-static int lane_wait(struct worker *w, struct lane *l)
+/* Joins the lane's batch in flight, if any: metrics after a commit. 0,
+ * or -1 when it failed (its error in why). */
+static int lane_join(struct lane *l, char *why, size_t why_size)
 {
         struct flight *fl = &l->fl;
         int rc = 0;
@@ -216,28 +216,58 @@ static int lane_wait(struct worker *w, struct lane *l)
         fl->running = 0;
         if (fl->rc != SL_OK) {
                 sl_metric_inc(SL_M_ERRORS, SL_LV("db"));
-                fail_over(w, fl->err);
+                snprintf(why, why_size, "%s", fl->err);
                 rc = -1;
-        } else {
-                if (fl->st.messages)
-                        count_batch(fl->b->table, &fl->st,
-                                    sl_now_ms() - fl->t0);
-                w->backoff_ms = 0;
+        } else if (fl->st.messages) {
+                count_batch(fl->b->table, &fl->st, sl_now_ms() - fl->t0);
         }
         load_batch_destroy(fl->b);
         fl->b = NULL;
         return rc;
 }
 
-/* lane_wait() on every lane (all of them, even after one failed). */
+/* Joins the batches in flight of the lanes from..to, and when any of them
+ * failed, the other lanes' too, then fails over once: fail_over() drops
+ * what every lane holds (their catalog caches among it), which must not
+ * happen under a flush thread still writing. 0, or -1 after a fail-over. */
+static int lanes_settle(struct worker *w, int from, int to)
+{
+        char why[1024] = "", other[1024];
+        int failed = 0, committed = 0;
+
+        for (int l = from; l < to; l++) {
+                int ran = w->lanes[l].fl.running;
+                if (lane_join(&w->lanes[l], why, sizeof(why)) < 0)
+                        failed = 1;
+                else
+                        committed |= ran;
+        }
+        if (!failed) {
+                if (committed)
+                        w->backoff_ms = 0;
+                return 0;
+        }
+        for (int l = 0; l < w->nlanes; l++)
+                if (lane_join(&w->lanes[l], other, sizeof(other)) < 0)
+                        sl_warn("event=lane_failed lane=%d", l);
+        fail_over(w, why);
+        return -1;
+}
+
+/* Waits for the lane's batch in flight, if any, and settles it. */
+static int lane_wait(struct worker *w, struct lane *l)
+{
+        int i = (int)(l - w->lanes);
+
+        if (!l->fl.running)
+                return 0;
+        return lanes_settle(w, i, i + 1);
+}
+
+/* Waits for every lane's batch in flight and settles them. */
 static int flush_wait(struct worker *w)
 {
-        int rc = 0;
-
-        for (int l = 0; l < w->nlanes; l++)
-                if (lane_wait(w, &w->lanes[l]) < 0)
-                        rc = -1;
-        return rc;
+        return lanes_settle(w, 0, w->nlanes);
 }
 
 /* Hands batch i to its lane's flush thread (after the lane's batch in

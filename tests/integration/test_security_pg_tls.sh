@@ -116,8 +116,8 @@ three_rows() { [ "$(rows)" = 3 ]; }
 wait_for 30 three_rows
 check_eq "verify-full: sluice load landed the 3 rows" "$(rows)" 3
 # every TCP session of sluice_tls (the loader's) is encrypted
-check_eq "verify-full: the loader's session is TLS (pg_stat_ssl)" \
-	"$(psql -qAtX -h "$ADMIN_HOST" -d postgres -c "SELECT count(*) FILTER (WHERE s.ssl) || '/' || count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'sluice_tls'")" "1/1"
+check_eq "verify-full: both of the loader's sessions (--connections 2) are TLS (pg_stat_ssl)" \
+	"$(psql -qAtX -h "$ADMIN_HOST" -d postgres -c "SELECT count(*) FILTER (WHERE s.ssl) || '/' || count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'sluice_tls'")" "2/2"
 kill -0 "$LOADER" 2>/dev/null && ok "the loader keeps running" || not_ok "the loader died: $(tail -3 "$D/load.log")"
 
 # --- sluice status: sslmode=require in DATABASE_URL, and verify-full ------------
