@@ -1,5 +1,6 @@
 /* sl_pg: one way to reach PostgreSQL for every role and command. */
 #include "sl_pg.h"
+#include "sl_log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,22 @@ void sl_pg_describe(PGconn *conn, char *buf, size_t size)
         snprintf(buf, size, "host=%s port=%s dbname=%s user=%s",
                  host && *host ? host : "(default)", PQport(conn), PQdb(conn),
                  PQuser(conn));
+}
+
+/* PostgreSQL's notices (a DROP ... IF EXISTS that had nothing to drop, a
+ * schema file's CREATE ... IF NOT EXISTS) go to the log as structured
+ * debug lines, not raw to stderr where libpq would print them. */
+static void notice_to_log(void *arg, const char *message)
+{
+        char msg[600], q[700];
+        size_t n;
+
+        (void)arg;
+        snprintf(msg, sizeof(msg), "%s", message);
+        n = strlen(msg);
+        while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+                msg[--n] = '\0';
+        sl_debug("event=pg_notice msg=%s", sl_log_quote(msg, q, sizeof(q)));
 }
 
 PGconn *sl_pg_connect(char *errstr, size_t errstr_size)
@@ -35,6 +52,7 @@ PGconn *sl_pg_connect(char *errstr, size_t errstr_size)
                 PQfinish(conn);
                 return NULL;
         }
+        PQsetNoticeProcessor(conn, notice_to_log, NULL);
         return conn;
 }
 

@@ -9,7 +9,8 @@
 #     once per batch;
 #   - a bisection (a poison row in a batch) clears the staging table
 #     between segments: no row of a segment is applied twice;
-#   - --connections 1 loads the same; bad values exit 2.
+#   - --connections 1 loads the same; bad values exit 2;
+#   - PostgreSQL's notices are log events, not raw stderr lines.
 source "$SLUICE_ROOT/tests/lib.sh"
 source "$SLUICE_ROOT/loaders/testdata/load_lib.sh"
 trap sl_cleanup EXIT
@@ -48,6 +49,8 @@ copies=$(grep -c 'COPY pg_temp."_sl_stage_t_load"' "$D/pg.log")
 check_eq "the staging table is made once per connection ($copies COPYs)" "$made" 2
 check "... and used by every batch" test "$copies" -ge $((N / 50))
 check_eq "no staging table is dropped per batch" "$(grep -c 'DROP TABLE _sl_stage' "$D/pg.log")" 0
+check_eq "PostgreSQL's notices (nothing to drop) go to the log as events, not raw to stderr" \
+	"$(grep -c '^NOTICE' "$D/load.log")" 0
 
 # one connection: the same rows, the same counts
 new_db load_lanes1 || exit 1
