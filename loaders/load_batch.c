@@ -284,8 +284,8 @@ static struct load_table *table_cached(struct load_ctx *ctx, const char *name,
 /* The shape a flush writes: which columns, which key, which version. */
 struct plan {
         struct load_table *t;
-        int staged; /* an apply of this transaction left rows in the
-                       staging table */
+        int staged;        /* an apply of this transaction left rows in the
+                              staging table */
         int kcols[32], nk; /* upsert/delete key (from the envelopes) */
         int kidx;          /* the unique index matching it, or -1 */
         int pcols[32], np; /* replace: parent key columns */
@@ -1284,8 +1284,8 @@ static void commit_kafka(struct load_ctx *ctx, struct load_batch *b)
  * ROWS: making a table per batch and dropping it was catalog work
  * (pg_class, pg_attribute, pg_type rows) on every commit. 0, or -1 with
  * errstr. */
-static int stage_make(struct load_ctx *ctx, struct load_table *t,
-                      char *errstr, size_t errstr_size)
+static int stage_make(struct load_ctx *ctx, struct load_table *t, char *errstr,
+                      size_t errstr_size)
 {
         struct pg_fail f = {{0}, {0}, {0}};
         struct sl_buf q;

@@ -133,8 +133,8 @@ int load_main(int argc, char **argv)
                                 return SL_EXIT_USAGE;
                         break;
                 case 'c':
-                        if (parse_pos("--connections", optarg,
-                                      &o.connections) < 0)
+                        if (parse_pos("--connections", optarg, &o.connections) <
+                            0)
                                 return SL_EXIT_USAGE;
                         if (o.connections > 64) {
                                 fprintf(stderr,

@@ -525,8 +525,8 @@ static void check_tables(struct worker *w)
                         if (regexec(&re, tn, 0, NULL, 0) != 0)
                                 continue;
                         b = load_batch_new(tn);
-                        t = load_table_get(w->lanes[0].ctx.conn, b->table,
-                                           &st, err, sizeof(err));
+                        t = load_table_get(w->lanes[0].ctx.conn, b->table, &st,
+                                           err, sizeof(err));
                         if (!t)
                                 sl_err("event=table_missing topic=%s msg=%s",
                                        tn, sl_log_quote(err, q, sizeof(q)));
