@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,7 +77,10 @@ struct load_ctx {
         int lane;                   /* which of the loader's connections */
         struct load_table **tables; /* catalog cache */
         int ntables;
-        volatile int dlq_failed; /* delivery failures seen */
+        /* delivery failures seen; counted by whichever thread serves the
+         * delivery report (each lane's flush thread polls the shared
+         * producer) */
+        atomic_int dlq_failed;
 };
 
 /* New empty batch for topic (mapped.<table>); free with
