@@ -1298,11 +1298,9 @@ static int stage_make(struct load_ctx *ctx, struct load_table *t, char *errstr,
         if (strlen(t->name) <= 50) {
                 snprintf(name, sizeof(name), "_sl_stage_%s", t->name);
         } else {
-                uint32_t h = 2166136261u;
-                for (const char *c = t->name; *c; c++)
-                        h = (h ^ (unsigned char)*c) * 16777619u;
-                snprintf(name, sizeof(name), "_sl_stage_%.40s_%08" PRIx32,
-                         t->name, h);
+                char h[17];
+                load_schema_checksum(t->name, strlen(t->name), h);
+                snprintf(name, sizeof(name), "_sl_stage_%.36s_%s", t->name, h);
         }
         for (int i = 0; i < t->ncols; i++)
                 all[i] = 1;

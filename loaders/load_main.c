@@ -174,7 +174,5 @@ int load_main(int argc, char **argv)
          * request (perf; docs/performance.md). Freed blocks now coalesce
          * as they are freed, on the flush thread that frees them. */
         mallopt(M_MXFAST, 0);
-        mallopt(M_MMAP_THRESHOLD, 64 << 20);
-        mallopt(M_TRIM_THRESHOLD, 256 << 20);
         return load_worker_run(&o);
 }

@@ -248,8 +248,11 @@ static int lanes_settle(struct worker *w, int from, int to)
                 return 0;
         }
         for (int l = 0; l < w->nlanes; l++)
-                if (lane_join(&w->lanes[l], other, sizeof(other)) < 0)
-                        sl_warn("event=lane_failed lane=%d", l);
+                if (lane_join(&w->lanes[l], other, sizeof(other)) < 0) {
+                        char q[1100];
+                        sl_warn("event=lane_failed lane=%d msg=%s", l,
+                                sl_log_quote(other, q, sizeof(q)));
+                }
         fail_over(w, why);
         return -1;
 }
@@ -259,8 +262,6 @@ static int lane_wait(struct worker *w, struct lane *l)
 {
         int i = (int)(l - w->lanes);
 
-        if (!l->fl.running)
-                return 0;
         return lanes_settle(w, i, i + 1);
 }
 
