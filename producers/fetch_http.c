@@ -585,7 +585,7 @@ int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
         while (remaining > 0) {
                 int64_t now = sl_now_ms();
                 int64_t wait_ms = 100;
-                int still = 0;
+                int still = 0, ended = 0;
                 CURLMsg *msg;
                 int left;
 
@@ -635,6 +635,7 @@ int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
                         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
                                           (char **)&r);
                         active--;
+                        ended++;
                         rc =
                             settle(h, r, msg->data.result, errstr, errstr_size);
                         if (rc != SL_OK)
@@ -656,6 +657,11 @@ int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
                 }
                 if (remaining == 0)
                         break;
+                /* an answer freed a slot: start the next request now, not
+                 * after a poll's timeout (with every slot freed at once,
+                 * the set stood still for 100 ms) */
+                if (ended)
+                        continue;
                 if (wait_ms < 1)
                         wait_ms = 1;
                 if (active > 0)
