@@ -24,6 +24,9 @@ struct fetch_rate {
 
 void fetch_rate_init(struct fetch_rate *r, long limit, int64_t window_ms);
 void fetch_rate_free(struct fetch_rate *r);
+/* What a slot is held past its window: the clocks' granularity. */
+#define FETCH_RATE_TICK_MS 2
+
 /* 0 when a request may start at now_ms (then it is counted as in
  * flight), else the ms to wait before asking again. */
 int64_t fetch_rate_take(struct fetch_rate *r, int64_t now_ms);
