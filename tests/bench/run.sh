@@ -428,7 +428,35 @@ case_pipeline() {
 		record pipeline_proc transform "$r" sluice "$pn" - $(timefile "$W/pt$r.time") -
 		record pipeline_proc load "$r" sluice "$pn" - $(timefile "$W/pl$r.time") -
 		psql -qX -d postgres -c "DROP DATABASE bench_pipe$r" >/dev/null
+		pipeline_alone "$r" "$pn"
 	done
+}
+# pipeline_alone RUN RECORDS: the pipeline's two slowest stages alone on the
+# pipeline's own data, in the same run (the stage cases load 20k records
+# into small tables; the pipeline fills them to 200k): the loader over the
+# four mapped topics into an empty database, then the transformer over
+# raw.nvd (its rows append to the mapped topics, which nothing reads after)
+pipeline_alone() {
+	local r=$1 pn=$2 kp tp line got
+	new_db "bench_alone$r" || die "database"
+	sluice_load "alone$r" "pipeline data" '^mapped\.vulnerability' "$((4 * pn))"
+	got=$(q "SELECT count(*), count(DISTINCT cve_id) FROM vulnerability")
+	[ "$got" == "$pn|$pn" ] || fail "load alone, run $r: rows|distinct = $got, want $pn|$pn"
+	record pipeline_alone load "$r" sluice "$pn" "$LOAD_SECS" $(timefile "$W/ld.time") -
+	psql -qX -d postgres -c "DROP DATABASE bench_alone$r" >/dev/null
+	$PY $B/kwait.py "$SLUICE_BROKERS" '^mapped\.' "$((4 * pn))" 900 >"$W/kwa.$r" &
+	kp=$!
+	wait_for 20 grep -q ready "$W/kwa.$r"
+	/usr/bin/time -f "$TIMEFMT" -o "$W/ta$r.time" "$SLUICE_BIN" transform \
+		transformers/maps/nvd_cve.json --group "pta-$r-$RANDOM" --stats-interval 0 \
+		>"$SL_LOGDIR/ta$r.out" 2>"$SL_LOGDIR/ta$r.log" &
+	tp=$!
+	wait "$kp" || fail "transform alone, run $r: $(cat "$W/kwa.$r")"
+	stop_timed "$tp"
+	line=$(tail -1 "$W/kwa.$r")
+	eval "$(sed 's/ timeout//' <<<"$line")" # base t_first n_first t_done n_done
+	record pipeline_alone transform "$r" sluice "$(echo "$pn * (4 * $pn - $n_first) / (4 * $pn)" | bc)" \
+		"$(echo "$t_done - $t_first" | bc)" $(timefile "$W/ta$r.time") -
 }
 
 START=$(date +%s)
