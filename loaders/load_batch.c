@@ -4,7 +4,7 @@
  * fragments; every value travels as COPY data or a parameter. */
 #include "load_batch.h"
 #include "copy_encode.h"
-#include "load_arena.h"
+#include "sl_arena.h"
 #include "load_env.h"
 #include "sl_jsondump.h"
 #include "sl_jsonscan.h"
@@ -47,7 +47,7 @@ void load_batch_clear(struct load_batch *b)
 {
         for (size_t i = 0; i < b->n; i++)
                 unit_free(&b->units[i]);
-        load_arena_free(&b->arena);
+        sl_arena_free(&b->arena);
         b->n = 0;
         b->bytes = 0;
         b->nparts = 0;
@@ -157,7 +157,7 @@ static void unit_parse(struct load_batch *b, struct load_unit *u)
         k = json_dumps(key, JSON_COMPACT | JSON_SORT_KEYS);
         /* upserts and deletes of a key compete; a replace is per parent */
         u->dkey = sl_asprintf("%c%s", u->op == 'r' ? 'p' : 'k', k ? k : "");
-        load_json_free(k);
+        sl_arena_json_free(k);
 }
 
 void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm)
@@ -180,7 +180,7 @@ void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm)
                 u->msgkey[rkm->key_len] = '\0';
                 u->msgkey_len = rkm->key_len;
         }
-        load_arena_enter(&b->arena);
+        sl_arena_enter(&b->arena);
         /* validated in one pass, then built without the big JSON values
          * (load_env.h); Jansson parses only what fails, to say why */
         if (rkm->payload &&
@@ -209,7 +209,7 @@ void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm)
         } else {
                 unit_parse(b, u);
         }
-        load_arena_leave();
+        sl_arena_leave();
         if (b->n == 1) {
                 b->opened_ms = sl_now_ms();
                 b->opened_wall_ms = sl_wall_ms();
@@ -1253,7 +1253,7 @@ static enum sl_status finish(struct load_ctx *ctx, struct load_batch *b,
         PQclear(res);
         if (rc == SL_OK && run(ctx->conn, "COMMIT", NULL, f) != SL_OK)
                 rc = SL_ERR_RETRY;
-        load_json_free(offs_txt);
+        sl_arena_json_free(offs_txt);
         json_decref(offs);
         sl_buf_free(&parts);
         sl_buf_free(&nexts);

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "load_arena.h"
+#include "sl_arena.h"
 #include "load_schema.h"
 #include "sl_util.h"
 
@@ -56,8 +56,8 @@ struct load_batch {
         int64_t opened_wall_ms; /* sl_wall_ms() of the first message */
         struct load_part *parts;
         int nparts;
-        int lane; /* which of the loader's connections writes it */
-        struct load_arena arena; /* the envelopes' trees */
+        int lane;              /* which of the loader's connections writes it */
+        struct sl_arena arena; /* the envelopes' trees */
 };
 
 /* What one flush did (rows; rejected and superseded count messages). */

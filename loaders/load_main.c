@@ -1,6 +1,6 @@
 /* load_main: `sluice load`, flags to options; the work is in
  * load_worker.c. */
-#include "load_arena.h"
+#include "sl_arena.h"
 #include "load_worker.h"
 #include "roles.h"
 #include "sl_http.h"
@@ -96,7 +96,7 @@ int load_main(int argc, char **argv)
         char errstr[512];
         int opt;
 
-        load_arena_install();
+        sl_arena_install();
         sl_log_init("load");
         optind = 1;
         while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {

@@ -184,6 +184,11 @@ struct map_emit {
         /* optional: each top-level record a target selected */
         void (*record)(void *opaque, size_t target, json_t *record);
         void *opaque;
+        /* non-zero: map_apply_bytes builds each record's trees in an
+         * arena (sl_arena.h) dropped after the record; set only when the
+         * callbacks keep nothing of what they are given past the call
+         * (the transformer writes each envelope as text at once) */
+        int record_arena;
 };
 
 /* Loads and checks the map in `path`. New; free with map_destroy(). NULL

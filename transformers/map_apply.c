@@ -3,6 +3,7 @@
  * envelopes or one dead letter per record. A record's rows are emitted
  * all together or not at all. */
 #include "map.h"
+#include "sl_arena.h"
 #include "sl_jsonscan.h"
 #include "sl_jsonpath.h"
 #include "sl_util.h"
@@ -11,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* the arena of the record being mapped (map_apply_bytes) */
+static _Thread_local struct sl_arena record_arena;
 
 /* Above this many bytes a dead letter keeps only the head of a page. */
 #define DEAD_PAGE_MAX ((size_t)1 << 20)
@@ -145,7 +149,7 @@ static int key_text(char *const *cols, size_t n, json_t *row,
                 json_t *v = json_object_get(row, cols[i]);
                 char *t = map_scalar_text(v);
                 if (!t && v && !json_is_null(v))
-                        t = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+                        t = sl_arena_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
                 if (!t || !*t) {
                         free(t);
                         *empty = cols[i];
@@ -230,7 +234,7 @@ static json_t *child_rows(const struct map_target *c, json_t *rec,
                         }
                 } else {
                         char *all =
-                            json_dumps(row, JSON_COMPACT | JSON_SORT_KEYS);
+                            sl_arena_dumps(row, JSON_COMPACT | JSON_SORT_KEYS);
                         sl_buf_reset(&key);
                         sl_buf_puts(&key, all ? all : "");
                         free(all);
@@ -617,19 +621,29 @@ int map_apply_bytes(struct map *m, const char *bytes, size_t len,
                 page = json_object(); /* nothing reads it */
         }
         /* each record decoded, mapped and freed in turn: its tree stays
-         * in cache, and its memory is reused by the next */
+         * in cache, and its memory is reused by the next. With
+         * em->record_arena, the tree and its rows are cut from one arena
+         * (sl_arena.h, when the process installed it) that the next record
+         * reuses, and no block is malloc'ed or freed on its own */
         for (size_t ti = 0; ti < m->ntargets && rc == 0; ti++) {
                 struct map_target *t = &m->targets[ti];
                 for (long i = 0; i < nrec[ti] && rc == 0; i++) {
-                        json_t *rec =
+                        json_t *rec, *lineage;
+                        if (em->record_arena)
+                                sl_arena_enter(&record_arena);
+                        rec =
                             json_loadb(bytes + recs[ti][i].off, recs[ti][i].len,
                                        JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
-                        json_t *lineage = lineage_new(m, lin, (size_t)i);
+                        lineage = lineage_new(m, lin, (size_t)i);
                         if (em->record)
                                 em->record(em->opaque, ti, rec);
                         rc = apply_record(m, t, rec, page, lineage, em);
                         json_decref(lineage);
                         json_decref(rec);
+                        if (em->record_arena) {
+                                sl_arena_leave();
+                                sl_arena_free(&record_arena);
+                        }
                 }
         }
         for (size_t ti = 0; ti < m->ntargets; ti++)

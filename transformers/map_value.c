@@ -3,6 +3,7 @@
 /* strptime() is X/Open */
 #define _XOPEN_SOURCE 700
 #include "map.h"
+#include "sl_arena.h"
 #include "sl_jsondump.h"
 #include "sl_jsonpath.h"
 #include "sl_util.h"
@@ -956,7 +957,7 @@ static json_t *template_value(const struct map_field *f, json_t *rec,
                  * may make a key column, and new text would re-key rows
                  * already loaded */
                 if (!t)
-                        t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                        t = sl_arena_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
                 sl_buf_puts(&b, t ? t : "");
                 free(t);
                 json_decref(v);

@@ -1,6 +1,7 @@
 /* transform_main.c: `sluice transform MAP.json...`: wires flags, maps and
  * signals to the worker loop in transform_worker.c. */
 #include "roles.h"
+#include "sl_arena.h"
 #include "sl_http.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
@@ -46,6 +47,8 @@ int transform_main(int argc, char **argv)
         char errstr[1024];
         int rc = SL_EXIT_USAGE;
 
+        /* before any Jansson call: records are mapped in an arena each */
+        sl_arena_install();
         sl_log_init("transform");
         maps = sl_calloc((size_t)argc + 1, sizeof(*maps));
         for (int a = 1; a < argc; a++) {

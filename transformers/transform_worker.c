@@ -155,7 +155,9 @@ static void process_message(struct worker *w, const rd_kafka_message_t *rkm)
         struct map_emit em = {.row = on_row,
                               .dead = on_dead,
                               .record = on_record,
-                              .opaque = &ctx};
+                              .opaque = &ctx,
+                              /* rows leave as text at once */
+                              .record_arena = 1};
         json_t *page = NULL;
         json_error_t jerr;
         char why[300] = "";

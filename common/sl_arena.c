@@ -1,6 +1,6 @@
-/* load_arena: bump allocation of a batch's Jansson trees, behind
+/* sl_arena: bump allocation of Jansson trees that die together, behind
  * json_set_alloc_funcs(). */
-#include "load_arena.h"
+#include "sl_arena.h"
 #include "sl_util.h"
 
 #include <jansson.h>
@@ -17,23 +17,23 @@
 
 enum { FROM_HEAP = 0x48454150, FROM_ARENA = 0x4152454e };
 
-struct load_arena_chunk {
-        struct load_arena_chunk *prev;
+struct sl_arena_chunk {
+        struct sl_arena_chunk *prev;
 };
 
-static _Thread_local struct load_arena *current;
+static _Thread_local struct sl_arena *current;
 
 /* Freed chunks kept for the next batches: fresh memory costs a page fault
  * per 4 KiB on first touch, which showed in the profile. Two batches
  * (the one written, the one filled) of 2000 NVD envelopes use about 30. */
 #define POOL_MAX 64
-static struct load_arena_chunk *pool;
+static struct sl_arena_chunk *pool;
 static int pooled;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static struct load_arena_chunk *chunk_get(void)
+static struct sl_arena_chunk *chunk_get(void)
 {
-        struct load_arena_chunk *c;
+        struct sl_arena_chunk *c;
 
         pthread_mutex_lock(&pool_lock);
         c = pool;
@@ -45,7 +45,7 @@ static struct load_arena_chunk *chunk_get(void)
         return c ? c : sl_malloc(CHUNK_BYTES);
 }
 
-static void chunk_put(struct load_arena_chunk *c)
+static void chunk_put(struct sl_arena_chunk *c)
 {
         pthread_mutex_lock(&pool_lock);
         if (pooled < POOL_MAX) {
@@ -66,14 +66,14 @@ static void *tag(char *block, uint32_t from)
 
 static void *arena_malloc(size_t size)
 {
-        struct load_arena *a = current;
+        struct sl_arena *a = current;
         size_t need = (size + HDR + HDR - 1) / HDR * HDR;
         char *block;
 
         if (!a || size > BIG_BYTES)
                 return tag(sl_malloc(size + HDR), FROM_HEAP);
         if (need > a->left) {
-                struct load_arena_chunk *c = chunk_get();
+                struct sl_arena_chunk *c = chunk_get();
 
                 c->prev = a->chunks;
                 a->chunks = c;
@@ -108,7 +108,14 @@ static void arena_free(void *p)
 #endif
 #endif
 
-void load_arena_install(void)
+static int installed;
+
+int sl_arena_active(void)
+{
+        return installed;
+}
+
+void sl_arena_install(void)
 {
 #ifdef ARENA_OFF
         /* Under AddressSanitizer every Jansson block stays its own
@@ -117,22 +124,23 @@ void load_arena_install(void)
         return;
 #endif
         json_set_alloc_funcs(arena_malloc, arena_free);
+        installed = 1;
 }
 
-void load_arena_enter(struct load_arena *a)
+void sl_arena_enter(struct sl_arena *a)
 {
         current = a;
 }
 
-void load_arena_leave(void)
+void sl_arena_leave(void)
 {
         current = NULL;
 }
 
-void load_arena_free(struct load_arena *a)
+void sl_arena_free(struct sl_arena *a)
 {
         while (a->chunks) {
-                struct load_arena_chunk *c = a->chunks;
+                struct sl_arena_chunk *c = a->chunks;
 
                 a->chunks = c->prev;
                 chunk_put(c);
@@ -141,7 +149,7 @@ void load_arena_free(struct load_arena *a)
         a->left = 0;
 }
 
-void load_json_free(void *p)
+void sl_arena_json_free(void *p)
 {
         json_free_t f = NULL;
 
@@ -150,4 +158,13 @@ void load_json_free(void *p)
                 f(p);
         else
                 free(p);
+}
+
+char *sl_arena_dumps(const json_t *v, size_t flags)
+{
+        char *j = json_dumps(v, flags);
+        char *t = j ? sl_strdup(j) : NULL;
+
+        sl_arena_json_free(j);
+        return t;
 }
