@@ -108,11 +108,12 @@ static void arena_free(void *p)
 #endif
 #endif
 
-static int installed;
-
 int sl_arena_active(void)
 {
-        return installed;
+        json_malloc_t m = NULL;
+
+        json_get_alloc_funcs(&m, NULL);
+        return m == arena_malloc;
 }
 
 void sl_arena_install(void)
@@ -124,7 +125,6 @@ void sl_arena_install(void)
         return;
 #endif
         json_set_alloc_funcs(arena_malloc, arena_free);
-        installed = 1;
 }
 
 void sl_arena_enter(struct sl_arena *a)

@@ -42,7 +42,8 @@ int sl_arena_active(void);
 void sl_arena_enter(struct sl_arena *a);
 void sl_arena_leave(void);
 
-/* Returns a's chunks to the system. Every tree built in a must be gone
+/* Returns a's chunks to the pool (beyond 64 pooled, to the system). Every
+ * tree built in a must be gone
  * (json_decref) and no pointer into it kept; a is empty and reusable. */
 void sl_arena_free(struct sl_arena *a);
 

@@ -363,56 +363,37 @@ static int db_ensure(struct worker *w)
 }
 
 /* Partitions still at RD_KAFKA_OFFSET_BEGINNING get the concrete offset
- * where they begin. A logical offset makes librdkafka 2.0.2 look each
- * partition up on its own after the assignment: in the bench, 7 of 8
- * partitions of a fresh group started fetching about a second after the
- * first (their lookups lagged, then their first Fetch waited out the
- * first partition's long poll), and one load run in four took 1.8 s
- * instead of 1.0. Asked of the leaders in one request per broker (the
- * earliest offset with a timestamp at or after 0), then, for what that
- * leaves open (the embedded broker answers no timestamp lookup), each
- * partition's low watermark, within 2 s in all; an empty partition or a
- * failed request keeps the logical offset. */
+ * where they begin: their low watermark. A logical offset makes
+ * librdkafka 2.0.2 look each partition up on its own after the
+ * assignment: in the bench, 7 of 8 partitions of a fresh group started
+ * fetching about a second after the first (their lookups lagged, then
+ * their first Fetch waited out the first partition's long poll), and one
+ * load run in four took 1.8 s instead of 1.0. The low watermark is the
+ * beginning exactly (a lookup by timestamp 0 would skip records without
+ * one). Within 2 s in all; an empty partition, a failed request or the
+ * time running out keeps the logical offset. */
 static void beginnings(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 {
-        rd_kafka_topic_partition_list_t *q =
-            rd_kafka_topic_partition_list_new(parts->cnt);
         int64_t until = sl_now_ms() + 2000;
-        int found = 0, asked = 0;
+        int asked = 0, found = 0;
 
-        for (int i = 0; i < parts->cnt; i++)
-                if (parts->elems[i].offset == RD_KAFKA_OFFSET_BEGINNING)
-                        rd_kafka_topic_partition_list_add(
-                            q, parts->elems[i].topic, parts->elems[i].partition)
-                            ->offset = 0; /* a timestamp here */
-        if (q->cnt > 0 && rd_kafka_offsets_for_times(w->rk, q, 1000) != 0)
-                for (int i = 0; i < q->cnt; i++)
-                        q->elems[i].offset = -1;
-        for (int i = 0; i < q->cnt; i++) {
-                rd_kafka_topic_partition_t *b = &q->elems[i], *tp;
+        for (int i = 0; i < parts->cnt && sl_now_ms() < until; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
                 int64_t low = -1, high = -1;
-                if ((b->err || b->offset < 0) && sl_now_ms() < until) {
-                        asked++;
-                        if (rd_kafka_query_watermark_offsets(
-                                w->rk, b->topic, b->partition, &low, &high,
-                                (int)(until - sl_now_ms())) == 0 &&
-                            high > low)
-                                b->offset = low;
-                } else if (b->err) {
+
+                if (tp->offset != RD_KAFKA_OFFSET_BEGINNING)
                         continue;
-                }
-                tp = rd_kafka_topic_partition_list_find(parts, b->topic,
-                                                        b->partition);
-                if (tp && b->offset >= 0) {
-                        tp->offset = b->offset;
+                asked++;
+                if (rd_kafka_query_watermark_offsets(
+                        w->rk, tp->topic, tp->partition, &low, &high,
+                        (int)(until - sl_now_ms())) == 0 &&
+                    high > low) {
+                        tp->offset = low;
                         found++;
                 }
         }
-        if (q->cnt > 0)
-                sl_debug("event=beginnings partitions=%d found=%d "
-                         "watermarks_asked=%d",
-                         q->cnt, found, asked);
-        rd_kafka_topic_partition_list_destroy(q);
+        if (asked > 0)
+                sl_debug("event=beginnings asked=%d found=%d", asked, found);
 }
 
 /* Sets each partition's offset to the one stored in sluice.offsets (the
