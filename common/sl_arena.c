@@ -15,10 +15,19 @@
 /* The header keeps the block as aligned as malloc's. */
 #define HDR 16
 
-enum { FROM_HEAP = 0x48454150, FROM_ARENA = 0x4152454e };
+enum {
+        FROM_HEAP = 0x48454150,  /* made outside an arena: free() it */
+        FROM_ARENA = 0x4152454e, /* cut from a chunk */
+        FROM_BIG = 0x42494721,   /* its own heap block, listed in an arena */
+};
 
 struct sl_arena_chunk {
         struct sl_arena_chunk *prev;
+};
+
+/* Before the header of a FROM_BIG block (HDR bytes, to keep alignment). */
+struct sl_arena_big {
+        struct sl_arena_big *prev;
 };
 
 static _Thread_local struct sl_arena *current;
@@ -70,8 +79,17 @@ static void *arena_malloc(size_t size)
         size_t need = (size + HDR + HDR - 1) / HDR * HDR;
         char *block;
 
-        if (!a || size > BIG_BYTES)
+        if (!a)
                 return tag(sl_malloc(size + HDR), FROM_HEAP);
+        if (size > BIG_BYTES) {
+                /* the arena lists it, so that it goes with the arena even
+                 * when its tree is dropped without json_decref */
+                struct sl_arena_big *g = sl_malloc(size + HDR + HDR);
+
+                g->prev = a->bigs;
+                a->bigs = g;
+                return tag((char *)g + HDR, FROM_BIG);
+        }
         if (need > a->left) {
                 struct sl_arena_chunk *c = chunk_get();
 
@@ -97,7 +115,7 @@ static void arena_free(void *p)
         memcpy(&from, block, sizeof(from));
         if (from == FROM_HEAP)
                 free(block);
-        /* FROM_ARENA: freed with the whole arena */
+        /* FROM_ARENA, FROM_BIG: freed with the whole arena */
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -144,6 +162,12 @@ void sl_arena_free(struct sl_arena *a)
 
                 a->chunks = c->prev;
                 chunk_put(c);
+        }
+        while (a->bigs) {
+                struct sl_arena_big *g = a->bigs;
+
+                a->bigs = g->prev;
+                free(g);
         }
         a->next = NULL;
         a->left = 0;

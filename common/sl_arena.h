@@ -21,9 +21,11 @@
 #include <stddef.h>
 
 struct sl_arena_chunk;
+struct sl_arena_big;
 
 struct sl_arena {
         struct sl_arena_chunk *chunks; /* newest first (owned) */
+        struct sl_arena_big *bigs;     /* blocks too big for a chunk (owned) */
         char *next;                    /* free space of the newest */
         size_t left;
 };
@@ -42,9 +44,11 @@ int sl_arena_active(void);
 void sl_arena_enter(struct sl_arena *a);
 void sl_arena_leave(void);
 
-/* Returns a's chunks to the pool (beyond 64 pooled, to the system). Every
- * tree built in a must be gone
- * (json_decref) and no pointer into it kept; a is empty and reusable. */
+/* Returns a's chunks to the pool (beyond 64 pooled, to the system), and
+ * frees its big blocks. Every tree built in a goes with it: no pointer
+ * into one may be kept, and a tree that holds a block made outside the
+ * arena must be released (json_decref) first, or that block leaks. A tree
+ * made wholly in a needs no json_decref. a is empty and reusable. */
 void sl_arena_free(struct sl_arena *a);
 
 /* Frees a string Jansson returned (json_dumps), with whatever allocation

@@ -25,8 +25,11 @@ enum load_unit_state {
 
 /* One consumed message. */
 struct load_unit {
-        json_t *env; /* the envelope (owned); NULL when not JSON */
-        char *raw;   /* the value when it is not JSON (owned) */
+        json_t *env; /* the envelope (owned); NULL when not JSON. Its raw
+                        nodes (load_env.h) point into rkm's payload or text */
+        rd_kafka_message_t *rkm; /* the message, kept (owned), or NULL */
+        char *text;              /* a copy of the value (owned), or NULL */
+        char *raw;               /* the value when it is not JSON (owned) */
         size_t raw_len;
         char *msgkey; /* the Kafka key (owned), or NULL */
         size_t msgkey_len;
@@ -90,8 +93,13 @@ void load_batch_destroy(struct load_batch *b);
 /* Empties the batch (drops its messages). */
 void load_batch_clear(struct load_batch *b);
 
-/* Takes a copy of the message's key and value and parses the envelope
- * (an unparsable one is kept, to be dead-lettered at flush). */
+/* Parses the message's envelope (an unparsable one is kept, to be
+ * dead-lettered at flush). load_batch_take keeps rkm itself until the
+ * batch is cleared, and the envelope's big values stay in its payload
+ * (zero-copy); load_batch_add copies the value and leaves rkm to the
+ * caller. Every batch holding messages must be cleared before the
+ * consumer that gave them is destroyed. */
+void load_batch_take(struct load_batch *b, rd_kafka_message_t *rkm);
 void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm);
 
 /* Writes the batch in one transaction. SL_OK: committed (st filled),

@@ -13,31 +13,32 @@ enum raw_at {
         RAW_SELF, /* the value stays text when it is an object or array */
 };
 
+/* A raw node: a NUL, then where the text is and how long, in a string of
+ * RAW_SIZE bytes. The text itself is not copied. */
+#define RAW_SIZE (1 + sizeof(const char *) + sizeof(size_t))
+
 static json_t *raw_new(const char *s, size_t n)
 {
-        char *tmp = malloc(n + 1);
-        json_t *v;
+        char tmp[RAW_SIZE];
 
-        if (!tmp)
-                return NULL;
         tmp[0] = '\0';
-        memcpy(tmp + 1, s, n);
-        v = json_stringn_nocheck(tmp, n + 1);
-        free(tmp);
-        return v;
+        memcpy(tmp + 1, &s, sizeof(s));
+        memcpy(tmp + 1 + sizeof(s), &n, sizeof(n));
+        return json_stringn_nocheck(tmp, sizeof(tmp));
 }
 
 const char *load_raw_text(const json_t *v, size_t *len)
 {
-        const char *s;
+        const char *s, *text;
 
-        if (!json_is_string(v) || json_string_length(v) < 2)
+        if (!json_is_string(v) || json_string_length(v) != RAW_SIZE)
                 return NULL;
         s = json_string_value(v);
         if (s[0] != '\0')
                 return NULL;
-        *len = json_string_length(v) - 1;
-        return s + 1;
+        memcpy(&text, s + 1, sizeof(text));
+        memcpy(len, s + 1 + sizeof(text), sizeof(*len));
+        return text;
 }
 
 json_t *load_raw_decode(json_t *v)

@@ -10,9 +10,11 @@
  * PostgreSQL as they came, so 7.3 stays 7.3. Everything else is decoded
  * into ordinary Jansson values, so the envelope checks read as before.
  *
- * A raw node is a Jansson string whose first byte is NUL followed by the
- * JSON text. No decoded string can look like that: the envelope's text is
- * validated first, and a validated text has no \u0000. */
+ * A raw node points into the envelope's text, which is not copied (the
+ * loader keeps librdkafka's message until the batch is written): it is a
+ * Jansson string whose first byte is NUL, followed by the address and the
+ * length of the JSON text. No decoded string can look like that: the
+ * envelope's text is validated first, and a validated text has no \u0000. */
 #ifndef LOAD_ENV_H
 #define LOAD_ENV_H
 
@@ -21,7 +23,8 @@
 
 /* The envelope tree of text[0..len), which sl_json_validate() accepted,
  * with raw nodes as above; NULL when the text is not an object (then
- * decode it with json_loadb to say what it is). */
+ * decode it with json_loadb to say what it is). Its raw nodes point into
+ * text, which must outlive the tree. */
 json_t *load_env_decode(const char *text, size_t len);
 
 /* The JSON text of a raw node (and its length), or NULL when v is not

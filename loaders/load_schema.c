@@ -5,10 +5,13 @@
 #include "sl_pg.h"
 
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+static void names_index(struct load_table *t);
 
 static int is_dir(const char *p)
 {
@@ -228,6 +231,7 @@ void load_table_destroy(struct load_table *t)
         for (int i = 0; i < t->nidx; i++)
                 free(t->idx[i].cols);
         free(t->cols);
+        free(t->slots);
         free(t->idx);
         free(t->name);
         free(t->qname);
@@ -367,6 +371,7 @@ struct load_table *load_table_get(PGconn *conn, const char *name,
                         t->loaded_at = i;
         }
         PQclear(res);
+        names_index(t);
 
         res = PQexecParams(conn,
                            "SELECT i.indexrelid::text, k.attnum "
@@ -416,11 +421,48 @@ fail:
         return NULL;
 }
 
+static uint32_t name_hash(const char *s)
+{
+        uint32_t h = 2166136261u; /* FNV-1a */
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 16777619u;
+        return h;
+}
+
+/* An open-addressing index of the column names: the loader looks a
+ * column up for every value of every row, a few times each. */
+static void names_index(struct load_table *t)
+{
+        size_t size = 16;
+
+        while (size < (size_t)t->ncols * 2)
+                size *= 2;
+        t->slots = sl_calloc(size, sizeof(*t->slots));
+        t->slot_mask = size - 1;
+        for (int i = 0; i < t->ncols; i++) {
+                size_t at = name_hash(t->cols[i].name) & t->slot_mask;
+
+                while (t->slots[at])
+                        at = (at + 1) & t->slot_mask;
+                t->slots[at] = i + 1;
+        }
+}
+
 int load_table_col(const struct load_table *t, const char *name)
 {
-        for (int i = 0; i < t->ncols; i++)
-                if (strcmp(t->cols[i].name, name) == 0)
-                        return i;
+        size_t at;
+
+        if (!t->slots) { /* a table not read by load_table_get */
+                for (int i = 0; i < t->ncols; i++)
+                        if (strcmp(t->cols[i].name, name) == 0)
+                                return i;
+                return -1;
+        }
+        for (at = name_hash(name) & t->slot_mask; t->slots[at];
+             at = (at + 1) & t->slot_mask)
+                if (strcmp(t->cols[t->slots[at] - 1].name, name) == 0)
+                        return t->slots[at] - 1;
         return -1;
 }
 

@@ -46,6 +46,8 @@ struct load_table {
         char *qname; /* "schema"."table", quoted */
         struct load_column *cols;
         int ncols;
+        int *slots; /* column index + 1 by name hash, 0 when free (owned) */
+        size_t slot_mask;
         struct load_index *idx; /* non-partial unique indexes */
         int nidx;
         int lineage;   /* index of _lineage, or -1 */

@@ -12,9 +12,12 @@
  * batch is written by its flush thread while this thread goes on
  * consuming and parsing, so that the loader's own work runs beside
  * PostgreSQL's instead of after it. A lane has one batch at most in
- * flight, and its batches commit in the order they were cut; this thread
- * touches the connections (and the catalog caches) only when no batch is
- * in flight on any lane. */
+ * flight and one cut batch waiting behind it (parked), which starts as
+ * soon as the flight ends: this thread never waits on one lane while
+ * another sits idle, and parses the next batch while both write. A lane's
+ * batches commit in the order they were cut; this thread touches the
+ * connections (and the catalog caches) only when no batch is in flight
+ * on any lane. */
 #include "load_worker.h"
 #include "sl_http.h"
 #include "sl_metrics.h"
@@ -47,6 +50,8 @@ struct flight {
         int threaded;    /* ... on its own thread (else it ran inline) */
         atomic_int done; /* set by the thread as it ends */
         char err[1024];
+        pthread_mutex_t *mu; /* the worker's, signalled as it ends */
+        pthread_cond_t *ended;
 };
 
 /* A partition whose end the consumer has reached (PARTITION_EOF) and
@@ -60,6 +65,7 @@ struct at_end {
 struct lane {
         struct load_ctx ctx;
         struct flight fl;
+        struct load_batch *next; /* cut, waiting for the flight (owned) */
 };
 
 struct worker {
@@ -73,6 +79,8 @@ struct worker {
         int64_t backoff_ms;
         struct at_end *ends; /* partitions read to their end */
         int nends;
+        pthread_mutex_t mu; /* with ended: a flush thread has ended */
+        pthread_cond_t ended;
 };
 
 static struct load_batch *batch_for(struct worker *w, const char *topic,
@@ -157,6 +165,10 @@ static void discard_all(struct worker *w)
 {
         for (int i = 0; i < w->nbatches; i++)
                 load_batch_clear(w->batches[i]);
+        for (int l = 0; l < w->nlanes; l++) {
+                load_batch_destroy(w->lanes[l].next);
+                w->lanes[l].next = NULL;
+        }
 }
 
 /* After any failure: nothing in memory is trusted any more. */
@@ -198,7 +210,10 @@ static void *flush_thread(void *arg)
         /* freeing the envelopes is work too: done here, beside the
          * consume loop rather than in it */
         load_batch_clear(fl->b);
+        pthread_mutex_lock(fl->mu);
         atomic_store(&fl->done, 1);
+        pthread_cond_broadcast(fl->ended);
+        pthread_mutex_unlock(fl->mu);
         return NULL;
 }
 
@@ -265,34 +280,81 @@ static int lane_wait(struct worker *w, struct lane *l)
         return lanes_settle(w, i, i + 1);
 }
 
-/* Waits for every lane's batch in flight and settles them. */
-static int flush_wait(struct worker *w)
+static void lane_start(struct worker *w, struct lane *l, struct load_batch *b);
+
+/* Settles the lanes whose flight has ended and starts their parked
+ * batches. 0, or -1 after a fail-over. */
+static int advance(struct worker *w)
 {
-        return lanes_settle(w, 0, w->nlanes);
+        for (int l = 0; l < w->nlanes; l++) {
+                struct lane *ln = &w->lanes[l];
+                struct load_batch *b = ln->next;
+
+                if (ln->fl.running && atomic_load(&ln->fl.done) &&
+                    lane_wait(w, ln) < 0)
+                        return -1;
+                if (ln->fl.running || !b)
+                        continue;
+                ln->next = NULL;
+                lane_start(w, ln, b);
+        }
+        return 0;
 }
 
-/* Hands batch i to its lane's flush thread (after the lane's batch in
- * flight is settled) and gives its topic and lane a new empty batch. 0,
- * or -1 when the batch in flight failed (batch i is then dropped with the
- * others). */
-static int flush_one(struct worker *w, int i)
+/* Blocks until some lane's flight has ended (one must be running). */
+static void wait_any(struct worker *w)
 {
-        struct lane *l = &w->lanes[w->batches[i]->lane];
+        pthread_mutex_lock(&w->mu);
+        for (;;) {
+                int ended = 0;
+                for (int l = 0; l < w->nlanes; l++)
+                        ended |= w->lanes[l].fl.running &&
+                                 atomic_load(&w->lanes[l].fl.done);
+                if (ended)
+                        break;
+                pthread_cond_wait(&w->ended, &w->mu);
+        }
+        pthread_mutex_unlock(&w->mu);
+}
+
+/* Whether a lane has a parked batch (the consume loop then polls briefly,
+ * to start it as soon as the flight ends). */
+static int any_parked(struct worker *w)
+{
+        for (int l = 0; l < w->nlanes; l++)
+                if (w->lanes[l].next)
+                        return 1;
+        return 0;
+}
+
+/* Writes every batch in flight and parked, and settles them. */
+static int flush_wait(struct worker *w)
+{
+        for (;;) {
+                int running = 0;
+
+                if (advance(w) < 0)
+                        return -1;
+                for (int l = 0; l < w->nlanes; l++)
+                        running |= w->lanes[l].fl.running;
+                if (!running)
+                        return 0;
+                wait_any(w);
+        }
+}
+
+/* Hands batch b to the idle lane l's flush thread. */
+static void lane_start(struct worker *w, struct lane *l, struct load_batch *b)
+{
         struct flight *fl = &l->fl;
-        struct load_batch *b;
         sigset_t all, old;
 
-        if (lane_wait(w, l) < 0)
-                return -1;
-        b = w->batches[i];
-        if (b->n == 0)
-                return 0;
-        w->batches[i] = load_batch_new(b->topic);
-        w->batches[i]->lane = b->lane;
         memset(&fl->st, 0, sizeof(fl->st));
         fl->ctx = &l->ctx;
         fl->b = b;
         fl->t0 = sl_now_ms();
+        fl->mu = &w->mu;
+        fl->ended = &w->ended;
         atomic_store(&fl->done, 0);
         fl->running = 1;
         /* SIGTERM and SIGINT stay with this thread, which acts on them */
@@ -302,6 +364,34 @@ static int flush_one(struct worker *w, int i)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (!fl->threaded)
                 flush_thread(fl);
+}
+
+/* Cuts batch i (its topic and lane get a new empty batch) and hands it to
+ * its lane: at once when the lane is idle, else parked behind the flight;
+ * when a batch is parked already, waits for lanes to end until one of
+ * those frees. 0, or -1 when a batch in flight failed (batch i is then
+ * dropped with the others). */
+static int flush_one(struct worker *w, int i)
+{
+        struct lane *l = &w->lanes[w->batches[i]->lane];
+        struct load_batch *b;
+
+        for (;;) {
+                if (advance(w) < 0)
+                        return -1;
+                if (!l->fl.running || !l->next)
+                        break;
+                wait_any(w);
+        }
+        b = w->batches[i];
+        if (b->n == 0)
+                return 0;
+        w->batches[i] = load_batch_new(b->topic);
+        w->batches[i]->lane = b->lane;
+        if (l->fl.running)
+                l->next = b;
+        else
+                lane_start(w, l, b);
         return 0;
 }
 
@@ -313,12 +403,8 @@ static int flush_due(struct worker *w, int force, int caught)
 {
         int64_t now = sl_now_ms();
 
-        for (int l = 0; l < w->nlanes; l++) {
-                struct flight *fl = &w->lanes[l].fl;
-                if (fl->running && atomic_load(&fl->done) &&
-                    lane_wait(w, &w->lanes[l]) < 0)
-                        return -1;
-        }
+        if (advance(w) < 0)
+                return -1;
         for (int i = 0; i < w->nbatches; i++) {
                 struct load_batch *b = w->batches[i];
                 int full = (long)b->n >= w->o->batch_rows ||
@@ -608,7 +694,7 @@ static void consume(struct worker *w)
                         }
                         w->need_rewind = 0;
                 }
-                rkm = rd_kafka_consumer_poll(w->rk, 100);
+                rkm = rd_kafka_consumer_poll(w->rk, any_parked(w) ? 5 : 100);
                 sl_http_tick();
                 caught = 0;
                 if (rkm && rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -623,7 +709,10 @@ static void consume(struct worker *w)
                             w, rd_kafka_topic_name(rkm->rkt), rkm->partition);
                         if (w->nends)
                                 ends_mark(w, b->topic, rkm->partition, 0);
-                        load_batch_add(b, rkm);
+                        /* the batch keeps the message: its envelope's
+                         * big values are read from the payload */
+                        load_batch_take(b, rkm);
+                        rkm = NULL;
                 }
                 if (rkm)
                         rd_kafka_message_destroy(rkm);
@@ -643,6 +732,8 @@ int load_worker_run(const struct load_opts *o)
 
         memset(&w, 0, sizeof(w));
         w.o = o;
+        pthread_mutex_init(&w.mu, NULL);
+        pthread_cond_init(&w.ended, NULL);
         w.nlanes = o->connections > 0 ? (int)o->connections : 1;
         w.lanes = sl_calloc((size_t)w.nlanes, sizeof(*w.lanes));
         for (int l = 0; l < w.nlanes; l++) {
@@ -745,6 +836,11 @@ int load_worker_run(const struct load_opts *o)
         sl_info("event=stopped");
 out:
         flush_wait(&w);
+        /* the batches hold the consumer's messages */
+        discard_all(&w);
+        for (int i = 0; i < w.nbatches; i++)
+                load_batch_destroy(w.batches[i]);
+        free(w.batches);
         if (conf)
                 rd_kafka_conf_destroy(conf);
         if (w.rk)
@@ -753,9 +849,6 @@ out:
                 sl_kafka_flush(producer, 10000);
                 rd_kafka_destroy(producer);
         }
-        for (int i = 0; i < w.nbatches; i++)
-                load_batch_destroy(w.batches[i]);
-        free(w.batches);
         ends_clear(&w);
         for (int l = 0; l < w.nlanes; l++) {
                 load_ctx_forget_tables(&w.lanes[l].ctx);
@@ -763,5 +856,7 @@ out:
         }
         free(w.lanes);
         free(dir);
+        pthread_cond_destroy(&w.ended);
+        pthread_mutex_destroy(&w.mu);
         return rc;
 }
