@@ -1,7 +1,7 @@
 /* load_env: envelopes decoded straight from the validated text, the big
  * JSON values left as text. */
 #include "load_env.h"
-#include "sl_jsonscan.h"
+#include "sl_jsondecode.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -72,35 +72,6 @@ json_t *load_raw_expand(json_t *v)
         return load_raw_decode(v);
 }
 
-/* A string value or member name: the bytes between the quotes, unescaped
- * by Jansson only when they hold an escape. */
-static json_t *decode_string(const char *s, size_t n)
-{
-        if (!memchr(s, '\\', n))
-                return json_stringn_nocheck(s, n);
-        return json_loadb(s - 1, n + 2, JSON_DECODE_ANY, NULL);
-}
-
-static json_t *decode_number(const char *s, size_t n)
-{
-        char buf[64], *num = buf, *end;
-        json_t *v;
-
-        if (n >= sizeof(buf) && !(num = malloc(n + 1)))
-                return NULL;
-        memcpy(num, s, n);
-        num[n] = '\0';
-        /* the validator kept integers within int64 and reals finite, as
-         * Jansson does; both convert the same way (strtoll, strtod) */
-        if (strpbrk(num, ".eE"))
-                v = json_real(strtod(num, &end));
-        else
-                v = json_integer(strtoll(num, &end, 10));
-        if (num != buf)
-                free(num);
-        return v;
-}
-
 static json_t *decode(const char *text, size_t len, struct sl_json_span at,
                       enum raw_at raw);
 
@@ -114,8 +85,6 @@ static json_t *decode_object(const char *text, size_t len, size_t off,
         while (obj && sl_json_object_next(text, len, &pos, &name, &val)) {
                 const char *k = text + name.off;
                 enum raw_at sub = RAW_NONE;
-                json_t *v;
-                int rc;
 
                 if (raw == RAW_ROW)
                         sub = RAW_SELF;
@@ -128,22 +97,8 @@ static json_t *decode_object(const char *text, size_t len, size_t off,
                 else if (raw == RAW_NONE && off == 0 && name.len == 7 &&
                          memcmp(k, "lineage", 7) == 0)
                         sub = RAW_SELF;
-                v = decode(text, len, val, sub);
-                if (!v) {
-                        json_decref(obj);
-                        return NULL;
-                }
-                if (memchr(k, '\\', name.len)) {
-                        json_t *ks = decode_string(k, name.len);
-                        rc = ks ? json_object_setn_new(
-                                      obj, json_string_value(ks),
-                                      json_string_length(ks), v)
-                                : (json_decref(v), -1);
-                        json_decref(ks);
-                } else {
-                        rc = json_object_setn_new_nocheck(obj, k, name.len, v);
-                }
-                if (rc < 0) {
+                if (sl_json_set_member(obj, k, name.len,
+                                       decode(text, len, val, sub)) < 0) {
                         json_decref(obj);
                         return NULL;
                 }
@@ -151,16 +106,14 @@ static json_t *decode_object(const char *text, size_t len, size_t off,
         return obj;
 }
 
-static json_t *decode_array(const char *text, size_t len, size_t off,
-                            enum raw_at raw)
+static json_t *decode_rows(const char *text, size_t len, size_t off)
 {
         json_t *arr = json_array();
         struct sl_json_span val;
         size_t pos = off;
 
         while (arr && sl_json_array_next(text, len, &pos, &val)) {
-                json_t *v = decode(text, len, val,
-                                   raw == RAW_ROWS ? RAW_ROW : RAW_NONE);
+                json_t *v = decode(text, len, val, RAW_ROW);
                 if (!v || json_array_append_new(arr, v) < 0) {
                         json_decref(arr);
                         return NULL;
@@ -171,34 +124,20 @@ static json_t *decode_array(const char *text, size_t len, size_t off,
 
 /* The value at span at. The top-level object is the one at offset 0 (the
  * envelope starts at its '{', see load_env_decode), whose "row", "rows"
- * and "lineage" members choose what stays text. */
+ * and "lineage" members choose what stays text; everything else is
+ * decoded by sl_json_decode. */
 static json_t *decode(const char *text, size_t len, struct sl_json_span at,
                       enum raw_at raw)
 {
         const char *s = text + at.off;
 
-        switch (*s) {
-        case '{':
-                if (raw == RAW_SELF)
-                        return raw_new(s, at.len);
-                return decode_object(text, len, at.off,
-                                     raw == RAW_ROW ? RAW_ROW : RAW_NONE);
-        case '[':
-                if (raw == RAW_SELF)
-                        return raw_new(s, at.len);
-                return decode_array(text, len, at.off,
-                                    raw == RAW_ROWS ? RAW_ROWS : RAW_NONE);
-        case '"':
-                return decode_string(s + 1, at.len - 2);
-        case 't':
-                return json_true();
-        case 'f':
-                return json_false();
-        case 'n':
-                return json_null();
-        default:
-                return decode_number(s, at.len);
-        }
+        if ((*s == '{' || *s == '[') && raw == RAW_SELF)
+                return raw_new(s, at.len);
+        if (*s == '{' && (raw == RAW_ROW || (raw == RAW_NONE && at.off == 0)))
+                return decode_object(text, len, at.off, raw);
+        if (*s == '[' && raw == RAW_ROWS)
+                return decode_rows(text, len, at.off);
+        return sl_json_decode(text, len, at);
 }
 
 json_t *load_env_decode(const char *text, size_t len)

@@ -4,6 +4,7 @@
  * all together or not at all. */
 #include "map.h"
 #include "sl_arena.h"
+#include "sl_jsondecode.h"
 #include "sl_jsonscan.h"
 #include "sl_jsonpath.h"
 #include "sl_util.h"
@@ -631,9 +632,9 @@ int map_apply_bytes(struct map *m, const char *bytes, size_t len,
                         json_t *rec, *lineage;
                         if (em->record_arena)
                                 sl_arena_enter(&record_arena);
-                        rec =
-                            json_loadb(bytes + recs[ti][i].off, recs[ti][i].len,
-                                       JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+                        /* the page was validated: the record is built
+                         * from its spans, not parsed again */
+                        rec = sl_json_decode(bytes, len, recs[ti][i]);
                         lineage = lineage_new(m, lin, (size_t)i);
                         if (em->record)
                                 em->record(em->opaque, ti, rec);

@@ -2,9 +2,12 @@
  * to Jansson's verdict on any input: accepting a text Jansson refuses would
  * publish a page every transformer dead-letters; refusing one it accepts
  * would fail a good sync. The one allowed difference is a raw NUL byte,
- * which Jansson 2.14 lets through after a number (sl_jsonscan.h). The
- * first input byte also picks a depth limit, checked against a count. */
+ * which Jansson 2.14 lets through after a number (sl_jsonscan.h). What it
+ * accepts, sl_json_decode must build as Jansson does (sl_jsondecode.h).
+ * The first input byte also picks a depth limit, checked against a
+ * count. */
 #include "fuzz.h"
+#include "sl_jsondecode.h"
 #include "sl_jsonscan.h"
 
 #include <jansson.h>
@@ -43,6 +46,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (ok && !v)
                 abort(); /* accepted what the decoder refuses */
+        if (ok) {
+                /* sl_json_decode builds Jansson's tree, member order too */
+                struct sl_json_span at = {0, size};
+                json_t *got;
+                char *a, *b;
+
+                while (at.len && strchr(" \t\r\n", data[at.off])) {
+                        at.off++;
+                        at.len--;
+                }
+                while (at.len && strchr(" \t\r\n", data[at.off + at.len - 1]))
+                        at.len--;
+                got = sl_json_decode((const char *)data, size, at);
+                a = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                b = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY);
+                if (!json_equal(v, got) || !a || !b || strcmp(a, b) != 0)
+                        abort();
+                free(a);
+                free(b);
+                json_decref(got);
+        }
         if (!ok && v && !memchr(data, '\0', size))
                 abort(); /* refused what the decoder accepts */
         json_decref(v);

@@ -1,11 +1,14 @@
 /* test_load_env: the loader's envelope decoder (loaders/load_env.c) must
  * give Jansson's tree for every text, with the row's and the lineage's
- * objects and arrays kept as their exact bytes. Real records from data/
+ * objects and arrays kept as their exact bytes; and sl_json_decode (the
+ * transformer's record decoder) Jansson's tree down to the order of the
+ * members. Real records from data/
  * are wrapped in envelopes (upsert and replace, compact and indented) and
  * mutated; every mutation the validator accepts must decode to Jansson's
  * tree once the raw nodes are expanded. Also the object and array walkers
  * of sl_jsonscan on scalars at the end of a container. */
 #include "load_env.h"
+#include "sl_jsondecode.h"
 #include "sl_jsonscan.h"
 #include "sl_util.h"
 #include "tap.h"
@@ -16,13 +19,39 @@
 
 static int mismatches;
 
-/* Whether the decoder agrees with Jansson on text (which validates). */
+/* Whether sl_json_decode builds Jansson's tree of the whole text (which
+ * validates), down to the order of the members. */
+static int decode_same(const char *s, size_t n, json_t *want)
+{
+        struct sl_json_span at = {0, n};
+        json_t *got;
+        char *a, *b;
+        int ok;
+
+        while (at.len > 0 && strchr(" \t\r\n", s[at.off])) {
+                at.off++;
+                at.len--;
+        }
+        while (at.len > 0 && strchr(" \t\r\n", s[at.off + at.len - 1]))
+                at.len--;
+        got = sl_json_decode(s, n, at);
+        a = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
+        b = got ? json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        ok = a && b && strcmp(a, b) == 0 && json_equal(want, got);
+        free(a);
+        free(b);
+        json_decref(got);
+        return ok;
+}
+
+/* Whether the decoders agree with Jansson on text (which validates). */
 static int same_as_jansson(const char *s, size_t n)
 {
         json_t *want = json_loadb(s, n, 0, NULL);
         json_t *env = load_env_decode(s, n);
         json_t *got = env ? load_raw_expand(env) : NULL;
-        int ok = want && got && json_equal(want, got);
+        int ok =
+            want && got && json_equal(want, got) && decode_same(s, n, want);
 
         if (!ok && ++mismatches <= 3)
                 printf("# differs from Jansson: %.*s\n",
