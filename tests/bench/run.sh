@@ -8,7 +8,7 @@
 # Environment (sizes): BENCH_SCALE (fixture --scale of the stage cases,
 # default 42 = 19 992 NVD records), BENCH_PIPE_SCALE (pipeline, default 421 =
 # 200 396 records), BENCH_RUNS (repeats per case, default 5; the median is
-# reported), BENCH_PIPE_RUNS (default 3), BENCH_OUT (default
+# reported), BENCH_PIPE_RUNS (default 5), BENCH_OUT (default
 # bench/results.md), BENCH_CASES (default "fetch transform load pipeline"),
 # BENCH_LOAD_ROWS (the loader's default --batch-rows, 1000: the size of the
 # bound's batches), BENCH_BATCH_ROWS (the --batch-rows sweep),
@@ -27,7 +27,7 @@ trap 'exit 130' INT TERM
 SCALE=${BENCH_SCALE:-42}
 PSCALE=${BENCH_PIPE_SCALE:-421}
 RUNS=${BENCH_RUNS:-5}
-PRUNS=${BENCH_PIPE_RUNS:-3}
+PRUNS=${BENCH_PIPE_RUNS:-5}
 OUT=${BENCH_OUT:-bench/results.md}
 CASES=${BENCH_CASES:-fetch transform load pipeline}
 # the loader's default --batch-rows (loaders/load_main.c): the bound
