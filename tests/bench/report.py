@@ -100,6 +100,48 @@ def main():
                      f"{f(s['rss'] / 1024 if s['rss'] else None, '{:.0f} MB')} |")
             if rb is not None:
                 chart.append((f"{case} {v}", rb, tb))
+    # the same ratios taken run by run: each run's sluice against the
+    # bound and the peer measured beside it (seconds apart, in the same
+    # iteration), then the median of those ratios. The machine's load
+    # drifts over a case's minutes; a ratio of medians can pair a quiet
+    # sluice run with a busy bound run, a paired ratio cannot.
+    def rates_by_run(case, var, impl):
+        return {r["run"]: r["recs"] / r["sec"]
+                for r in rows.get((case, var, impl), [])
+                if r["recs"] and r["sec"]}
+
+    def paired(a, b):
+        return [a[k] / b[k] for k in a if k in b and b[k]]
+
+    def spread(xs, target):
+        if not xs:
+            return "–"
+        met = sum(1 for x in xs if target is not None and x >= target)
+        return (f"{med(xs):.2f} ({min(xs):.2f}–{max(xs):.2f}"
+                + (f", {met} of {len(xs)} ≥ {target}" if target else "")
+                + ")")
+
+    prow = []
+    for case in ("fetch", "transform", "load"):
+        for v in variants(case):
+            sr = rates_by_run(case, v, "sluice")
+            pb = paired(sr, rates_by_run(case, v, "bound"))
+            pp = paired(sr, rates_by_run(case, v, "peer"))
+            if len(pb) > 1 or len(pp) > 1:
+                tb, tp = targets[case]
+                prow.append(f"| {case}, {v} | {spread(pb, tb)} | "
+                            f"{spread(pp, tp)} |")
+    if prow:
+        L.append("")
+        L.append("The same ratios run by run (each sluice run against the "
+                 "bound and the peer measured beside it in the same "
+                 "iteration; median, range, and how many runs meet the "
+                 "target). The table above divides medians taken over all "
+                 "runs, which can pair a quiet run of one with a busy run "
+                 "of the other when the machine's load drifts:\n")
+        L.append("| case | × bound, run by run | × peer, run by run |")
+        L.append("|---|---|---|")
+        L.extend(prow)
     fr = stat("fetch_rate", "limit 10/s", "sluice")
     fg = stat("fetch_rate_gap", "limit 10/s", "sluice")
     if fr:
@@ -165,6 +207,17 @@ def main():
                  f"{f(slow[0][0]) + ' (' + slow[0][1] + ', the stage case, ' + f(n_stage) + ' records)' if slow else '–'} |"
                  f" {f(ratio_small, '{:.2f}')} | – | {f(p50, '{:.1f} s')} | "
                  f"{f(p99, '{:.1f} s')} |")
+        # run by run: each pipeline run against its own stages alone
+        pr = rates_by_run("pipeline", "end to end", "sluice")
+        alone_r = [rates_by_run("pipeline_alone", w, "sluice")
+                   for w in ("transform", "load")]
+        per = [pr[k] / min(a[k] for a in alone_r if k in a)
+               for k in pr if any(k in a for a in alone_r)]
+        if len(per) > 1:
+            L.append(f"\nRun by run (each pipeline run against its slowest "
+                     f"stage alone on the same data right after it): "
+                     f"{spread(per, 0.5)}; the runs: "
+                     + ", ".join(f"{x:.2f}" for x in per) + ".")
         if ratio is None:
             ratio = ratio_small
         if ratio is not None:
