@@ -1354,6 +1354,82 @@ static int stage_make(struct load_ctx *ctx, struct load_table *t, char *errstr,
         return rc;
 }
 
+/* A table the loader fills with replace envelopes from empty must not be
+ * planned without statistics: the replace's DELETE joins the staged
+ * parents to the table, and with none PostgreSQL assumes 200 distinct
+ * parent keys, so it scans the whole table once per batch (a hash join)
+ * instead of looking the parents up in its index. Loading the
+ * pipeline's 200k NVD records into empty tables, the child tables' batches
+ * then grew from 120 to 380 ms as the tables grew, unless autovacuum
+ * happened to analyze them early (once a minute per database at most): a
+ * load alone took 30 s or 58 s on the same data. So after every
+ * LOAD_STATS_CHECK rows it replaced in a table, the lane asks PostgreSQL
+ * how much the table changed since it was last analyzed, and analyzes it
+ * when it never was (and has LOAD_STATS_MIN changed rows) or has changed
+ * by more than its analyzed size since. Outside the batch's transaction;
+ * a failure is only logged. */
+#define LOAD_STATS_CHECK 5000
+#define LOAD_STATS_MIN   10000
+
+static void stats_keep(struct load_ctx *ctx, struct load_table *t,
+                       const struct load_stats *st)
+{
+        const char *params[1] = {t->qname};
+        double tuples, changed;
+        PGresult *res;
+        char q[600];
+
+        t->unchecked += st->inserted + st->updated + st->deleted;
+        t->unanalyzed += st->inserted + st->updated + st->deleted;
+        if (t->unchecked < LOAD_STATS_CHECK)
+                return;
+        t->unchecked = 0;
+        res = PQexecParams(ctx->conn,
+                           "SELECT c.reltuples::float8, "
+                           "coalesce(s.n_mod_since_analyze, 0)::float8 "
+                           "FROM pg_class c LEFT JOIN pg_stat_all_tables s "
+                           "ON s.relid = c.oid WHERE c.oid = $1::regclass",
+                           1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+                sl_warn("event=stats_check_failed table=%s msg=%s", t->name,
+                        sl_log_quote(PQresultErrorMessage(res), q, sizeof(q)));
+                PQclear(res);
+                return;
+        }
+        tuples = strtod(PQgetvalue(res, 0, 0), NULL);
+        /* PostgreSQL's count covers every writer but trails by up to a
+         * second (backends report at most once a second); this
+         * connection's own count does not trail */
+        changed = strtod(PQgetvalue(res, 0, 1), NULL);
+        if (changed < (double)t->unanalyzed)
+                changed = (double)t->unanalyzed;
+        PQclear(res);
+        if (changed < LOAD_STATS_MIN || (tuples >= 0 && changed <= tuples))
+                return;
+        {
+                struct sl_buf sql;
+                int64_t t0 = sl_now_ms();
+
+                sl_buf_init(&sql, 0);
+                /* another lane (or loader) analyzing it already is enough */
+                sl_buf_printf(&sql, "ANALYZE (SKIP_LOCKED) %s", t->qname);
+                res = PQexec(ctx->conn, sql.data);
+                sl_buf_free(&sql);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                        sl_warn("event=analyze_failed table=%s msg=%s", t->name,
+                                sl_log_quote(PQresultErrorMessage(res), q,
+                                             sizeof(q)));
+                } else {
+                        t->unanalyzed = 0;
+                        sl_info("event=analyze table=%s analyzed_rows=%.0f "
+                                "changed_since=%.0f lane=%d ms=%lld",
+                                t->name, tuples, changed, ctx->lane,
+                                (long long)(sl_now_ms() - t0));
+                }
+                PQclear(res);
+        }
+}
+
 enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
                                 struct load_stats *st, char *errstr,
                                 size_t errstr_size)
@@ -1444,6 +1520,8 @@ enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
                 b->table, st->messages, st->inserted, st->updated,
                 st->unchanged, st->deleted, st->rejected, st->superseded,
                 ctx->lane, (long long)(sl_now_ms() - t0));
+        if (p.ridx >= 0)
+                stats_keep(ctx, t, st);
         free(idx);
         return SL_OK;
 rollback:

@@ -50,11 +50,14 @@ struct load_table {
         size_t slot_mask;
         struct load_index *idx; /* non-partial unique indexes */
         int nidx;
-        int lineage;   /* index of _lineage, or -1 */
-        int loaded_at; /* index of _loaded_at, or -1 */
-        char *stage;   /* the loader's staging table for it on the
-                          connection that read it (pg_temp."_sl_stage_..."),
-                          or NULL before it is made */
+        int lineage;     /* index of _lineage, or -1 */
+        int loaded_at;   /* index of _loaded_at, or -1 */
+        char *stage;     /* the loader's staging table for it on the
+                            connection that read it (pg_temp."_sl_stage_..."),
+                            or NULL before it is made */
+        long unchecked;  /* rows this connection replaced in it since it
+                            last looked at its statistics */
+        long unanalyzed; /* ... since it last analyzed it */
 };
 
 /* Reads table `name` ([a-z0-9_]+, resolved on the search path) from the
