@@ -49,29 +49,34 @@ int sl_json_set_member(json_t *obj, const char *name, size_t n, json_t *v)
         return rc;
 }
 
-static json_t *decode_object(const char *text, size_t len, size_t off)
+json_t *sl_json_decode_object(const char *text, size_t len, size_t off,
+                              sl_json_member_fn member, void *ctx)
 {
         json_t *obj = json_object();
         struct sl_json_span name, val;
         size_t pos = off;
 
-        while (obj && sl_json_object_next(text, len, &pos, &name, &val))
-                if (sl_json_set_member(obj, text + name.off, name.len,
-                                       sl_json_decode(text, len, val)) < 0) {
+        while (obj && sl_json_object_next(text, len, &pos, &name, &val)) {
+                json_t *v = member ? member(ctx, text, len, name, val)
+                                   : sl_json_decode(text, len, val);
+                if (sl_json_set_member(obj, text + name.off, name.len, v) < 0) {
                         json_decref(obj);
                         return NULL;
                 }
+        }
         return obj;
 }
 
-static json_t *decode_array(const char *text, size_t len, size_t off)
+json_t *sl_json_decode_array(const char *text, size_t len, size_t off,
+                             sl_json_element_fn element, void *ctx)
 {
         json_t *arr = json_array();
         struct sl_json_span val;
         size_t pos = off;
 
         while (arr && sl_json_array_next(text, len, &pos, &val)) {
-                json_t *v = sl_json_decode(text, len, val);
+                json_t *v = element ? element(ctx, text, len, val)
+                                    : sl_json_decode(text, len, val);
                 if (!v || json_array_append_new(arr, v) < 0) {
                         json_decref(arr);
                         return NULL;
@@ -86,9 +91,9 @@ json_t *sl_json_decode(const char *text, size_t len, struct sl_json_span at)
 
         switch (*s) {
         case '{':
-                return decode_object(text, len, at.off);
+                return sl_json_decode_object(text, len, at.off, NULL, NULL);
         case '[':
-                return decode_array(text, len, at.off);
+                return sl_json_decode_array(text, len, at.off, NULL, NULL);
         case '"':
                 return sl_json_decode_string(s + 1, at.len - 2);
         case 't':

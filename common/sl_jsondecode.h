@@ -31,4 +31,20 @@ json_t *sl_json_decode_string(const char *s, size_t n);
  * to v, which it steals. 0, or -1 (v released). */
 int sl_json_set_member(json_t *obj, const char *name, size_t n, json_t *v);
 
+/* The object whose '{' is at text[off], each member's value built by
+ * member(ctx, ...) from its name's and value's spans (NULL:
+ * sl_json_decode), which returns a new reference or NULL to fail. */
+typedef json_t *(*sl_json_member_fn)(void *ctx, const char *text, size_t len,
+                                     struct sl_json_span name,
+                                     struct sl_json_span value);
+json_t *sl_json_decode_object(const char *text, size_t len, size_t off,
+                              sl_json_member_fn member, void *ctx);
+
+/* The array whose '[' is at text[off], each element built by
+ * element(ctx, ...) (NULL: sl_json_decode), the same way. */
+typedef json_t *(*sl_json_element_fn)(void *ctx, const char *text, size_t len,
+                                      struct sl_json_span value);
+json_t *sl_json_decode_array(const char *text, size_t len, size_t off,
+                             sl_json_element_fn element, void *ctx);
+
 #endif

@@ -75,56 +75,43 @@ json_t *load_raw_expand(json_t *v)
 static json_t *decode(const char *text, size_t len, struct sl_json_span at,
                       enum raw_at raw);
 
-static json_t *decode_object(const char *text, size_t len, size_t off,
-                             enum raw_at raw)
+/* A member of the envelope: "row", "rows" and "lineage" choose what stays
+ * text. */
+static json_t *envelope_member(void *ctx, const char *text, size_t len,
+                               struct sl_json_span name,
+                               struct sl_json_span val)
 {
-        json_t *obj = json_object();
-        struct sl_json_span name, val;
-        size_t pos = off;
+        const char *k = text + name.off;
+        enum raw_at sub = RAW_NONE;
 
-        while (obj && sl_json_object_next(text, len, &pos, &name, &val)) {
-                const char *k = text + name.off;
-                enum raw_at sub = RAW_NONE;
-
-                if (raw == RAW_ROW)
-                        sub = RAW_SELF;
-                else if (raw == RAW_NONE && off == 0 && name.len == 3 &&
-                         memcmp(k, "row", 3) == 0)
-                        sub = RAW_ROW;
-                else if (raw == RAW_NONE && off == 0 && name.len == 4 &&
-                         memcmp(k, "rows", 4) == 0)
-                        sub = RAW_ROWS;
-                else if (raw == RAW_NONE && off == 0 && name.len == 7 &&
-                         memcmp(k, "lineage", 7) == 0)
-                        sub = RAW_SELF;
-                if (sl_json_set_member(obj, k, name.len,
-                                       decode(text, len, val, sub)) < 0) {
-                        json_decref(obj);
-                        return NULL;
-                }
-        }
-        return obj;
+        (void)ctx;
+        if (name.len == 3 && memcmp(k, "row", 3) == 0)
+                sub = RAW_ROW;
+        else if (name.len == 4 && memcmp(k, "rows", 4) == 0)
+                sub = RAW_ROWS;
+        else if (name.len == 7 && memcmp(k, "lineage", 7) == 0)
+                sub = RAW_SELF;
+        return decode(text, len, val, sub);
 }
 
-static json_t *decode_rows(const char *text, size_t len, size_t off)
+/* A member of a row: its object or array stays text. */
+static json_t *row_member(void *ctx, const char *text, size_t len,
+                          struct sl_json_span name, struct sl_json_span val)
 {
-        json_t *arr = json_array();
-        struct sl_json_span val;
-        size_t pos = off;
-
-        while (arr && sl_json_array_next(text, len, &pos, &val)) {
-                json_t *v = decode(text, len, val, RAW_ROW);
-                if (!v || json_array_append_new(arr, v) < 0) {
-                        json_decref(arr);
-                        return NULL;
-                }
-        }
-        return arr;
+        (void)ctx;
+        (void)name;
+        return decode(text, len, val, RAW_SELF);
 }
 
-/* The value at span at. The top-level object is the one at offset 0 (the
- * envelope starts at its '{', see load_env_decode), whose "row", "rows"
- * and "lineage" members choose what stays text; everything else is
+/* An element of "rows": a row. */
+static json_t *rows_element(void *ctx, const char *text, size_t len,
+                            struct sl_json_span val)
+{
+        (void)ctx;
+        return decode(text, len, val, RAW_ROW);
+}
+
+/* The value at span at, as raw says; everything not kept as text is
  * decoded by sl_json_decode. */
 static json_t *decode(const char *text, size_t len, struct sl_json_span at,
                       enum raw_at raw)
@@ -133,10 +120,12 @@ static json_t *decode(const char *text, size_t len, struct sl_json_span at,
 
         if ((*s == '{' || *s == '[') && raw == RAW_SELF)
                 return raw_new(s, at.len);
-        if (*s == '{' && (raw == RAW_ROW || (raw == RAW_NONE && at.off == 0)))
-                return decode_object(text, len, at.off, raw);
+        if (*s == '{' && raw == RAW_ROW)
+                return sl_json_decode_object(text, len, at.off, row_member,
+                                             NULL);
         if (*s == '[' && raw == RAW_ROWS)
-                return decode_rows(text, len, at.off);
+                return sl_json_decode_array(text, len, at.off, rows_element,
+                                            NULL);
         return sl_json_decode(text, len, at);
 }
 
@@ -149,6 +138,5 @@ json_t *load_env_decode(const char *text, size_t len)
                 off++;
         if (off >= len || text[off] != '{')
                 return NULL;
-        /* the envelope's members are told apart by offset 0 */
-        return decode_object(text + off, len - off, 0, RAW_NONE);
+        return sl_json_decode_object(text, len, off, envelope_member, NULL);
 }

@@ -288,13 +288,14 @@ static int advance(struct worker *w)
 {
         for (int l = 0; l < w->nlanes; l++) {
                 struct lane *ln = &w->lanes[l];
-                struct load_batch *b = ln->next;
+                struct load_batch *b;
 
                 if (ln->fl.running && atomic_load(&ln->fl.done) &&
                     lane_wait(w, ln) < 0)
                         return -1;
-                if (ln->fl.running || !b)
+                if (ln->fl.running || !ln->next)
                         continue;
+                b = ln->next;
                 ln->next = NULL;
                 lane_start(w, ln, b);
         }
