@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 volatile sig_atomic_t sl_stop = 0;
@@ -22,6 +23,24 @@ void *sl_malloc(size_t size)
         void *p = malloc(size ? size : 1);
         if (!p)
                 oom(size);
+        return p;
+}
+
+void *sl_malloc_big(size_t size)
+{
+        void *p = NULL;
+
+        if (size < SL_HUGE_PAGE)
+                return sl_malloc(size);
+        if (posix_memalign(&p, SL_HUGE_PAGE, size) != 0)
+                oom(size);
+#ifdef MADV_HUGEPAGE
+        /* only whole huge pages: the tail keeps small ones, so no block
+         * holds more memory than it was asked for. Advice: a kernel
+         * without transparent huge pages refuses it, and that is fine */
+        if (size >= SL_HUGE_PAGE)
+                (void)madvise(p, size & ~(SL_HUGE_PAGE - 1), MADV_HUGEPAGE);
+#endif
         return p;
 }
 
@@ -103,12 +122,17 @@ void sl_buf_reserve(struct sl_buf *b, size_t n)
 {
         if (n > b->max)
                 n = b->max;
-        if (n + 1 > b->cap) {
+        if (n + 1 <= b->cap)
+                return;
+        if (b->cap == 0) {
+                /* a first reservation of megabytes: a page of an API */
+                free(b->data);
+                b->data = sl_malloc_big(n + 1);
+                b->data[0] = '\0';
+        } else {
                 b->data = sl_realloc(b->data, n + 1);
-                if (b->cap == 0)
-                        b->data[0] = '\0';
-                b->cap = n + 1;
         }
+        b->cap = n + 1;
 }
 
 int sl_buf_append(struct sl_buf *b, const void *p, size_t n)

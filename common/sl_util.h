@@ -17,6 +17,13 @@ enum sl_status {
 
 /* Allocators: never return NULL; out of memory aborts the process. */
 void *sl_malloc(size_t size);
+/* A block of at least SL_HUGE_PAGE bytes, aligned to it and backed by
+ * transparent huge pages where the kernel has them (madvise), else plain
+ * sl_malloc. New; free with free() (or realloc it). For buffers of
+ * megabytes filled once: each 4 KB page of fresh memory costs a fault,
+ * which was a fifth of the fetcher's time on a 4.5 MB page. */
+#define SL_HUGE_PAGE ((size_t)2 << 20)
+void *sl_malloc_big(size_t size);
 void *sl_calloc(size_t n, size_t size);
 void *sl_realloc(void *ptr, size_t size);
 /* New; free with free(). */
@@ -39,7 +46,8 @@ struct sl_buf {
 void sl_buf_init(struct sl_buf *b, size_t max);
 void sl_buf_free(struct sl_buf *b);
 void sl_buf_reset(struct sl_buf *b);
-/* Makes room for n bytes in all (a hint: never past max). */
+/* Makes room for n bytes in all (a hint: never past max); the first
+ * reservation of an empty buffer uses sl_malloc_big. */
 void sl_buf_reserve(struct sl_buf *b, size_t n);
 /* Returns 0, or -1 when the cap would be exceeded (nothing appended). */
 int sl_buf_append(struct sl_buf *b, const void *p, size_t n);

@@ -11,12 +11,30 @@
 #include <string.h>
 #include <unistd.h>
 
+/* A split page's chunks, shared by their messages: librdkafka neither
+ * copies nor frees them (message flags 0), and the delivery report of the
+ * last frees the block (kcat hands buffers over the same way). The page is
+ * copied once, into huge pages where the kernel has them (sl_malloc_big):
+ * a fresh malloc per chunk faulted in every 4 KB page of it. */
+struct fetch_block {
+        char *mem;
+        long refs; /* one per queued chunk, and the producer's own */
+};
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                         void *opaque)
 {
         struct fetch_out *o = opaque;
 
         (void)rk;
+        if (rkm->_private && rkm->_private != o) {
+                /* a chunk of a split page: its block goes with the last */
+                struct fetch_block *blk = rkm->_private;
+                if (--blk->refs == 0) {
+                        free(blk->mem);
+                        free(blk);
+                }
+        }
         if (rkm->err) {
                 o->failed++;
                 snprintf(o->last_error, sizeof(o->last_error), "%s",
@@ -83,7 +101,13 @@ int fetch_out_init(struct fetch_out *o, const char *source,
 void fetch_out_free(struct fetch_out *o)
 {
         if (o->rk) {
-                sl_kafka_flush(o->rk, 10000);
+                if (sl_kafka_flush(o->rk, 10000) > 0) {
+                        /* undelivered: their reports free the blocks of
+                         * split pages, which librdkafka does not own */
+                        rd_kafka_purge(o->rk, RD_KAFKA_PURGE_F_QUEUE |
+                                                  RD_KAFKA_PURGE_F_INFLIGHT);
+                        rd_kafka_flush(o->rk, 1000);
+                }
                 rd_kafka_destroy(o->rk);
         }
         o->rk = NULL;
@@ -99,64 +123,72 @@ void fetch_out_new_run(struct fetch_out *o)
 
 size_t fetch_split_spans(const char *text, size_t len, size_t arr_open,
                          size_t arr_close, const struct sl_json_span *recs,
-                         size_t nrec, size_t max_bytes, char ***chunks,
-                         size_t **lens)
+                         size_t nrec, size_t max_bytes, struct fetch_chunks *c)
 {
-        size_t nchunk = 0;
         size_t head = arr_open + 1, tail = len - arr_close;
-        const char *close = text + arr_close;
-        struct sl_buf b;
+        size_t *ends = sl_malloc((nrec + 1) * sizeof(size_t));
+        size_t n = 0, total = 0;
+        char *w;
 
-        *chunks = NULL;
-        *lens = NULL;
-        sl_buf_init(&b, 0);
-        for (size_t i = 0; i < nrec || (nrec == 0 && nchunk == 0);) {
-                size_t used = head + tail, want = used;
-                /* the chunk's size first: one allocation per chunk */
-                for (size_t k = 0, j = i; j < nrec; k++, j++) {
-                        if (k > 0 && want + recs[j].len + 1 > max_bytes)
+        memset(c, 0, sizeof(*c));
+        /* where each chunk ends, and the block's size: one allocation */
+        for (size_t i = 0; i < nrec || n == 0;) {
+                size_t used = head + tail, bytes = head + tail;
+                for (size_t k = 0; i < nrec; k++, i++) {
+                        if (k > 0 && used + recs[i].len + 1 > max_bytes)
                                 break;
-                        want += recs[j].len + 1;
+                        used += recs[i].len + 1;
+                        bytes += recs[i].len + (k > 0);
                 }
-                sl_buf_reserve(&b, want + 1);
-                sl_buf_append(&b, text, head);
-                for (size_t k = 0; i < nrec; k++) {
-                        size_t rl = recs[i].len;
-                        if (k > 0 && used + rl + 1 > max_bytes)
-                                break;
-                        if (k > 0)
-                                sl_buf_append(&b, ",", 1);
-                        sl_buf_append(&b, text + recs[i].off, rl);
-                        used += rl + 1;
-                        i++;
-                }
-                sl_buf_append(&b, close, tail);
-                *chunks = sl_realloc(*chunks, (nchunk + 1) * sizeof(char *));
-                *lens = sl_realloc(*lens, (nchunk + 1) * sizeof(size_t));
-                (*chunks)[nchunk] = sl_buf_steal(&b, &(*lens)[nchunk]);
-                nchunk++;
-                if (nrec == 0)
-                        break;
+                ends[n++] = i;
+                total += bytes + 1;
         }
-        sl_buf_free(&b);
-        return nchunk;
+        c->block = sl_malloc_big(total);
+        c->chunk = sl_malloc(n * sizeof(char *));
+        c->len = sl_malloc(n * sizeof(size_t));
+        w = c->block;
+        for (size_t j = 0, i = 0; j < n; j++) {
+                c->chunk[j] = w;
+                memcpy(w, text, head);
+                w += head;
+                for (size_t k = 0; i < ends[j]; k++, i++) {
+                        if (k > 0)
+                                *w++ = ',';
+                        memcpy(w, text + recs[i].off, recs[i].len);
+                        w += recs[i].len;
+                }
+                memcpy(w, text + arr_close, tail);
+                w += tail;
+                c->len[j] = (size_t)(w - c->chunk[j]);
+                *w++ = '\0';
+        }
+        free(ends);
+        c->n = n;
+        return n;
 }
 
 size_t fetch_split(const char *text, size_t len, const char *path,
-                   size_t max_bytes, char ***chunks, size_t **lens)
+                   size_t max_bytes, struct fetch_chunks *c)
 {
         size_t open, close, n;
         struct sl_json_span *recs;
         long nrec = sl_json_locate_array(text, len, path, &open, &close, &recs);
 
-        *chunks = NULL;
-        *lens = NULL;
+        memset(c, 0, sizeof(*c));
         if (nrec < 0)
                 return 0;
         n = fetch_split_spans(text, len, open, close, recs, (size_t)nrec,
-                              max_bytes, chunks, lens);
+                              max_bytes, c);
         free(recs);
         return n;
+}
+
+void fetch_chunks_free(struct fetch_chunks *c)
+{
+        free(c->block);
+        free(c->chunk);
+        free(c->len);
+        memset(c, 0, sizeof(*c));
 }
 
 /* ---- publishing ---- */
@@ -173,10 +205,12 @@ static long count_records(const struct fetch_out *o, json_t *json)
         return json_is_array(arr) ? (long)json_array_size(arr) : 0;
 }
 
-/* owned: value is malloc'ed and handed to librdkafka on success */
+/* blk: value lies in blk, which the message references until its delivery
+ * report; NULL: librdkafka copies value */
 static int produce_one(struct fetch_out *o, const struct fetch_page *p,
                        const char *chunk, const void *value, size_t len,
-                       int owned, char *errstr, size_t errstr_size)
+                       struct fetch_block *blk, char *errstr,
+                       size_t errstr_size)
 {
         rd_kafka_headers_t *hdrs = rd_kafka_headers_new(9);
         rd_kafka_resp_err_t err;
@@ -197,14 +231,17 @@ static int produce_one(struct fetch_out *o, const struct fetch_page *p,
         sl_kafka_header_add(hdrs, "records_path", o->records_path);
         snprintf(key, sizeof(key), "%s:%s:%ld:%s", o->source, o->run, p->page,
                  chunk);
-        err = sl_kafka_produce_flags(
-            o->rk, o->topic, RD_KAFKA_PARTITION_UA, key, strlen(key), value,
-            len, hdrs, o, owned ? RD_KAFKA_MSG_F_FREE : RD_KAFKA_MSG_F_COPY);
+        err = sl_kafka_produce_flags(o->rk, o->topic, RD_KAFKA_PARTITION_UA,
+                                     key, strlen(key), value, len, hdrs,
+                                     blk ? (void *)blk : (void *)o,
+                                     blk ? 0 : RD_KAFKA_MSG_F_COPY);
         if (err) {
                 snprintf(errstr, errstr_size, "could not produce to %s: %s",
                          o->topic, rd_kafka_err2str(err));
                 return -1;
         }
+        if (blk)
+                blk->refs++;
         o->produced++;
         return 0;
 }
@@ -213,45 +250,46 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
                     char *errstr, size_t errstr_size)
 {
         long nrec = p->nrec >= 0 ? p->nrec : count_records(o, p->json);
-        char **chunks = NULL;
-        size_t *lens = NULL;
-        size_t n = 0;
+        struct fetch_chunks c = {0};
+        struct fetch_block *blk = NULL;
         long rc = nrec;
 
         if (p->len > o->max_bytes && p->nrec >= 0)
-                n = fetch_split_spans(p->body, p->len, p->arr_open,
-                                      p->arr_close, p->recs, (size_t)p->nrec,
-                                      o->max_bytes, &chunks, &lens);
+                fetch_split_spans(p->body, p->len, p->arr_open, p->arr_close,
+                                  p->recs, (size_t)p->nrec, o->max_bytes, &c);
         else if (p->len > o->max_bytes)
-                n = fetch_split(p->body, p->len, o->records_path, o->max_bytes,
-                                &chunks, &lens);
-        if (n <= 1) {
+                fetch_split(p->body, p->len, o->records_path, o->max_bytes, &c);
+        if (c.n <= 1) {
                 if (p->len > o->max_bytes)
                         sl_warn("event=page_unsplittable source=%s page=%ld "
                                 "bytes=%zu",
                                 o->source, p->page, p->len);
-                if (produce_one(o, p, "0", p->body, p->len, 0, errstr,
+                if (produce_one(o, p, "0", p->body, p->len, NULL, errstr,
                                 errstr_size) < 0)
                         rc = -1;
                 goto out;
         }
-        for (size_t i = 0; i < n; i++) {
+        blk = sl_malloc(sizeof(*blk));
+        blk->mem = c.block;
+        blk->refs = 1;
+        c.block = NULL;
+        for (size_t i = 0; i < c.n; i++) {
                 char chunk[48];
-                snprintf(chunk, sizeof(chunk), "%zu/%zu", i, n);
-                if (produce_one(o, p, chunk, chunks[i], lens[i], 1, errstr,
+                snprintf(chunk, sizeof(chunk), "%zu/%zu", i, c.n);
+                if (produce_one(o, p, chunk, c.chunk[i], c.len[i], blk, errstr,
                                 errstr_size) < 0) {
                         rc = -1;
                         break;
                 }
-                chunks[i] = NULL; /* librdkafka's now */
         }
         sl_debug("event=page_split source=%s page=%ld chunks=%zu", o->source,
-                 p->page, n);
+                 p->page, c.n);
 out:
-        for (size_t i = 0; i < n; i++)
-                free(chunks[i]);
-        free(chunks);
-        free(lens);
+        if (blk && --blk->refs == 0) {
+                free(blk->mem);
+                free(blk);
+        }
+        fetch_chunks_free(&c);
         return rc;
 }
 

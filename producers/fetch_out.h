@@ -82,18 +82,26 @@ int fetch_out_state(struct fetch_out *o, const char *cursor, long pages,
 int fetch_state_read(const char *source, json_t **state, char *errstr,
                      size_t errstr_size);
 
+/* A page split into chunks of whole records, each a page of its own. */
+struct fetch_chunks {
+        char *block;  /* owned: every chunk, each NUL-terminated */
+        size_t n;     /* chunks */
+        char **chunk; /* owned array; the chunks' starts in block */
+        size_t *len;  /* owned array; their lengths (no NUL) */
+};
+
 /* Splits text into chunks of whole records of at most max_bytes (a single
  * larger record gets a chunk of its own). The records array is found by
- * path (a "$" or "$.a.b" member path). Returns the number of chunks and
- * sets *chunks (new array of new strings; free each and the array) and
- * *lens, or 0 when the path does not lead to an array in the text. */
+ * path (a "$" or "$.a.b" member path). Returns the number of chunks, set in
+ * *c (free with fetch_chunks_free), or 0 when the path does not lead to an
+ * array in the text. */
 size_t fetch_split(const char *text, size_t len, const char *path,
-                   size_t max_bytes, char ***chunks, size_t **lens);
+                   size_t max_bytes, struct fetch_chunks *c);
 /* The same from records already located (sl_json_locate_array). */
 size_t fetch_split_spans(const char *text, size_t len, size_t arr_open,
                          size_t arr_close, const struct sl_json_span *recs,
-                         size_t nrec, size_t max_bytes, char ***chunks,
-                         size_t **lens);
+                         size_t nrec, size_t max_bytes, struct fetch_chunks *c);
+void fetch_chunks_free(struct fetch_chunks *c);
 
 /* The stand-by lock: membership of consumer group sluice-fetch-<source>
  * on FETCH_LOCK_TOPIC; whoever is assigned partition 0 owns the source. */

@@ -129,28 +129,35 @@ static void test_split(void)
 {
         const char *page = "{\"n\": 3, \"items\": [{\"a\": 1.10}, "
                            "{\"a\": 2}, {\"a\": 3}], \"z\": true}";
-        char **chunks = NULL;
-        size_t *lens = NULL;
-        size_t n =
-            fetch_split(page, strlen(page), "$.items", 50, &chunks, &lens);
+        struct fetch_chunks c;
+        size_t n = fetch_split(page, strlen(page), "$.items", 50, &c);
 
         TAP_INT_EQ(n, 2, "split: two chunks of at most 50 bytes");
         if (n == 2) {
-                TAP_STR_EQ(chunks[0],
+                TAP_INT_EQ(c.len[0], strlen(c.chunk[0]),
+                           "split: the length excludes the NUL");
+                TAP_STR_EQ(c.chunk[0],
                            "{\"n\": 3, \"items\": [{\"a\": 1.10}],"
                            " \"z\": true}",
                            "split: first keeps the envelope, bytes exact");
-                TAP_STR_EQ(chunks[1],
+                TAP_STR_EQ(c.chunk[1],
                            "{\"n\": 3, \"items\": [{\"a\": 2},{\"a\":"
                            " 3}], \"z\": true}",
                            "split: second has the rest");
         }
-        for (size_t i = 0; i < n; i++)
-                free(chunks[i]);
-        free(chunks);
-        free(lens);
-        n = fetch_split(page, strlen(page), "$.missing", 10, &chunks, &lens);
+        fetch_chunks_free(&c);
+        n = fetch_split(page, strlen(page), "$.missing", 10, &c);
         TAP_INT_EQ(n, 0, "split: no array at the path");
+        TAP_OK(c.block == NULL && c.chunk == NULL, "split: nothing to free");
+        {
+                const char *empty = "{\"items\": []}";
+                n = fetch_split(empty, strlen(empty), "$.items", 10, &c);
+        }
+        TAP_INT_EQ(n, 1, "split: an empty array is one chunk");
+        if (n == 1)
+                TAP_STR_EQ(c.chunk[0], "{\"items\": []}",
+                           "split: the page as it was");
+        fetch_chunks_free(&c);
 }
 
 static void test_time(void)
