@@ -421,20 +421,42 @@ static const char *ws(const char *p, const char *end)
         return p;
 }
 
-/* Past the string whose opening quote is just before p: the first quote
- * after an even run of backslashes (memchr finds quotes fast). */
+/* The first quote or backslash in [p, end), or end: 16 bytes at a time,
+ * inline (a memchr call per string cost more than the short strings of a
+ * page take to scan). */
+static const char *quote_or_bslash(const char *p, const char *end)
+{
+#ifdef __SSE2__
+        const __m128i quote = _mm_set1_epi8('"');
+        const __m128i bslash = _mm_set1_epi8('\\');
+
+        while (end - p >= 16) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+                int mask = _mm_movemask_epi8(_mm_or_si128(
+                    _mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)));
+                if (mask)
+                        return p + __builtin_ctz((unsigned)mask);
+                p += 16;
+        }
+#endif
+        while (p < end && *p != '"' && *p != '\\')
+                p++;
+        return p;
+}
+
+/* Past the string whose opening quote is just before p (the text is valid,
+ * so a backslash always escapes the byte after it). */
 static const char *skip_string(const char *p, const char *end)
 {
         for (;;) {
-                const char *q = memchr(p, '"', (size_t)(end - p));
-                const char *b;
-                if (!q)
+                p = quote_or_bslash(p, end);
+                if (p >= end)
                         return end;
-                for (b = q; b > p && b[-1] == '\\'; b--)
-                        ;
-                if (((q - b) & 1) == 0)
-                        return q + 1;
-                p = q + 1;
+                if (*p == '"')
+                        return p + 1;
+                if (end - p <= 2)
+                        return end;
+                p += 2;
         }
 }
 
