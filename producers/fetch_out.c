@@ -17,7 +17,8 @@
  * copied once, into huge pages where the kernel has them (sl_malloc_big):
  * a fresh malloc per chunk faulted in every 4 KB page of it. */
 struct fetch_block {
-        char *mem;
+        char *mem; /* sl_malloc_big */
+        size_t cap;
         long refs; /* one per queued chunk, and the producer's own */
 };
 
@@ -31,7 +32,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                 /* a chunk of a split page: its block goes with the last */
                 struct fetch_block *blk = rkm->_private;
                 if (--blk->refs == 0) {
-                        free(blk->mem);
+                        sl_free_big(blk->mem, blk->cap);
                         free(blk);
                 }
         }
@@ -143,7 +144,7 @@ size_t fetch_split_spans(const char *text, size_t len, size_t arr_open,
                 ends[n++] = i;
                 total += bytes + 1;
         }
-        c->block = sl_malloc_big(total);
+        c->block = sl_malloc_big(total, &c->block_cap);
         c->chunk = sl_malloc(n * sizeof(char *));
         c->len = sl_malloc(n * sizeof(size_t));
         w = c->block;
@@ -185,7 +186,7 @@ size_t fetch_split(const char *text, size_t len, const char *path,
 
 void fetch_chunks_free(struct fetch_chunks *c)
 {
-        free(c->block);
+        sl_free_big(c->block, c->block_cap);
         free(c->chunk);
         free(c->len);
         memset(c, 0, sizeof(*c));
@@ -271,6 +272,7 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
         }
         blk = sl_malloc(sizeof(*blk));
         blk->mem = c.block;
+        blk->cap = c.block_cap;
         blk->refs = 1;
         c.block = NULL;
         for (size_t i = 0; i < c.n; i++) {
@@ -286,7 +288,7 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
                  p->page, c.n);
 out:
         if (blk && --blk->refs == 0) {
-                free(blk->mem);
+                sl_free_big(blk->mem, blk->cap);
                 free(blk);
         }
         fetch_chunks_free(&c);
