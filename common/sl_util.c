@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 
 volatile sig_atomic_t sl_stop = 0;
@@ -502,4 +503,14 @@ int sl_str_has_suffix(const char *s, const char *suffix)
 {
         size_t n = strlen(s), m = strlen(suffix);
         return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+int64_t sl_cpu_ms(void)
+{
+        struct rusage ru;
+
+        if (getrusage(RUSAGE_SELF, &ru) != 0)
+                return 0;
+        return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+               (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 }

@@ -75,6 +75,8 @@ int sl_parse_ll(const char *s, long long *out);
 int sl_parse_int(const char *s, int *out);
 int sl_parse_double(const char *s, double *out);
 
+/* CPU time of this process so far, user and system, all threads (ms). */
+int64_t sl_cpu_ms(void);
 int64_t sl_now_ms(void);  /* CLOCK_MONOTONIC, milliseconds */
 int64_t sl_wall_ms(void); /* CLOCK_REALTIME, milliseconds since epoch */
 /* Writes an RFC 3339 UTC time with milliseconds ("2024-01-02T03:04:05.678Z")

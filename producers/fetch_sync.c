@@ -835,6 +835,7 @@ int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         fetch_out_new_run(&c->out);
         c->pages = c->records = c->total_pages = c->dead_pages = 0;
         c->t0 = c->last_progress = sl_now_ms();
+        c->cpu0 = sl_cpu_ms();
         c->last_tty = 0;
         /* SLUICE_PROGRESS=0 keeps a terminal free of the live line */
         c->tty = isatty(STDERR_FILENO) &&
@@ -927,8 +928,9 @@ out:
         progress(c, 1);
         if (rc == SL_OK)
                 sl_info("event=sync_done source=%s run=%s pages=%ld "
-                        "records=%ld dead_pages=%ld ms=%lld",
+                        "records=%ld dead_pages=%ld ms=%lld cpu_ms=%lld",
                         src->name, c->out.run, c->pages, c->records,
-                        c->dead_pages, (long long)(sl_now_ms() - c->t0));
+                        c->dead_pages, (long long)(sl_now_ms() - c->t0),
+                        (long long)(sl_cpu_ms() - c->cpu0));
         return rc;
 }

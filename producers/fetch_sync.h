@@ -26,7 +26,8 @@ struct fetch_ctx {
         long pages, records, total_pages;
         long dead_pages; /* pages of this sync sent to dlq.fetch */
         int64_t t0, last_progress, last_tty;
-        int tty; /* stderr is a terminal: draw the live progress line */
+        int64_t cpu0; /* sl_cpu_ms at the sync's start */
+        int tty;      /* stderr is a terminal: draw the live progress line */
 };
 
 /* 0, or -1 with errstr. */

@@ -29,6 +29,84 @@ def f(x, fmt="{:,.0f}"):
     return "–" if x is None else fmt.format(x)
 
 
+def kv(extra):
+    """ "a=1 b=2" -> {"a": 1.0, "b": 2.0} (numbers only)"""
+    out = {}
+    for w in (extra or "").split():
+        k, _, v = w.partition("=")
+        if num(v) is not None:
+            out[k] = num(v)
+    return out
+
+
+def fetch_cpu(rows):
+    """The fetch case's CPU, run by run: the bound's curl and the fixture
+    server meanwhile; sluice's sync and the fixture and broker meanwhile.
+    All share the machine's cores, so no run can end before all their CPU
+    divided by the cores: the floor under any fetcher that does this work."""
+    bound = {r["run"]: r for r in rows.get(("fetch", "concurrency 4",
+                                            "bound"), [])}
+    sl = {r["run"]: r for r in rows.get(("fetch", "concurrency 4",
+                                         "sluice"), [])}
+    kafka = {r["run"]: r for r in rows.get(("fetch", "concurrency 4, "
+                                            "into Kafka", "bound"), [])}
+    runs = [k for k in sl if k in bound and "fixture_cpu_s" in
+            kv(sl[k]["extra"]) and "fixture_cpu_s" in kv(bound[k]["extra"])]
+    if not runs:
+        return []
+    cores = os.cpu_count() or 1
+    b_cpu = med([(bound[k]["cpu"] or 0) + kv(bound[k]["extra"])
+                 ["fixture_cpu_s"] for k in runs])
+    b_fix = med([kv(bound[k]["extra"])["fixture_cpu_s"] for k in runs])
+    b_curl = med([bound[k]["cpu"] for k in runs])
+    b_sec = med([bound[k]["sec"] for k in runs])
+    s_sync = med([kv(sl[k]["extra"]).get("sync_cpu_s") for k in runs])
+    s_fix = med([kv(sl[k]["extra"])["fixture_cpu_s"] for k in runs])
+    s_brk = med([kv(sl[k]["extra"]).get("broker_cpu_s") for k in runs])
+    s_sec = med([sl[k]["sec"] for k in runs])
+    s_all = med([kv(sl[k]["extra"]).get("sync_cpu_s", 0) +
+                 kv(sl[k]["extra"])["fixture_cpu_s"] +
+                 kv(sl[k]["extra"]).get("broker_cpu_s", 0) for k in runs])
+    k_rows = [kv(kafka[k]["extra"]) for k in runs if k in kafka]
+    k_cpu = med([x.get("kcat_cpu_s") for x in k_rows])
+    k_brk = med([x.get("broker_cpu_s") for x in k_rows])
+    L = ["", f"**fetch: where the CPU goes** (medians of {len(runs)} runs; "
+         f"CPU seconds from /usr/bin/time, the fetcher's own `cpu_ms` "
+         f"from `sync_start` to `sync_done`, and the fixture server's and "
+         f"the broker's /proc ticks over each run; the machine has "
+         f"{cores} cores):", "",
+         "| run | wall s | its own CPU s | fixture server CPU s | "
+         "broker CPU s | all ÷ cores (s) |", "|---|---|---|---|---|---|",
+         f"| bound: parallel curl to /dev/null | {f(b_sec, '{:.3f}')} | "
+         f"{f(b_curl, '{:.2f}')} | {f(b_fix, '{:.2f}')} | – | "
+         f"{f(b_cpu / cores if b_cpu is not None else None, '{:.3f}')} |",
+         f"| sluice fetch (sync) | {f(s_sec, '{:.3f}')} | "
+         f"{f(s_sync, '{:.2f}')} | {f(s_fix, '{:.2f}')} | "
+         f"{f(s_brk, '{:.2f}')} | "
+         f"{f(s_all / cores if s_all is not None else None, '{:.3f}')} |"]
+    if k_rows:
+        L.append(f"| kcat alone (the into-Kafka bound's second half) | – | "
+                 f"{f(k_cpu, '{:.2f}')} | – | {f(k_brk, '{:.2f}')} | – |")
+    if s_all is not None and b_sec:
+        floor = s_all / cores
+        L.append("")
+        L.append(f"Each run shares the cores with the fixture server and, "
+                 f"for sluice, the broker. The bound used "
+                 f"{(b_curl or 0) + (b_fix or 0):.2f} CPU s in all over "
+                 f"{b_sec:.3f} s. sluice's sync used {s_sync or 0:.2f} s of "
+                 f"its own CPU (HTTP, checking and splitting each page, "
+                 f"LZ4 and the produce in librdkafka's threads), the broker "
+                 f"{s_brk or 0:.2f} s and the fixture {s_fix or 0:.2f} s: on "
+                 f"{cores} cores the run cannot end before {floor:.3f} s, "
+                 f"a ratio of {b_sec / floor:.2f} to the bound at best, with perfect "
+                 f"overlap; it took {s_sec:.3f} s. To reach 0.8 × the bound "
+                 f"({b_sec / 0.8:.3f} s) the fetcher and the broker together "
+                 f"could use at most "
+                 f"{max(0.0, b_sec / 0.8 * cores - (s_fix or 0)):.2f} CPU s; "
+                 f"they used {(s_sync or 0) + (s_brk or 0):.2f}.")
+    return L
+
+
 def main():
     res, out, secs, sizes = sys.argv[1:5]
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
@@ -142,6 +220,7 @@ def main():
         L.append("| case | × bound, run by run | × peer, run by run |")
         L.append("|---|---|---|")
         L.extend(prow)
+    L.extend(fetch_cpu(rows))
     fr = stat("fetch_rate", "limit 10/s", "sluice")
     fg = stat("fetch_rate_gap", "limit 10/s", "sluice")
     if fr:

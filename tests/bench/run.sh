@@ -77,6 +77,11 @@ record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RES"; }
 # timefile FILE: "cpu_s rss_kb" from a /usr/bin/time -f '%U %S %M' file
 timefile() { awk 'NF==3 {printf "%.2f %d", $1 + $2, $3}' "$1"; }
 TIMEFMT='%U %S %M'
+# cpu_ticks PID: user+system clock ticks of a running process so far (all
+# its threads); cpu_s T0 T1: the ticks between, in seconds
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+TICKS=$(getconf CLK_TCK)
+cpu_s() { echo "scale=2; ($2 - $1) / $TICKS" | bc; }
 # ts_of FILE EVENT: epoch seconds of the first log line with event=EVENT
 ts_of() {
 	local t
@@ -118,6 +123,7 @@ VTOPICS=(mapped.vulnerability mapped.vulnerability_reference
 pg_start || die "postgres"
 fixture_start --scale "$SCALE" --nvd-rate 1000000/1 || die "fixture"
 FIX=$SLUICE_FIXTURE_URL
+FIXPID=$SL_FIXTURE_PID
 N=$((NVD_N * SCALE))
 log "stage cases: $N NVD records (scale $SCALE), $RUNS runs each; work dir $W"
 
@@ -143,24 +149,39 @@ case_fetch() {
 	for p in "$W"/pages/p*.json; do
 		split -b 900000 -d -a 3 "$p" "$W/chunks/c$(basename "$p" .json)."
 	done
+	# Besides each run's own CPU, the CPU the fixture server and the broker
+	# spent meanwhile (/proc ticks): all share the machine's cores, and the
+	# fixture builds every page it serves, so the bound's time is mostly
+	# the fixture's CPU spread over the cores (the report's CPU table)
+	local f0 f1 k0 k1 cms
 	for ((r = 1; r <= RUNS; r++)); do
+		f0=$(cpu_ticks "$FIXPID")
 		t0=$(date +%s.%N)
-		curl -sf --parallel --parallel-max 4 --config "$W/urls.cfg" 2>/dev/null || fail "parallel curl"
+		/usr/bin/time -f "$TIMEFMT" -o "$W/curl$r.time" \
+			curl -sf --parallel --parallel-max 4 --config "$W/urls.cfg" 2>/dev/null || fail "parallel curl"
 		t1=$(date +%s.%N)
-		record fetch "concurrency 4" "$r" bound "$N" "$(echo "$t1 - $t0" | bc)" - - -
+		f1=$(cpu_ticks "$FIXPID")
+		record fetch "concurrency 4" "$r" bound "$N" "$(echo "$t1 - $t0" | bc)" \
+			$(timefile "$W/curl$r.time") "fixture_cpu_s=$(cpu_s "$f0" "$f1")"
 		t0=$(date +%s.%N)
 		curl -sf --config "$W/urls.cfg" || fail "sequential curl"
 		t1=$(date +%s.%N)
 		record fetch "concurrency 4" "$r" peer "$N" "$(echo "$t1 - $t0" | bc)" - - -
+		f0=$(cpu_ticks "$FIXPID")
+		k0=$(cpu_ticks "$SL_BROKER_PID")
 		/usr/bin/time -f "$TIMEFMT" -o "$W/fetch$r.time" "$SLUICE_BIN" fetch \
 			$B/sources/nvd_bench.json --once --base-url "$FIX/nvd" \
 			>"$SL_LOGDIR/fetch$r.out" 2>"$SL_LOGDIR/fetch$r.log" || fail "sluice fetch run $r"
+		f1=$(cpu_ticks "$FIXPID")
+		k1=$(cpu_ticks "$SL_BROKER_PID")
 		line=$(grep -m1 event=sync_done "$SL_LOGDIR/fetch$r.log")
 		recs=$(sed -n 's/.* records=\([0-9]*\).*/\1/p' <<<"$line")
 		ms=$(sed -n 's/.* ms=\([0-9]*\).*/\1/p' <<<"$line")
+		cms=$(sed -n 's/.* cpu_ms=\([0-9]*\).*/\1/p' <<<"$line")
 		[ "$recs" == "$N" ] || fail "sluice fetch run $r published $recs records, want $N"
 		record fetch "concurrency 4" "$r" sluice "$recs" "$(echo "scale=3; $ms / 1000" | bc)" \
-			$(timefile "$W/fetch$r.time") -
+			$(timefile "$W/fetch$r.time") \
+			"fixture_cpu_s=$(cpu_s "$f0" "$f1") broker_cpu_s=$(cpu_s "$k0" "$k1") sync_cpu_s=$(echo "scale=3; ${cms:-0} / 1000" | bc)"
 		# the same with publishing: a fetcher's job ends when the pages
 		# are in Kafka. Bound: parallel curl, then kcat producing the
 		# same bytes in the same message sizes with sluice's producer
@@ -168,12 +189,15 @@ case_fetch() {
 		t0=$(date +%s.%N)
 		curl -sf --parallel --parallel-max 4 --config "$W/urls.par.cfg" 2>/dev/null || fail "parallel curl"
 		t1=$(date +%s.%N)
-		kcat -P -b "$SLUICE_BROKERS" -t raw.bench_kcat -z lz4 \
+		k0=$(cpu_ticks "$SL_BROKER_PID")
+		/usr/bin/time -f "$TIMEFMT" -o "$W/kcat$r.time" \
+			kcat -P -b "$SLUICE_BROKERS" -t raw.bench_kcat -z lz4 \
 			-X enable.idempotence=true -X linger.ms=50 \
 			-X message.max.bytes=4000000 "$W"/chunks/c* 2>/dev/null || fail "kcat"
 		t2=$(date +%s.%N)
+		k1=$(cpu_ticks "$SL_BROKER_PID")
 		record fetch "concurrency 4, into Kafka" "$r" bound "$N" "$(echo "$t2 - $t0" | bc)" - - \
-			"curl_s=$(echo "$t1 - $t0" | bc) kcat_s=$(echo "$t2 - $t1" | bc)"
+			"curl_s=$(echo "$t1 - $t0" | bc) kcat_s=$(echo "$t2 - $t1" | bc) kcat_cpu_s=$(timefile "$W/kcat$r.time" | cut -d' ' -f1) broker_cpu_s=$(cpu_s "$k0" "$k1")"
 		record fetch "concurrency 4, into Kafka" "$r" sluice "$recs" "$(echo "scale=3; $ms / 1000" | bc)" \
 			$(timefile "$W/fetch$r.time") -
 	done
