@@ -1371,6 +1371,77 @@ static int stage_make(struct load_ctx *ctx, struct load_table *t, char *errstr,
 #define LOAD_STATS_CHECK 5000
 #define LOAD_STATS_MIN   10000
 
+/* ANALYZE (SKIP_LOCKED) does not fail when it skips the table: it only
+ * warns: lock_not_available (55P03) when another session holds the lock
+ * (another lane or loader analyzes it already), a plain warning when this
+ * role does not own the table. The warning is caught, by severity and
+ * SQLSTATE (the text may be translated), to tell a skip from a run, and
+ * passed on to the log as any notice. */
+struct analyze_notice {
+        PQnoticeReceiver prev;
+        char sqlstate[6]; /* of the first warning, "" when none */
+        char msg[256];
+};
+
+static void analyze_notice(void *arg, const PGresult *res)
+{
+        struct analyze_notice *an = arg;
+        const char *sev =
+            PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+        if (sev && strcmp(sev, "WARNING") == 0 && !an->sqlstate[0]) {
+                snprintf(an->sqlstate, sizeof(an->sqlstate), "%s",
+                         state ? state : "01000");
+                snprintf(an->msg, sizeof(an->msg), "%s", m ? m : "");
+        }
+        if (an->prev)
+                an->prev(NULL, res);
+}
+
+static void analyze(struct load_ctx *ctx, struct load_table *t, double tuples,
+                    double changed)
+{
+        struct analyze_notice an = {0};
+        struct sl_buf sql;
+        int64_t t0 = sl_now_ms();
+        PGresult *res;
+        char q[600];
+
+        sl_buf_init(&sql, 0);
+        sl_buf_printf(&sql, "ANALYZE (SKIP_LOCKED) %s", t->qname);
+        /* the default receiver (sl_pg's notice processor) takes no arg */
+        an.prev = PQsetNoticeReceiver(ctx->conn, analyze_notice, &an);
+        res = PQexec(ctx->conn, sql.data);
+        PQsetNoticeReceiver(ctx->conn, an.prev, NULL);
+        sl_buf_free(&sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                sl_warn("event=analyze_failed table=%s msg=%s", t->name,
+                        sl_log_quote(PQresultErrorMessage(res), q, sizeof(q)));
+        } else if (strcmp(an.sqlstate, "55P03") == 0) {
+                /* being analyzed now: look again at the next check */
+                sl_info("event=analyze_skipped table=%s reason=locked "
+                        "lane=%d",
+                        t->name, ctx->lane);
+        } else if (an.sqlstate[0]) {
+                /* not this role's table: say so once, not every check */
+                t->no_analyze = 1;
+                sl_warn("event=analyze_refused table=%s msg=%s hint=%s",
+                        t->name, sl_log_quote(an.msg, q, sizeof(q)),
+                        "\"the table is planned without fresh statistics "
+                        "until autovacuum analyzes it; let its owner load "
+                        "it, or ANALYZE it after big loads\"");
+        } else {
+                t->unanalyzed = 0;
+                sl_info("event=analyze table=%s analyzed_rows=%.0f "
+                        "changed_since=%.0f lane=%d ms=%lld",
+                        t->name, tuples, changed, ctx->lane,
+                        (long long)(sl_now_ms() - t0));
+        }
+        PQclear(res);
+}
+
 static void stats_keep(struct load_ctx *ctx, struct load_table *t,
                        const struct load_stats *st)
 {
@@ -1381,7 +1452,7 @@ static void stats_keep(struct load_ctx *ctx, struct load_table *t,
 
         t->unchecked += st->inserted + st->updated + st->deleted;
         t->unanalyzed += st->inserted + st->updated + st->deleted;
-        if (t->unchecked < LOAD_STATS_CHECK)
+        if (t->unchecked < LOAD_STATS_CHECK || t->no_analyze)
                 return;
         t->unchecked = 0;
         res = PQexecParams(ctx->conn,
@@ -1406,28 +1477,7 @@ static void stats_keep(struct load_ctx *ctx, struct load_table *t,
         PQclear(res);
         if (changed < LOAD_STATS_MIN || (tuples >= 0 && changed <= tuples))
                 return;
-        {
-                struct sl_buf sql;
-                int64_t t0 = sl_now_ms();
-
-                sl_buf_init(&sql, 0);
-                /* another lane (or loader) analyzing it already is enough */
-                sl_buf_printf(&sql, "ANALYZE (SKIP_LOCKED) %s", t->qname);
-                res = PQexec(ctx->conn, sql.data);
-                sl_buf_free(&sql);
-                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                        sl_warn("event=analyze_failed table=%s msg=%s", t->name,
-                                sl_log_quote(PQresultErrorMessage(res), q,
-                                             sizeof(q)));
-                } else {
-                        t->unanalyzed = 0;
-                        sl_info("event=analyze table=%s analyzed_rows=%.0f "
-                                "changed_since=%.0f lane=%d ms=%lld",
-                                t->name, tuples, changed, ctx->lane,
-                                (long long)(sl_now_ms() - t0));
-                }
-                PQclear(res);
-        }
+        analyze(ctx, t, tuples, changed);
 }
 
 enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,

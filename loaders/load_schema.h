@@ -58,6 +58,8 @@ struct load_table {
         long unchecked;  /* rows this connection replaced in it since it
                             last looked at its statistics */
         long unanalyzed; /* ... since it last analyzed it */
+        int no_analyze;  /* PostgreSQL refused this role's ANALYZE of it
+                            (not its owner): not asked again */
 };
 
 /* Reads table `name` ([a-z0-9_]+, resolved on the search path) from the
