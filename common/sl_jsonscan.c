@@ -18,6 +18,58 @@
 
 #define JANSSON_MAX_DEPTH 2048
 
+/* ---- plain member paths ---- */
+
+/* A "$", "$.a.b", "$['a']" or "a.b" path as its member names (unescaped
+ * names only: no backslash, no '*'); other paths (indexes, wildcards,
+ * filters, escaped names, more than PATH_MAX_NAMES) are not plain. */
+#define PATH_MAX_NAMES 32
+struct path_names {
+        int n;
+        const char *name[PATH_MAX_NAMES]; /* into the path */
+        size_t len[PATH_MAX_NAMES];
+};
+
+/* 0, or -1 when the path is not plain. */
+static int path_names(const char *path, struct path_names *pn)
+{
+        const char *s = path;
+        int relative = 0; /* "a.b": as if it were ".a.b" */
+
+        pn->n = 0;
+        if (*s == '$')
+                s++;
+        else if (*s && *s != '.' && *s != '[')
+                relative = 1;
+        while (*s) {
+                const char *name;
+                size_t n;
+                if (relative || *s == '.') {
+                        s += relative ? 0 : 1;
+                        relative = 0;
+                        n = strcspn(s, ".[");
+                        name = s;
+                        s += n;
+                } else if (s[0] == '[' && (s[1] == '\'' || s[1] == '"')) {
+                        const char *close = strchr(s + 2, s[1]);
+                        if (!close || close[1] != ']')
+                                return -1;
+                        name = s + 2;
+                        n = (size_t)(close - name);
+                        s = close + 2;
+                } else {
+                        return -1;
+                }
+                if (n == 0 || memchr(name, '\\', n) || memchr(name, '*', n) ||
+                    pn->n == PATH_MAX_NAMES)
+                        return -1;
+                pn->name[pn->n] = name;
+                pn->len[pn->n] = n;
+                pn->n++;
+        }
+        return 0;
+}
+
 struct scan {
         const unsigned char *s, *p, *end;
         struct sl_json_error *err;
@@ -303,9 +355,49 @@ static int scan_literal(struct scan *sc)
         return fail(sc, p, "invalid token");
 }
 
-int sl_json_validate(const char *s, size_t n, int max_depth,
-                     struct sl_json_error *err)
+/* What sl_json_validate_locate tracks on the way: the containers on the
+ * stack that lie on the path (1..match), whether the member name just read
+ * is the path's next, and the target array's elements. A later member of
+ * the same name on the path replaces what an earlier one gave, as in
+ * Jansson (and sl_json_locate_array). */
+struct locate {
+        struct path_names pn;
+        int match;
+        int next_on;
+        int found; /* the target array seen whole, and not replaced since */
+        size_t open, close, start;
+        long n;
+        size_t cap;
+        struct sl_json_span *el;
+};
+
+static void locate_elem(struct locate *lc, size_t end)
 {
+        if ((size_t)lc->n == lc->cap) {
+                lc->cap = lc->cap ? lc->cap * 2 : 256;
+                lc->el = sl_realloc(lc->el, lc->cap * sizeof(*lc->el));
+        }
+        lc->el[lc->n].off = lc->start;
+        lc->el[lc->n].len = end - lc->start;
+        lc->n++;
+}
+
+/* the container at depth closes at pos */
+static void locate_close(struct locate *lc, int depth, size_t pos)
+{
+        if (depth != lc->match)
+                return;
+        if (depth == lc->pn.n + 1) {
+                lc->close = pos;
+                lc->found = 1;
+        }
+        lc->match = depth - 1;
+}
+
+static int validate(const char *s, size_t n, int max_depth,
+                    struct sl_json_error *err, struct locate *lc)
+{
+        int on = 0;
         unsigned char stack[JANSSON_MAX_DEPTH + 1]; /* '{' or '[' */
         int depth = 0;
         struct scan sc;
@@ -324,6 +416,12 @@ value:
         /* at the start of a value (whitespace skipped) */
         if (sc.p >= sc.end)
                 return fail(&sc, sc.p, "premature end of input");
+        if (lc) {
+                on = lc->next_on || depth == 0;
+                lc->next_on = 0;
+                if (depth == lc->match && depth == lc->pn.n + 1)
+                        lc->start = (size_t)(sc.p - sc.s);
+        }
         switch (*sc.p) {
         case '{':
         case '[':
@@ -337,10 +435,23 @@ value:
                                     "reached");
                 }
                 stack[depth++] = *sc.p;
+                if (lc && on && depth == lc->match + 1) {
+                        /* on the path: an object on the way, or the
+                         * array at its end */
+                        if (depth == lc->pn.n + 1 && *sc.p == '[') {
+                                lc->match = depth;
+                                lc->open = (size_t)(sc.p - sc.s);
+                                lc->n = 0;
+                        } else if (depth <= lc->pn.n && *sc.p == '{') {
+                                lc->match = depth;
+                        }
+                }
                 sc.p++;
                 skip_ws(&sc);
                 if (sc.p < sc.end &&
                     *sc.p == (stack[depth - 1] == '{' ? '}' : ']')) {
+                        if (lc)
+                                locate_close(lc, depth, (size_t)(sc.p - sc.s));
                         sc.p++;
                         depth--;
                         goto after;
@@ -376,8 +487,20 @@ key:
         /* in an object, at a member's key (whitespace skipped) */
         if (sc.p >= sc.end || *sc.p != '"')
                 return fail(&sc, sc.p, "string or '}' expected");
-        if (scan_string(&sc) < 0)
-                return -1;
+        {
+                const unsigned char *k = sc.p + 1;
+                if (scan_string(&sc) < 0)
+                        return -1;
+                if (lc && depth == lc->match && depth <= lc->pn.n &&
+                    (size_t)(sc.p - 1 - k) == lc->pn.len[depth - 1] &&
+                    memcmp(k, lc->pn.name[depth - 1], lc->pn.len[depth - 1]) ==
+                        0) {
+                        /* this member replaces an earlier of its name */
+                        lc->next_on = 1;
+                        lc->found = 0;
+                        lc->n = 0;
+                }
+        }
         skip_ws(&sc);
         if (sc.p >= sc.end || *sc.p != ':')
                 return fail(&sc, sc.p, "':' expected");
@@ -387,6 +510,8 @@ key:
 
 after:
         /* past a value */
+        if (lc && depth == lc->match && depth == lc->pn.n + 1)
+                locate_elem(lc, (size_t)(sc.p - sc.s));
         skip_ws(&sc);
         if (depth == 0) {
                 if (sc.p != sc.end)
@@ -403,6 +528,8 @@ after:
                 goto value;
         }
         if (*sc.p == (stack[depth - 1] == '{' ? '}' : ']')) {
+                if (lc)
+                        locate_close(lc, depth, (size_t)(sc.p - sc.s));
                 sc.p++;
                 depth--;
                 goto after;
@@ -410,6 +537,37 @@ after:
         return fail(&sc, sc.p,
                     stack[depth - 1] == '{' ? "',' or '}' expected"
                                             : "',' or ']' expected");
+}
+
+int sl_json_validate(const char *s, size_t n, int max_depth,
+                     struct sl_json_error *err)
+{
+        return validate(s, n, max_depth, err, NULL);
+}
+
+int sl_json_validate_locate(const char *s, size_t n, int max_depth,
+                            const char *path, long *nelems, size_t *arr_open,
+                            size_t *arr_close, struct sl_json_span **elems,
+                            struct sl_json_error *err)
+{
+        struct locate lc;
+        int rc;
+
+        memset(&lc, 0, sizeof(lc));
+        *nelems = -1;
+        *elems = NULL;
+        if (path_names(path, &lc.pn) < 0)
+                return validate(s, n, max_depth, err, NULL);
+        rc = validate(s, n, max_depth, err, &lc);
+        if (rc == 0 && lc.found) {
+                *nelems = lc.n;
+                *arr_open = lc.open;
+                *arr_close = lc.close;
+                *elems = lc.el;
+        } else {
+                free(lc.el);
+        }
+        return rc;
 }
 
 /* ---- locating values in a valid text without decoding it ---- */
@@ -522,51 +680,22 @@ static const char *member(const char *p, const char *end, const char *key,
         }
 }
 
-/* The value at a "$", "$.a.b", "$['a']" or "a.b" path: *unsupported set
- * for other paths (indexes, wildcards, filters, escaped names). */
+/* The value at a plain member path (path_names), or NULL; *unsupported
+ * set for other paths. */
 static const char *find_value(const char *text, size_t len, const char *path,
                               int *unsupported)
 {
         const char *end = text + len;
         const char *p = ws(text, end);
-        const char *s = path;
-        int relative = 0; /* "a.b": as if it were ".a.b" */
+        struct path_names pn;
 
-        *unsupported = 0;
-        if (*s == '$')
-                s++;
-        else if (*s && *s != '.' && *s != '[')
-                relative = 1;
-        while (*s && p) {
-                const char *name;
-                size_t n;
-                if (relative || *s == '.') {
-                        s += relative ? 0 : 1;
-                        relative = 0;
-                        n = strcspn(s, ".[");
-                        name = s;
-                        s += n;
-                } else if (s[0] == '[' && (s[1] == '\'' || s[1] == '"')) {
-                        const char *close = strchr(s + 2, s[1]);
-                        if (!close || close[1] != ']')
-                                break;
-                        name = s + 2;
-                        n = (size_t)(close - name);
-                        s = close + 2;
-                } else {
-                        break;
-                }
-                if (n == 0 || memchr(name, '\\', n) || memchr(name, '*', n))
-                        break;
-                p = member(p, end, name, n);
-        }
-        if (*s && p) {
-                *unsupported = 1;
+        *unsupported = path_names(path, &pn) < 0;
+        if (*unsupported)
                 return NULL;
-        }
+        for (int i = 0; i < pn.n && p; i++)
+                p = member(p, end, pn.name[i], pn.len[i]);
         return p;
 }
-
 long sl_json_locate_array(const char *text, size_t len, const char *path,
                           size_t *arr_open, size_t *arr_close,
                           struct sl_json_span **recs)

@@ -20,6 +20,11 @@ struct sl_json_error {
         char text[96];
 };
 
+/* A value's bytes in a text. */
+struct sl_json_span {
+        size_t off, len;
+};
+
 /* 0 when s[0..n) is a JSON text Jansson accepts and nests arrays and
  * objects at most max_depth deep (0: Jansson's 2048); otherwise -1 with
  * err (if not NULL) set. SL_JSON_TOO_DEEP is returned instead of -1 when
@@ -28,10 +33,15 @@ struct sl_json_error {
 int sl_json_validate(const char *s, size_t n, int max_depth,
                      struct sl_json_error *err);
 
-/* A value's bytes in a text. */
-struct sl_json_span {
-        size_t off, len;
-};
+/* sl_json_validate, and in the same pass what sl_json_locate_array finds
+ * at path: *nelems elements (*elems: new array, free it) between
+ * *arr_open and *arr_close, or *nelems -1 (and *elems NULL) when the text
+ * is not valid, the path is not plain, or it leads to no array. One pass
+ * over a page instead of two. */
+int sl_json_validate_locate(const char *s, size_t n, int max_depth,
+                            const char *path, long *nelems, size_t *arr_open,
+                            size_t *arr_close, struct sl_json_span **elems,
+                            struct sl_json_error *err);
 
 /* Locates an array of a valid JSON text (sl_json_validate) by path: the
  * offsets of its '[' and ']' and each element's bytes (*elems: new array,

@@ -324,8 +324,8 @@ enum verdict { V_OK, V_RETRY, V_THROTTLE, V_FATAL };
 
 /* A JSON body: validated in one pass that builds nothing (the depth limit
  * checked on the way, so a hostile page never reaches a decoder's
- * recursion); then, when the records array can be located, only the rest
- * of the page is decoded; otherwise the whole page. */
+ * recursion), which also locates the records array; then, when it could,
+ * only the rest of the page is decoded; otherwise the whole page. */
 static enum verdict decode(struct fetch_http *h, struct fetch_req *r, char *why,
                            size_t why_size)
 {
@@ -333,7 +333,12 @@ static enum verdict decode(struct fetch_http *h, struct fetch_req *r, char *why,
         size_t len = r->resp.len;
         struct sl_json_error je;
         json_error_t jerr;
-        int rc = sl_json_validate(text, len, (int)h->src->max_depth, &je);
+        /* with the records' path, they are located in the same pass */
+        int rc = h->sparse_path
+                     ? sl_json_validate_locate(
+                           text, len, (int)h->src->max_depth, h->sparse_path,
+                           &r->nrec, &r->arr_open, &r->arr_close, &r->recs, &je)
+                     : sl_json_validate(text, len, (int)h->src->max_depth, &je);
 
         r->bad_body = rc < 0;
         if (rc == SL_JSON_TOO_DEEP) {
@@ -347,10 +352,6 @@ static enum verdict decode(struct fetch_http *h, struct fetch_req *r, char *why,
                          je.text, je.position);
                 return V_RETRY;
         }
-        if (h->sparse_path)
-                r->nrec =
-                    sl_json_locate_array(text, len, h->sparse_path,
-                                         &r->arr_open, &r->arr_close, &r->recs);
         if (r->nrec >= 0) {
                 /* the page with an empty records array */
                 size_t head = r->arr_open + 1, tail = len - r->arr_close;

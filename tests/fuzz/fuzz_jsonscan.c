@@ -5,7 +5,8 @@
  * which Jansson 2.14 lets through after a number (sl_jsonscan.h). What it
  * accepts, sl_json_decode must build as Jansson does (sl_jsondecode.h).
  * The first input byte also picks a depth limit, checked against a
- * count. */
+ * count. sl_json_validate_locate must find in its one pass what
+ * sl_json_locate_array finds after the validator. */
 #include "fuzz.h"
 #include "sl_jsondecode.h"
 #include "sl_jsonscan.h"
@@ -35,6 +36,25 @@ static int depth_of(const uint8_t *s, size_t n)
                 }
         }
         return max;
+}
+
+/* validate_locate's verdict and array at path, against the two passes */
+static void locate_agrees(const char *s, size_t n, int valid, const char *path)
+{
+        size_t o1 = 0, c1 = 0, o2 = 0, c2 = 0;
+        struct sl_json_span *e1 = NULL, *e2 = NULL;
+        long n1 = valid ? sl_json_locate_array(s, n, path, &o1, &c1, &e1) : -1;
+        long n2;
+        int v2 = sl_json_validate_locate(s, n, 0, path, &n2, &o2, &c2, &e2,
+                                         NULL);
+
+        if ((v2 == 0) != valid || n1 != n2 ||
+            (n1 >= 0 && (o1 != o2 || c1 != c2 ||
+                         (n1 > 0 && memcmp(e1, e2, (size_t)n1 * sizeof(*e1)) !=
+                                        0))))
+                abort();
+        free(e1);
+        free(e2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -69,6 +89,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (!ok && v && !memchr(data, '\0', size))
                 abort(); /* refused what the decoder accepts */
+        locate_agrees((const char *)data, size, ok, "$");
+        locate_agrees((const char *)data, size, ok, "$.a");
+        locate_agrees((const char *)data, size, ok, "$.a.b");
+        locate_agrees((const char *)data, size, ok, "$['b'].a");
         json_decref(v);
         if (ok && size > 0) {
                 limit = 1 + data[0] % 8;

@@ -51,6 +51,81 @@ static int agree(const char *s, size_t n)
         return 0;
 }
 
+/* sl_json_validate_locate gives what sl_json_validate and then
+ * sl_json_locate_array give, in one pass. */
+static long located_mismatches;
+static size_t located_tried;
+
+static int same_locate(const char *s, size_t n, const char *path)
+{
+        size_t o1 = 0, c1 = 0, o2 = 0, c2 = 0;
+        struct sl_json_span *e1 = NULL, *e2 = NULL;
+        long n1 = -1, n2;
+        int v1 = sl_json_validate(s, n, 0, NULL);
+        int v2 =
+            sl_json_validate_locate(s, n, 0, path, &n2, &o2, &c2, &e2, NULL);
+        int same;
+
+        if (v1 == 0)
+                n1 = sl_json_locate_array(s, n, path, &o1, &c1, &e1);
+        same = v1 == v2 && n1 == n2 &&
+               (n1 < 0 ||
+                (o1 == o2 && c1 == c2 &&
+                 (n1 == 0 || memcmp(e1, e2, (size_t)n1 * sizeof(*e1)) == 0)));
+        if (!same && ++located_mismatches <= 5)
+                printf("# %s: validate %d/%d, elements %ld/%ld, [%zu %zu] / "
+                       "[%zu %zu] in \"%.120s\"\n",
+                       path, v1, v2, n1, n2, o1, c1, o2, c2, s);
+        free(e1);
+        free(e2);
+        return same;
+}
+
+static void test_validate_locate(void)
+{
+        static const struct {
+                const char *text, *path;
+                long want;
+        } cases[] = {
+            {"{\"a\":[1,{\"b\":[2]},\"x\"]}", "$.a", 3},
+            {"{\"a\":{\"b\":[1, 2 ,3 ]}}", "$.a.b", 3},
+            {"{\"a\":{\"b\":[]}}", "$.a.b", 0},
+            {"[ 1, [2, 3], {\"a\": []} ]", "$", 3},
+            {"[]", "$", 0},
+            {"{\"a\":[1]}", "$", -1},
+            {"{\"a\":[1],\"a\":[2,3]}", "$.a", 2},
+            {"{\"a\":[1,2],\"a\":3}", "$.a", -1},
+            {"{\"a\":{\"b\":[1]},\"a\":{\"c\":[1]}}", "$.a.b", -1},
+            {"{\"a\":{\"b\":[1]},\"z\":{\"b\":[1,2]}}", "$.a.b", 1},
+            {"{\"x\":{\"a\":[9]},\"a\":[1,2]}", "$.a", 2},
+            {"{\"a\":[{\"a\":[1,2,3]}]}", "$.a", 1},
+            {"{\"a\":[[1],[2]]}", "$.a.b", -1},
+            {"{\"a\":{\"b\":{\"c\":[1,2]}}}", "$['a'].b['c']", 2},
+            {"{\"a\":{\"b\":[1]}}", "a.b", 1},
+            {"{\"ab\":[1]}", "$.a", -1},
+            {"{\"a\\u0062\":[1]}", "$.ab", -1},
+            {"{\"a\":[1]}", "$.a[0]", -1},
+            {"{\"a\":[1]}", "$.*", -1},
+            {"{\"a\":[1,]}", "$.a", -1},
+            {"{\"a\":[\"]\\\"\", \"[\"]}", "$.a", 2},
+            {" \t{ \"v\" : [ {\"k\":1} , {\"k\":2} ] } ", "$.v", 2},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                const char *t = cases[i].text;
+                long n = -2;
+                size_t o, c;
+                struct sl_json_span *e = NULL;
+                sl_json_validate_locate(t, strlen(t), 0, cases[i].path, &n, &o,
+                                        &c, &e, NULL);
+                free(e);
+                TAP_OK(n == cases[i].want &&
+                           same_locate(t, strlen(t), cases[i].path),
+                       "validate_locate %s in %s: %ld elements (want %ld), "
+                       "as validate + locate",
+                       cases[i].path, t, n, cases[i].want);
+        }
+}
+
 static void test_edges(void)
 {
         static const char *const cases[] = {
@@ -302,6 +377,15 @@ static void test_mutations(const char *rel, const char *records_key)
                 return;
         TAP_OK(agree(text, len) && sl_json_validate(text, len, 64, NULL) == 0,
                "%s: the whole file is valid for both", rel);
+        {
+                char rp[128];
+                snprintf(rp, sizeof(rp), "$%s%s", records_key ? "." : "",
+                         records_key ? records_key : "");
+                TAP_OK(same_locate(text, len, rp),
+                       "%s: its records located in the validating pass "
+                       "as after it",
+                       rel);
+        }
         doc = json_loadb(text, len, 0, &je);
         free(text);
         recs = records_key ? json_object_get(doc, records_key) : doc;
@@ -316,8 +400,18 @@ static void test_mutations(const char *rel, const char *records_key)
                 buf = sl_malloc(sn + 2);
                 for (int k = 0; k < 120; k++) {
                         size_t mn = mutate(s, sn, buf);
+                        static const char *paths[] = {"$",
+                                                      "$.cve.references",
+                                                      "$.cve.descriptions",
+                                                      "$.plugin.xrefs",
+                                                      "$.cwes",
+                                                      "$.tags"};
                         tried++;
                         agreed += (size_t)agree(buf, mn);
+                        for (size_t j = 0; j < 6; j++) {
+                                same_locate(buf, mn, paths[j]);
+                                located_tried++;
+                        }
                 }
                 free(buf);
                 free(s);
@@ -344,6 +438,7 @@ static void test_member_ends(void)
 
 int main(void)
 {
+        test_validate_locate();
         test_member_ends();
         test_edges();
         test_depth();
@@ -355,5 +450,9 @@ int main(void)
         test_mutations("data/tenable/test_exports_vulns_chunk_1.json", NULL);
         test_mutations("data/urlhaus/urlhaus_recent_records.json", NULL);
         TAP_INT_EQ(disagreements, 0, "no disagreement with Jansson at all");
+        TAP_OK(located_tried > 10000 && located_mismatches == 0,
+               "validate_locate as validate + locate: %zu mutated texts and "
+               "paths, %ld differ",
+               located_tried, located_mismatches);
         return tap_failed ? 1 : 0;
 }
