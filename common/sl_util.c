@@ -35,6 +35,7 @@ void *sl_malloc(size_t size)
  * that it still sees every use after free. */
 #define BIG_KEEP       8
 #define BIG_KEEP_BYTES ((size_t)64 << 20)
+#define BIG_STEP       ((size_t)256 << 10)
 #if defined(__SANITIZE_ADDRESS__)
 #define BIG_KEEP_OFF 1
 #elif defined(__has_feature)
@@ -82,16 +83,19 @@ void *sl_malloc_big(size_t size, size_t *cap)
         p = big_take(size, cap);
         if (p)
                 return p;
-        /* whole huge pages: a 4 KB fault costs about what a 2 MB one
-         * does here, and a kept block fits the next page of a size near
-         * its own */
-        n = (size + SL_HUGE_PAGE - 1) & ~(SL_HUGE_PAGE - 1);
+        /* in steps of 256 KiB, so that a kept block fits the next page
+         * of a size near its own */
+        n = (size + BIG_STEP - 1) & ~(BIG_STEP - 1);
         if (posix_memalign(&p, SL_HUGE_PAGE, n) != 0)
                 oom(n);
 #ifdef MADV_HUGEPAGE
-        /* advice: a kernel without transparent huge pages refuses it,
-         * and that is fine */
-        (void)madvise(p, n, MADV_HUGEPAGE);
+        /* whole huge pages only; the tail keeps small ones, so the kernel
+         * zeroes no more than the block holds (rounding to whole huge
+         * pages zeroed a third more and was slower: the zeroing of fresh
+         * memory is most of what a fault costs here). Advice: a kernel
+         * without transparent huge pages refuses it, and that is fine */
+        if (n >= SL_HUGE_PAGE)
+                (void)madvise(p, n & ~(SL_HUGE_PAGE - 1), MADV_HUGEPAGE);
 #endif
         *cap = n;
         return p;

@@ -19,11 +19,12 @@ enum sl_status {
 void *sl_malloc(size_t size);
 /* A block of at least size bytes for a buffer of megabytes filled once (a
  * page of an API): from SL_HUGE_PAGE up, a kept block freed before with
- * sl_free_big, or a new one of whole huge pages, aligned to them and
- * backed by transparent huge pages where the kernel has them (madvise);
- * below, plain sl_malloc. Each 4 KB page of fresh memory costs a fault,
- * which was a fifth of the fetcher's time on 4.5 MB pages. New; *cap gets
- * its usable size; free with sl_free_big (or free(), or realloc it). */
+ * sl_free_big, or a new one in steps of 256 KiB, aligned to a huge page
+ * and backed by transparent huge pages where the kernel has them
+ * (madvise); below, plain sl_malloc. Each 4 KB page of fresh memory costs
+ * a fault, which was a fifth of the fetcher's time on 4.5 MB pages. New;
+ * *cap gets its usable size; free with sl_free_big (or free(), or realloc
+ * it). */
 #define SL_HUGE_PAGE ((size_t)2 << 20)
 void *sl_malloc_big(size_t size, size_t *cap);
 /* Frees p (cap usable bytes), or keeps it for the next sl_malloc_big when
