@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,48 +27,7 @@ void *sl_malloc(size_t size)
         return p;
 }
 
-/* Big blocks freed with sl_free_big, kept for the next: on a 2-core VM
- * the kernel's zeroing of fresh huge pages was still 15 % of the fetcher's
- * samples. At most BIG_KEEP blocks and BIG_KEEP_BYTES; sl_big_release
- * returns them between a fetcher's syncs. Off under AddressSanitizer, so
- * that it still sees every use after free. */
-#define BIG_KEEP       8
-#define BIG_KEEP_BYTES ((size_t)64 << 20)
-#define BIG_STEP       ((size_t)256 << 10)
-#if defined(__SANITIZE_ADDRESS__)
-#define BIG_KEEP_OFF 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BIG_KEEP_OFF 1
-#endif
-#endif
-static struct {
-        void *p;
-        size_t cap;
-} big_kept[BIG_KEEP];
-static size_t big_nkept, big_kept_bytes;
-static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* the smallest kept block of at least size bytes, or NULL */
-static void *big_take(size_t size, size_t *cap)
-{
-        size_t best = BIG_KEEP;
-        void *p = NULL;
-
-        pthread_mutex_lock(&big_lock);
-        for (size_t i = 0; i < big_nkept; i++)
-                if (big_kept[i].cap >= size &&
-                    (best == BIG_KEEP || big_kept[i].cap < big_kept[best].cap))
-                        best = i;
-        if (best < BIG_KEEP) {
-                p = big_kept[best].p;
-                *cap = big_kept[best].cap;
-                big_kept_bytes -= *cap;
-                big_kept[best] = big_kept[--big_nkept];
-        }
-        pthread_mutex_unlock(&big_lock);
-        return p;
-}
+#define BIG_STEP ((size_t)256 << 10)
 
 void *sl_malloc_big(size_t size, size_t *cap)
 {
@@ -80,9 +38,6 @@ void *sl_malloc_big(size_t size, size_t *cap)
                 *cap = size ? size : 1;
                 return sl_malloc(size);
         }
-        p = big_take(size, cap);
-        if (p)
-                return p;
         /* in steps of 256 KiB, so that a kept block fits the next page
          * of a size near its own */
         n = (size + BIG_STEP - 1) & ~(BIG_STEP - 1);
@@ -99,43 +54,6 @@ void *sl_malloc_big(size_t size, size_t *cap)
 #endif
         *cap = n;
         return p;
-}
-
-void sl_free_big(void *p, size_t cap)
-{
-        if (!p)
-                return;
-#ifdef BIG_KEEP_OFF
-        (void)cap;
-#else
-        if (cap >= SL_HUGE_PAGE) {
-                pthread_mutex_lock(&big_lock);
-                if (big_nkept < BIG_KEEP &&
-                    big_kept_bytes + cap <= BIG_KEEP_BYTES) {
-                        big_kept[big_nkept].p = p;
-                        big_kept[big_nkept].cap = cap;
-                        big_nkept++;
-                        big_kept_bytes += cap;
-                        p = NULL;
-                }
-                pthread_mutex_unlock(&big_lock);
-        }
-#endif
-        free(p);
-}
-
-size_t sl_big_release(void)
-{
-        size_t bytes;
-
-        pthread_mutex_lock(&big_lock);
-        bytes = big_kept_bytes;
-        for (size_t i = 0; i < big_nkept; i++)
-                free(big_kept[i].p);
-        big_nkept = 0;
-        big_kept_bytes = 0;
-        pthread_mutex_unlock(&big_lock);
-        return bytes;
 }
 
 void *sl_calloc(size_t n, size_t size)
@@ -195,16 +113,11 @@ void sl_buf_init(struct sl_buf *b, size_t max)
         b->len = 0;
         b->cap = 0;
         b->max = max ? max : SL_BUF_MAX_DEFAULT;
-        b->big = 0;
 }
 
 void sl_buf_free(struct sl_buf *b)
 {
-        if (b->big)
-                sl_free_big(b->data, b->cap);
-        else
-                free(b->data);
-        b->big = 0;
+        free(b->data);
         b->data = NULL;
         b->len = 0;
         b->cap = 0;
@@ -227,7 +140,6 @@ void sl_buf_reserve(struct sl_buf *b, size_t n)
                 /* a first reservation of megabytes: a page of an API */
                 free(b->data);
                 b->data = sl_malloc_big(n + 1, &b->cap);
-                b->big = b->cap >= SL_HUGE_PAGE;
                 b->data[0] = '\0';
         } else {
                 b->data = sl_realloc(b->data, n + 1);
@@ -352,7 +264,6 @@ char *sl_buf_steal(struct sl_buf *b, size_t *len)
         b->data = NULL;
         b->len = 0;
         b->cap = 0;
-        b->big = 0;
         return p;
 }
 

@@ -18,20 +18,13 @@ enum sl_status {
 /* Allocators: never return NULL; out of memory aborts the process. */
 void *sl_malloc(size_t size);
 /* A block of at least size bytes for a buffer of megabytes filled once (a
- * page of an API): from SL_HUGE_PAGE up, a kept block freed before with
- * sl_free_big, or a new one in steps of 256 KiB, aligned to a huge page
- * and backed by transparent huge pages where the kernel has them
- * (madvise); below, plain sl_malloc. Each 4 KB page of fresh memory costs
- * a fault, which was a fifth of the fetcher's time on 4.5 MB pages. New;
- * *cap gets its usable size; free with sl_free_big (or free(), or realloc
- * it). */
+ * page of an API): from SL_HUGE_PAGE up, in steps of 256 KiB, aligned to a
+ * huge page and backed by transparent huge pages where the kernel has
+ * them (madvise); below, plain sl_malloc. Each 4 KB page of fresh memory
+ * costs a fault, which was a fifth of the fetcher's time on 4.5 MB pages.
+ * New; *cap gets its usable size; free with free() (or realloc it). */
 #define SL_HUGE_PAGE ((size_t)2 << 20)
 void *sl_malloc_big(size_t size, size_t *cap);
-/* Frees p (cap usable bytes), or keeps it for the next sl_malloc_big when
- * it is big and few are kept (at most 8 blocks, 64 MiB). */
-void sl_free_big(void *p, size_t cap);
-/* Frees every kept block (a fetcher between its syncs); the bytes freed. */
-size_t sl_big_release(void);
 void *sl_calloc(size_t n, size_t size);
 void *sl_realloc(void *ptr, size_t size);
 /* New; free with free(). */
@@ -48,7 +41,6 @@ struct sl_buf {
         size_t len;
         size_t cap; /* allocated */
         size_t max; /* hard limit on len; 0 = SL_BUF_MAX_DEFAULT */
-        int big;    /* data came from sl_malloc_big (sl_buf_reserve) */
 };
 #define SL_BUF_MAX_DEFAULT ((size_t)1 << 30)
 
@@ -56,8 +48,7 @@ void sl_buf_init(struct sl_buf *b, size_t max);
 void sl_buf_free(struct sl_buf *b);
 void sl_buf_reset(struct sl_buf *b);
 /* Makes room for n bytes in all (a hint: never past max). The first
- * reservation of an empty buffer takes an sl_malloc_big block, which
- * sl_buf_free hands back with sl_free_big. */
+ * reservation of an empty buffer takes an sl_malloc_big block. */
 void sl_buf_reserve(struct sl_buf *b, size_t n);
 /* Returns 0, or -1 when the cap would be exceeded (nothing appended). */
 int sl_buf_append(struct sl_buf *b, const void *p, size_t n);

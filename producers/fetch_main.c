@@ -199,9 +199,6 @@ int fetch_main(int argc, char **argv)
                 } else {
                         res = fetch_sync(&ctx, errstr, sizeof(errstr));
                 }
-                /* the page buffers kept for reuse go back until the next
-                 * sync: an idle fetcher holds no pages */
-                sl_big_release();
                 sl_metric_inc(SL_M_SYNC_RUNS,
                               SL_LV(src->name, res == SL_OK ? "ok"
                                                : res == SL_ERR_RETRY

@@ -18,7 +18,6 @@
  * a fresh malloc per chunk faulted in every 4 KB page of it. */
 struct fetch_block {
         char *mem; /* sl_malloc_big */
-        size_t cap;
         long refs; /* one per queued chunk, and the producer's own */
 };
 
@@ -32,7 +31,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                 /* a chunk of a split page: its block goes with the last */
                 struct fetch_block *blk = rkm->_private;
                 if (--blk->refs == 0) {
-                        sl_free_big(blk->mem, blk->cap);
+                        free(blk->mem);
                         free(blk);
                 }
         }
@@ -126,7 +125,7 @@ size_t fetch_split_spans(const char *text, size_t len, size_t arr_open,
                          size_t arr_close, const struct sl_json_span *recs,
                          size_t nrec, size_t max_bytes, struct fetch_chunks *c)
 {
-        size_t head = arr_open + 1, tail = len - arr_close;
+        size_t head = arr_open + 1, tail = len - arr_close, cap;
         size_t *ends = sl_malloc((nrec + 1) * sizeof(size_t));
         size_t n = 0, total = 0;
         char *w;
@@ -144,7 +143,7 @@ size_t fetch_split_spans(const char *text, size_t len, size_t arr_open,
                 ends[n++] = i;
                 total += bytes + 1;
         }
-        c->block = sl_malloc_big(total, &c->block_cap);
+        c->block = sl_malloc_big(total, &cap);
         c->chunk = sl_malloc(n * sizeof(char *));
         c->len = sl_malloc(n * sizeof(size_t));
         w = c->block;
@@ -186,7 +185,7 @@ size_t fetch_split(const char *text, size_t len, const char *path,
 
 void fetch_chunks_free(struct fetch_chunks *c)
 {
-        sl_free_big(c->block, c->block_cap);
+        free(c->block);
         free(c->chunk);
         free(c->len);
         memset(c, 0, sizeof(*c));
@@ -272,7 +271,6 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
         }
         blk = sl_malloc(sizeof(*blk));
         blk->mem = c.block;
-        blk->cap = c.block_cap;
         blk->refs = 1;
         c.block = NULL;
         for (size_t i = 0; i < c.n; i++) {
@@ -288,7 +286,7 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
                  p->page, c.n);
 out:
         if (blk && --blk->refs == 0) {
-                sl_free_big(blk->mem, blk->cap);
+                free(blk->mem);
                 free(blk);
         }
         fetch_chunks_free(&c);

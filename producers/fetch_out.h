@@ -84,11 +84,10 @@ int fetch_state_read(const char *source, json_t **state, char *errstr,
 
 /* A page split into chunks of whole records, each a page of its own. */
 struct fetch_chunks {
-        char *block;      /* owned: every chunk, each NUL-terminated */
-        size_t block_cap; /* its size (sl_malloc_big) */
-        size_t n;         /* chunks */
-        char **chunk;     /* owned array; the chunks' starts in block */
-        size_t *len;      /* owned array; their lengths (no NUL) */
+        char *block;  /* owned: every chunk, each NUL-terminated */
+        size_t n;     /* chunks */
+        char **chunk; /* owned array; the chunks' starts in block */
+        size_t *len;  /* owned array; their lengths (no NUL) */
 };
 
 /* Splits text into chunks of whole records of at most max_bytes (a single
