@@ -58,12 +58,18 @@ CREATE TABLE IF NOT EXISTS t_lock (LIKE t_child) WITH (autovacuum_enabled = fals
 CREATE UNIQUE INDEX IF NOT EXISTS t_lock_key ON t_lock (parent, n);
 CREATE TABLE IF NOT EXISTS t_np (LIKE t_child) WITH (autovacuum_enabled = false);
 CREATE UNIQUE INDEX IF NOT EXISTS t_np_key ON t_np (parent, n);"
-bg load "$SLUICE_BIN" load --schemas "$D/schemas" --group stats \
-	--topics '^mapped\.t_(child|up)$' --batch-rows 1000 --connections 1
-LOADER=$LAST_PID
-check "every message is loaded" wait_q 120 \
-	"SELECT coalesce(sum(messages), 0) FROM sluice.load_batches WHERE consumer_group = 'stats'" "$((2 * N))"
-stop_pid "$LOADER"
+
+# load_all LOG GROUP TOPICS WANT WHAT: a loader (log LOG) over TOPICS until
+# WANT messages are loaded (checked as WHAT), then stopped
+load_all() {
+	bg "$1" "$SLUICE_BIN" load --schemas "$D/schemas" --group "$2" \
+		--topics "$3" --batch-rows 1000 --connections 1
+	check "$5" wait_q 120 \
+		"SELECT coalesce(sum(messages), 0) FROM sluice.load_batches WHERE consumer_group = '$2'" "$4"
+	stop_pid "$LAST_PID"
+}
+
+load_all load stats '^mapped\.t_(child|up)$' "$((2 * N))" "every message is loaded"
 check_eq "every child row and every upserted row is there" \
 	"$(q "SELECT (SELECT count(*) FROM t_child) || '/' || (SELECT count(*) FROM t_up)")" "$((2 * N))/$N"
 check_eq "autovacuum never analyzed either table" \
@@ -81,12 +87,7 @@ HOLDER=$!
 wait_q 10 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
 	WHERE c.relname = 't_lock' AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted" 1 ||
 	not_ok "the lock holder did not take its lock"
-bg load_lock "$SLUICE_BIN" load --schemas "$D/schemas" --group stats_lock \
-	--topics '^mapped\.t_lock$' --batch-rows 1000 --connections 1
-LOADER=$LAST_PID
-check "every message of the locked table is loaded" wait_q 120 \
-	"SELECT coalesce(sum(messages), 0) FROM sluice.load_batches WHERE consumer_group = 'stats_lock'" "$N"
-stop_pid "$LOADER"
+load_all load_lock stats_lock '^mapped\.t_lock$' "$N" "every message of the locked table is loaded"
 kill "$HOLDER" 2>/dev/null
 q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%LOCK TABLE t_lock%' AND pid <> pg_backend_pid()" >/dev/null
 check "a locked table's analyze is logged as skipped" \
@@ -101,12 +102,7 @@ check_eq "... and it was not analyzed (reltuples -1)" \
 q "CREATE ROLE sl_np LOGIN; GRANT USAGE, CREATE ON SCHEMA public, sluice TO sl_np;
 	GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public, sluice TO sl_np;
 	GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA sluice TO sl_np" >/dev/null
-PGUSER=sl_np bg load_np "$SLUICE_BIN" load --schemas "$D/schemas" --group stats_np \
-	--topics '^mapped\.t_np$' --batch-rows 1000 --connections 1
-LOADER=$LAST_PID
-check "a role that does not own the table loads all of it" wait_q 120 \
-	"SELECT coalesce(sum(messages), 0) FROM sluice.load_batches WHERE consumer_group = 'stats_np'" "$N"
-stop_pid "$LOADER"
+PGUSER=sl_np load_all load_np stats_np '^mapped\.t_np$' "$N" "a role that does not own the table loads all of it"
 check_eq "... PostgreSQL's refusal is logged once (it would be asked again every 5 000 rows)" \
 	"$(grep -c 'event=analyze_refused table=t_np ' "$D/load_np.log")" 1
 grep -q 'event=analyze table=t_np ' "$D/load_np.log" &&
