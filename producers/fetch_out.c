@@ -18,6 +18,7 @@
  * a fresh malloc per chunk faulted in every 4 KB page of it. */
 struct fetch_block {
         char *mem; /* sl_malloc_big */
+        size_t bytes;
         long refs; /* one per queued chunk, and the producer's own */
 };
 
@@ -31,6 +32,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                 /* a chunk of a split page: its block goes with the last */
                 struct fetch_block *blk = rkm->_private;
                 if (--blk->refs == 0) {
+                        o->block_bytes -= blk->bytes;
                         free(blk->mem);
                         free(blk);
                 }
@@ -125,7 +127,7 @@ size_t fetch_split_spans(const char *text, size_t len, size_t arr_open,
                          size_t arr_close, const struct sl_json_span *recs,
                          size_t nrec, size_t max_bytes, struct fetch_chunks *c)
 {
-        size_t head = arr_open + 1, tail = len - arr_close, cap;
+        size_t head = arr_open + 1, tail = len - arr_close;
         size_t *ends = sl_malloc((nrec + 1) * sizeof(size_t));
         size_t n = 0, total = 0;
         char *w;
@@ -143,7 +145,7 @@ size_t fetch_split_spans(const char *text, size_t len, size_t arr_open,
                 ends[n++] = i;
                 total += bytes + 1;
         }
-        c->block = sl_malloc_big(total, &cap);
+        c->block = sl_malloc_big(total, &c->block_bytes);
         c->chunk = sl_malloc(n * sizeof(char *));
         c->len = sl_malloc(n * sizeof(size_t));
         w = c->block;
@@ -254,6 +256,11 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
         struct fetch_block *blk = NULL;
         long rc = nrec;
 
+        /* memory: the blocks of pages published before must drain first
+         * (the delivery reports free them) */
+        while (p->len > o->max_bytes && o->block_bytes > FETCH_BLOCKS_MAX &&
+               !sl_stop)
+                rd_kafka_poll(o->rk, 50);
         if (p->len > o->max_bytes && p->nrec >= 0)
                 fetch_split_spans(p->body, p->len, p->arr_open, p->arr_close,
                                   p->recs, (size_t)p->nrec, o->max_bytes, &c);
@@ -271,7 +278,9 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
         }
         blk = sl_malloc(sizeof(*blk));
         blk->mem = c.block;
+        blk->bytes = c.block_bytes;
         blk->refs = 1;
+        o->block_bytes += blk->bytes;
         c.block = NULL;
         for (size_t i = 0; i < c.n; i++) {
                 char chunk[48];
@@ -286,6 +295,7 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
                  p->page, c.n);
 out:
         if (blk && --blk->refs == 0) {
+                o->block_bytes -= blk->bytes;
                 free(blk->mem);
                 free(blk);
         }

@@ -26,7 +26,14 @@ struct fetch_out {
         long delivered;
         long failed;
         char last_error[256];
+        /* bytes of split pages' blocks not yet wholly delivered: a block
+         * lives until its last chunk is, which librdkafka's queue limit
+         * (it counts queued chunks) does not bound */
+        size_t block_bytes;
 };
+/* Before splitting a page, the fetcher waits for deliveries while its
+ * blocks hold more than this. */
+#define FETCH_BLOCKS_MAX ((size_t)48 << 20)
 
 /* 0, or -1 with errstr. The producer is idempotent (sl_kafka). */
 int fetch_out_init(struct fetch_out *o, const char *source,
@@ -84,10 +91,11 @@ int fetch_state_read(const char *source, json_t **state, char *errstr,
 
 /* A page split into chunks of whole records, each a page of its own. */
 struct fetch_chunks {
-        char *block;  /* owned: every chunk, each NUL-terminated */
-        size_t n;     /* chunks */
-        char **chunk; /* owned array; the chunks' starts in block */
-        size_t *len;  /* owned array; their lengths (no NUL) */
+        char *block;        /* owned: every chunk, each NUL-terminated */
+        size_t block_bytes; /* its size */
+        size_t n;           /* chunks */
+        char **chunk;       /* owned array; the chunks' starts in block */
+        size_t *len;        /* owned array; their lengths (no NUL) */
 };
 
 /* Splits text into chunks of whole records of at most max_bytes (a single
