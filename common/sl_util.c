@@ -38,8 +38,8 @@ void *sl_malloc_big(size_t size, size_t *cap)
                 *cap = size ? size : 1;
                 return sl_malloc(size);
         }
-        /* in steps of 256 KiB, so that a kept block fits the next page
-         * of a size near its own */
+        /* in steps of 256 KiB: pages of near sizes get blocks of one size,
+         * which glibc's free lists hand on from one page to the next */
         n = (size + BIG_STEP - 1) & ~(BIG_STEP - 1);
         if (posix_memalign(&p, SL_HUGE_PAGE, n) != 0)
                 oom(n);
@@ -137,8 +137,8 @@ void sl_buf_reserve(struct sl_buf *b, size_t n)
         if (n + 1 <= b->cap)
                 return;
         if (b->cap == 0) {
-                /* a first reservation of megabytes: a page of an API */
-                free(b->data);
+                /* a first reservation of megabytes: a page of an API
+                 * (an empty buffer holds no data) */
                 b->data = sl_malloc_big(n + 1, &b->cap);
                 b->data[0] = '\0';
         } else {
