@@ -776,9 +776,13 @@ static int parse_field(struct lctx *c, const char *where, const char *column,
                 for (size_t i = 0; i < json_array_size(v); i++) {
                         subpathf(path, sizeof(path), where, "transform[%zu]",
                                  i);
+                        /* a failed one frees what it took before its
+                         * problem (a regex whose group is out of range) */
                         if (parse_fn(c, path, json_array_get(v, i),
                                      &f->fns[f->nfns]) == 0)
                                 f->nfns++;
+                        else
+                                fn_free(&f->fns[f->nfns]);
                 }
         }
         v = json_object_get(spec, "choices");
