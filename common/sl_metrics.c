@@ -4,12 +4,16 @@
 #include "sl_metrics.h"
 #include "sl_log.h"
 
+#include <dirent.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 static const double seconds_buckets[] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
@@ -178,6 +182,53 @@ static const struct sl_metric_def catalog[SL_M_COUNT] = {
                                NULL,
                                0,
                                "pages the running sync has published"},
+    /* the names client libraries use for their process collector, so
+     * existing dashboards work; sampled at each render */
+    [SL_M_PROC_CPU] = {"process_cpu_seconds_total",
+                       SL_COUNTER,
+                       {NULL},
+                       NULL,
+                       0,
+                       "user and system CPU time of the process, seconds"},
+    [SL_M_PROC_RSS] = {"process_resident_memory_bytes",
+                       SL_GAUGE,
+                       {NULL},
+                       NULL,
+                       0,
+                       "resident memory of the process, bytes"},
+    [SL_M_PROC_VSIZE] = {"process_virtual_memory_bytes",
+                         SL_GAUGE,
+                         {NULL},
+                         NULL,
+                         0,
+                         "virtual memory of the process, bytes"},
+    [SL_M_PROC_FDS] = {"process_open_fds",
+                       SL_GAUGE,
+                       {NULL},
+                       NULL,
+                       0,
+                       "open file descriptors (sockets included)"},
+    [SL_M_PROC_MAX_FDS] = {"process_max_fds",
+                           SL_GAUGE,
+                           {NULL},
+                           NULL,
+                           0,
+                           "the process's limit on open file descriptors"},
+    [SL_M_PROC_THREADS] = {"sluice_threads",
+                           SL_GAUGE,
+                           {NULL},
+                           NULL,
+                           0,
+                           "threads of the process (librdkafka's included)"},
+    [SL_M_PROC_HEAP] = {"sluice_heap_in_use_bytes",
+                        SL_GAUGE,
+                        {NULL},
+                        NULL,
+                        0,
+                        "bytes malloc has handed out and not had back "
+                        "(mallinfo2: uordblks + hblkhd); unlike the RSS "
+                        "it does not count freed memory malloc keeps, so "
+                        "a leak shows as a steady climb"},
 };
 
 struct series {
@@ -408,11 +459,90 @@ static void render_series(struct sl_buf *b, const struct sl_metric_def *d,
         sl_buf_printf(b, "%llu\n", (unsigned long long)s->count);
 }
 
+/* a series without labels, of any type (the process counter is set, not
+ * added: the kernel keeps the total) */
+static void set_unlabelled(enum sl_metric_id id, double v)
+{
+        pthread_mutex_lock(&lock);
+        find(id, NULL, 1)->value = v;
+        pthread_mutex_unlock(&lock);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+/* AddressSanitizer's allocator replaces malloc: ask it (test builds) */
+size_t __sanitizer_get_current_allocated_bytes(void);
+static double heap_in_use(void)
+{
+        return (double)__sanitizer_get_current_allocated_bytes();
+}
+#else
+static double heap_in_use(void)
+{
+        struct mallinfo2 mi = mallinfo2();
+
+        return (double)(mi.uordblks + mi.hblkhd);
+}
+#endif
+
+static long count_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        long n = 0;
+
+        if (!d)
+                return -1;
+        while ((e = readdir(d)))
+                if (e->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n - 1; /* the directory's own descriptor */
+}
+
+int sl_metrics_sample_process(void)
+{
+        char buf[1024], *p;
+        unsigned long long utime, stime, vsize;
+        long threads, rss_pages, fds;
+        long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+        struct rlimit rl;
+        FILE *fp = fopen("/proc/self/stat", "r");
+        size_t n;
+
+        if (!fp)
+                return -1;
+        n = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        buf[n] = '\0';
+        /* the command name is in parentheses and may hold anything: the
+         * fields start after the last ')' at field 3 (state) */
+        p = strrchr(buf, ')');
+        if (!p || sscanf(p + 1,
+                         " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                         "%llu %llu %*d %*d %*d %*d %ld %*d %*u %llu %ld",
+                         &utime, &stime, &threads, &vsize, &rss_pages) != 5)
+                return -1;
+        if (tick <= 0)
+                tick = 100;
+        set_unlabelled(SL_M_PROC_CPU, (double)(utime + stime) / (double)tick);
+        set_unlabelled(SL_M_PROC_RSS, (double)rss_pages * (double)page);
+        set_unlabelled(SL_M_PROC_VSIZE, (double)vsize);
+        set_unlabelled(SL_M_PROC_THREADS, (double)threads);
+        fds = count_fds();
+        if (fds >= 0)
+                set_unlabelled(SL_M_PROC_FDS, (double)fds);
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+                set_unlabelled(SL_M_PROC_MAX_FDS, (double)rl.rlim_cur);
+        set_unlabelled(SL_M_PROC_HEAP, heap_in_use());
+        return 0;
+}
+
 int sl_metrics_render(struct sl_buf *b)
 {
         static const char *types[] = {"counter", "gauge", "histogram"};
         int rc = 0;
 
+        sl_metrics_sample_process();
         pthread_mutex_lock(&lock);
         for (int id = 0; id < SL_M_COUNT; id++) {
                 const struct sl_metric_def *d = &catalog[id];

@@ -39,6 +39,14 @@ enum sl_metric_id {
         SL_M_SYNC_LAST_SUCCESS,    /* gauge {source}: unix seconds */
         SL_M_FETCH_PAGES_EXPECTED, /* gauge {source}: pages of this sync */
         SL_M_FETCH_PAGES_DONE,     /* gauge {source}: pages done this sync */
+        /* the process, sampled when /metrics is rendered */
+        SL_M_PROC_CPU,      /* counter: user + system CPU seconds */
+        SL_M_PROC_RSS,      /* gauge: resident bytes */
+        SL_M_PROC_VSIZE,    /* gauge: virtual bytes */
+        SL_M_PROC_FDS,      /* gauge: open file descriptors */
+        SL_M_PROC_MAX_FDS,  /* gauge: RLIMIT_NOFILE soft limit */
+        SL_M_PROC_THREADS,  /* gauge: threads */
+        SL_M_PROC_HEAP,     /* gauge: bytes malloc has handed out */
         SL_M_COUNT
 };
 
@@ -76,6 +84,11 @@ void sl_metric_observe(enum sl_metric_id id, const char *const *lv, double v);
 double sl_metric_get(enum sl_metric_id id, const char *const *lv);
 /* Drops every series of a family (a gauge whose label set changed). */
 void sl_metric_clear(enum sl_metric_id id);
+
+/* Samples the process figures (SL_M_PROC_*) from /proc/self and malloc;
+ * sl_metrics_render calls it. 0, or -1 when /proc/self/stat is unreadable
+ * (the figures keep their last values). */
+int sl_metrics_sample_process(void);
 
 /* Shorthands. */
 #define sl_metric_inc(id, lv) sl_metric_add((id), (lv), 1.0)

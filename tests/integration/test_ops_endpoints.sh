@@ -107,6 +107,7 @@ PY
 produce mapped.t_ops "$D/in.tsv"
 LP=$(free_port)
 bg load "$SLUICE_BIN" load --schemas "$D/schemas" --linger-ms 300 --http-port "$LP"
+LPID=$LAST_PID
 L=http://127.0.0.1:$LP
 check "loader /healthz answers 200" wait_status 15 "$L/healthz" 200
 check "loader /readyz answers 200 (broker and database up)" wait_status 20 "$L/readyz" 200
@@ -137,6 +138,26 @@ check_eq "sluice_ready is 1" "$(metric "$D/m.parsed" 'sluice_ready{}')" 1
 check_eq "sluice_db_up is 1" "$(metric "$D/m.parsed" 'sluice_db_up{}')" 1
 check_eq "sluice_info names the role" \
 	"$(grep -c '^sluice_info{instance="[^"]*",role="load"} 1' "$D/m.parsed")" 1
+# the process figures, against what the kernel says of the same process
+# (read right after the scrape; the loader is idle by now)
+curl -s "$L/metrics" >"$D/m2.txt"
+prom_parse "$D/m2.txt" >"$D/m2.parsed"
+RSS_KB=$(awk '/^VmRSS:/ {print $2}' "/proc/$LPID/status")
+THREADS=$(awk '/^Threads:/ {print $2}' "/proc/$LPID/status")
+FDS=$(ls "/proc/$LPID/fd" | wc -l)
+check "process_resident_memory_bytes is the loader's VmRSS (within 25 %)" python3 -c '
+import sys; m, k = float(sys.argv[1]), float(sys.argv[2]) * 1024
+sys.exit(not (k > 0 and abs(m - k) <= 0.25 * k))' \
+	"$(metric "$D/m2.parsed" 'process_resident_memory_bytes{}')" "$RSS_KB"
+check_eq "sluice_threads is the loader's thread count" \
+	"$(metric "$D/m2.parsed" 'sluice_threads{}')" "$THREADS"
+check "process_open_fds is the loader's descriptor count (within 2)" python3 -c '
+import sys; sys.exit(not abs(float(sys.argv[1]) - float(sys.argv[2])) <= 2)' \
+	"$(metric "$D/m2.parsed" 'process_open_fds{}')" "$FDS"
+check "process_cpu_seconds_total and sluice_heap_in_use_bytes are positive" python3 -c '
+import sys; sys.exit(not (float(sys.argv[1]) > 0 and float(sys.argv[2]) > 0))' \
+	"$(metric "$D/m2.parsed" 'process_cpu_seconds_total{}')" \
+	"$(metric "$D/m2.parsed" 'sluice_heap_in_use_bytes{}')"
 "$SLUICE_BIN" status --json >"$D/status.json" 2>"$D/status.err"
 check_eq "status --json: inserted and rejected of t_ops match /metrics" \
 	"$(python3 -c '

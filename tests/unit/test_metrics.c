@@ -1,13 +1,17 @@
 /* test_metrics: the registry's arithmetic, label handling, Prometheus
  * text rendering (escaping, cumulative buckets), librdkafka statistics
- * parsing, and that docs/metrics.md lists every metric. */
+ * parsing, the process figures (each moved by what it measures), and that
+ * docs/metrics.md lists every metric. */
 #include "sl_metrics.h"
 #include "sl_util.h"
 #include "tap.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static int has_line(const char *text, const char *line)
 {
@@ -31,6 +35,99 @@ static void *hammer(void *arg)
                 sl_metric_observe(SL_M_BATCH_SIZE, SL_LV("threads"), 3);
         }
         return NULL;
+}
+
+static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *parked(void *arg)
+{
+        (void)arg;
+        pthread_mutex_lock(&park_lock);
+        pthread_mutex_unlock(&park_lock);
+        return NULL;
+}
+
+static double proc(enum sl_metric_id id)
+{
+        return sl_metric_get(id, NULL);
+}
+
+/* Each figure must follow what it measures: a thread, descriptors, CPU
+ * burnt and the heap (glibc's, or ASan's allocator in the sanitized
+ * build). */
+static void test_process(void)
+{
+        double rss, threads, fds, cpu;
+        int fd[3];
+        pthread_t th;
+        volatile unsigned long spin = 0;
+        struct timespec t0, t1;
+
+        TAP_INT_EQ(sl_metrics_sample_process(), 0, "process: sampled");
+        rss = proc(SL_M_PROC_RSS);
+        TAP_OK(rss > 1e6 && rss < 1e10, "process: resident %.0f bytes", rss);
+        TAP_OK(proc(SL_M_PROC_VSIZE) >= rss, "process: virtual >= resident");
+        TAP_OK(proc(SL_M_PROC_MAX_FDS) >= 64, "process: fd limit %.0f",
+               proc(SL_M_PROC_MAX_FDS));
+
+        threads = proc(SL_M_PROC_THREADS);
+        pthread_mutex_lock(&park_lock);
+        pthread_create(&th, NULL, parked, NULL);
+        sl_metrics_sample_process();
+        TAP_OK(proc(SL_M_PROC_THREADS) == threads + 1,
+               "process: a new thread counts (%.0f -> %.0f)", threads,
+               proc(SL_M_PROC_THREADS));
+        pthread_mutex_unlock(&park_lock);
+        pthread_join(th, NULL);
+
+        fds = proc(SL_M_PROC_FDS);
+        for (int i = 0; i < 3; i++)
+                fd[i] = open("/dev/null", O_RDONLY);
+        sl_metrics_sample_process();
+        TAP_OK(fds >= 3 && proc(SL_M_PROC_FDS) == fds + 3,
+               "process: 3 descriptors opened count (%.0f -> %.0f)", fds,
+               proc(SL_M_PROC_FDS));
+        for (int i = 0; i < 3; i++)
+                close(fd[i]);
+        sl_metrics_sample_process();
+        TAP_OK(proc(SL_M_PROC_FDS) == fds, "process: and closed, go");
+
+        cpu = proc(SL_M_PROC_CPU);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+        do {
+                for (int i = 0; i < 100000; i++)
+                        spin += (unsigned long)i;
+                clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+        } while ((double)(t1.tv_sec - t0.tv_sec) +
+                     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 <
+                 0.15);
+        sl_metrics_sample_process();
+        TAP_OK(proc(SL_M_PROC_CPU) >= cpu + 0.1,
+               "process: 0.15 CPU s burnt count (%.2f -> %.2f)", cpu,
+               proc(SL_M_PROC_CPU));
+
+        {
+                size_t big = 16u << 20;
+                char *p;
+                double before, during;
+
+                sl_metrics_sample_process();
+                before = proc(SL_M_PROC_HEAP);
+                p = sl_malloc(big);
+                memset(p, 1, big);
+                sl_metrics_sample_process();
+                during = proc(SL_M_PROC_HEAP);
+                TAP_OK(during >= before + (double)big,
+                       "process: 16 MiB malloc'd count in the heap (%.0f -> "
+                       "%.0f)",
+                       before, during);
+                TAP_OK(proc(SL_M_PROC_RSS) >= rss + (double)big / 2,
+                       "process: and, touched, in the resident set");
+                free(p);
+                sl_metrics_sample_process();
+                TAP_OK(proc(SL_M_PROC_HEAP) <= during - (double)big,
+                       "process: freed, they leave the heap figure");
+        }
 }
 
 int main(void)
@@ -87,8 +184,16 @@ int main(void)
         TAP_OK(sl_metric_get(SL_M_BATCH_SIZE, SL_LV("threads")) == 40000,
                "histogram count under contention");
 
+        test_process();
+
         sl_buf_init(&b, 0);
         TAP_INT_EQ(sl_metrics_render(&b), 0, "render succeeds");
+        TAP_OK(has_line(b.data, "# TYPE process_cpu_seconds_total counter"),
+               "the process figures render with their types");
+        TAP_OK(strstr(b.data, "\nprocess_resident_memory_bytes ") &&
+                   strstr(b.data, "\nsluice_heap_in_use_bytes ") &&
+                   strstr(b.data, "\nprocess_open_fds "),
+               "and a sample each, sampled by the render itself");
         TAP_OK(has_line(b.data, "# TYPE sluice_records_in_total counter"),
                "TYPE line for a counter");
         TAP_OK(has_line(b.data, "sluice_records_in_total{name=\"kev\"} 5"),
