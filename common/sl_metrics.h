@@ -40,13 +40,13 @@ enum sl_metric_id {
         SL_M_FETCH_PAGES_EXPECTED, /* gauge {source}: pages of this sync */
         SL_M_FETCH_PAGES_DONE,     /* gauge {source}: pages done this sync */
         /* the process, sampled when /metrics is rendered */
-        SL_M_PROC_CPU,      /* counter: user + system CPU seconds */
-        SL_M_PROC_RSS,      /* gauge: resident bytes */
-        SL_M_PROC_VSIZE,    /* gauge: virtual bytes */
-        SL_M_PROC_FDS,      /* gauge: open file descriptors */
-        SL_M_PROC_MAX_FDS,  /* gauge: RLIMIT_NOFILE soft limit */
-        SL_M_PROC_THREADS,  /* gauge: threads */
-        SL_M_PROC_HEAP,     /* gauge: bytes malloc has handed out */
+        SL_M_PROC_CPU,     /* counter: user + system CPU seconds */
+        SL_M_PROC_RSS,     /* gauge: resident bytes */
+        SL_M_PROC_VSIZE,   /* gauge: virtual bytes */
+        SL_M_PROC_FDS,     /* gauge: open file descriptors */
+        SL_M_PROC_MAX_FDS, /* gauge: RLIMIT_NOFILE soft limit */
+        SL_M_PROC_THREADS, /* gauge: threads */
+        SL_M_PROC_HEAP,    /* gauge: bytes malloc has handed out */
         SL_M_COUNT
 };
 
