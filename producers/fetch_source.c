@@ -102,8 +102,12 @@ static const struct sl_opt export_opts[] = {
      "status of the job; ${export_uuid} is replaced"},
     {"chunk_path", SL_OPT_STRING, 1, NULL,
      "one chunk; ${export_uuid} and ${chunk} are replaced"},
-    {"poll_ms", SL_OPT_INT, 0, "500", "first status poll delay"},
-    {"poll_max_ms", SL_OPT_INT, 0, "30000", "longest poll delay"},
+    {"poll_ms", SL_OPT_INT, 0, "500",
+     "first status poll delay, and the delay after a poll that brought "
+     "new chunks"},
+    {"poll_max_ms", SL_OPT_INT, 0, "30000",
+     "longest poll delay (the delay grows ×1.5 per poll that brings "
+     "nothing new)"},
     {"timeout_seconds", SL_OPT_INT, 0, "3600",
      "give up on a job after this long"},
     {NULL, 0, 0, NULL, NULL},

@@ -657,8 +657,11 @@ static int paging_chain(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         return rc;
 }
 
-/* Tenable-style export: create (or resume on 409), poll status with
- * growing delays, download each chunk as it becomes available. */
+/* Tenable-style export: create (or resume on 409), poll status, download
+ * each chunk as it becomes available. The delay between polls grows while
+ * the job shows nothing new and starts over at poll_ms after a poll that
+ * brought chunks: a job that is producing is followed closely, an idle
+ * one is not hammered. */
 static int paging_export(struct fetch_ctx *c, char *errstr, size_t errstr_size)
 {
         const struct fetch_source *src = c->src;
@@ -763,9 +766,11 @@ static int paging_export(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                         rc = SL_ERR_RETRY;
                         break;
                 }
+                if (n > 0)
+                        delay = src->export_poll_ms;
                 for (int64_t until = sl_now_ms() + delay;
                      sl_now_ms() < until && !sl_stop;) {
-                        sl_sleep_ms(100);
+                        sl_sleep_ms(delay < 100 ? delay : 100);
                         if (c->http.idle && c->http.idle(c->http.idle_opaque))
                                 break;
                 }
