@@ -34,7 +34,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test check demo bench clean deps format format-check unit-bins \
-        run-tests reliability fuzz
+        run-tests reliability fuzz soak
 
 all: $(BUILD)/sluice $(BUILD)/sluice-fixture $(UNIT_BINS)
 
@@ -107,6 +107,13 @@ fuzz: deps
 reliability: deps
 	$(MAKE) all
 	scripts/reliability.sh $(BUILD)
+
+# The pipeline left running with faults (SOAK_MINUTES, default 10): the
+# workers' memory, descriptors and threads over time, and the tables at
+# the end; writes bench/soak.md.
+soak: deps
+	$(MAKE) all
+	scripts/soak.sh $(BUILD)
 
 clean:
 	rm -rf build build-check build-fuzz
