@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,6 +419,27 @@ int sl_str_has_suffix(const char *s, const char *suffix)
 {
         size_t n = strlen(s), m = strlen(suffix);
         return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+int sl_mem_release(void)
+{
+        return malloc_trim(0);
+}
+
+int sl_idle_turn(struct sl_idle *st, int busy)
+{
+        int64_t now = sl_now_ms();
+
+        if (busy || st->last_busy_ms == 0) {
+                st->last_busy_ms = now;
+                st->released = 0;
+                return 0;
+        }
+        if (st->released || now - st->last_busy_ms < SL_IDLE_RELEASE_MS)
+                return 0;
+        st->released = 1;
+        sl_mem_release();
+        return 1;
 }
 
 int64_t sl_cpu_ms(void)

@@ -67,6 +67,23 @@ int sl_parse_ll(const char *s, long long *out);
 int sl_parse_int(const char *s, int *out);
 int sl_parse_double(const char *s, double *out);
 
+/* Gives the heap's free memory back to the kernel (malloc_trim: free
+ * pages inside the heaps of every arena, not only at their tops). A
+ * worker calls it when it goes idle, so that an idle worker's RSS is what
+ * it uses, not the most it ever used. Returns 1 when memory was returned. */
+int sl_mem_release(void);
+
+/* Idle tracking for a worker's loop: sl_idle_turn(&idle, busy) on every
+ * turn (busy: work was done), and after SL_IDLE_RELEASE_MS without work
+ * it calls sl_mem_release once (then not again until the next work).
+ * Returns 1 on the turn it released. Zero-initialise the struct. */
+#define SL_IDLE_RELEASE_MS 2000
+struct sl_idle {
+        int64_t last_busy_ms;
+        int released;
+};
+int sl_idle_turn(struct sl_idle *st, int busy);
+
 /* CPU time of this process so far, user and system, all threads (ms). */
 int64_t sl_cpu_ms(void);
 int64_t sl_now_ms(void);  /* CLOCK_MONOTONIC, milliseconds */

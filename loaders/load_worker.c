@@ -682,11 +682,28 @@ static int prefetch_conf(rd_kafka_conf_t *conf, char *errstr,
                                  errstr, errstr_size);
 }
 
+/* Whether the loader has work: a message just consumed, rows waiting in
+ * a batch, or a lane writing. */
+static int busy(struct worker *w, int got)
+{
+        if (got)
+                return 1;
+        for (int i = 0; i < w->nbatches; i++)
+                if (w->batches[i]->n > 0)
+                        return 1;
+        for (int l = 0; l < w->nlanes; l++)
+                if (w->lanes[l].fl.running || w->lanes[l].next)
+                        return 1;
+        return 0;
+}
+
 static void consume(struct worker *w)
 {
+        struct sl_idle idle = {0};
+
         while (!sl_stop) {
                 rd_kafka_message_t *rkm;
-                int caught;
+                int caught, got = 0;
 
                 if (w->need_rewind) {
                         if (rewind_assignment(w) < 0) {
@@ -714,11 +731,15 @@ static void consume(struct worker *w)
                          * big values are read from the payload */
                         load_batch_take(b, rkm);
                         rkm = NULL;
+                        got = 1;
                 }
                 if (rkm)
                         rd_kafka_message_destroy(rkm);
                 if (flush_due(w, 0, caught) < 0)
                         backoff_wait(w);
+                /* idle: the memory of the last burst goes back */
+                if (sl_idle_turn(&idle, busy(w, got)))
+                        sl_debug("event=memory_released");
         }
 }
 

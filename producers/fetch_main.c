@@ -112,7 +112,8 @@ int fetch_main(int argc, char **argv)
         /* Pages are megabytes each: glibc would map and unmap every body
          * and every chunk (page faults were a third of the fetcher's
          * time). Serve them from the heap and keep freed memory for the
-         * next page; the heap stays at the largest burst of pages. */
+         * next page; the heap stays at the largest burst of pages until
+         * the sync ends (sl_mem_release below). */
         mallopt(M_MMAP_THRESHOLD, 64 << 20);
         mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
@@ -222,6 +223,9 @@ int fetch_main(int argc, char **argv)
                                 continue; /* lost the lock: stand by again */
                         break;
                 }
+                /* the pages' memory, kept for reuse during the sync
+                 * (M_TRIM_THRESHOLD above), goes back until the next */
+                sl_mem_release();
                 /* a failed sync is retried sooner than the schedule */
                 next = sl_now_ms() +
                        (res == SL_OK ? src->interval_s * 1000 : 30000);

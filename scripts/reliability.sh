@@ -2,10 +2,11 @@
 # scripts/reliability.sh [BUILD]: `make reliability`. Runs the fault and
 # security tests (tests/integration/test_faults_*.sh, test_security_*.sh,
 # test_load_pgrestart.sh; the valgrind pipeline is one of them) and a short
-# fuzz run (FUZZ_SECONDS each, default 10), then prints what they measured:
+# fuzz run (FUZZ_SECONDS each, default 10) and a short soak (SOAK_MINUTES,
+# default 3: scripts/soak.sh), then prints what they measured:
 # faults injected, records checked, lost and duplicated; bad inputs tried
 # and crashes; fuzz executions; valgrind errors. Exits non-zero when a test
-# failed or any lost, dup, crash or valgrind figure is not 0.
+# or the soak failed or any lost, dup, crash or valgrind figure is not 0.
 set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
@@ -27,6 +28,12 @@ else
 	echo "== fuzz: clang is not installed (make deps); no fuzz figures"
 	failed=$((failed + 1))
 fi
+echo "== scripts/soak.sh: the pipeline left running ${SOAK_MINUTES:=3} min"
+SOAK_OUT=$(mktemp -d "${TMPDIR:-/tmp}/sluice-soak.XXXXXX")/soak.md
+SOAK_MINUTES=$SOAK_MINUTES SOAK_OUT=$SOAK_OUT scripts/soak.sh "$BUILD" 2>&1 |
+	grep -v '^# make soak'
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
+rm -rf "$(dirname "$SOAK_OUT")"
 tests_total=$(grep -h '^[0-9]* passed, [0-9]* failed' "$LOG" |
 	awk '{p += $1; f += $3} END {print p " passed, " f " failed"}')
 rm -f "$LOG"

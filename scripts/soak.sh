@@ -239,6 +239,9 @@ for w, rs in S.items():
     allow = max(8 * MiB, 0.15 * first)
     grew = last - first
     rss = [num(r["rss"]) for r in live]
+    # the RSS while idle: the lowest in the last minute before the stop
+    stop = max(int(r["t"]) for r in live if r is not live[-1]) if len(live) > 1 else tmax
+    rss_idle = min(num(r["rss"]) for r in live if stop - 60 <= int(r["t"]) <= stop)
     fds = [num(r["fds"]) for r in live]
     th = [num(r["threads"]) for r in live]
     after = [r for r in live if int(r["t"]) >= warm]
@@ -258,8 +261,8 @@ for w, rs in S.items():
         if syncs < need:
             verdict.append("%d syncs ok, want >= %d" % (syncs, need))
     fails += ["%s: %s" % (w, v) for v in verdict]
-    lines.append("| %s | %.0f | %.0f | %.1f | %.1f | %+.1f | %d / %d | %d / %d | %.1f | %s | %s |" % (
-        w, rss[0] / MiB, max(rss) / MiB, first / MiB, last / MiB, grew / MiB,
+    lines.append("| %s | %.0f | %.0f | %.0f | %.1f | %.1f | %+.1f | %d / %d | %d / %d | %.1f | %s | %s |" % (
+        w, rss[0] / MiB, max(rss) / MiB, rss_idle / MiB, first / MiB, last / MiB, grew / MiB,
         fds_w, fds[-1], th_w, th[-1], cpu, syncs if w.startswith("fetch_") else "–",
         "ok" if not verdict else "**" + "; ".join(verdict) + "**"))
 if alive != "1":
@@ -270,10 +273,10 @@ with open(out, "w") as f:
     f.write("# make soak\n\n")
     f.write("%s min, scale %s, every fetcher syncing every %d s; written by "
             "`scripts/soak.sh` (`make soak`).\n\n" % (minutes, scale, interval))
-    f.write("| worker | RSS first MiB | RSS max MiB | heap floor after warm-up MiB | "
-            "heap floor at the end MiB | growth MiB | fds after warm-up / end | "
-            "threads after warm-up / end | CPU s | syncs ok | verdict |\n")
-    f.write("|---|---|---|---|---|---|---|---|---|---|---|\n")
+    f.write("| worker | RSS first MiB | RSS max MiB | RSS lowest in the last minute MiB | "
+            "heap floor after warm-up MiB | heap floor at the end MiB | growth MiB | "
+            "fds after warm-up / end | threads after warm-up / end | CPU s | syncs ok | verdict |\n")
+    f.write("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     f.write("\n".join(lines) + "\n\n")
     f.write("Rows at the end (table, rows, rows the fixture serves):\n\n")
     for l in open(rowsf):

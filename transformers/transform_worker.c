@@ -384,6 +384,7 @@ int transform_run(struct map **maps, size_t nmaps,
         struct worker w = {.maps = maps, .nmaps = nmaps};
         rd_kafka_conf_t *conf = NULL;
         int64_t last_stats = sl_now_ms();
+        struct sl_idle idle = {0};
         int rc = -1;
 
         sl_buf_init(&w.out, 0);
@@ -455,6 +456,9 @@ int transform_run(struct map **maps, size_t nmaps,
                                  fatal);
                         goto out;
                 }
+                /* idle: the memory of the last burst goes back */
+                if (sl_idle_turn(&idle, w.n > 0))
+                        sl_debug("event=memory_released");
                 finish_batch(&w);
                 if (opts->stats_interval_ms > 0 &&
                     sl_now_ms() - last_stats >= opts->stats_interval_ms) {

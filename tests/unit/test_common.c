@@ -7,6 +7,7 @@
 #include "tap.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,8 +247,74 @@ static void test_kafka_default(void)
             "700", "... nor over --kafka");
 }
 
+static long rss_kb(void)
+{
+        FILE *fp = fopen("/proc/self/statm", "r");
+        long size = 0, res = 0;
+
+        if (fp) {
+                if (fscanf(fp, "%ld %ld", &size, &res) != 2)
+                        res = 0;
+                fclose(fp);
+        }
+        return res * 4;
+}
+
+/* A burst of small blocks, all freed but the last (it pins the heap's
+ * top, so glibc cannot give the memory back by shrinking the heap): the
+ * RSS stays up until sl_mem_release. */
+static void test_mem_release(void)
+{
+        enum { N = 1600, SIZE = 64 * 1024 };
+        char **p = sl_malloc(N * sizeof(*p));
+        struct sl_idle idle = {0};
+        long before, burst, after;
+        int released = 0;
+
+        before = rss_kb();
+        for (int i = 0; i < N; i++) {
+                p[i] = sl_malloc(SIZE);
+                memset(p[i], 7, SIZE);
+        }
+        for (int i = 0; i < N - 1; i++)
+                free(p[i]);
+        burst = rss_kb();
+#if !defined(__SANITIZE_ADDRESS__)
+        /* ASan's allocator is not glibc's: nothing here to trim */
+        TAP_OK(burst > before + 80 * 1024,
+               "mem_release: 100 MB of freed blocks stay resident (%ld kB -> "
+               "%ld kB)",
+               before, burst);
+#endif
+        /* busy turns never release; the first idle turns neither */
+        TAP_INT_EQ(sl_idle_turn(&idle, 1), 0, "idle: a busy turn");
+        TAP_INT_EQ(sl_idle_turn(&idle, 0), 0, "idle: not idle long enough");
+        idle.last_busy_ms -= SL_IDLE_RELEASE_MS; /* as if 2 s went by */
+        for (int i = 0; i < 5; i++)
+                released += sl_idle_turn(&idle, 0);
+        TAP_INT_EQ(released, 1, "idle: released once after 2 s idle");
+        after = rss_kb();
+#if !defined(__SANITIZE_ADDRESS__)
+        TAP_OK(after < burst - 80 * 1024,
+               "mem_release: the freed blocks went back (%ld kB -> %ld kB)",
+               burst, after);
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+        (void)before;
+        (void)burst;
+        (void)after;
+#endif
+        TAP_INT_EQ(sl_idle_turn(&idle, 1), 0, "idle: work again");
+        idle.last_busy_ms -= SL_IDLE_RELEASE_MS;
+        TAP_INT_EQ(sl_idle_turn(&idle, 0), 1,
+                   "idle: released again after the next idle stretch");
+        free(p[N - 1]);
+        free(p);
+}
+
 int main(void)
 {
+        test_mem_release();
         test_kafka_default();
         test_jsonpath();
         test_config();
