@@ -67,6 +67,23 @@ static void chunk_put(struct sl_arena_chunk *c)
         free(c);
 }
 
+/* sl_mem_release's hook: an idle process gives the pooled chunks back */
+static void pool_drain(void)
+{
+        struct sl_arena_chunk *c;
+
+        pthread_mutex_lock(&pool_lock);
+        c = pool;
+        pool = NULL;
+        pooled = 0;
+        pthread_mutex_unlock(&pool_lock);
+        while (c) {
+                struct sl_arena_chunk *prev = c->prev;
+                free(c);
+                c = prev;
+        }
+}
+
 static void *tag(char *block, uint32_t from)
 {
         memcpy(block, &from, sizeof(from));
@@ -143,6 +160,7 @@ void sl_arena_install(void)
         return;
 #endif
         json_set_alloc_funcs(arena_malloc, arena_free);
+        sl_mem_on_release(pool_drain);
 }
 
 void sl_arena_enter(struct sl_arena *a)

@@ -44,7 +44,8 @@ int sl_arena_active(void);
 void sl_arena_enter(struct sl_arena *a);
 void sl_arena_leave(void);
 
-/* Returns a's chunks to the pool (beyond 64 pooled, to the system), and
+/* Returns a's chunks to the pool (beyond 64 pooled, to the system; an
+ * idle worker's sl_mem_release empties the pool), and
  * frees its big blocks. Every tree built in a goes with it: no pointer
  * into one may be kept, and a tree that holds a block made outside the
  * arena must be released (json_decref) first, or that block leaks. A tree

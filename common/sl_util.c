@@ -421,8 +421,24 @@ int sl_str_has_suffix(const char *s, const char *suffix)
         return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
+static void (*release_hooks[4])(void);
+
+void sl_mem_on_release(void (*fn)(void))
+{
+        for (int i = 0; i < 4; i++) {
+                if (release_hooks[i] == fn)
+                        return;
+                if (!release_hooks[i]) {
+                        release_hooks[i] = fn;
+                        return;
+                }
+        }
+}
+
 int sl_mem_release(void)
 {
+        for (int i = 0; i < 4 && release_hooks[i]; i++)
+                release_hooks[i]();
         return malloc_trim(0);
 }
 

@@ -72,6 +72,10 @@ int sl_parse_double(const char *s, double *out);
  * worker calls it when it goes idle, so that an idle worker's RSS is what
  * it uses, not the most it ever used. Returns 1 when memory was returned. */
 int sl_mem_release(void);
+/* Registers fn to run first in sl_mem_release: a cache of freed memory
+ * (sl_arena's chunk pool) hands it to malloc. Up to 4; call before
+ * threads start. */
+void sl_mem_on_release(void (*fn)(void));
 
 /* Idle tracking for a worker's loop: sl_idle_turn(&idle, busy) on every
  * turn (busy: work was done), and after SL_IDLE_RELEASE_MS without work

@@ -66,6 +66,33 @@ static void test_big_blocks(void)
                (ssize_t)(after - before));
         free(big);
 }
+
+/* Freed chunks stay pooled for the next batches, until an idle worker's
+ * sl_mem_release hands them back. */
+static void test_pool_release(void)
+{
+        struct sl_arena a = {0};
+        size_t before, pooled, after;
+
+        sl_mem_release();
+        before = in_use();
+        sl_arena_enter(&a);
+        for (int i = 0; i < 200000; i++)
+                json_decref(json_integer(i)); /* left to the arena */
+        for (int i = 0; i < 20000; i++)
+                json_string(
+                    "a string of some length, in the arena"); /* ditto */
+        sl_arena_leave();
+        sl_arena_free(&a);
+        pooled = in_use();
+        TAP_OK(pooled > before + 4 * 1024 * 1024,
+               "freed chunks stay pooled (%zu -> %zu bytes in use)", before,
+               pooled);
+        sl_mem_release();
+        after = in_use();
+        TAP_OK(after + 4 * 1024 * 1024 < pooled,
+               "sl_mem_release hands them back (%zu -> %zu)", pooled, after);
+}
 #endif
 
 /* A batch of n envelopes with a row of a few columns, a raw metric
@@ -141,6 +168,7 @@ int main(void)
         TAP_OK(sl_arena_active(), "the arena is installed");
         test_big_blocks();
         test_batch_rounds(1);
+        test_pool_release();
 #endif
         return tap_failed != 0;
 }
