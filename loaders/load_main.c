@@ -33,6 +33,10 @@ static void load_usage(FILE *fp)
                 "  --batch-rows N      flush a table's batch at N messages "
                 "(default 1000)\n"
                 "  --batch-bytes N     ... or at N bytes (default 8388608)\n"
+                "  --pending-bytes N   the open batches of all tables "
+                "together: over N bytes\n"
+                "                      the largest are flushed early "
+                "(default 67108864)\n"
                 "  --linger-ms N       ... or when its oldest message is N "
                 "ms old (default 500)\n"
                 "  --max-backoff-ms N  cap of the retry backoff when "
@@ -75,6 +79,7 @@ int load_main(int argc, char **argv)
             {"dlq-topic", required_argument, NULL, 'd'},
             {"batch-rows", required_argument, NULL, 'r'},
             {"batch-bytes", required_argument, NULL, 'b'},
+            {"pending-bytes", required_argument, NULL, 'p'},
             {"linger-ms", required_argument, NULL, 'l'},
             {"max-backoff-ms", required_argument, NULL, 'm'},
             {"connections", required_argument, NULL, 'c'},
@@ -89,6 +94,7 @@ int load_main(int argc, char **argv)
             .dlq_topic = "dlq.load",
             .batch_rows = 1000,
             .batch_bytes = 8L << 20,
+            .pending_bytes = 64L << 20,
             .linger_ms = 500,
             .max_backoff_ms = 10000,
             .connections = 2,
@@ -121,6 +127,11 @@ int load_main(int argc, char **argv)
                 case 'b':
                         if (parse_pos("--batch-bytes", optarg, &o.batch_bytes) <
                             0)
+                                return SL_EXIT_USAGE;
+                        break;
+                case 'p':
+                        if (parse_pos("--pending-bytes", optarg,
+                                      &o.pending_bytes) < 0)
                                 return SL_EXIT_USAGE;
                         break;
                 case 'l':

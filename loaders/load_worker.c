@@ -396,6 +396,34 @@ static int flush_one(struct worker *w, int i)
         return 0;
 }
 
+/* Memory: many tables each filling a batch below its own limits could
+ * together hold any amount (a batch per table and lane). Over
+ * --pending-bytes in all, the largest batches are cut early, largest
+ * first, until the rest fit; flush_one waits for a lane when it must,
+ * which holds the consume loop back. */
+static int cap_pending(struct worker *w)
+{
+        for (;;) {
+                size_t total = 0, most = 0;
+                int big = -1;
+
+                for (int i = 0; i < w->nbatches; i++) {
+                        struct load_batch *b = w->batches[i];
+                        total += b->bytes;
+                        if (b->n > 0 && b->bytes > most) {
+                                most = b->bytes;
+                                big = i;
+                        }
+                }
+                if (big < 0 || total <= (size_t)w->o->pending_bytes)
+                        return 0;
+                sl_debug("event=pending_cap table=%s bytes=%zu pending=%zu",
+                         w->batches[big]->table, most, total);
+                if (flush_one(w, big) < 0)
+                        return -1;
+        }
+}
+
 /* Hands over the batches that are full or old enough (all of them when
  * the consumer has caught up); with force, all of them, and waits until
  * they are written. A batch that is only old enough keeps filling while
@@ -420,6 +448,8 @@ static int flush_due(struct worker *w, int force, int caught)
                 if (flush_one(w, i) < 0)
                         return -1;
         }
+        if (!force && cap_pending(w) < 0)
+                return -1;
         return force ? flush_wait(w) : 0;
 }
 
@@ -841,9 +871,10 @@ int load_worker_run(const struct load_opts *o)
         }
         check_tables(&w);
         sl_info("event=started group=%s topics=%s dlq=%s batch_rows=%ld "
-                "linger_ms=%ld connections=%d",
-                o->group, o->topics, o->dlq_topic, o->batch_rows, o->linger_ms,
-                w.nlanes);
+                "batch_bytes=%ld pending_bytes=%ld linger_ms=%ld "
+                "connections=%d",
+                o->group, o->topics, o->dlq_topic, o->batch_rows,
+                o->batch_bytes, o->pending_bytes, o->linger_ms, w.nlanes);
 
         consume(&w);
 

@@ -14,6 +14,8 @@ struct load_opts {
         const char *dlq_topic; /* dlq.load */
         long batch_rows;       /* flush at this many messages */
         long batch_bytes;      /* ... or this many bytes */
+        long pending_bytes;    /* the open batches of every table and lane
+                                  together: over it, the largest flush */
         long linger_ms;        /* ... or when the oldest is this old */
         long max_backoff_ms;   /* cap of the retry backoff */
         long connections;      /* PostgreSQL connections (lanes), each
