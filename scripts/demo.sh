@@ -18,15 +18,8 @@ say() { printf '\n==> %s\n' "$*"; }
 say "starting PostgreSQL, the embedded Kafka cluster and the fixture API"
 pg_start || exit 1
 new_db sluice_demo || exit 1
-topics=()
-for t in raw.kev raw.nvd raw.urlhaus raw.tenable; do topics+=(--topic "$t:8"); done
-for t in known_exploited_vulnerability known_exploited_vulnerability_cwe \
-	vulnerability vulnerability_reference vulnerability_weakness \
-	vulnerability_cpe_match threat_indicator finding asset; do
-	topics+=(--topic "mapped.$t:8")
-done
-broker_start "${topics[@]}" --topic dlq.transform:1 --topic dlq.load:1 \
-	--topic dlq.fetch:1 --topic sluice.state:1 || exit 1
+# shellcheck disable=SC2046
+broker_start $(pipeline_topics) || exit 1
 fixture_start --nvd-rate 1000/1 || exit 1
 echo "PostgreSQL  $PGHOST:$PGPORT database $PGDATABASE"
 echo "Kafka       $SLUICE_BROKERS"

@@ -149,6 +149,19 @@ broker_start() {
 	export SLUICE_BROKERS SL_BROKER_PID
 }
 
+# pipeline_topics: the broker_start arguments for every topic of the
+# bundled sources and maps (the demo's and the soak's pipeline)
+pipeline_topics() {
+	local t
+	for t in raw.kev raw.nvd raw.urlhaus raw.tenable; do printf -- '--topic %s:8 ' "$t"; done
+	for t in known_exploited_vulnerability known_exploited_vulnerability_cwe \
+		vulnerability vulnerability_reference vulnerability_weakness \
+		vulnerability_cpe_match threat_indicator finding asset; do
+		printf -- '--topic mapped.%s:8 ' "$t"
+	done
+	printf -- '--topic dlq.transform:1 --topic dlq.load:1 --topic dlq.fetch:1 --topic sluice.state:1'
+}
+
 # fixture_start [ARGS]: a private fixture API server; exports
 # SLUICE_FIXTURE_URL
 fixture_start() {
