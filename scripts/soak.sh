@@ -20,8 +20,7 @@
 set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
-export SLUICE_ROOT=$PWD SLUICE_BUILD=$BUILD
-export SLUICE_BIN=$PWD/$BUILD/sluice SLUICE_FIXTURE=$PWD/$BUILD/sluice-fixture
+SLUICE_ROOT=$PWD SLUICE_BUILD=$BUILD
 # shellcheck source=tests/lib.sh
 . tests/lib.sh
 trap 'sl_cleanup' EXIT
@@ -42,15 +41,8 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 [ -x "$SLUICE_BIN" ] || die "$SLUICE_BIN is not built"
 pg_start || die "PostgreSQL did not start"
 new_db sluice_soak || die "no database"
-topics=()
-for t in raw.kev raw.nvd raw.urlhaus raw.tenable; do topics+=(--topic "$t:8"); done
-for t in known_exploited_vulnerability known_exploited_vulnerability_cwe \
-	vulnerability vulnerability_reference vulnerability_weakness \
-	vulnerability_cpe_match threat_indicator finding asset; do
-	topics+=(--topic "mapped.$t:8")
-done
-broker_start "${topics[@]}" --topic dlq.transform:1 --topic dlq.load:1 \
-	--topic dlq.fetch:1 --topic sluice.state:1 >/dev/null || die "broker did not start"
+# shellcheck disable=SC2046
+broker_start $(pipeline_topics) >/dev/null || die "broker did not start"
 fixture_start --scale "$SCALE" --nvd-rate 1000/1 || die "fixture did not start"
 FIX=$SLUICE_FIXTURE_URL
 
@@ -173,6 +165,7 @@ sample $(($(date +%s) - T0)) >>"$CSV"
 # (a one-shot fetch of each source into a scratch topic would need the
 # whole pipeline again; the served data is static, so count it directly)
 EXPECT=$W/expect
+curl -sf -o /dev/null -X DELETE "$FIX/_fixture/faults" # faults still queued
 /usr/bin/python3 - "$FIX" "$EXPECT" "$SCALE" <<'PY' || die "could not count the served data"
 import json, sys, urllib.request
 fix, out, scale = sys.argv[1], sys.argv[2], int(sys.argv[3])
