@@ -205,11 +205,14 @@ int sl_http_ready(char *why, size_t why_size)
                         }
                 }
                 ready = k && d;
+                if (ready)
+                        snprintf(w, sizeof(w), "ok");
+                /* a change only: not a line per scrape */
                 if (ready != probe_ready || strcmp(w, probe_why) != 0)
                         sl_info("event=readiness ready=%d why=\"%s\"", ready,
-                                ready ? "ok" : w);
+                                w);
                 probe_ready = ready;
-                snprintf(probe_why, sizeof(probe_why), "%s", ready ? "ok" : w);
+                snprintf(probe_why, sizeof(probe_why), "%s", w);
                 probe_at_ms = sl_now_ms();
                 sl_metric_set(SL_M_READY, NULL, ready);
         }

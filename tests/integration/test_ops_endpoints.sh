@@ -167,6 +167,11 @@ t = [t for t in st["tables"] if t["table"] == "t_ops"][0]
 print(t["inserted"], t["rejected"], t["rows"])' "$D/status.json")" \
 	"$(metric "$D/m.parsed" 'sluice_records_out_total{name="t_ops",outcome="inserted"}') $(metric "$D/m.parsed" 'sluice_records_out_total{name="t_ops",outcome="rejected"}') $(q "SELECT count(*) FROM t_ops")"
 
+# dozens of scrapes and probes above, one state: one line (it was a line
+# per probe, every 2 s under a scraper)
+check_eq "readiness is logged when it changes, not per probe" \
+	"$(grep -c 'event=readiness ready=1 ' "$SL_LOGDIR/load.log")" 1
+
 # --- a transformer and a fetcher serve the same endpoints --------------
 TP=$(free_port)
 bg transform "$SLUICE_BIN" transform "$SLUICE_ROOT/transformers/maps/kev.json" --http-port "$TP"
