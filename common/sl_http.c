@@ -146,6 +146,7 @@ static int probe_kafka(char *why, size_t why_size)
                 }
                 conf = NULL;
         }
+        rd_kafka_poll(probe_rk, 0); /* its events, if any, go */
         if (sl_kafka_ping(probe_rk, PROBE_TIMEOUT_MS, errstr, sizeof(errstr)) <
             0) {
                 snprintf(why, why_size, "kafka: %.200s", errstr);

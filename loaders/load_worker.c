@@ -318,6 +318,14 @@ static void wait_any(struct worker *w)
         pthread_mutex_unlock(&w->mu);
 }
 
+static int any_running(struct worker *w)
+{
+        for (int l = 0; l < w->nlanes; l++)
+                if (w->lanes[l].fl.running)
+                        return 1;
+        return 0;
+}
+
 /* Whether a lane has a parked batch (the consume loop then polls briefly,
  * to start it as soon as the flight ends). */
 static int any_parked(struct worker *w)
@@ -744,6 +752,12 @@ static void consume(struct worker *w)
                 }
                 rkm = rd_kafka_consumer_poll(w->rk, any_parked(w) ? 5 : 100);
                 sl_http_tick();
+                /* the dead-letter producer's events (its statistics every
+                 * 5 s with --http-port) queue until served; only while no
+                 * lane writes, whose flush thread serves (and counts) the
+                 * delivery reports of its dead letters */
+                if (!any_running(w))
+                        rd_kafka_poll(w->lanes[0].ctx.producer, 0);
                 caught = 0;
                 if (rkm && rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                         ends_mark(w, rd_kafka_topic_name(rkm->rkt),

@@ -232,6 +232,10 @@ int fetch_main(int argc, char **argv)
                 while (!sl_stop && sl_now_ms() < next && !lock.lost) {
                         sl_http_tick();
                         fetch_lock_poll(&lock, 200);
+                        /* the producer's events (its statistics every 5 s
+                         * with --http-port) queue until served: between
+                         * syncs, an hour of them */
+                        rd_kafka_poll(ctx.out.rk, 0);
                 }
                 rc = SL_EXIT_OK;
         }

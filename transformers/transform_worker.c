@@ -426,6 +426,9 @@ int transform_run(struct map **maps, size_t nmaps,
                         rd_kafka_message_t *rkm =
                             rd_kafka_consumer_poll(w.consumer, 100);
                         sl_http_tick();
+                        /* the producer's events (its statistics every 5 s
+                         * with --http-port) queue until served */
+                        rd_kafka_poll(w.producer, 0);
                         if (!rkm) {
                                 if (w.n || sl_now_ms() >= batch_end)
                                         break;
