@@ -729,10 +729,7 @@ static int busy(struct worker *w, int got)
         for (int i = 0; i < w->nbatches; i++)
                 if (w->batches[i]->n > 0)
                         return 1;
-        for (int l = 0; l < w->nlanes; l++)
-                if (w->lanes[l].fl.running || w->lanes[l].next)
-                        return 1;
-        return 0;
+        return any_running(w) || any_parked(w);
 }
 
 static void consume(struct worker *w)
