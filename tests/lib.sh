@@ -30,7 +30,7 @@ check_eq() {
 # check WHAT COMMAND...: passes when the command exits 0
 check() {
 	local what=$1; shift
-	if "$@" >/dev/null 2>&1; then ok "$what"; else not_ok "$what: '$*' failed"; fi
+	if "$@" >/dev/null 2>&1; then ok "$what"; else not_ok "$what: '$*' failed"; return 1; fi
 }
 
 sl_tmpdir() {
@@ -53,7 +53,12 @@ sl_cleanup() {
 	done
 	SL_PIDS=()
 	[ -n "${SL_PGDATA:-}" ] && pg_stop
-	for p in "${SL_DIRS[@]}"; do rm -rf "$p"; done
+	# SLUICE_TEST_KEEP=1 keeps each test's directory (logs, files) to read
+	if [ -n "${SLUICE_TEST_KEEP:-}" ]; then
+		for p in "${SL_DIRS[@]}"; do echo "# kept $p" >&2; done
+	else
+		for p in "${SL_DIRS[@]}"; do rm -rf "$p"; done
+	fi
 	SL_DIRS=()
 }
 
@@ -69,13 +74,19 @@ wait_file() {
 
 # wait_for SECONDS COMMAND...: polls until COMMAND succeeds
 wait_for() {
+	# bounded by the clock, not by a count of tries: a command that itself
+	# takes a second (a `sluice status` under ASan on a loaded machine) made
+	# "wait_for 90" wait 12 minutes
 	local secs=$1; shift
-	local i n=$((secs * 10))
-	for ((i = 0; i < n; i++)); do
+	local now end
+	now=${EPOCHREALTIME/./}
+	end=$((now + secs * 1000000))
+	while :; do
 		"$@" >/dev/null 2>&1 && return 0
+		now=${EPOCHREALTIME/./}
+		[ "$now" -lt "$end" ] || return 1
 		sleep 0.1
 	done
-	return 1
 }
 
 as_pg_owner() {

@@ -26,8 +26,16 @@ struct worker {
         uint64_t pages, dead_pages;
         rd_kafka_message_t **msgs; /* the batch polled, not yet committed */
         size_t n;
-        int commit_refused; /* until the next assignment */
-        struct sl_buf out;  /* the envelope being produced, reused */
+        /* A refused commit: the worker stops taking work (its partitions
+         * are paused) until the commit goes through on a retry, or a new
+         * assignment starts over from the committed offsets. */
+        int commit_refused;
+        rd_kafka_topic_partition_list_t *unacked; /* offsets to commit */
+        rd_kafka_topic_partition_list_t *rewind;  /* first message dropped,
+                                                     per partition */
+        int64_t retry_at;
+        int retry_ms, retries;
+        struct sl_buf out; /* the envelope being produced, reused */
 };
 
 /* Delivery report: one failure makes the batch be produced again. */
@@ -236,6 +244,35 @@ static int produce_batch(struct worker *w, rd_kafka_message_t **msgs, size_t n)
         return w->delivery_failures || w->produce_failures ? -1 : 0;
 }
 
+/* Keeps the larger (keep_max) or the smaller offset of each partition. */
+static void offsets_merge(rd_kafka_topic_partition_list_t **into,
+                          const char *topic, int32_t partition, int64_t offset,
+                          int keep_max)
+{
+        rd_kafka_topic_partition_t *p;
+
+        if (!*into)
+                *into = rd_kafka_topic_partition_list_new(4);
+        p = rd_kafka_topic_partition_list_find(*into, topic, partition);
+        if (!p) {
+                p = rd_kafka_topic_partition_list_add(*into, topic, partition);
+                p->offset = offset;
+        } else if (keep_max ? offset > p->offset : offset < p->offset) {
+                p->offset = offset;
+        }
+}
+
+static void refusal_clear(struct worker *w)
+{
+        if (w->unacked)
+                rd_kafka_topic_partition_list_destroy(w->unacked);
+        if (w->rewind)
+                rd_kafka_topic_partition_list_destroy(w->rewind);
+        w->unacked = w->rewind = NULL;
+        w->commit_refused = 0;
+        w->retries = 0;
+}
+
 static int commit_batch(struct worker *w, rd_kafka_message_t **msgs, size_t n)
 {
         rd_kafka_topic_partition_list_t *offs =
@@ -254,7 +291,6 @@ static int commit_batch(struct worker *w, rd_kafka_message_t **msgs, size_t n)
                         p->offset = msgs[i]->offset + 1;
         }
         err = rd_kafka_commit(w->consumer, offs, 0);
-        rd_kafka_topic_partition_list_destroy(offs);
         if (err) {
                 /* the batch will be repeated by whoever gets the
                  * partitions: harmless, the rows are upserts */
@@ -264,18 +300,91 @@ static int commit_batch(struct worker *w, rd_kafka_message_t **msgs, size_t n)
                  * broker does for the whole rebalance): stop taking work
                  * that could not be committed either, so that a rebalance
                  * repeats at most this batch. The next assignment starts
-                 * again from the committed offsets. */
+                 * again from the committed offsets; an error that brings
+                 * no rebalance (a timeout, an authorization error, a
+                 * coordinator that stays away) is outlived by committing
+                 * again, every second and then less often. */
+                for (int i = 0; i < offs->cnt; i++)
+                        offsets_merge(&w->unacked, offs->elems[i].topic,
+                                      offs->elems[i].partition,
+                                      offs->elems[i].offset, 1);
                 if (!w->commit_refused) {
                         rd_kafka_topic_partition_list_t *mine = NULL;
                         w->commit_refused = 1;
+                        w->retry_ms = 1000;
+                        w->retry_at = sl_now_ms() + w->retry_ms;
                         if (!rd_kafka_assignment(w->consumer, &mine) && mine) {
                                 rd_kafka_pause_partitions(w->consumer, mine);
                                 rd_kafka_topic_partition_list_destroy(mine);
                         }
                 }
+                rd_kafka_topic_partition_list_destroy(offs);
                 return -1;
         }
+        rd_kafka_topic_partition_list_destroy(offs);
         return 0;
+}
+
+/* Rewinds the partitions of `parts` (or every one held, when NULL) that
+ * dropped messages while the commit was refused, to the first dropped. */
+static void rewind_dropped(struct worker *w,
+                           const rd_kafka_topic_partition_list_t *parts)
+{
+        rd_kafka_topic_partition_list_t *seek;
+        rd_kafka_error_t *error;
+
+        if (!w->rewind)
+                return;
+        seek = rd_kafka_topic_partition_list_new(w->rewind->cnt);
+        for (int i = 0; i < w->rewind->cnt; i++) {
+                const rd_kafka_topic_partition_t *r = &w->rewind->elems[i];
+                if (parts && !rd_kafka_topic_partition_list_find(
+                                 parts, r->topic, r->partition))
+                        continue;
+                rd_kafka_topic_partition_list_add(seek, r->topic, r->partition)
+                    ->offset = r->offset;
+        }
+        /* asynchronous: this may run in the rebalance callback, and a
+         * failed seek comes back as a consume error */
+        if (seek->cnt > 0 &&
+            (error = rd_kafka_seek_partitions(w->consumer, seek, 0))) {
+                sl_warn("event=seek_failed err=%s",
+                        rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        }
+        rd_kafka_topic_partition_list_destroy(seek);
+}
+
+/* While a commit stays refused: commit again; once it goes through, the
+ * partitions still held go back to the first message dropped and resume. */
+static void retry_commit(struct worker *w)
+{
+        rd_kafka_topic_partition_list_t *mine = NULL;
+        rd_kafka_resp_err_t err;
+
+        if (!w->commit_refused || sl_now_ms() < w->retry_at)
+                return;
+        w->retries++;
+        err = w->unacked ? rd_kafka_commit(w->consumer, w->unacked, 0) : 0;
+        if (err) {
+                sl_metric_inc(SL_M_ERRORS, SL_LV("kafka_commit"));
+                sl_warn("event=commit_failed err=%s retry=%d next_ms=%d",
+                        rd_kafka_err2name(err), w->retries,
+                        w->retry_ms * 2 > 30000 ? 30000 : w->retry_ms * 2);
+                w->retry_ms = w->retry_ms * 2 > 30000 ? 30000 : w->retry_ms * 2;
+                w->retry_at = sl_now_ms() + w->retry_ms;
+                return;
+        }
+        if (rd_kafka_assignment(w->consumer, &mine) || !mine) {
+                w->retry_at = sl_now_ms() + w->retry_ms;
+                return;
+        }
+        rewind_dropped(w, mine);
+        rd_kafka_resume_partitions(w->consumer, mine);
+        sl_notice("event=commit_retried retries=%d partitions=%d", w->retries,
+                  mine->cnt);
+        rd_kafka_topic_partition_list_destroy(mine);
+        refusal_clear(w);
 }
 
 /* Produces, delivers and commits the batch in hand, then frees it. */
@@ -304,6 +413,64 @@ static void finish_batch(struct worker *w)
         w->n = 0;
 }
 
+/* Drops the entries of l whose partition is not in keep (or is in drop). */
+static void offsets_filter(rd_kafka_topic_partition_list_t **l,
+                           const rd_kafka_topic_partition_list_t *keep,
+                           const rd_kafka_topic_partition_list_t *drop)
+{
+        rd_kafka_topic_partition_list_t *out;
+
+        if (!*l)
+                return;
+        out = rd_kafka_topic_partition_list_new((*l)->cnt);
+        for (int i = 0; i < (*l)->cnt; i++) {
+                const rd_kafka_topic_partition_t *e = &(*l)->elems[i];
+                if (!rd_kafka_topic_partition_list_find(keep, e->topic,
+                                                        e->partition) ||
+                    rd_kafka_topic_partition_list_find(drop, e->topic,
+                                                       e->partition))
+                        continue;
+                rd_kafka_topic_partition_list_add(out, e->topic, e->partition)
+                    ->offset = e->offset;
+        }
+        rd_kafka_topic_partition_list_destroy(*l);
+        *l = out->cnt ? out : NULL;
+        if (!out->cnt)
+                rd_kafka_topic_partition_list_destroy(out);
+}
+
+/* An assignment while a commit is refused. An eager one starts every
+ * partition over from its committed offsets: the refusal is over. A
+ * cooperative one keeps some partitions where they were: their refused
+ * offsets still have to be committed and their dropped messages read again
+ * (by retry_commit, which resumes everything); the partitions new to this
+ * worker start from their committed offsets. */
+static void refusal_after_assign(struct worker *w, rd_kafka_t *rk,
+                                 const rd_kafka_topic_partition_list_t *parts,
+                                 int coop)
+{
+        rd_kafka_topic_partition_list_t *mine = NULL;
+
+        if (rd_kafka_assignment(rk, &mine) || !mine) {
+                refusal_clear(w);
+                return;
+        }
+        if (coop) {
+                offsets_filter(&w->unacked, mine, parts);
+                offsets_filter(&w->rewind, mine, parts);
+        }
+        if (coop && w->unacked) {
+                rd_kafka_pause_partitions(rk, mine);
+                w->retry_at = sl_now_ms();
+        } else {
+                if (coop)
+                        rewind_dropped(w, NULL);
+                rd_kafka_resume_partitions(rk, mine);
+                refusal_clear(w);
+        }
+        rd_kafka_topic_partition_list_destroy(mine);
+}
+
 /* A rebalance finishes the batch in hand while its partitions are still
  * ours: its rows are delivered and its offsets committed before another
  * worker is given the partitions, so a rebalance repeats nothing. */
@@ -315,19 +482,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_error_t *error = NULL;
 
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-                sl_info("event=assigned partitions=%d", parts->cnt);
+                sl_info("event=assigned partitions=%d protocol=%s", parts->cnt,
+                        coop ? "cooperative" : "eager");
                 if (coop)
                         error = rd_kafka_incremental_assign(rk, parts);
                 else
                         rd_kafka_assign(rk, parts);
-                if (w->commit_refused) {
-                        rd_kafka_topic_partition_list_t *mine = NULL;
-                        w->commit_refused = 0;
-                        if (!rd_kafka_assignment(rk, &mine) && mine) {
-                                rd_kafka_resume_partitions(rk, mine);
-                                rd_kafka_topic_partition_list_destroy(mine);
-                        }
-                }
+                if (w->commit_refused)
+                        refusal_after_assign(w, rk, parts, coop);
         } else {
                 size_t held = w->n;
                 finish_batch(w);
@@ -446,8 +608,12 @@ int transform_run(struct map **maps, size_t nmaps,
                                 continue;
                         }
                         if (w.commit_refused) {
-                                /* left uncommitted: re-read by whoever
-                                 * holds the partition next */
+                                /* left uncommitted: re-read after the
+                                 * commit goes through, or by whoever holds
+                                 * the partition next */
+                                offsets_merge(&w.rewind,
+                                              rd_kafka_topic_name(rkm->rkt),
+                                              rkm->partition, rkm->offset, 0);
                                 rd_kafka_message_destroy(rkm);
                                 continue;
                         }
@@ -463,6 +629,7 @@ int transform_run(struct map **maps, size_t nmaps,
                 if (sl_idle_turn(&idle, w.n > 0))
                         sl_debug("event=memory_released");
                 finish_batch(&w);
+                retry_commit(&w);
                 if (opts->stats_interval_ms > 0 &&
                     sl_now_ms() - last_stats >= opts->stats_interval_ms) {
                         log_stats(&w, "periodic");
@@ -488,6 +655,7 @@ out:
         }
         if (conf)
                 rd_kafka_conf_destroy(conf);
+        refusal_clear(&w);
         log_stats(&w, "exit");
         sl_buf_free(&w.out);
         return rc;

@@ -33,7 +33,8 @@ for v in json.load(sys.stdin)["vulnerabilities"]:
 print(n)')
 
 loaded() { q "SELECT coalesce(sum(messages), 0) FROM sluice.load_batches WHERE table_name = 'vulnerability'" 2>/dev/null || echo 0; }
-wait_loaded() { local i; for ((i = 0; i < $2 * 5; i++)); do [ "$(loaded)" -ge "$1" ] 2>/dev/null && return 0; sleep 0.2; done; return 1; }
+at_least_loaded() { [ "$(loaded)" -ge "$1" ] 2>/dev/null; }
+wait_loaded() { wait_for "$2" at_least_loaded "$1"; }
 # settled: sluice status says the transformers have committed all of
 # raw.nvd and the loaders all of the four mapped topics (lag 0 on each).
 # A message count alone does not say it: a transformer that joins its
@@ -49,6 +50,12 @@ t = [x for x in s["topics"]
 sys.exit(0 if len(t) == 5 and all(x.get("lag") == 0 for x in t) else 1)
 PY
 }
+# when the workers do not settle: what sluice status and their logs say
+say_unsettled() {
+	echo "# sluice status:"
+	"$SLUICE_BIN" status 2>&1 | sed 's/^/#   /'
+	grep -hE 'level=(warn|error)' "$D"/t*.log "$D"/load*.log 2>/dev/null | tail -20 | sed 's/^/#   /'
+}
 
 MAP=$SLUICE_ROOT/transformers/maps/nvd_cve.json
 L=()
@@ -63,7 +70,7 @@ sed 's/"size": 2000/"size": 100/; s/"requests": 5, "per_seconds": 30/"requests":
 "$SLUICE_BIN" fetch "$D/nvd.json" --once --base-url "$NVD" >"$D/fetch.out" 2>"$D/fetch.log"
 check_eq "fetch exits 0" "$?" 0
 wait_loaded "$want" 90
-check "first map: transformers and loaders caught up (sluice status: no lag)" wait_for 90 settled
+check "first map: transformers and loaders caught up (sluice status: no lag)" wait_for 90 settled || say_unsettled
 check_eq "first map: every CVE once" "$(q 'SELECT count(*), count(DISTINCT cve_id) FROM vulnerability')" "$want|$want"
 check_eq "first map: severities upper case" "$(q "SELECT count(*) FROM vulnerability WHERE cvss_severity IN ('LOW','MEDIUM','HIGH','CRITICAL','NONE')")" "$with_sev"
 refs=$(q 'SELECT count(*) FROM vulnerability_reference')
@@ -97,7 +104,7 @@ check_eq "replay exits 0" "$?" 0
 before=$(loaded)
 for i in 3 4; do bg "t$i" "$SLUICE_BIN" transform "$D/nvd_cve.json"; done
 wait_loaded $((before + want)) 90
-check "after replay: transformers and loaders caught up (sluice status: no lag)" wait_for 90 settled
+check "after replay: transformers and loaders caught up (sluice status: no lag)" wait_for 90 settled || say_unsettled
 # every CVE again; a transformer joining its group while the other maps
 # may repeat the batch in hand (the embedded broker refuses commits during
 # a rebalance, docs/embedded-broker.md): repeats land as unchanged rows
