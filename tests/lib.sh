@@ -72,6 +72,12 @@ wait_file() {
 	return 1
 }
 
+# wait_out SECONDS OP VALUE COMMAND...: polls until `test "$(COMMAND)" OP
+# VALUE` holds, running COMMAND anew each time (`wait_for 5 test "$(cmd)" =
+# x` would evaluate cmd once, and wait on a result that cannot change)
+_out_is() { local op=$1 want=$2; shift 2; test "$("$@" 2>/dev/null)" "$op" "$want"; }
+wait_out() { local secs=$1; shift; wait_for "$secs" _out_is "$@"; }
+
 # wait_for SECONDS COMMAND...: polls until COMMAND succeeds
 wait_for() {
 	# bounded by the clock, not by a count of tries: a command that itself

@@ -62,7 +62,7 @@ FindCoordinator 2 COORDINATOR_NOT_AVAILABLE
 Metadata 2 LEADER_NOT_AVAILABLE
 EOF
 kill -HUP "$SL_BROKER_PID"
-wait_for 10 test "$(grep -c event=faults_injected "$BROKER_LOG")" -eq 5 &&
+wait_out 10 -eq 5 grep -c event=faults_injected "$BROKER_LOG" &&
 	ok "broker: 5 request-error lines injected" ||
 	not_ok "broker: injected $(grep -c event=faults_injected "$BROKER_LOG") of 5"
 injected=$((injected + 6 + 4 + 3 + 2 + 2))
@@ -97,7 +97,7 @@ sleep 3
 kill -USR2 "$SL_BROKER_PID"
 injected=$((injected + 1))
 ups() { echo "$(grep -c event=brokers_down "$BROKER_LOG")/$(grep -c event=brokers_up "$BROKER_LOG")"; }
-wait_for 5 test "$(ups)" = 2/2
+wait_out 5 = 2/2 ups
 check_eq "brokers went down and up twice" "$(ups)" "2/2"
 
 wait_done() { [ "$(loaded known_exploited_vulnerability)" -ge "$want_rows" ] &&

@@ -75,7 +75,7 @@ for kind in storm resets stall; do
 	fetch "up_$kind" "$SLUICE_FIXTURE_URL/kev"
 	check_eq "$kind: the sync ends well" "$?" 0
 	# a stalled answer enters the fixture's log when its delay ends
-	wait_for 10 test "$(fx_requests /kev/)" -ge $((n + 1))
+	wait_out 10 -ge $((n + 1)) fx_requests /kev/
 	check_eq "$kind: the fixture answered $n faults then the page" "$(fx_requests /kev/)" $((n + 1))
 	read -r got distinct < <(raw_ids "raw.up_$kind")
 	check_eq "$kind: every record published once" "$got/$distinct" "$want/$want"

@@ -36,7 +36,8 @@ bg load "$SLUICE_BIN" load --schemas "$D/schemas" --linger-ms 300
 bg transform1 "$SLUICE_BIN" transform "$D/broken.json"
 TX=$LAST_PID
 check "the 7 convertible records land" wait_q 40 "SELECT count(*) FROM t_tx" 7
-check "3 dead letters in dlq.transform" wait_for 20 test "$(consume_all dlq.transform | wc -l)" -eq 3
+dlq_lines() { consume_all dlq.transform | wc -l; }
+check "3 dead letters in dlq.transform" wait_out 20 -eq 3 dlq_lines
 "$SLUICE_BIN" dlq list --topic dlq.transform >"$D/list"
 check_eq "dlq list names map, field and raw lineage" \
 	"$(grep -c 'stage=transform map=tx table=t_tx field=score .*raw=raw.tx:0:0 record=[257] ' "$D/list")" 3

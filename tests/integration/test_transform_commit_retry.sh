@@ -71,7 +71,7 @@ inject() {
 	before=$(grep -c event=faults_injected "$BROKER_LOG")
 	echo "OffsetCommit $1 INVALID_COMMIT_OFFSET_SIZE" >"$D/faults"
 	kill -HUP "$SL_BROKER_PID"
-	wait_for 10 test "$(grep -c event=faults_injected "$BROKER_LOG")" -gt "$before"
+	wait_out 10 -gt "$before" grep -c event=faults_injected "$BROKER_LOG"
 }
 
 # --- 1. one transformer, its first commits refused ------------------------
