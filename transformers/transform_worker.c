@@ -325,34 +325,48 @@ static int commit_batch(struct worker *w, rd_kafka_message_t **msgs, size_t n)
         return 0;
 }
 
-/* Rewinds the partitions of `parts` (or every one held, when NULL) that
- * dropped messages while the commit was refused, to the first dropped. */
-static void rewind_dropped(struct worker *w,
-                           const rd_kafka_topic_partition_list_t *parts)
+/* Drops the entries of l whose partition is not in keep (or is in drop). */
+static void offsets_filter(rd_kafka_topic_partition_list_t **l,
+                           const rd_kafka_topic_partition_list_t *keep,
+                           const rd_kafka_topic_partition_list_t *drop)
 {
-        rd_kafka_topic_partition_list_t *seek;
+        rd_kafka_topic_partition_list_t *out;
+
+        if (!*l)
+                return;
+        out = rd_kafka_topic_partition_list_new((*l)->cnt);
+        for (int i = 0; i < (*l)->cnt; i++) {
+                const rd_kafka_topic_partition_t *e = &(*l)->elems[i];
+                if (!rd_kafka_topic_partition_list_find(keep, e->topic,
+                                                        e->partition) ||
+                    (drop && rd_kafka_topic_partition_list_find(drop, e->topic,
+                                                                e->partition)))
+                        continue;
+                rd_kafka_topic_partition_list_add(out, e->topic, e->partition)
+                    ->offset = e->offset;
+        }
+        rd_kafka_topic_partition_list_destroy(*l);
+        *l = out->cnt ? out : NULL;
+        if (!out->cnt)
+                rd_kafka_topic_partition_list_destroy(out);
+}
+
+/* Rewinds each partition that dropped messages while the commit was
+ * refused to the first message dropped. */
+static void rewind_dropped(struct worker *w)
+{
         rd_kafka_error_t *error;
 
         if (!w->rewind)
                 return;
-        seek = rd_kafka_topic_partition_list_new(w->rewind->cnt);
-        for (int i = 0; i < w->rewind->cnt; i++) {
-                const rd_kafka_topic_partition_t *r = &w->rewind->elems[i];
-                if (parts && !rd_kafka_topic_partition_list_find(
-                                 parts, r->topic, r->partition))
-                        continue;
-                rd_kafka_topic_partition_list_add(seek, r->topic, r->partition)
-                    ->offset = r->offset;
-        }
         /* asynchronous: this may run in the rebalance callback, and a
          * failed seek comes back as a consume error */
-        if (seek->cnt > 0 &&
-            (error = rd_kafka_seek_partitions(w->consumer, seek, 0))) {
+        error = rd_kafka_seek_partitions(w->consumer, w->rewind, 0);
+        if (error) {
                 sl_warn("event=seek_failed err=%s",
                         rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
         }
-        rd_kafka_topic_partition_list_destroy(seek);
 }
 
 /* While a commit stays refused: commit again; once it goes through, the
@@ -364,22 +378,31 @@ static void retry_commit(struct worker *w)
 
         if (!w->commit_refused || sl_now_ms() < w->retry_at)
                 return;
+        /* Only the partitions still held: committing the offsets of one
+         * given to another worker could move its committed offset back.
+         * With none held, a rebalance is under way: its assignment
+         * decides (refusal_after_assign). */
+        if (rd_kafka_assignment(w->consumer, &mine) || !mine ||
+            mine->cnt == 0) {
+                if (mine)
+                        rd_kafka_topic_partition_list_destroy(mine);
+                w->retry_at = sl_now_ms() + w->retry_ms;
+                return;
+        }
+        offsets_filter(&w->unacked, mine, NULL);
+        offsets_filter(&w->rewind, mine, NULL);
         w->retries++;
         err = w->unacked ? rd_kafka_commit(w->consumer, w->unacked, 0) : 0;
         if (err) {
-                sl_metric_inc(SL_M_ERRORS, SL_LV("kafka_commit"));
-                sl_warn("event=commit_failed err=%s retry=%d next_ms=%d",
-                        rd_kafka_err2name(err), w->retries,
-                        w->retry_ms * 2 > 30000 ? 30000 : w->retry_ms * 2);
                 w->retry_ms = w->retry_ms * 2 > 30000 ? 30000 : w->retry_ms * 2;
                 w->retry_at = sl_now_ms() + w->retry_ms;
+                sl_metric_inc(SL_M_ERRORS, SL_LV("kafka_commit"));
+                sl_warn("event=commit_failed err=%s retry=%d next_ms=%d",
+                        rd_kafka_err2name(err), w->retries, w->retry_ms);
+                rd_kafka_topic_partition_list_destroy(mine);
                 return;
         }
-        if (rd_kafka_assignment(w->consumer, &mine) || !mine) {
-                w->retry_at = sl_now_ms() + w->retry_ms;
-                return;
-        }
-        rewind_dropped(w, mine);
+        rewind_dropped(w);
         rd_kafka_resume_partitions(w->consumer, mine);
         sl_notice("event=commit_retried retries=%d partitions=%d", w->retries,
                   mine->cnt);
@@ -413,32 +436,6 @@ static void finish_batch(struct worker *w)
         w->n = 0;
 }
 
-/* Drops the entries of l whose partition is not in keep (or is in drop). */
-static void offsets_filter(rd_kafka_topic_partition_list_t **l,
-                           const rd_kafka_topic_partition_list_t *keep,
-                           const rd_kafka_topic_partition_list_t *drop)
-{
-        rd_kafka_topic_partition_list_t *out;
-
-        if (!*l)
-                return;
-        out = rd_kafka_topic_partition_list_new((*l)->cnt);
-        for (int i = 0; i < (*l)->cnt; i++) {
-                const rd_kafka_topic_partition_t *e = &(*l)->elems[i];
-                if (!rd_kafka_topic_partition_list_find(keep, e->topic,
-                                                        e->partition) ||
-                    rd_kafka_topic_partition_list_find(drop, e->topic,
-                                                       e->partition))
-                        continue;
-                rd_kafka_topic_partition_list_add(out, e->topic, e->partition)
-                    ->offset = e->offset;
-        }
-        rd_kafka_topic_partition_list_destroy(*l);
-        *l = out->cnt ? out : NULL;
-        if (!out->cnt)
-                rd_kafka_topic_partition_list_destroy(out);
-}
-
 /* An assignment while a commit is refused. An eager one starts every
  * partition over from its committed offsets: the refusal is over. A
  * cooperative one keeps some partitions where they were: their refused
@@ -464,7 +461,7 @@ static void refusal_after_assign(struct worker *w, rd_kafka_t *rk,
                 w->retry_at = sl_now_ms();
         } else {
                 if (coop)
-                        rewind_dropped(w, NULL);
+                        rewind_dropped(w);
                 rd_kafka_resume_partitions(rk, mine);
                 refusal_clear(w);
         }
