@@ -3,6 +3,7 @@
  * only from catalog identifiers quoted with PQescapeIdentifier and constant
  * fragments; every value travels as COPY data or a parameter. */
 #include "load_batch.h"
+#include "sl_metrics.h"
 #include "copy_encode.h"
 #include "sl_arena.h"
 #include "load_env.h"
@@ -1216,13 +1217,25 @@ static int dlq_send(struct load_ctx *ctx, struct load_batch *b,
 }
 
 /* Records the batch's next offsets and its run report in one statement
- * (one round trip, however many partitions), then commits. */
+ * (one round trip, however many partitions), then commits.
+ *
+ * Fencing: a partition's stored offset only moves forward. A batch whose
+ * end some partition's stored offset has already reached was written
+ * since by another loader of the group (this one lost the partition:
+ * frozen past its session, or cut off from the brokers): applying it
+ * would put older values over newer ones and move the offset back, which
+ * leaves a lag that never clears. Such a batch is rolled back, and the
+ * worker rewinds to sluice.offsets. A batch that only overlaps what
+ * another loader wrote (it ends beyond the stored offset) is applied: the
+ * messages at an offset never change, so it ends at its last offset's
+ * state. */
 static enum sl_status finish(struct load_ctx *ctx, struct load_batch *b,
                              struct load_stats *st, struct pg_fail *f)
 {
         json_t *offs = json_array();
         char nbuf[7][24], started[40], *offs_txt = NULL;
-        const char *params[15];
+        const char *params[16];
+        char nparts[16];
         struct sl_buf parts, nexts;
         enum sl_status rc = SL_OK;
         long v[7] = {st->messages, st->inserted, st->updated,   st->unchanged,
@@ -1259,22 +1272,39 @@ static enum sl_status finish(struct load_ctx *ctx, struct load_batch *b,
             sl_time_format(b->opened_wall_ms, started, sizeof(started));
         params[13] = parts.data;
         params[14] = nexts.data;
+        snprintf(nparts, sizeof(nparts), "%d", b->nparts);
+        params[15] = nparts;
         res = PQexecParams(
             ctx->conn,
             "WITH o AS (INSERT INTO sluice.offsets AS o (consumer_group, "
             "topic, partition, next_offset) SELECT $1, $4, p, n FROM "
             "unnest($14::int[], $15::bigint[]) AS x(p, n) ON CONFLICT "
             "(consumer_group, topic, partition) DO UPDATE SET next_offset = "
-            "EXCLUDED.next_offset, updated_at = now() RETURNING 1) "
+            "EXCLUDED.next_offset, updated_at = now() WHERE o.next_offset < "
+            "EXCLUDED.next_offset RETURNING 1) "
             "INSERT INTO sluice.load_batches (consumer_group, "
             "instance, table_name, topic, offsets, messages, "
             "inserted, updated, unchanged, deleted, rejected, "
             "superseded, started_at, finished_at) SELECT $1, "
             "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-            "$13, clock_timestamp() FROM (SELECT count(*) FROM o) AS done",
-            15, NULL, params, NULL, NULL, 0);
+            "$13, clock_timestamp() FROM (SELECT count(*) AS c FROM o) AS "
+            "done WHERE done.c = $16",
+            16, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
                 fail_from(f, ctx->conn, res);
+                rc = SL_ERR_RETRY;
+        } else if (strcmp(PQcmdTuples(res), "1") != 0) {
+                /* fenced: no run report, and the caller rolls back */
+                sl_metric_inc(SL_M_ERRORS, SL_LV("load_fenced"));
+                sl_warn("event=fenced table=%s topic=%s partitions=%s "
+                        "next_offsets=%s",
+                        b->table, b->topic, parts.data, nexts.data);
+                snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", "");
+                snprintf(f->msg, sizeof(f->msg),
+                         "fenced: sluice.offsets of %s is already at or past "
+                         "this batch's end (another loader of the group "
+                         "wrote it; this one had lost the partition)",
+                         b->topic);
                 rc = SL_ERR_RETRY;
         }
         PQclear(res);

@@ -604,6 +604,19 @@ out:
         return rc;
 }
 
+/* Messages held in open and parked batches. */
+static size_t held_messages(struct worker *w)
+{
+        size_t n = 0;
+
+        for (int i = 0; i < w->nbatches; i++)
+                n += w->batches[i]->n;
+        for (int l = 0; l < w->nlanes; l++)
+                if (w->lanes[l].next)
+                        n += w->lanes[l].next->n;
+        return n;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -627,8 +640,18 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 else
                         rd_kafka_assign(rk, parts);
         } else {
-                /* Finish what we hold while the partitions are ours. */
-                if (!w->need_rewind)
+                /* Finish what we hold while the partitions are ours. Lost
+                 * ones (the session ran out: another loader may be writing
+                 * them already) are not ours: what is held of them is
+                 * dropped, and a batch already in flight meets the fence
+                 * on sluice.offsets (load_batch.c, finish). */
+                int lost = rd_kafka_assignment_lost(rk);
+                if (lost) {
+                        sl_warn("event=partitions_lost partitions=%d "
+                                "dropped_messages=%zu",
+                                parts->cnt, held_messages(w));
+                        discard_all(w);
+                } else if (!w->need_rewind)
                         flush_due(w, 1, 0);
                 flush_wait(w);
                 discard_all(w);
