@@ -489,6 +489,19 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         refusal_after_assign(w, rk, parts, coop);
         } else {
                 size_t held = w->n;
+                if (rd_kafka_assignment_lost(rk)) {
+                        /* the session ran out (a frozen worker): another
+                         * worker has these partitions and maps the batch
+                         * again; mapping it here too would append its rows
+                         * after the newer ones the other produced */
+                        sl_warn("event=partitions_lost partitions=%d "
+                                "dropped_messages=%zu",
+                                parts->cnt, held);
+                        for (size_t i = 0; i < w->n; i++)
+                                rd_kafka_message_destroy(w->msgs[i]);
+                        w->n = 0;
+                        held = 0;
+                }
                 finish_batch(w);
                 sl_info("event=revoked partitions=%d finished_messages=%zu",
                         parts->cnt, held);
