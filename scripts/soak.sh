@@ -11,8 +11,9 @@
 #   - every worker alive to the end, every fetcher with successful syncs
 #     all along (at least half the intervals);
 #   - the tables equal to the data served (no record lost or doubled);
-#   - per worker, the heap's idle floor (the lowest figure in each minute)
-#     no higher at the end than after warm-up, beyond max(8 MiB, 15 %),
+#   - per worker, the heap's idle floor (the lowest figure in the first full
+#     minute after warm-up, and in the last 60 s) no higher at the end than
+#     after warm-up, beyond max(8 MiB, 15 %),
 #     and descriptors and threads back where they were.
 # Writes SOAK_OUT (default bench/soak.md) and the samples beside it (.csv).
 #   SOAK_MINUTES (default 10), SOAK_SCALE (default 20), SOAK_INTERVAL
@@ -219,16 +220,12 @@ for w, rs in S.items():
         continue
     tmax = max(int(r["t"]) for r in live)
     warm = tmax * 0.25
-    # the heap's idle floor: the lowest figure of each minute after warm-up
-    floors = {}
-    for r in live:
-        t = int(r["t"])
-        if t < warm:
-            continue
-        m = t // 60
-        floors[m] = min(floors.get(m, 1e18), num(r["heap"]))
-    ms = sorted(floors)
-    first, last = floors[ms[0]], floors[ms[-1]]
+    # the heap's idle floor: the lowest figure of the first full minute
+    # after warm-up, and of the last 60 s (a clock-minute bucket could hold
+    # one sample, taken mid-sync, at the end of a short run)
+    first = min(num(r["heap"]) for r in live
+                if warm <= int(r["t"]) < warm + 60 or int(r["t"]) == tmax)
+    last = min(num(r["heap"]) for r in live if int(r["t"]) >= tmax - 60)
     allow = max(8 * MiB, 0.15 * first)
     grew = last - first
     rss = [num(r["rss"]) for r in live]
