@@ -122,6 +122,15 @@ static const struct sl_metric_def catalog[SL_M_COUNT] = {
                                0,
                                "brokers in state UP (librdkafka "
                                "statistics)"},
+    [SL_M_KAFKA_REPLYQ] = {"sluice_kafka_replyq",
+                           SL_GAUGE,
+                           {"client", NULL},
+                           NULL,
+                           0,
+                           "events waiting for the application to serve "
+                           "them, per Kafka client (librdkafka statistics; "
+                           "a client whose events are never served never "
+                           "reports)"},
     [SL_M_HTTP_RESPONSES] = {"sluice_http_responses_total",
                              SL_COUNTER,
                              {"source", "status", NULL},
@@ -616,6 +625,11 @@ void sl_metrics_kafka_stats(const char *json, size_t len)
         }
         if (json_object_size(brokers))
                 sl_metric_set(SL_M_KAFKA_BROKERS_UP, NULL, up);
+        name = json_string_value(json_object_get(root, "name"));
+        if (name && json_is_integer(json_object_get(root, "replyq")))
+                sl_metric_set(SL_M_KAFKA_REPLYQ, SL_LV(name),
+                              (double)json_integer_value(
+                                  json_object_get(root, "replyq")));
         topics = json_object_get(root, "topics");
         json_object_foreach(topics, tname, t)
         {

@@ -30,6 +30,7 @@ enum sl_metric_id {
         SL_M_BATCH_SECONDS,        /* histogram {name}: batch latency */
         SL_M_CONSUMER_LAG,         /* gauge {topic,partition} */
         SL_M_KAFKA_BROKERS_UP,     /* gauge: brokers in state UP */
+        SL_M_KAFKA_REPLYQ,         /* gauge {client}: events not served */
         SL_M_HTTP_RESPONSES,       /* counter {source,status} */
         SL_M_HTTP_SECONDS,         /* histogram {source} */
         SL_M_HTTP_RETRIES,         /* counter {source} */

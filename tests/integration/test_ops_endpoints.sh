@@ -244,4 +244,15 @@ check "database back: loader /readyz 200" wait_status 60 "$L/readyz" 200
 check_eq "sluice health exits 0 on 200" "$?" 0
 "$SLUICE_BIN" health "http://127.0.0.1:$(free_port)/healthz" >/dev/null 2>&1
 check_eq "sluice health exits 1 when nothing answers" "$?" 1
+# every Kafka client of each worker has its events served: each reports
+# its statistics (every 5 s) and so appears in sluice_kafka_replyq; a
+# client never polled (the loader's dead-letter producer used to be, while
+# no row was rejected) never appears, and its events pile up in memory
+clients() { curl -s "$1/metrics" | grep -c '^sluice_kafka_replyq{client='; }
+for w in "loader $L 2" "transformer $T 2" "fetcher $F 2"; do
+	read -r name url want <<<"$w"
+	check "$name: its $want Kafka clients report their statistics (events served)" \
+		wait_out 20 -ge "$want" clients "$url"
+	echo "# $name: $(curl -s "$url/metrics" | grep '^sluice_kafka_replyq' | tr '\n' ' ')"
+done
 sl_done
