@@ -1299,7 +1299,7 @@ static enum sl_status finish(struct load_ctx *ctx, struct load_batch *b,
                 sl_warn("event=fenced table=%s topic=%s partitions=%s "
                         "next_offsets=%s",
                         b->table, b->topic, parts.data, nexts.data);
-                snprintf(f->sqlstate, sizeof(f->sqlstate), "%s", "");
+                f->sqlstate[0] = '\0';
                 snprintf(f->msg, sizeof(f->msg),
                          "fenced: sluice.offsets of %s is already at or past "
                          "this batch's end (another loader of the group "

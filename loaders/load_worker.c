@@ -645,8 +645,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                  * them already) are not ours: what is held of them is
                  * dropped, and a batch already in flight meets the fence
                  * on sluice.offsets (load_batch.c, finish). */
-                int lost = rd_kafka_assignment_lost(rk);
-                if (lost) {
+                if (rd_kafka_assignment_lost(rk)) {
                         sl_warn("event=partitions_lost partitions=%d "
                                 "dropped_messages=%zu",
                                 parts->cnt, held_messages(w));

@@ -51,7 +51,7 @@ t = [x for x in json.load(sys.stdin)["topics"] if x["topic"] == "raw.kev"]
 print(t[0].get("lag", "?") if t else "?")'
 }
 lag_zero() { [ "$(lag "$1")" == 0 ]; }
-# ends PARTITION...: the end offsets of the output topic, one per partition
+# ends: the end offsets of the output topic, one per partition
 ends() {
 	local p
 	for p in 0 1 2 3; do
