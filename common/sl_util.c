@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -32,29 +31,22 @@ void *sl_malloc(size_t size)
 
 void *sl_malloc_big(size_t size, size_t *cap)
 {
-        void *p = NULL;
         size_t n;
 
-        if (size < SL_HUGE_PAGE) {
+        if (size < SL_BIG_BLOCK) {
                 *cap = size ? size : 1;
                 return sl_malloc(size);
         }
         /* in steps of 256 KiB: pages of near sizes get blocks of one size,
-         * which glibc's free lists hand on from one page to the next */
+         * which glibc's free lists hand on from one page to the next.
+         * Plain pages, not transparent huge ones: on this VM a fresh huge
+         * page costs ~5x a fresh 4 KB page per byte (0.5 against 2.5 GB/s
+         * at first touch, once the kernel has handed freed memory back to
+         * the host), and the bench's 10-page sync took 1.5x as long with
+         * MADV_HUGEPAGE (docs/performance.md, session 10) */
         n = (size + BIG_STEP - 1) & ~(BIG_STEP - 1);
-        if (posix_memalign(&p, SL_HUGE_PAGE, n) != 0)
-                oom(n);
-#ifdef MADV_HUGEPAGE
-        /* whole huge pages only; the tail keeps small ones, so the kernel
-         * zeroes no more than the block holds (rounding to whole huge
-         * pages zeroed a third more and was slower: the zeroing of fresh
-         * memory is most of what a fault costs here). Advice: a kernel
-         * without transparent huge pages refuses it, and that is fine */
-        if (n >= SL_HUGE_PAGE)
-                (void)madvise(p, n & ~(SL_HUGE_PAGE - 1), MADV_HUGEPAGE);
-#endif
         *cap = n;
-        return p;
+        return sl_malloc(n);
 }
 
 void *sl_calloc(size_t n, size_t size)

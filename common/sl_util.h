@@ -18,12 +18,11 @@ enum sl_status {
 /* Allocators: never return NULL; out of memory aborts the process. */
 void *sl_malloc(size_t size);
 /* A block of at least size bytes for a buffer of megabytes filled once (a
- * page of an API): from SL_HUGE_PAGE up, in steps of 256 KiB, aligned to a
- * huge page and backed by transparent huge pages where the kernel has
- * them (madvise); below, plain sl_malloc. Each 4 KB page of fresh memory
- * costs a fault, which was a fifth of the fetcher's time on 4.5 MB pages.
- * New; *cap gets its usable size; free with free() (or realloc it). */
-#define SL_HUGE_PAGE ((size_t)2 << 20)
+ * page of an API): from SL_BIG_BLOCK up, in steps of 256 KiB, so that
+ * glibc hands a freed page's block on to the next page of a near size;
+ * below, plain sl_malloc. New; *cap gets its usable size; free with
+ * free() (or realloc it). */
+#define SL_BIG_BLOCK ((size_t)2 << 20)
 void *sl_malloc_big(size_t size, size_t *cap);
 void *sl_calloc(size_t n, size_t size);
 void *sl_realloc(void *ptr, size_t size);

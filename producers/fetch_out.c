@@ -14,8 +14,8 @@
 /* A split page's chunks, shared by their messages: librdkafka neither
  * copies nor frees them (message flags 0), and the delivery report of the
  * last frees the block (kcat hands buffers over the same way). The page is
- * copied once, into huge pages where the kernel has them (sl_malloc_big):
- * a fresh malloc per chunk faulted in every 4 KB page of it. */
+ * copied once, into one block (sl_malloc_big): a fresh malloc per chunk
+ * faulted in every 4 KB page of it. */
 struct fetch_block {
         char *mem; /* sl_malloc_big */
         size_t bytes;
