@@ -220,12 +220,16 @@ for w, rs in S.items():
         continue
     tmax = max(int(r["t"]) for r in live)
     warm = tmax * 0.25
+    # a figure's floor between lo and hi: its lowest sample there (the
+    # last sample counts in every window, so none is empty)
+    def floor(key, lo, hi):
+        return min(num(r[key]) for r in live
+                   if lo <= int(r["t"]) < hi or int(r["t"]) == tmax)
     # the heap's idle floor: the lowest figure of the first full minute
     # after warm-up, and of the last 60 s (a clock-minute bucket could hold
     # one sample, taken mid-sync, at the end of a short run)
-    first = min(num(r["heap"]) for r in live
-                if warm <= int(r["t"]) < warm + 60 or int(r["t"]) == tmax)
-    last = min(num(r["heap"]) for r in live if int(r["t"]) >= tmax - 60)
+    first = floor("heap", warm, warm + 60)
+    last = floor("heap", tmax - 60, tmax + 1)
     allow = max(8 * MiB, 0.15 * first)
     grew = last - first
     rss = [num(r["rss"]) for r in live]
@@ -239,9 +243,6 @@ for w, rs in S.items():
     # fetcher whose last sample fell in a sync: fds 42 -> 55, threads
     # 18 -> 24, while another's warm-up figure was the one mid-sync); a
     # leak raises the floor
-    def floor(key, lo, hi):
-        return min(num(r[key]) for r in live
-                   if lo <= int(r["t"]) < hi or int(r["t"]) == tmax)
     fds_w = floor("fds", warm, warm + 60)
     th_w = floor("threads", warm, warm + 60)
     fds_e = floor("fds", tmax - 60, tmax + 1)

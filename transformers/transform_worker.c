@@ -410,6 +410,14 @@ static void retry_commit(struct worker *w)
         refusal_clear(w);
 }
 
+/* Lets go of the batch in hand (its messages). */
+static void drop_batch(struct worker *w)
+{
+        for (size_t i = 0; i < w->n; i++)
+                rd_kafka_message_destroy(w->msgs[i]);
+        w->n = 0;
+}
+
 /* Produces, delivers and commits the batch in hand, then frees it. */
 static void finish_batch(struct worker *w)
 {
@@ -431,9 +439,7 @@ static void finish_batch(struct worker *w)
         sl_metric_observe(SL_M_BATCH_SIZE, SL_LV("transform"), (double)w->n);
         sl_metric_observe(SL_M_BATCH_SECONDS, SL_LV("transform"),
                           (double)(sl_now_ms() - t0) / 1e3);
-        for (size_t i = 0; i < w->n; i++)
-                rd_kafka_message_destroy(w->msgs[i]);
-        w->n = 0;
+        drop_batch(w);
 }
 
 /* An assignment while a commit is refused. An eager one starts every
@@ -497,9 +503,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         sl_warn("event=partitions_lost partitions=%d "
                                 "dropped_messages=%zu",
                                 parts->cnt, held);
-                        for (size_t i = 0; i < w->n; i++)
-                                rd_kafka_message_destroy(w->msgs[i]);
-                        w->n = 0;
+                        drop_batch(w);
                         held = 0;
                 }
                 finish_batch(w);
@@ -648,9 +652,7 @@ int transform_run(struct map **maps, size_t nmaps,
         }
         rc = 0;
 out:
-        for (size_t i = 0; i < w.n; i++)
-                rd_kafka_message_destroy(w.msgs[i]);
-        w.n = 0; /* the close below revokes: nothing left to finish */
+        drop_batch(&w); /* the close below revokes: nothing left to finish */
         free(w.msgs);
         w.msgs = NULL;
         if (w.consumer) {
