@@ -22,6 +22,11 @@ kcat -b "$SLUICE_BROKERS" -P -t auto.created <<<"x" 2>>"$d/kcat.err"
 kcat -b "$SLUICE_BROKERS" -L -J >"$d/md.json" 2>>"$d/kcat.err"
 check_eq "auto-created topics get the default 4 partitions" "$(parts auto.created)" 4
 
+# a real broker sets TCP_NODELAY; with Nagle on, a response written before
+# the last one is acknowledged waits out the client's delayed ACK (40 ms)
+check_eq "the broker's accepted connections have TCP_NODELAY" \
+	"$(/usr/bin/python3 "$SLUICE_ROOT/tests/tools/nodelay.py" "$SL_BROKER_PID" "${SLUICE_BROKERS%%,*}" 2>&1)" 1
+
 kill -TERM "$SL_BROKER_PID"
 wait "$SL_BROKER_PID"
 check_eq "SIGTERM: exit 0" "$?" 0
