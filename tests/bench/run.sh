@@ -66,6 +66,13 @@ cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icommon -O2 -g \
 	-o "$BUILD/bench/bench_json_bound" $B/bench_json_bound.c \
 	"$BUILD/libsluice.a" $(pkg-config --libs rdkafka libcurl jansson libpq) \
 	-lpthread -lm || die "cannot build $B/bench_json_bound.c"
+cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icommon -O2 -g \
+	-Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla \
+	-Wimplicit-fallthrough $(pkg-config --cflags rdkafka) \
+	-o "$BUILD/bench/bench_publish_floor" $B/bench_publish_floor.c \
+	"$BUILD/libsluice.a" $(pkg-config --libs rdkafka libcurl jansson libpq) \
+	-lpthread -lm || die "cannot build $B/bench_publish_floor.c"
 
 W=$(sl_tmpdir)
 SL_LOGDIR=$W/logs
@@ -143,7 +150,7 @@ curl -sf --parallel --config "$W/urls.par.cfg" 2>/dev/null || die "cannot fetch 
 # ---------------------------------------------------------------- fetch ----
 case_fetch() {
 	local r t0 t1 t2 ms recs line
-	mk_broker 16 raw.nvd raw.bench_kcat
+	mk_broker 16 raw.nvd raw.bench_kcat raw.bench_floor
 	# the pages cut into sluice's message size (max_message_bytes 1 MB)
 	mkdir -p "$W/chunks"
 	for p in "$W"/pages/p*.json; do
@@ -200,6 +207,23 @@ case_fetch() {
 			"curl_s=$(echo "$t1 - $t0" | bc) kcat_s=$(echo "$t2 - $t1" | bc) kcat_cpu_s=$(timefile "$W/kcat$r.time" | cut -d' ' -f1) broker_cpu_s=$(cpu_s "$k0" "$k1")"
 		record fetch "concurrency 4, into Kafka" "$r" sluice "$recs" "$(echo "scale=3; $ms / 1000" | bc)" \
 			$(timefile "$W/fetch$r.time") -
+		# the publish floor: the same pieces produced from memory with
+		# sluice's producer settings, nothing fetched, checked or copied,
+		# with each of librdkafka's codecs (sluice uses lz4): the least
+		# time any fetcher publishing through librdkafka needs
+		local codec
+		for codec in lz4 none snappy zstd; do
+			k0=$(cpu_ticks "$SL_BROKER_PID")
+			line=$(SLUICE_KAFKA_COMPRESSION_TYPE=$codec \
+				"$BUILD/bench/bench_publish_floor" raw.bench_floor "$W"/chunks/c* \
+				2>"$SL_LOGDIR/floor$r.$codec.log") ||
+				fail "publish floor ($codec) run $r: $(tail -1 "$SL_LOGDIR/floor$r.$codec.log")"
+			k1=$(cpu_ticks "$SL_BROKER_PID")
+			record fetch "publish floor, $codec" "$r" floor "$N" \
+				"$(sed -n 's/.* wall_s=\([0-9.]*\).*/\1/p' <<<"$line")" \
+				"$(sed -n 's/.* cpu_s=\([0-9.]*\).*/\1/p' <<<"$line")" - \
+				"broker_cpu_s=$(cpu_s "$k0" "$k1")"
+		done
 	done
 	# with a rate limit: the fixture enforces 10 per 1 s, the source asks
 	# for the same; pages of 100 records
