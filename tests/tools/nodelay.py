@@ -25,7 +25,9 @@ for _ in range(50):  # the accept runs on the broker's own thread
             continue
         fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(name), 0)
         if fd < 0:
-            sys.exit(f"pidfd_getfd: {os.strerror(ctypes.get_errno())}")
+            sys.exit(f"pidfd_getfd on {pid}: "
+                     f"{os.strerror(ctypes.get_errno())} (it needs root, or "
+                     f"kernel.yama.ptrace_scope 0 and the same user)")
         s = socket.socket(fileno=fd)
         try:
             if s.type == socket.SOCK_STREAM and s.getpeername() == me:
