@@ -57,22 +57,18 @@ if [ ${#need[@]} -gt 0 ]; then
 		--no-install-recommends "${need[@]}" >&2 || die "cannot install ${need[*]}"
 fi
 
-# --- the C bound, built with the Makefile's flags, linked with libsluice.a ---
+# --- the C programs of the bench (the transform bound, the publish floor),
+# built with the Makefile's flags, linked with libsluice.a ---
 mkdir -p "$BUILD/bench"
-cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icommon -O2 -g \
-	-Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla \
-	-Wimplicit-fallthrough $(pkg-config --cflags jansson) \
-	-o "$BUILD/bench/bench_json_bound" $B/bench_json_bound.c \
-	"$BUILD/libsluice.a" $(pkg-config --libs rdkafka libcurl jansson libpq) \
-	-lpthread -lm || die "cannot build $B/bench_json_bound.c"
-cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icommon -O2 -g \
-	-Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla \
-	-Wimplicit-fallthrough $(pkg-config --cflags rdkafka) \
-	-o "$BUILD/bench/bench_publish_floor" $B/bench_publish_floor.c \
-	"$BUILD/libsluice.a" $(pkg-config --libs rdkafka libcurl jansson libpq) \
-	-lpthread -lm || die "cannot build $B/bench_publish_floor.c"
+for prog in bench_json_bound bench_publish_floor; do
+	cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icommon -O2 -g \
+		-Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+		-Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla \
+		-Wimplicit-fallthrough $(pkg-config --cflags rdkafka jansson) \
+		-o "$BUILD/bench/$prog" "$B/$prog.c" \
+		"$BUILD/libsluice.a" $(pkg-config --libs rdkafka libcurl jansson libpq) \
+		-lpthread -lm || die "cannot build $B/$prog.c"
+done
 
 W=$(sl_tmpdir)
 SL_LOGDIR=$W/logs
