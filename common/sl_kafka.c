@@ -279,6 +279,32 @@ rd_kafka_t *sl_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
         return rk;
 }
 
+int sl_kafka_resolve_beginnings(rd_kafka_t *rk,
+                                rd_kafka_topic_partition_list_t *parts,
+                                int timeout_ms, int *asked)
+{
+        int64_t until = sl_now_ms() + timeout_ms;
+        int found = 0;
+
+        *asked = 0;
+        for (int i = 0; i < parts->cnt && sl_now_ms() < until; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                int64_t low = -1, high = -1;
+
+                if (tp->offset != RD_KAFKA_OFFSET_BEGINNING)
+                        continue;
+                (*asked)++;
+                if (rd_kafka_query_watermark_offsets(
+                        rk, tp->topic, tp->partition, &low, &high,
+                        (int)(until - sl_now_ms())) == 0 &&
+                    high > low) {
+                        tp->offset = low;
+                        found++;
+                }
+        }
+        return found;
+}
+
 int sl_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errstr,
                   size_t errstr_size)
 {

@@ -60,6 +60,20 @@ rd_kafka_t *sl_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
 /* Checks that the cluster answers a metadata request within timeout_ms.
  * 0, or -1 with errstr naming the brokers it tried and the last connection
  * failure librdkafka logged (refused, TLS handshake, SASL), if any. */
+/* Gives each partition of parts still at RD_KAFKA_OFFSET_BEGINNING the
+ * concrete offset where it begins, its low watermark, so that a consumer
+ * assigned them starts fetching them all at once (librdkafka 2.0.2 looks a
+ * logical offset up partition by partition after the assignment, and a
+ * partition resolved late waits out the long poll of one resolved early:
+ * up to a second in the bench). The low watermark is the beginning
+ * exactly (a lookup by timestamp 0 would skip records without one). Within
+ * timeout_ms in all; an empty partition, a failed request or the time
+ * running out keeps the logical offset. Returns how many were resolved and
+ * sets *asked to how many were at the beginning. */
+int sl_kafka_resolve_beginnings(rd_kafka_t *rk,
+                                rd_kafka_topic_partition_list_t *parts,
+                                int timeout_ms, int *asked);
+
 int sl_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errstr,
                   size_t errstr_size);
 

@@ -487,36 +487,16 @@ static int db_ensure(struct worker *w)
         return 0;
 }
 
-/* Partitions still at RD_KAFKA_OFFSET_BEGINNING get the concrete offset
- * where they begin: their low watermark. A logical offset makes
- * librdkafka 2.0.2 look each partition up on its own after the
- * assignment: in the bench, 7 of 8 partitions of a fresh group started
- * fetching about a second after the first (their lookups lagged, then
- * their first Fetch waited out the first partition's long poll), and one
- * load run in four took 1.8 s instead of 1.0. The low watermark is the
- * beginning exactly (a lookup by timestamp 0 would skip records without
- * one). Within 2 s in all; an empty partition, a failed request or the
- * time running out keeps the logical offset. */
+/* Partitions still at RD_KAFKA_OFFSET_BEGINNING start at their low
+ * watermark (sl_kafka_resolve_beginnings): with the logical offset, 7 of 8
+ * partitions of a fresh group started fetching about a second after the
+ * first in the bench, and one load run in four took 1.8 s instead of 1.0.
+ * Within 2 s in all. */
 static void beginnings(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 {
-        int64_t until = sl_now_ms() + 2000;
-        int asked = 0, found = 0;
+        int asked, found;
 
-        for (int i = 0; i < parts->cnt && sl_now_ms() < until; i++) {
-                rd_kafka_topic_partition_t *tp = &parts->elems[i];
-                int64_t low = -1, high = -1;
-
-                if (tp->offset != RD_KAFKA_OFFSET_BEGINNING)
-                        continue;
-                asked++;
-                if (rd_kafka_query_watermark_offsets(
-                        w->rk, tp->topic, tp->partition, &low, &high,
-                        (int)(until - sl_now_ms())) == 0 &&
-                    high > low) {
-                        tp->offset = low;
-                        found++;
-                }
-        }
+        found = sl_kafka_resolve_beginnings(w->rk, parts, 2000, &asked);
         if (asked > 0)
                 sl_debug("event=beginnings asked=%d found=%d", asked, found);
 }

@@ -474,6 +474,42 @@ static void refusal_after_assign(struct worker *w, rd_kafka_t *rk,
         rd_kafka_topic_partition_list_destroy(mine);
 }
 
+/* The offsets newly assigned partitions start from, made concrete before
+ * the assignment: the group's committed offsets (one OffsetFetch), and for
+ * a partition with none its beginning (auto.offset.reset is always
+ * earliest, sl_kafka_consumer_new) as its low watermark. Left logical,
+ * librdkafka 2.0.2 resolves them one partition after another once
+ * assigned, and the partitions resolved last wait out the long poll of the
+ * first (fetch.wait.max.ms, 500 ms): a fresh group, as after a replay into
+ * a new one, read the bench's 10 pages 0.5-1 s later than it could. When
+ * the committed offsets cannot be read within 2 s, all stay logical and
+ * librdkafka resolves them as before. */
+static void start_offsets(rd_kafka_t *rk,
+                          rd_kafka_topic_partition_list_t *parts)
+{
+        rd_kafka_resp_err_t err = rd_kafka_committed(rk, parts, 2000);
+        int asked, found, committed = 0, unread = 0;
+
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+
+                if (err || tp->err) {
+                        tp->offset = RD_KAFKA_OFFSET_INVALID;
+                        tp->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+                        unread++;
+                } else if (tp->offset < 0) {
+                        tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+                } else {
+                        committed++;
+                }
+        }
+        found = sl_kafka_resolve_beginnings(rk, parts, 2000, &asked);
+        sl_info("event=start_offsets partitions=%d committed=%d "
+                "from_beginning=%d at_low_watermark=%d unread=%d err=%s",
+                parts->cnt, committed, asked, found, unread,
+                rd_kafka_err2name(err));
+}
+
 /* A rebalance finishes the batch in hand while its partitions are still
  * ours: its rows are delivered and its offsets committed before another
  * worker is given the partitions, so a rebalance repeats nothing. */
@@ -487,6 +523,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 sl_info("event=assigned partitions=%d protocol=%s", parts->cnt,
                         coop ? "cooperative" : "eager");
+                start_offsets(rk, parts);
                 if (coop)
                         error = rd_kafka_incremental_assign(rk, parts);
                 else

@@ -114,6 +114,18 @@ case "$dl" in
 *) not_ok "dead letter has the reason and the page: $dl" ;;
 esac
 
+# A fresh group starts every partition at a concrete offset, its low
+# watermark where it holds messages (not a logical "beginning" that
+# librdkafka would look up partition by partition after the assignment)
+nonempty=0
+for p in 0 1; do
+	hi=$(timeout 10 kcat -Q -b "$SLUICE_BROKERS" -t "raw.kev:$p:-1" 2>/dev/null | sed -n 's/.* offset \([0-9]*\)$/\1/p')
+	[ "${hi:-0}" -gt 0 ] && nonempty=$((nonempty + 1))
+done
+check_eq "a fresh group starts at the beginning of both partitions, concretely" \
+	"$(grep -o 'event=start_offsets .*' "$SL_LOGDIR/transform1.log" | head -1)" \
+	"event=start_offsets partitions=2 committed=0 from_beginning=2 at_low_watermark=$nonempty unread=0 err=NO_ERROR"
+
 stop_pid "$W1"
 check_eq "SIGTERM stops the worker cleanly" "$?" "0"
 grep -q 'event=map_stats when=exit map=kev table=known_exploited_vulnerability records_in=1404 rows_out=1404 ignored=0 skipped=0 rejected=0' \
@@ -125,7 +137,11 @@ grep -q 'event=map_stats when=exit map=kev table=known_exploited_vulnerability r
 bg transform2 "$SLUICE_BIN" transform "$MAP" --group kev-test --stats-interval 1 \
 	--kafka session.timeout.ms=6000 --kafka heartbeat.interval.ms=500
 W2=$LAST_PID
-wait_for 20 grep -q 'event=subscribed' "$SL_LOGDIR/transform2.log"
+wait_for 20 grep -q 'event=start_offsets' "$SL_LOGDIR/transform2.log"
+# every partition that held a message has a committed offset by now
+check_eq "a restarted worker starts from its group's committed offsets" \
+	"$(grep -o 'event=start_offsets .*' "$SL_LOGDIR/transform2.log" | head -1)" \
+	"event=start_offsets partitions=2 committed=$nonempty from_beginning=$((2 - nonempty)) at_low_watermark=0 unread=0 err=NO_ERROR"
 timeout 30 kcat -P -b "$SLUICE_BROKERS" -t raw.kev -H source=kev -H run=test-run-2 <"$D/later" 2>>"$D/kcat.log"
 wait_count mapped.known_exploited_vulnerability 1406 30
 sleep 2
