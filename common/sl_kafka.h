@@ -57,9 +57,6 @@ rd_kafka_t *sl_kafka_producer_new(rd_kafka_conf_t *conf, char *errstr,
 rd_kafka_t *sl_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
                                   char *errstr, size_t errstr_size);
 
-/* Checks that the cluster answers a metadata request within timeout_ms.
- * 0, or -1 with errstr naming the brokers it tried and the last connection
- * failure librdkafka logged (refused, TLS handshake, SASL), if any. */
 /* Gives each partition of parts still at RD_KAFKA_OFFSET_BEGINNING the
  * concrete offset where it begins, its low watermark, so that a consumer
  * assigned them starts fetching them all at once (librdkafka 2.0.2 looks a
@@ -74,6 +71,9 @@ int sl_kafka_resolve_beginnings(rd_kafka_t *rk,
                                 rd_kafka_topic_partition_list_t *parts,
                                 int timeout_ms, int *asked);
 
+/* Checks that the cluster answers a metadata request within timeout_ms.
+ * 0, or -1 with errstr naming the brokers it tried and the last connection
+ * failure librdkafka logged (refused, TLS handshake, SASL), if any. */
 int sl_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errstr,
                   size_t errstr_size);
 
