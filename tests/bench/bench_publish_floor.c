@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "sl_kafka.h"
@@ -37,15 +36,6 @@ static double now_s(void)
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-        struct rusage ru;
-
-        getrusage(RUSAGE_SELF, &ru);
-        return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -105,7 +95,8 @@ int main(int argc, char **argv)
         rd_kafka_conf_t *conf;
         rd_kafka_t *rk;
         size_t bytes = 0;
-        double w0, c0, w1, c1;
+        double w0, w1;
+        int64_t c0, c1;
         int n;
 
         if (argc < 3) {
@@ -145,7 +136,7 @@ int main(int argc, char **argv)
                 return 1;
         }
         w0 = now_s();
-        c0 = cpu_s();
+        c0 = sl_cpu_ms();
         for (int i = 0; i < n; i++) {
                 /* a key of its own per message, as the fetcher's
                  * source:run:page:chunk, spreads them over the partitions */
@@ -169,9 +160,9 @@ int main(int argc, char **argv)
                 return 1;
         }
         w1 = now_s();
-        c1 = cpu_s();
+        c1 = sl_cpu_ms();
         printf("messages=%d bytes=%zu wall_s=%.4f cpu_s=%.4f\n", n, bytes,
-               w1 - w0, c1 - c0);
+               w1 - w0, (double)(c1 - c0) / 1e3);
         rd_kafka_destroy(rk);
         for (int i = 0; i < n; i++)
                 free(pieces[i].data);
