@@ -797,3 +797,115 @@ int sl_json_array_next(const char *text, size_t len, size_t *pos,
         *pos = (size_t)(p - text);
         return 1;
 }
+
+/* ---- a member's value in the first bytes of a text still arriving ---- */
+
+enum { PFX_MORE = 0, PFX_NEVER = -1 };
+
+/* Past the value at p in [p, end) of a text not yet validated: NULL with
+ * *why PFX_MORE when the bytes stop inside it (a number or literal counts
+ * as complete only once a byte after it has come), PFX_NEVER when it cannot
+ * start a JSON value. Brackets are counted, not matched: the whole text is
+ * validated later, this only has to stay inside the bytes. */
+static const char *prefix_value(const char *p, const char *end, int *why)
+{
+        long depth = 0;
+
+        *why = PFX_MORE;
+        if (p >= end)
+                return NULL;
+        if (*p != '"' && *p != '{' && *p != '[') {
+                const char *s = p;
+                while (p < end && ((*p && strchr("+-.0123456789eE", *p)) ||
+                                   (*p >= 'a' && *p <= 'z')))
+                        p++;
+                if (p == s) {
+                        *why = PFX_NEVER;
+                        return NULL;
+                }
+                return p < end ? p : NULL;
+        }
+        do {
+                char c = *p++;
+                if (c == '"') {
+                        for (;;) {
+                                p = quote_or_bslash(p, end);
+                                if (p >= end)
+                                        return NULL;
+                                if (*p == '"')
+                                        break;
+                                if (end - p < 2)
+                                        return NULL;
+                                p += 2;
+                        }
+                        p++;
+                } else if (c == '{' || c == '[') {
+                        depth++;
+                } else if (c == '}' || c == ']') {
+                        depth--;
+                }
+        } while (depth > 0 && p < end);
+        return depth > 0 ? NULL : p;
+}
+
+int sl_json_prefix_member(const char *text, size_t len, const char *path,
+                          struct sl_json_span *v)
+{
+        const char *end = text + len, *p = text;
+        struct path_names pn;
+        int why;
+
+        if (path_names(path, &pn) < 0 || pn.n == 0)
+                return PFX_NEVER;
+        for (int i = 0; i < pn.n; i++) {
+                int first = 1;
+                p = ws(p, end);
+                if (p >= end)
+                        return PFX_MORE;
+                if (*p != '{')
+                        return PFX_NEVER;
+                p++;
+                for (;;) {
+                        const char *k, *kend;
+                        p = ws(p, end);
+                        if (p >= end)
+                                return PFX_MORE;
+                        if (!first && *p == ',')
+                                p = ws(p + 1, end);
+                        else if (!first)
+                                return PFX_NEVER; /* '}' included: absent */
+                        if (p >= end)
+                                return PFX_MORE;
+                        if (*p != '"')
+                                return PFX_NEVER;
+                        first = 0;
+                        k = p + 1;
+                        p = prefix_value(p, end, &why);
+                        if (!p)
+                                return why;
+                        kend = p - 1;
+                        p = ws(p, end);
+                        if (p >= end)
+                                return PFX_MORE;
+                        if (*p != ':')
+                                return PFX_NEVER;
+                        p = ws(p + 1, end);
+                        if (p >= end)
+                                return PFX_MORE;
+                        if ((size_t)(kend - k) == pn.len[i] &&
+                            memcmp(k, pn.name[i], pn.len[i]) == 0)
+                                break;
+                        p = prefix_value(p, end, &why);
+                        if (!p)
+                                return why;
+                }
+        }
+        {
+                const char *after = prefix_value(p, end, &why);
+                if (!after)
+                        return why;
+                v->off = (size_t)(p - text);
+                v->len = (size_t)(after - p);
+        }
+        return 1;
+}

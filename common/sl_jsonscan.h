@@ -58,6 +58,17 @@ long sl_json_locate_array(const char *text, size_t len, const char *path,
 int sl_json_member(const char *text, size_t len, const char *path,
                    struct sl_json_span *v);
 
+/* The value at a plain member path in the first len bytes of a text still
+ * arriving (not validated yet, cut anywhere): 1 with its bytes in *v once
+ * those bytes hold it whole and everything before it (a number or literal
+ * only once a byte after it has come); 0 while more bytes may tell; -1
+ * when they never will (the path is not plain, a value on the way is not
+ * an object, the member is absent, the bytes are not JSON). Reads nothing
+ * past len. A head start only: the whole text must still be validated,
+ * and a repeated name later in it would win there. */
+int sl_json_prefix_member(const char *text, size_t len, const char *path,
+                          struct sl_json_span *v);
+
 /* Walks the members of an object of a valid JSON text. *pos starts at the
  * offset of its '{'; each call gives the next member: 1 with the bytes of
  * its name between the quotes (still escaped) in *name and of its value in

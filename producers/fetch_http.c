@@ -109,6 +109,7 @@ void fetch_http_free(struct fetch_http *h)
                 free(h->password);
         }
         fetch_rate_free(&h->rate);
+        free(h->set);
         memset(h, 0, sizeof(*h));
 }
 
@@ -162,6 +163,33 @@ void fetch_req_destroy(struct fetch_req *r)
         free(r);
 }
 
+/* How far into an answer its peek_path is looked for: a total or a page
+ * count sits in the first hundred bytes of the APIs that have one (61 of
+ * NVD's); past this the caller waits for the whole page, as without it. */
+#define PEEK_MAX ((size_t)64 * 1024)
+
+/* Looks for r's peek_path in the body so far, in a 2xx answer only. */
+static void peek(struct fetch_req *r)
+{
+        long status = 0;
+        int found;
+
+        curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status < 200 || status > 299) {
+                r->peek_state = -1;
+                return;
+        }
+        found = sl_json_prefix_member(
+            r->resp.data, r->resp.len < PEEK_MAX ? r->resp.len : PEEK_MAX,
+            r->peek_path, &r->peek);
+        if (found == 1) {
+                r->peek_state = 1;
+                r->http->peek_pending = 1;
+        } else if (found < 0 || r->resp.len >= PEEK_MAX) {
+                r->peek_state = -1;
+        }
+}
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *opaque)
 {
         struct fetch_req *r = opaque;
@@ -170,6 +198,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *opaque)
                 r->too_big = 1;
                 return 0; /* over the cap: abort the transfer */
         }
+        if (r->peek_path && r->peek_state == 0)
+                peek(r);
         return size * nmemb;
 }
 
@@ -237,6 +267,9 @@ static void start(struct fetch_http *h, struct fetch_req *r)
 
         clear_answer(r);
         r->too_big = 0;
+        r->http = h;
+        if (r->peek_state != 2) /* told once: not again on a retry */
+                r->peek_state = 0;
         if (src->max_page_bytes > 0 && (size_t)src->max_page_bytes < RESP_MAX)
                 r->resp.max = (size_t)src->max_page_bytes;
         r->curl = curl;
@@ -524,7 +557,7 @@ static int settle(struct fetch_http *h, struct fetch_req *r, CURLcode cc,
                 return SL_OK;
         }
         sl_metric_inc(SL_M_ERRORS, SL_LV("http"));
-        if (r->bad_body && h->dead_letter &&
+        if (r->bad_body && (h->dead_letter || r->dead_letter) &&
             (v == V_FATAL || r->attempts >= src->max_attempts)) {
                 /* bad for good, and the run can go on without it */
                 char q[600];
@@ -579,17 +612,50 @@ static int settle(struct fetch_http *h, struct fetch_req *r, CURLcode cc,
         return SL_OK;
 }
 
+void fetch_http_add(struct fetch_http *h, struct fetch_req *r)
+{
+        if (h->set_n == h->set_cap) {
+                h->set_cap = h->set_cap ? h->set_cap * 2 : 16;
+                h->set = sl_realloc(h->set, h->set_cap * sizeof(*h->set));
+        }
+        r->done = 0;
+        h->set[h->set_n++] = r;
+        h->set_remaining++;
+}
+
+/* Tells the caller of each answer whose peek_path showed up (before its
+ * transfer is settled: a page done in the same pass is told first). */
+static int tell_peeks(struct fetch_http *h, size_t from, char *errstr,
+                      size_t errstr_size)
+{
+        h->peek_pending = 0;
+        for (size_t i = from; i < h->set_n; i++) {
+                struct fetch_req *r = h->set[i];
+                if (r->peek_state != 1)
+                        continue;
+                r->peek_state = 2;
+                if (h->peeked &&
+                    h->peeked(r, h->peeked_opaque, errstr, errstr_size))
+                        return -1;
+        }
+        return 0;
+}
+
 int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
                    fetch_done_fn done, void *opaque, char *errstr,
                    size_t errstr_size)
 {
-        size_t remaining = n;
         size_t next = 0; /* lowest index not yet done */
         long active = 0;
         int rc = SL_OK;
         int64_t last_idle = 0;
 
-        while (remaining > 0) {
+        /* the running set: reqs, and whatever callbacks add */
+        h->set_n = h->set_remaining = 0;
+        for (size_t i = 0; i < n; i++)
+                fetch_http_add(h, reqs[i]);
+        reqs = NULL;
+        while (h->set_remaining > 0) {
                 int64_t now = sl_now_ms();
                 int64_t wait_ms = 100;
                 int still = 0, ended = 0;
@@ -611,12 +677,13 @@ int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
                                 goto out;
                         }
                 }
-                while (next < n && reqs[next]->done)
+                while (next < h->set_n && h->set[next]->done)
                         next++;
                 /* start what the cap, the rate window and backoff allow,
                  * lowest pages first */
-                for (size_t i = next; i < n && active < h->max_active; i++) {
-                        struct fetch_req *r = reqs[i];
+                for (size_t i = next; i < h->set_n && active < h->max_active;
+                     i++) {
+                        struct fetch_req *r = h->set[i];
                         int64_t w;
                         if (r->done || r->active)
                                 continue;
@@ -635,6 +702,16 @@ int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
                         active++;
                 }
                 curl_multi_perform(h->multi, &still);
+                if (h->peek_pending) {
+                        size_t before = h->set_n;
+                        if (tell_peeks(h, next, errstr, errstr_size) < 0) {
+                                rc = SL_ERR_RETRY;
+                                goto out;
+                        }
+                        /* start what was added now, not after a poll */
+                        if (h->set_n > before)
+                                ended++;
+                }
                 while ((msg = curl_multi_info_read(h->multi, &left))) {
                         struct fetch_req *r = NULL;
                         if (msg->msg != CURLMSG_DONE)
@@ -648,7 +725,7 @@ int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
                         if (rc != SL_OK)
                                 goto out;
                         if (r->done) {
-                                remaining--;
+                                h->set_remaining--;
                                 if (done &&
                                     done(r, opaque, errstr, errstr_size)) {
                                         rc = SL_ERR_RETRY;
@@ -662,7 +739,7 @@ int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
                                 sl_buf_free(&r->resp);
                         }
                 }
-                if (remaining == 0)
+                if (h->set_remaining == 0)
                         break;
                 /* an answer freed a slot: start the next request now, not
                  * after a poll's timeout (with every slot freed at once,
@@ -679,12 +756,13 @@ int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
                         sl_sleep_ms(wait_ms > 100 ? 100 : wait_ms);
         }
 out:
-        for (size_t i = 0; i < n; i++) {
-                if (reqs[i]->active) {
+        for (size_t i = 0; i < h->set_n; i++) {
+                if (h->set[i]->active) {
                         int64_t now = sl_now_ms();
                         fetch_rate_done(&h->rate, now, now);
-                        finish(h, reqs[i]);
+                        finish(h, h->set[i]);
                 }
         }
+        h->set_n = h->set_remaining = 0;
         return rc;
 }

@@ -9,6 +9,7 @@
 #include "fetch_out.h"
 #include "fetch_policy.h"
 #include "fetch_source.h"
+#include "sl_jsonscan.h"
 #include "sl_util.h"
 
 #include <curl/curl.h>
@@ -25,6 +26,13 @@ struct fetch_req {
         int accept[4]; /* non-2xx statuses handed back, not retried */
         int accept_n;
         int raw; /* do not parse the body as JSON */
+        /* bad for good: to done() with dead set instead of failing the run
+         * (as fetch_http.dead_letter, for this request only) */
+        int dead_letter;
+        /* a plain member path to read from the answer's first bytes
+         * (sl_json_prefix_member) while the rest is still arriving: when
+         * found, fetch_http.peeked is called with it, once per request */
+        const char *peek_path;
 
         /* the answer, valid in the done callback */
         long status;
@@ -52,6 +60,9 @@ struct fetch_req {
         int done;
         int too_big;  /* the body passed limits.max_page_bytes */
         int bad_body; /* the verdict is about the body's content */
+        int peek_state; /* 0 looking, 1 found (in peek), 2 told, -1 no */
+        struct sl_json_span peek;
+        struct fetch_http *http;
         CURL *curl;
         struct curl_slist *slist;
         char *hdr_retry_after, *hdr_reset, *hdr_retryafter, *hdr_remaining,
@@ -78,6 +89,17 @@ struct fetch_http {
          * non-zero stops the run */
         int (*idle)(void *opaque);
         void *idle_opaque;
+        /* a request's peek_path value seen in its answer's first bytes
+         * (r->peek, in r->resp), called between transfers: may add
+         * requests to the running set with fetch_http_add; non-zero stops
+         * the run (errstr set) */
+        int (*peeked)(struct fetch_req *r, void *opaque, char *errstr,
+                      size_t errstr_size);
+        void *peeked_opaque;
+        /* the running set (fetch_http_run's, and what was added to it) */
+        struct fetch_req **set;
+        size_t set_n, set_cap, set_remaining;
+        int peek_pending;
         /* counters for progress logs and tests */
         long requests, retries, throttled;
 };
@@ -103,5 +125,10 @@ typedef int (*fetch_done_fn)(struct fetch_req *r, void *opaque, char *errstr,
 int fetch_http_run(struct fetch_http *h, struct fetch_req **reqs, size_t n,
                    fetch_done_fn done, void *opaque, char *errstr,
                    size_t errstr_size);
+
+/* Adds r to the set fetch_http_run is running, from a done or peeked
+ * callback: it is started like the others and handed to done() when
+ * answered. The caller still owns r and destroys it after the run. */
+void fetch_http_add(struct fetch_http *h, struct fetch_req *r);
 
 #endif

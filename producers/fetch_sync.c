@@ -389,7 +389,7 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
                          "%s: page %ld holds %ld records, over "
                          "limits.max_records (%ld)",
                          r->masked_url, r->tag, n, c->src->max_records);
-                if (!c->http.dead_letter) {
+                if (!c->http.dead_letter && !r->dead_letter) {
                         snprintf(errstr, errstr_size, "%s", why);
                         return -1;
                 }
@@ -501,9 +501,9 @@ static int run_many(struct fetch_ctx *c, struct fetch_req **reqs, size_t n,
         return rc;
 }
 
-static long json_long(json_t *root, const char *path)
+/* A count: an integer, or a string of one; -1 otherwise. */
+static long count_of(json_t *v)
 {
-        json_t *v = path && root ? sl_jsonpath_get(root, path) : NULL;
         long long n;
 
         if (json_is_integer(v))
@@ -513,81 +513,171 @@ static long json_long(json_t *root, const char *path)
         return -1;
 }
 
+static long json_long(json_t *root, const char *path)
+{
+        return count_of(path && root ? sl_jsonpath_get(root, path) : NULL);
+}
+
+/* A counted paging run: page 0, then the pages its total asks for. */
+struct counted {
+        struct fetch_ctx *c;
+        int by_offset;
+        const char *total_path; /* the total, or the number of pages */
+        long step;              /* offset step; 0: page 0's record count */
+        long planned;           /* pages requested, page 0 included */
+        long early_total;       /* read from page 0's first bytes, or -1 */
+        long total;             /* page 0's, decoded, or -1 */
+        long first_n;           /* page 0's records, -1 until it is in */
+        struct fetch_req **reqs; /* pages 1.. (owned) */
+        size_t n, cap;
+};
+
+/* The request for page i of a counted run. */
+static struct fetch_req *counted_req(struct counted *k, long i, char *errstr,
+                                     size_t errstr_size)
+{
+        const struct fetch_source *src = k->c->src;
+        struct fetch_req *r;
+        struct params pp;
+
+        memset(&pp, 0, sizeof(pp));
+        param_add(&pp, src->page_param,
+                  k->by_offset ? src->page_start + i * k->step
+                               : src->page_start + i);
+        if (src->page_size)
+                param_add(&pp, src->size_param, src->page_size);
+        r = build_main(k->c, &pp, NULL, errstr, errstr_size);
+        if (r)
+                r->tag = i;
+        return r;
+}
+
+/* Requests the pages up to what total asks for that are not requested
+ * yet, into the running set. 0, or -1 with errstr. */
+static int plan(struct counted *k, long total, const char *from,
+                char *errstr, size_t errstr_size)
+{
+        long npages = k->by_offset ? (total + k->step - 1) / k->step : total;
+
+        if (npages > MAX_PAGES)
+                npages = MAX_PAGES;
+        if (npages <= k->planned)
+                return 0;
+        sl_info("event=pages_planned source=%s total=%ld pages=%ld from=%s",
+                k->c->src->name, total, npages, from);
+        k->c->total_pages = npages;
+        for (long i = k->planned; i < npages; i++) {
+                struct fetch_req *r = counted_req(k, i, errstr, errstr_size);
+                if (!r)
+                        return -1;
+                /* the set is known: a page bad for good is dead-lettered
+                 * and the rest still lands (page 0 cannot be: without it
+                 * nothing after it is known) */
+                r->dead_letter = 1;
+                if (k->n == k->cap) {
+                        k->cap = k->cap ? k->cap * 2 : 16;
+                        k->reqs = sl_realloc(k->reqs, k->cap * sizeof(*k->reqs));
+                }
+                k->reqs[k->n++] = r;
+                fetch_http_add(&k->c->http, r);
+        }
+        k->planned = npages;
+        return 0;
+}
+
+/* Page 0's total in its first bytes: the other pages start while the rest
+ * of it arrives (a 4.5 MB NVD page tells its total in its first 61). The
+ * whole page is still checked, and its decoded total has the last word. */
+static int counted_peeked(struct fetch_req *r, void *opaque, char *errstr,
+                          size_t errstr_size)
+{
+        struct counted *k = opaque;
+        json_t *v = json_loadb(r->resp.data + r->peek.off, r->peek.len,
+                               JSON_DECODE_ANY, NULL);
+        long total = count_of(v);
+
+        json_decref(v);
+        if (total < 0)
+                return 0; /* not a count: wait for the whole page */
+        k->early_total = total;
+        return plan(k, total, "first_bytes", errstr, errstr_size);
+}
+
+static int counted_done(struct fetch_req *r, void *opaque, char *errstr,
+                        size_t errstr_size)
+{
+        struct counted *k = opaque;
+        const struct fetch_source *src = k->c->src;
+
+        if (publish(r, k->c, errstr, errstr_size) < 0)
+                return -1;
+        if (r->tag != 0)
+                return 0;
+        k->first_n = page_records(k->c, r->json, r->nrec);
+        k->total = json_long(r->json, k->total_path);
+        if (k->total < 0)
+                return 0;
+        if (k->early_total >= 0 && k->total != k->early_total)
+                sl_warn("event=total_changed source=%s first_bytes=%ld "
+                        "page=%ld msg=\"the page's total differs from the one "
+                        "read from its first bytes; the page's counts\"",
+                        src->name, k->early_total, k->total);
+        if (!k->step)
+                k->step = k->first_n;
+        if (k->by_offset && k->step <= 0)
+                return 0;
+        return plan(k, k->total, "first_page", errstr, errstr_size);
+}
+
 /* offset + total, or page number + total pages: the first page tells how
- * many there are, the rest go in parallel; without a total, sequential
- * until a short or empty page. */
+ * many there are, the rest go in parallel, started as soon as page 0's
+ * first bytes tell its total; without a total, sequential until a short
+ * or empty page. */
 static int paging_counted(struct fetch_ctx *c, char *errstr, size_t errstr_size)
 {
         const struct fetch_source *src = c->src;
-        int by_offset = src->paging == FETCH_PAGING_OFFSET;
+        struct counted k;
         struct fetch_req *r;
-        struct params pp;
         struct one o;
-        long first_n, step, total, npages;
+        long first_n;
         int rc;
 
-        memset(&pp, 0, sizeof(pp));
-        param_add(&pp, src->page_param, src->page_start);
-        if (src->page_size)
-                param_add(&pp, src->size_param, src->page_size);
-        r = build_main(c, &pp, NULL, errstr, errstr_size);
+        memset(&k, 0, sizeof(k));
+        k.c = c;
+        k.by_offset = src->paging == FETCH_PAGING_OFFSET;
+        k.total_path = k.by_offset ? src->total_path : src->pages_path;
+        k.step = src->page_size;
+        k.planned = 1;
+        k.early_total = k.total = k.first_n = -1;
+        r = counted_req(&k, 0, errstr, errstr_size);
         if (!r)
                 return SL_ERR_FATAL;
-        r->tag = 0;
-        rc = run_one(c, r, 1, &o, errstr, errstr_size);
-        if (rc != SL_OK)
+        /* by offset, the step must be known before page 0 is in */
+        if (k.total_path && (!k.by_offset || k.step > 0))
+                r->peek_path = k.total_path;
+        c->http.peeked = counted_peeked;
+        c->http.peeked_opaque = &k;
+        rc = fetch_http_run(&c->http, &r, 1, counted_done, &k, errstr,
+                            errstr_size);
+        c->http.peeked = NULL;
+        c->http.peeked_opaque = NULL;
+        fetch_req_destroy(r);
+        for (size_t i = 0; i < k.n; i++)
+                fetch_req_destroy(k.reqs[i]);
+        free(k.reqs);
+        if (rc != SL_OK || k.planned > 1 || k.total >= 0)
                 return rc;
-        first_n = page_records(c, o.json, o.nrec);
-        total =
-            json_long(o.json, by_offset ? src->total_path : src->pages_path);
-        one_free(&o);
-        step = src->page_size ? src->page_size : first_n;
-        if (total >= 0 && (by_offset ? step > 0 : 1)) {
-                struct fetch_req **reqs;
-                long n = 0;
-
-                npages = by_offset ? (total + step - 1) / step : total;
-                if (npages > MAX_PAGES)
-                        npages = MAX_PAGES;
-                c->total_pages = npages;
-                reqs =
-                    sl_calloc((size_t)(npages > 1 ? npages : 1), sizeof(*reqs));
-                for (long i = 1; i < npages; i++) {
-                        memset(&pp, 0, sizeof(pp));
-                        param_add(&pp, src->page_param,
-                                  by_offset ? src->page_start + i * step
-                                            : src->page_start + i);
-                        if (src->page_size)
-                                param_add(&pp, src->size_param, src->page_size);
-                        r = build_main(c, &pp, NULL, errstr, errstr_size);
-                        if (!r) {
-                                run_many(c, reqs, (size_t)n, errstr,
-                                         errstr_size);
-                                free(reqs);
-                                return SL_ERR_FATAL;
-                        }
-                        r->tag = i;
-                        reqs[n++] = r;
-                }
-                rc = run_many(c, reqs, (size_t)n, errstr, errstr_size);
-                free(reqs);
-                return rc;
-        }
         /* no total: one page after another until a short or empty one */
+        first_n = k.first_n;
         for (long i = 1; first_n > 0 && i < MAX_PAGES; i++) {
                 long got;
                 if (src->page_size && first_n < src->page_size)
                         break;
-                memset(&pp, 0, sizeof(pp));
-                param_add(&pp, src->page_param,
-                          by_offset ? src->page_start + i * step
-                                    : src->page_start + i);
-                if (src->page_size)
-                        param_add(&pp, src->size_param, src->page_size);
-                r = build_main(c, &pp, NULL, errstr, errstr_size);
+                if (!k.step)
+                        k.step = first_n;
+                r = counted_req(&k, i, errstr, errstr_size);
                 if (!r)
                         return SL_ERR_FATAL;
-                r->tag = i;
                 rc = run_one(c, r, 1, &o, errstr, errstr_size);
                 if (rc != SL_OK)
                         return rc;

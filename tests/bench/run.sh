@@ -221,6 +221,41 @@ case_fetch() {
 				"broker_cpu_s=$(cpu_s "$k0" "$k1")"
 		done
 	done
+	# over a link: the fixture sends every answer at 50 MB/s per
+	# connection (--bandwidth-kbps), as an API across a network does. On
+	# loopback the fetch case is bound by this machine's 2 cores (the CPU
+	# table); here by the link, as it is against a real API. The same
+	# pages, the same bound (parallel curl) and peer (sequential curl)
+	local lfix
+	fixture_start --scale "$SCALE" --nvd-rate 1000000/1 --bandwidth-kbps 50000 ||
+		die "link fixture"
+	lfix=$SLUICE_FIXTURE_URL
+	SLUICE_FIXTURE_URL=$FIX
+	sed "s|$FIX/|$lfix/|" "$W/urls.cfg" >"$W/urls.link.cfg"
+	for ((r = 1; r <= RUNS; r++)); do
+		t0=$(date +%s.%N)
+		/usr/bin/time -f "$TIMEFMT" -o "$W/lcurl$r.time" \
+			curl -sf --parallel --parallel-max 4 --config "$W/urls.link.cfg" 2>/dev/null ||
+			fail "parallel curl over the link"
+		t1=$(date +%s.%N)
+		record fetch "concurrency 4, over a 50 MB/s link" "$r" bound "$N" \
+			"$(echo "$t1 - $t0" | bc)" $(timefile "$W/lcurl$r.time") -
+		t0=$(date +%s.%N)
+		curl -sf --config "$W/urls.link.cfg" || fail "sequential curl over the link"
+		t1=$(date +%s.%N)
+		record fetch "concurrency 4, over a 50 MB/s link" "$r" peer "$N" \
+			"$(echo "$t1 - $t0" | bc)" - - -
+		/usr/bin/time -f "$TIMEFMT" -o "$W/lfetch$r.time" "$SLUICE_BIN" fetch \
+			$B/sources/nvd_bench.json --once --base-url "$lfix/nvd" \
+			>"$SL_LOGDIR/lfetch$r.out" 2>"$SL_LOGDIR/lfetch$r.log" ||
+			fail "sluice fetch over the link run $r"
+		line=$(grep -m1 event=sync_done "$SL_LOGDIR/lfetch$r.log")
+		recs=$(sed -n 's/.* records=\([0-9]*\).*/\1/p' <<<"$line")
+		ms=$(sed -n 's/.* ms=\([0-9]*\).*/\1/p' <<<"$line")
+		[ "$recs" == "$N" ] || fail "sluice fetch over the link run $r published $recs records, want $N"
+		record fetch "concurrency 4, over a 50 MB/s link" "$r" sluice "$recs" \
+			"$(echo "scale=3; $ms / 1000" | bc)" $(timefile "$W/lfetch$r.time") -
+	done
 	# with a rate limit: the fixture enforces 10 per 1 s, the source asks
 	# for the same; pages of 100 records
 	local rfix rlog n403 n rate

@@ -56,6 +56,11 @@ check_eq "nvd: exit 0" "$?" 0
 read -r pages recs msgs < <(raw_count raw.nvd_offset)
 check_eq "nvd: pages = ceil(total/50)" "$pages" $(((total + 49) / 50))
 check_eq "nvd: records = totalResults" "$recs" "$total"
+# NVD tells its total before its records: the other pages start from
+# page 0's first bytes (tests/integration/test_fetch_head_start.sh times it)
+grep -q "event=pages_planned source=nvd_offset total=$total pages=$(((total + 49) / 50)) from=first_bytes" \
+	"$SL_LOGDIR/nvd.log" && ok "nvd: pages planned from page 0's first bytes" ||
+	not_ok "nvd: $(grep -m1 event=pages_planned "$SL_LOGDIR/nvd.log")"
 ids=$(raw_ids raw.nvd_offset cve.id | sort -u | wc -l)
 check_eq "nvd: distinct CVEs" "$ids" "$total"
 if kcat -b "$SLUICE_BROKERS" -C -t raw.nvd_offset -e -q -f '%h\n' | grep -q s3cr3t; then
@@ -79,6 +84,11 @@ check_eq "rapid7: exit 0" "$?" 0
 read -r pages recs msgs < <(raw_count raw.rapid7)
 check_eq "rapid7: pages = totalPages" "$pages" "$(jq .page.totalPages <<<"$r7")"
 check_eq "rapid7: records = totalResources" "$recs" "$(jq .page.totalResources <<<"$r7")"
+# Rapid7 tells its page count after its records, past the first 64 KiB:
+# the other pages wait for the whole of page 0
+grep -q "event=pages_planned source=rapid7 total=$(jq .page.totalPages <<<"$r7") pages=$(jq .page.totalPages <<<"$r7") from=first_page" \
+	"$SL_LOGDIR/r7.log" && ok "rapid7: pages planned once page 0 is in" ||
+	not_ok "rapid7: $(grep -m1 event=pages_planned "$SL_LOGDIR/r7.log")"
 # page number, stop on empty (no total_pages)
 sed 's/"name": "rapid7"/"name": "rapid7_empty"/; s/, "total_pages": "[^"]*"//' "$D/r7.json" >"$D/r7e.json"
 fetch_once r7e "$D/r7e.json" "$SLUICE_FIXTURE_URL/rapid7"

@@ -436,9 +436,103 @@ static void test_member_ends(void)
                "... also last in the text");
 }
 
+/* The verdict on every prefix of t: 0 before byte `at`, then 1 with the
+ * value `want` (or, with want NULL, `never` from byte `at` on). */
+static int prefix_verdicts(const char *t, const char *path, size_t at,
+                           const char *want)
+{
+        size_t n = strlen(t);
+
+        for (size_t len = 0; len <= n; len++) {
+                struct sl_json_span v = {0, 0};
+                int r = sl_json_prefix_member(t, len, path, &v);
+                int expect = len < at ? 0 : want ? 1 : -1;
+                if (r != expect) {
+                        printf("# %s at %zu of '%s': %d, want %d\n", path, len,
+                               t, r, expect);
+                        return 0;
+                }
+                if (r == 1 && (v.len != strlen(want) ||
+                               memcmp(t + v.off, want, v.len) != 0)) {
+                        printf("# %s at %zu of '%s': '%.*s'\n", path, len, t,
+                               (int)v.len, t + v.off);
+                        return 0;
+                }
+        }
+        return 1;
+}
+
+/* sl_json_prefix_member: the fetcher reads a page's total from its first
+ * bytes to request the other pages while the first one still arrives */
+static void test_prefix_member(void)
+{
+        const char *t = "{\"resultsPerPage\":2,\"startIndex\":0,"
+                        "\"totalResults\":4312,\"format\":\"NVD_CVE\","
+                        "\"vulnerabilities\":[{\"cve\":{\"id\":\"x\"}}]}";
+        const char *after = "{\"data\":[1,\"]}\\\"\",{\"a\":[]}], \"total\" : 7 }";
+        const char *nested = "{\"meta\": {\"page\": {\"x\": 1, \"total\": "
+                             "\"12\"}}, \"items\": []}";
+        char path[2048], err[256];
+        const char *root = getenv("SLUICE_ROOT");
+        size_t len = 0;
+        char *page;
+        struct sl_json_span v, full;
+        int stable = 1;
+
+        TAP_OK(prefix_verdicts(t, "$.totalResults",
+                               (size_t)(strstr(t, "4312") - t) + 5, "4312"),
+               "a number counts once the byte after it came");
+        TAP_OK(prefix_verdicts(after, "$.total", strlen(after) - 1, "7"),
+               "after an array with brackets and escapes in its strings");
+        TAP_OK(prefix_verdicts(nested, "$.meta.page.total",
+                               (size_t)(strstr(nested, "\"12\"") - nested) + 4,
+                               "\"12\""),
+               "a nested path; a string counts at its closing quote");
+        TAP_OK(prefix_verdicts("{\"a\":1}", "$.b", 7, NULL),
+               "absent: never, once the object closes");
+        TAP_OK(prefix_verdicts("[{\"a\":1}]", "$.a", 1, NULL),
+               "not an object: never");
+        TAP_OK(prefix_verdicts("{\"m\":[1],\"a\":2}", "$.m.a", 6, NULL),
+               "a value on the way that is not an object: never");
+        TAP_OK(prefix_verdicts("{\"a\" 1}", "$.a", 6, NULL),
+               "no colon: never");
+        TAP_OK(prefix_verdicts("{\"x\":}", "$.a", 6, NULL),
+               "no value: never");
+        TAP_OK(prefix_verdicts("{\"x\":1 \"a\":2}", "$.a", 8, NULL),
+               "no comma: never");
+        TAP_OK(sl_json_prefix_member(t, strlen(t), "$.vulns[0]", &v) == -1 &&
+                   sl_json_prefix_member(t, strlen(t), "$", &v) == -1,
+               "a path with an index, or the root: never");
+        TAP_OK(sl_json_prefix_member("{\"a\":1\0", 7, "$.a", &v) == 1 &&
+                   v.len == 1,
+               "a NUL byte ends a number");
+
+        /* a real NVD page: from the first byte that completes the total,
+         * every prefix gives what sl_json_member gives on the whole text */
+        snprintf(path, sizeof(path), "%s/data/nvd/nvd_cves_combined_dedup.json",
+                 root ? root : ".");
+        page = sl_file_read(path, &len, err, sizeof(err));
+        TAP_OK(page && sl_json_member(page, len, "$.totalResults", &full) == 1,
+               "the NVD sample has a totalResults");
+        if (!page)
+                return;
+        for (size_t n = 0; n <= 4096 && n <= len; n++) {
+                int r = sl_json_prefix_member(page, n, "$.totalResults", &v);
+                int want = n > full.off + full.len ? 1 : 0;
+                if (r != want ||
+                    (r == 1 && (v.off != full.off || v.len != full.len)))
+                        stable = 0;
+        }
+        TAP_OK(stable && full.off + full.len < 200,
+               "NVD: the total is known after %zu of %zu bytes",
+               full.off + full.len + 1, len);
+        free(page);
+}
+
 int main(void)
 {
         test_validate_locate();
+        test_prefix_member();
         test_member_ends();
         test_edges();
         test_depth();
