@@ -58,8 +58,8 @@ struct fetch_req {
         int64_t not_before;
         int active;
         int done;
-        int too_big;  /* the body passed limits.max_page_bytes */
-        int bad_body; /* the verdict is about the body's content */
+        int too_big;    /* the body passed limits.max_page_bytes */
+        int bad_body;   /* the verdict is about the body's content */
         int peek_state; /* 0 looking, 1 found (in peek), 2 told, -1 no */
         struct sl_json_span peek;
         struct fetch_http *http;

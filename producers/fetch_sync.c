@@ -522,12 +522,12 @@ static long json_long(json_t *root, const char *path)
 struct counted {
         struct fetch_ctx *c;
         int by_offset;
-        const char *total_path; /* the total, or the number of pages */
-        long step;              /* offset step; 0: page 0's record count */
-        long planned;           /* pages requested, page 0 included */
-        long early_total;       /* read from page 0's first bytes, or -1 */
-        long total;             /* page 0's, decoded, or -1 */
-        long first_n;           /* page 0's records, -1 until it is in */
+        const char *total_path;  /* the total, or the number of pages */
+        long step;               /* offset step; 0: page 0's record count */
+        long planned;            /* pages requested, page 0 included */
+        long early_total;        /* read from page 0's first bytes, or -1 */
+        long total;              /* page 0's, decoded, or -1 */
+        long first_n;            /* page 0's records, -1 until it is in */
         struct fetch_req **reqs; /* pages 1.. (owned) */
         size_t n, cap;
 };
@@ -554,8 +554,8 @@ static struct fetch_req *counted_req(struct counted *k, long i, char *errstr,
 
 /* Requests the pages up to what total asks for that are not requested
  * yet, into the running set. 0, or -1 with errstr. */
-static int plan(struct counted *k, long total, const char *from,
-                char *errstr, size_t errstr_size)
+static int plan(struct counted *k, long total, const char *from, char *errstr,
+                size_t errstr_size)
 {
         long npages = k->by_offset ? (total + k->step - 1) / k->step : total;
 
@@ -576,7 +576,8 @@ static int plan(struct counted *k, long total, const char *from,
                 r->dead_letter = 1;
                 if (k->n == k->cap) {
                         k->cap = k->cap ? k->cap * 2 : 16;
-                        k->reqs = sl_realloc(k->reqs, k->cap * sizeof(*k->reqs));
+                        k->reqs =
+                            sl_realloc(k->reqs, k->cap * sizeof(*k->reqs));
                 }
                 k->reqs[k->n++] = r;
                 fetch_http_add(&k->c->http, r);

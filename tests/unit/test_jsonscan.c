@@ -469,7 +469,8 @@ static void test_prefix_member(void)
         const char *t = "{\"resultsPerPage\":2,\"startIndex\":0,"
                         "\"totalResults\":4312,\"format\":\"NVD_CVE\","
                         "\"vulnerabilities\":[{\"cve\":{\"id\":\"x\"}}]}";
-        const char *after = "{\"data\":[1,\"]}\\\"\",{\"a\":[]}], \"total\" : 7 }";
+        const char *after =
+            "{\"data\":[1,\"]}\\\"\",{\"a\":[]}], \"total\" : 7 }";
         const char *nested = "{\"meta\": {\"page\": {\"x\": 1, \"total\": "
                              "\"12\"}}, \"items\": []}";
         char path[2048], err[256];
@@ -494,10 +495,8 @@ static void test_prefix_member(void)
                "not an object: never");
         TAP_OK(prefix_verdicts("{\"m\":[1],\"a\":2}", "$.m.a", 6, NULL),
                "a value on the way that is not an object: never");
-        TAP_OK(prefix_verdicts("{\"a\" 1}", "$.a", 6, NULL),
-               "no colon: never");
-        TAP_OK(prefix_verdicts("{\"x\":}", "$.a", 6, NULL),
-               "no value: never");
+        TAP_OK(prefix_verdicts("{\"a\" 1}", "$.a", 6, NULL), "no colon: never");
+        TAP_OK(prefix_verdicts("{\"x\":}", "$.a", 6, NULL), "no value: never");
         TAP_OK(prefix_verdicts("{\"x\":1 \"a\":2}", "$.a", 8, NULL),
                "no comma: never");
         TAP_OK(sl_json_prefix_member(t, strlen(t), "$.vulns[0]", &v) == -1 &&
