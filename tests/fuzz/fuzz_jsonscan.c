@@ -6,10 +6,7 @@
  * accepts, sl_json_decode must build as Jansson does (sl_jsondecode.h).
  * The first input byte also picks a depth limit, checked against a
  * count. sl_json_validate_locate must find in its one pass what
- * sl_json_locate_array finds after the validator. sl_json_prefix_member,
- * given every prefix of the input, must read nothing past it and never
- * change its mind: once it finds a value or says never, every longer
- * prefix says the same. */
+ * sl_json_locate_array finds after the validator. */
 #include "fuzz.h"
 #include "sl_jsondecode.h"
 #include "sl_jsonscan.h"
@@ -60,36 +57,6 @@ static void locate_agrees(const char *s, size_t n, int valid, const char *path)
         free(e2);
 }
 
-/* sl_json_prefix_member over prefixes of s: every one of the first 256
- * bytes, then 16 more spread to the end (a call may read its whole
- * prefix: every length of a long input would slow the target a
- * hundredfold) */
-static void prefix_settles(const char *s, size_t n, const char *path)
-{
-        struct sl_json_span first = {0, 0}, v;
-        int settled = 0; /* 0: not yet; 1 or -1: the first final verdict */
-        size_t step = n / 16 + 1;
-
-        for (size_t len = 0, last = 0; !last; len += len < 256 ? 1 : step) {
-                int r;
-                if (len >= n) {
-                        len = n; /* the whole input, last */
-                        last = 1;
-                }
-                r = sl_json_prefix_member(s, len, path, &v);
-                if (r == 1 && (v.off + v.len > len || v.len == 0))
-                        abort(); /* a value past the bytes it was given */
-                if (settled && r != settled)
-                        abort(); /* changed its mind */
-                if (settled == 1 && (v.off != first.off || v.len != first.len))
-                        abort();
-                if (!settled && r != 0) {
-                        settled = r;
-                        first = v;
-                }
-        }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         json_error_t e;
@@ -126,8 +93,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         locate_agrees((const char *)data, size, ok, "$.a");
         locate_agrees((const char *)data, size, ok, "$.a.b");
         locate_agrees((const char *)data, size, ok, "$['b'].a");
-        prefix_settles((const char *)data, size, "$.a");
-        prefix_settles((const char *)data, size, "$.a.b");
         json_decref(v);
         if (ok && size > 0) {
                 limit = 1 + data[0] % 8;

@@ -141,3 +141,12 @@ for i, text in enumerate([
         '[9223372036854775808]', '["\\ud83d"]', '{"a":1,}',
         b'["\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc0\x80"]']):
     put("jsonscan", "x%02d" % i, text)
+
+# a page's first bytes: the head of a real NVD page, and the member paths
+# the target asks for ($.a, $.a.b) behind values of every kind
+put("jsonprefix", "00", json.dumps(nvd_page)[:4096])
+for i, text in enumerate([
+        '{"x": [1, "]}\\"", {"y": {}}], "a": {"c": null, "b": -12.5e3}}',
+        '{"a" : "str\\"ing", "totalResults": 42, "a": 7}',
+        '{"m": true, "a": [1, 2], "z": {"a": {"b": 1}}}']):
+    put("jsonprefix", "x%02d" % i, text)
