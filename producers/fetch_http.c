@@ -557,7 +557,7 @@ static int settle(struct fetch_http *h, struct fetch_req *r, CURLcode cc,
                 return SL_OK;
         }
         sl_metric_inc(SL_M_ERRORS, SL_LV("http"));
-        if (r->bad_body && (h->dead_letter || r->dead_letter) &&
+        if (r->bad_body && r->dead_letter &&
             (v == V_FATAL || r->attempts >= src->max_attempts)) {
                 /* bad for good, and the run can go on without it */
                 char q[600];

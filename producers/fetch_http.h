@@ -26,8 +26,9 @@ struct fetch_req {
         int accept[4]; /* non-2xx statuses handed back, not retried */
         int accept_n;
         int raw; /* do not parse the body as JSON */
-        /* bad for good: to done() with dead set instead of failing the run
-         * (as fetch_http.dead_letter, for this request only) */
+        /* bad for good, the page goes to done() with dead set rather than
+         * failing the run: set by a caller that can go on without it
+         * (parallel pages of a known set) */
         int dead_letter;
         /* a plain member path to read from the answer's first bytes
          * (sl_json_prefix_member) while the rest is still arriving: when
@@ -46,7 +47,7 @@ struct fetch_req {
         struct sl_json_span *recs;
         size_t arr_open, arr_close;
         int64_t fetched_wall_ms;
-        /* with fetch_http.dead_letter: the page is bad for good (not JSON
+        /* with dead_letter: the page is bad for good (not JSON
          * after every attempt, over a limit); done() gets it with the
          * reason, to dead-letter instead of failing the run */
         int dead;
@@ -81,10 +82,6 @@ struct fetch_http {
          * records (validated, located, kept as text: the page's other
          * values are all the fetcher reads); NULL: decode whole pages */
         const char *sparse_path;
-        /* pages bad for good go to done() with dead set (see fetch_req)
-         * rather than failing the run: set by a caller that can go on
-         * without the page (parallel pages of a known set) */
-        int dead_letter;
         /* called about every 100 ms while waiting (the stand-by lock);
          * non-zero stops the run */
         int (*idle)(void *opaque);

@@ -389,7 +389,7 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
                          "%s: page %ld holds %ld records, over "
                          "limits.max_records (%ld)",
                          r->masked_url, r->tag, n, c->src->max_records);
-                if (!c->http.dead_letter && !r->dead_letter) {
+                if (!r->dead_letter) {
                         snprintf(errstr, errstr_size, "%s", why);
                         return -1;
                 }
@@ -492,9 +492,9 @@ static int run_many(struct fetch_ctx *c, struct fetch_req **reqs, size_t n,
         /* the set is known: a page bad for good is dead-lettered and the
          * rest still lands (a first page or a chain link cannot be
          * skipped: without it nothing after it is known) */
-        c->http.dead_letter = 1;
+        for (size_t i = 0; i < n; i++)
+                reqs[i]->dead_letter = 1;
         rc = fetch_http_run(&c->http, reqs, n, publish, c, errstr, errstr_size);
-        c->http.dead_letter = 0;
 
         for (size_t i = 0; i < n; i++)
                 fetch_req_destroy(reqs[i]);
