@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(gcc make pkg-config ca-certificates curl procps iproute2
       librdkafka-dev libcurl4-openssl-dev libjansson-dev libpq-dev
       libmicrohttpd-dev postgresql postgresql-client python3 python3-jsonschema
-      kafkacat jq docker-compose clang clang-format valgrind openssl)
+      kafkacat jq docker-compose clang clang-format valgrind openssl
+      python3-confluent-kafka python3-psycopg2 gnuplot-nox time) # make bench
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
