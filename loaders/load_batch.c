@@ -438,9 +438,9 @@ out:
 }
 
 /* Validates every pending unit against the table and fixes the plan.
- * SL_OK, or SL_ERR_RETRY with errstr when the table cannot take the
- * batch at all (no unique index on the key): an operator fixes that, and
- * nothing is dead-lettered meanwhile. */
+ * SL_OK, or SL_ERR_FATAL with errstr when the table cannot take the
+ * batch at all (no unique index on the key): an operator fixes that, the
+ * loader parks the table meanwhile, and nothing is dead-lettered. */
 static enum sl_status plan_make(struct plan *p, struct load_batch *b,
                                 char *errstr, size_t errstr_size)
 {
@@ -522,7 +522,7 @@ static enum sl_status plan_make(struct plan *p, struct load_batch *b,
                                  "coalesce columns (the envelope key's "
                                  "columns, e.g. %s): create one",
                                  t->name, t->cols[p->kcols[0]].name);
-                        return SL_ERR_RETRY;
+                        return SL_ERR_FATAL;
                 }
         }
         if (have_p) {
@@ -533,7 +533,7 @@ static enum sl_status plan_make(struct plan *p, struct load_batch *b,
                                  "the parent key of its replace envelopes "
                                  "(e.g. %s): create one",
                                  t->name, t->cols[p->pcols[0]].name);
-                        return SL_ERR_RETRY;
+                        return SL_ERR_FATAL;
                 }
         }
         /* rows: columns, encodings, and the conflict columns present */
@@ -976,6 +976,93 @@ static enum sl_status copy_end(PGconn *conn, const char *why, int send_failed,
         return rc;
 }
 
+/* The version rule of child sets (docs/contracts.md, Versions): a replace
+ * of idx[0..n) that carries its parent's version stores it in
+ * sluice.child_versions, unless the version stored there for the table
+ * and parent key is newer; only then is the set applied. The stored row is
+ * taken with INSERT ... ON CONFLICT DO UPDATE, which locks it until the
+ * transaction ends, also when the WHERE refuses the update: a loader
+ * applying another version of the same set waits, then compares with
+ * what committed. Parents are taken in key order, so two loaders never
+ * wait for each other crosswise. Sets skip[i] for each replace of an
+ * older version (not applied); *nstale counts them. A replace without a
+ * version is applied as before, and stores nothing. */
+static enum sl_status replace_versions(struct load_ctx *ctx, struct plan *p,
+                                       struct load_batch *b, const size_t *idx,
+                                       size_t n, char *skip, long *nstale,
+                                       struct pg_fail *f)
+{
+        struct sl_buf arr;
+        const char *params[2];
+        PGresult *res = NULL;
+        enum sl_status rc = SL_OK;
+        size_t nv = 0;
+
+        (void)p;
+        *nstale = 0;
+        sl_buf_init(&arr, 0);
+        sl_buf_puts(&arr, "[");
+        for (size_t i = 0; i < n; i++) {
+                struct load_unit *u = &b->units[idx[i]];
+                json_t *v = json_object_get(u->env, "version");
+
+                if (u->op != 'r' || !(json_is_string(v) || json_is_number(v)))
+                        continue;
+                sl_buf_printf(&arr, "%s[%zu,", nv ? "," : "", i);
+                if (sl_json_dump(&arr, json_object_get(u->env, "key"), 0) < 0 ||
+                    sl_buf_puts(&arr, ",") < 0 ||
+                    sl_json_dump(&arr, v, JSON_ENCODE_ANY) < 0 ||
+                    sl_buf_puts(&arr, "]") < 0) {
+                        /* unit_parse and check_row vetted the key; this is
+                         * a defect or no memory, not bad data */
+                        snprintf(f->msg, sizeof(f->msg),
+                                 "replace version of %s: cannot write the "
+                                 "key or version as JSON",
+                                 b->table);
+                        f->sqlstate[0] = f->field[0] = '\0';
+                        rc = SL_ERR_RETRY;
+                        goto out;
+                }
+                skip[i] = 1; /* until the statement says it is applied */
+                nv++;
+        }
+        if (nv == 0)
+                goto out;
+        sl_buf_puts(&arr, "]");
+        params[0] = b->table;
+        params[1] = arr.data;
+        res = PQexecParams(
+            ctx->conn,
+            "WITH x AS (SELECT (e->>0)::int AS i, e->1 AS k, e->2 AS v "
+            "FROM jsonb_array_elements($2::jsonb) AS e), "
+            "up AS (INSERT INTO sluice.child_versions AS c (table_name, "
+            "parent_key, version) SELECT DISTINCT ON (k) $1, k, v FROM x "
+            "ORDER BY k, i DESC ON CONFLICT (table_name, parent_key) DO "
+            "UPDATE SET version = EXCLUDED.version, updated_at = now() "
+            "WHERE sluice.version_ge(EXCLUDED.version, c.version) "
+            "RETURNING c.parent_key) "
+            "SELECT x.i FROM x JOIN up ON up.parent_key = x.k",
+            2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                fail_from(f, ctx->conn, res);
+                rc = load_pg_classify(f->sqlstate,
+                                      PQstatus(ctx->conn) == CONNECTION_OK);
+                goto out;
+        }
+        for (int r = 0; r < PQntuples(res); r++) {
+                long long i;
+                if (sl_parse_ll(PQgetvalue(res, r, 0), &i) == 0 && i >= 0 &&
+                    (size_t)i < n)
+                        skip[i] = 0;
+        }
+        for (size_t i = 0; i < n; i++)
+                *nstale += skip[i];
+out:
+        PQclear(res);
+        sl_buf_free(&arr);
+        return rc;
+}
+
 /* Stages and applies the units idx[0..n) inside the caller's savepoint. */
 static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
                             struct load_batch *b, const size_t *idx, size_t n,
@@ -986,9 +1073,9 @@ static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
         struct sl_buf q, d;
         PGresult *res = NULL;
         enum sl_status rc;
-        long ord = 0, nu = 0, nr = 0;
+        long ord = 0, nu = 0, nr = 0, nstale = 0;
         int has_d = 0, has_r = 0, bad = 0, send_failed = 0;
-        char err[512];
+        char err[512], *skip = sl_calloc(n + 1, 1);
 
         sl_buf_init(&q, 0);
         sl_buf_init(&d, 0);
@@ -1003,6 +1090,10 @@ static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
                         goto out;
                 sl_buf_reset(&q);
         }
+        /* an older version of a parent's child set is not staged */
+        rc = replace_versions(ctx, p, b, idx, n, skip, &nstale, f);
+        if (rc != SL_OK)
+                goto out;
         sl_buf_printf(&q, "COPY %s (_sl_op, _sl_ord, ", t->stage);
         col_list(&q, t, use, "");
         sl_buf_puts(&q, ") FROM STDIN");
@@ -1023,7 +1114,7 @@ static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
                         bad = put_line(&d, p, use, 'd', ord++, key, u->env, err,
                                        sizeof(err)) < 0;
                         has_d = 1;
-                } else {
+                } else if (!skip[i]) {
                         has_r = 1;
                         bad = put_line(&d, p, use, 'p', ord++, key, u->env, err,
                                        sizeof(err)) < 0;
@@ -1097,11 +1188,20 @@ static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
                 res = NULL;
         }
         p->staged = 1;
+        /* the segment is written: a stale set took no effect, as a
+         * superseded message */
+        for (size_t i = 0; i < n; i++)
+                if (skip[i])
+                        b->units[idx[i]].state = LOAD_UNIT_SUPERSEDED;
+        if (nstale)
+                sl_info("event=stale_child_sets table=%s count=%ld lane=%d",
+                        t->name, nstale, ctx->lane);
 out:
         PQclear(res);
         sl_buf_free(&q);
         sl_buf_free(&d);
         free(use);
+        free(skip);
         return rc;
 }
 
@@ -1536,8 +1636,9 @@ enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
                                             b->topic);
         } else {
                 t = table_cached(ctx, b->table, &status, errstr, errstr_size);
-                if (!t)
-                        return SL_ERR_RETRY;
+                if (!t) /* missing: the table, not the batch, is at fault */
+                        return status == SL_ERR_RECORD ? SL_ERR_FATAL
+                                                       : SL_ERR_RETRY;
                 if (!t->stage && stage_make(ctx, t, errstr, errstr_size) < 0)
                         return SL_ERR_RETRY;
                 p.t = t;

@@ -44,3 +44,38 @@ CREATE TABLE IF NOT EXISTS sluice.load_batches (
 );
 CREATE INDEX IF NOT EXISTS load_batches_table_idx
         ON sluice.load_batches (table_name, finished_at);
+
+-- The version of each parent's child set, per child table: a `replace`
+-- envelope carrying its parent's `version` is applied only when that
+-- version is not older than the one stored here, and stores it, in the
+-- transaction that writes the set (docs/contracts.md, Versions). The row
+-- is taken with INSERT ... ON CONFLICT DO UPDATE, which locks it, so two
+-- loaders applying versions of one parent's set wait for each other.
+-- parent_key is the envelope's key (the parent key columns as named in
+-- the child table), version the envelope's version, both as JSON.
+CREATE TABLE IF NOT EXISTS sluice.child_versions (
+        table_name  text NOT NULL,
+        parent_key  jsonb NOT NULL,
+        version     jsonb NOT NULL,
+        updated_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (table_name, parent_key)
+);
+
+-- sluice.version_ge(a, b): a is not older than b. Two numbers compare as
+-- numbers; two strings that are both RFC 3339 timestamps with a zone
+-- compare as instants (so ".5Z" and ".500000Z" are the same version);
+-- any other pair compares as text, byte by byte. A null is never older.
+CREATE OR REPLACE FUNCTION sluice.version_ge(a jsonb, b jsonb)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+SELECT CASE
+        WHEN a IS NULL OR b IS NULL OR jsonb_typeof(a) = 'null'
+             OR jsonb_typeof(b) = 'null' THEN true
+        WHEN jsonb_typeof(a) = 'number' AND jsonb_typeof(b) = 'number'
+             THEN a::numeric >= b::numeric
+        WHEN jsonb_typeof(a) = 'string' AND jsonb_typeof(b) = 'string'
+             AND (a #>> '{}') ~ '^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d(:?\d\d)?)$'
+             AND (b #>> '{}') ~ '^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d(:?\d\d)?)$'
+             THEN (a #>> '{}')::timestamptz >= (b #>> '{}')::timestamptz
+        ELSE (a #>> '{}') COLLATE "C" >= (b #>> '{}') COLLATE "C"
+END
+$$;

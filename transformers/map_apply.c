@@ -341,10 +341,12 @@ static int apply_record(struct map *m, struct map_target *t, json_t *rec,
                 json_object_set_new(cenv, "rows", rows);
                 if (t->version &&
                     !json_is_null(json_object_get(row, t->version))) {
-                        /* The parent's version, for ordering within a
-                         * batch only: the child table has no version
-                         * column, and a parent's replaces are keyed by
-                         * the parent key, so they arrive in order. */
+                        /* The parent's version: the loader applies
+                         * the set only when it is not older than the
+                         * version stored for this parent's set
+                         * (sluice.child_versions; docs/contracts.md,
+                         * Versions), since an older page replayed later
+                         * arrives after the newer one. */
                         json_object_set(cenv, "version",
                                         json_object_get(row, t->version));
                 }
