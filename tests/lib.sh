@@ -19,6 +19,17 @@ PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 SL_FAILED=0
 SL_PIDS=()
 SL_DIRS=()
+# Temporary directories are named after their owner,
+# $SL_TMP/sluice-test.OWNER.XXXXXX, and sl_cleanup removes every directory
+# of its owner: `D=$(sl_tmpdir)` runs in a subshell, where an entry added to
+# SL_DIRS is lost to the shell that cleans up. The owner is this shell ($$),
+# or the name the runner gives the test (SLUICE_TMP_OWNER, not passed on to
+# the test's own children), so that the runner can tell which directories a
+# test left behind. A subshell that cleans up on its own (a lane of the
+# runner) takes a name below its parent's: OWNER.lane1.
+SL_TMP=${TMPDIR:-/tmp}
+SL_OWNER=${SLUICE_TMP_OWNER:-$$}
+unset SLUICE_TMP_OWNER
 
 ok() { echo "ok - $*"; }
 not_ok() { echo "not ok - $*"; SL_FAILED=$((SL_FAILED + 1)); }
@@ -33,11 +44,21 @@ check() {
 	if "$@" >/dev/null 2>&1; then ok "$what"; else not_ok "$what: '$*' failed"; return 1; fi
 }
 
+# sl_tmpdir: prints the path of a new temporary directory, removed by
+# sl_cleanup (call it as D=$(sl_tmpdir), as every test does)
 sl_tmpdir() {
-	local d
-	d=$(mktemp -d "${TMPDIR:-/tmp}/sluice-test.XXXXXX")
-	SL_DIRS+=("$d")
-	echo "$d"
+	mktemp -d "$SL_TMP/sluice-test.$SL_OWNER.XXXXXX"
+}
+
+# sl_owned_dirs [OWNER]: the temporary directories of OWNER (default: this
+# shell's) and of the owners below it, one a line
+sl_owned_dirs() {
+	local o=${1:-$SL_OWNER} p
+	[ -n "$o" ] || return 0
+	for p in "$SL_TMP/sluice-test.$o".*; do
+		[ -e "$p" ] && echo "$p"
+	done
+	return 0
 }
 
 sl_cleanup() {
@@ -54,10 +75,12 @@ sl_cleanup() {
 	SL_PIDS=()
 	[ -n "${SL_PGDATA:-}" ] && pg_stop
 	# SLUICE_TEST_KEEP=1 keeps each test's directory (logs, files) to read
+	local dirs=("${SL_DIRS[@]}")
+	mapfile -t -O "${#dirs[@]}" dirs < <(sl_owned_dirs "$SL_OWNER")
 	if [ -n "${SLUICE_TEST_KEEP:-}" ]; then
-		for p in "${SL_DIRS[@]}"; do echo "# kept $p" >&2; done
+		for p in "${dirs[@]}"; do echo "# kept $p" >&2; done
 	else
-		for p in "${SL_DIRS[@]}"; do rm -rf "$p"; done
+		for p in "${dirs[@]}"; do rm -rf "$p"; done
 	fi
 	SL_DIRS=()
 }
@@ -103,8 +126,7 @@ as_pg_owner() {
 # port; exports PGHOST (its socket directory), PGPORT, PGUSER, PGDATABASE.
 pg_start() {
 	local dir port i
-	dir=$(mktemp -d "${TMPDIR:-/tmp}/sluice-pg.XXXXXX")
-	SL_DIRS+=("$dir")
+	dir=$(mktemp -d "$SL_TMP/sluice-test.$SL_OWNER.pg.XXXXXX")
 	[ "$(id -u)" -eq 0 ] && chown postgres "$dir"
 	as_pg_owner "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust \
 		--no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 || {
@@ -190,6 +212,7 @@ fixture_start() {
 	SL_FIXTURE_PID=$!
 	wait_file "$d/url" 10 || { echo "fixture_start: no url file" >&2; cat "$d/log" >&2; return 1; }
 	SLUICE_FIXTURE_URL=$(cat "$d/url")
+	SL_FIXTURE_DIR=$d
 	export SLUICE_FIXTURE_URL SL_FIXTURE_PID
 }
 
