@@ -96,6 +96,11 @@ int fetch_out_init(struct fetch_out *o, const char *source,
          * state write after a sync took ~0.9 s of a 2 s sync) */
         warm(o->rk, o->topic);
         warm(o->rk, FETCH_STATE_TOPIC);
+        if (fetch_bp_init(&o->bp, source, o->topic, max_bytes, errstr,
+                          errstr_size) < 0) {
+                fetch_out_free(o);
+                return -1;
+        }
         fetch_out_new_run(o);
         return 0;
 }
@@ -113,6 +118,7 @@ void fetch_out_free(struct fetch_out *o)
                 rd_kafka_destroy(o->rk);
         }
         o->rk = NULL;
+        fetch_bp_free(&o->bp);
 }
 
 void fetch_out_new_run(struct fetch_out *o)
@@ -233,17 +239,29 @@ static int produce_one(struct fetch_out *o, const struct fetch_page *p,
         sl_kafka_header_add(hdrs, "records_path", o->records_path);
         snprintf(key, sizeof(key), "%s:%s:%ld:%s", o->source, o->run, p->page,
                  chunk);
+        /* the message's reference is taken before it is produced: the
+         * producer serves delivery reports before it returns (a poll after
+         * every message, and on a full queue), and a chunk delivered
+         * before its reference was counted took the block's last one,
+         * freed it while its other chunks were still to be produced from
+         * it, and freed it again at the end (a fetcher preempted between
+         * produce and poll on a busy machine: "corrupted size vs.
+         * prev_size") */
+        if (blk)
+                blk->refs++;
         err = sl_kafka_produce_flags(o->rk, o->topic, RD_KAFKA_PARTITION_UA,
                                      key, strlen(key), value, len, hdrs,
                                      blk ? (void *)blk : (void *)o,
                                      blk ? 0 : RD_KAFKA_MSG_F_COPY);
         if (err) {
+                /* not queued: no report will come for it (the caller still
+                 * holds its own reference, so this is never the last) */
+                if (blk)
+                        blk->refs--;
                 snprintf(errstr, errstr_size, "could not produce to %s: %s",
                          o->topic, rd_kafka_err2str(err));
                 return -1;
         }
-        if (blk)
-                blk->refs++;
         o->produced++;
         return 0;
 }
@@ -256,6 +274,9 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
         struct fetch_block *blk = NULL;
         long rc = nrec;
 
+        /* the raw topic's readers must keep up: waits rather than
+         * publishing what the broker would drop unread */
+        fetch_bp_wait(&o->bp, o->rk, p->len);
         /* memory: the blocks of pages published before must drain first
          * (the delivery reports free them) */
         while (p->len > o->max_bytes && o->block_bytes > FETCH_BLOCKS_MAX &&
