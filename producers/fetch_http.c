@@ -411,6 +411,12 @@ static enum verdict decode(struct fetch_http *h, struct fetch_req *r, char *why,
         return V_OK;
 }
 
+int fetch_http_decode(struct fetch_http *h, struct fetch_req *r, char *why,
+                      size_t why_size)
+{
+        return decode(h, r, why, why_size) == V_OK ? 0 : -1;
+}
+
 /* Judges a finished transfer; why gets the reason for logs. */
 static enum verdict judge(struct fetch_http *h, struct fetch_req *r,
                           CURLcode cc, char *why, size_t why_size)
@@ -547,8 +553,15 @@ static int settle(struct fetch_http *h, struct fetch_req *r, CURLcode cc,
                         sl_metric_add(SL_M_RATELIMIT_WAIT_SECS,
                                       SL_LV(src->name), (double)w / 1000.0);
                         fetch_rate_block(&h->rate, now + w);
-                        sl_info("event=ratelimit_pause source=%s wait_ms=%lld",
-                                src->name, (long long)w);
+                        h->pauses++;
+                        h->pause_ms += w;
+                        sl_log(fetch_pause_loud(h->last_pause_at, now)
+                                   ? LOG_INFO
+                                   : LOG_DEBUG,
+                               "event=ratelimit_pause source=%s wait_ms=%lld "
+                               "pauses=%ld",
+                               src->name, (long long)w, h->pauses);
+                        h->last_pause_at = now;
                 }
         }
         finish(h, r);

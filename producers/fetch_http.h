@@ -99,12 +99,24 @@ struct fetch_http {
         int peek_pending;
         /* counters for progress logs and tests */
         long requests, retries, throttled;
+        /* x-ratelimit pauses: how many, their total wait, when the last
+         * started (monotonic ms, 0: none); one is logged at info after a
+         * quiet spell (fetch_pause_loud), the rest at debug */
+        long pauses;
+        int64_t pause_ms, last_pause_at;
 };
 
 /* 0, or -1 with errstr (an unset credential variable). */
 int fetch_http_init(struct fetch_http *h, const struct fetch_source *src,
                     char *errstr, size_t errstr_size);
 void fetch_http_free(struct fetch_http *h);
+
+/* Checks an answer's body as every page is checked (valid JSON within
+ * limits.max_depth, the records located when h->sparse_path is set) and
+ * decodes it into r->json. 0, or -1 with why (r->bad_body set). For a page
+ * that did not come over HTTP (`sluice fetch --page FILE`). */
+int fetch_http_decode(struct fetch_http *h, struct fetch_req *r, char *why,
+                      size_t why_size);
 
 /* New request for url (taken over), with its masked form (taken over). */
 struct fetch_req *fetch_req_new(char *url, char *masked_url,

@@ -222,17 +222,28 @@ void fetch_vars_set(struct fetch_vars *v, const char *name, const char *value)
 char *fetch_template(const char *tmpl, const struct fetch_vars *vars,
                      int *secret, char *errstr, size_t errstr_size)
 {
+        return fetch_template_opt(tmpl, vars, secret, NULL, errstr,
+                                  errstr_size);
+}
+
+char *fetch_template_opt(const char *tmpl, const struct fetch_vars *vars,
+                         int *secret, int *omit, char *errstr,
+                         size_t errstr_size)
+{
         struct sl_buf b;
         const char *p = tmpl;
 
         if (secret)
                 *secret = 0;
+        if (omit)
+                *omit = 0;
         sl_buf_init(&b, 0);
         while (*p) {
                 const char *start = strstr(p, "${");
                 const char *end;
                 char name[128];
                 const char *val = NULL;
+                int optional;
 
                 if (!start) {
                         sl_buf_puts(&b, p);
@@ -247,6 +258,9 @@ char *fetch_template(const char *tmpl, const struct fetch_vars *vars,
                 }
                 snprintf(name, sizeof(name), "%.*s", (int)(end - start - 2),
                          start + 2);
+                optional = *name && name[strlen(name) - 1] == '?';
+                if (optional)
+                        name[strlen(name) - 1] = '\0';
                 if (sl_str_has_prefix(name, "env:")) {
                         val = getenv(name + 4);
                         if (!val) {
@@ -269,6 +283,8 @@ char *fetch_template(const char *tmpl, const struct fetch_vars *vars,
                                 goto fail;
                         }
                 }
+                if (optional && !*val && omit)
+                        *omit = 1;
                 sl_buf_puts(&b, val);
                 p = end + 1;
         }
@@ -486,4 +502,65 @@ int fetch_curl_permanent(int curl_code, long verify_result, const char *source,
         default:
                 return 0;
         }
+}
+
+/* Whether the query parameter q[0..len) is named name (encoded). */
+static int param_is(const char *q, size_t len, const char *name)
+{
+        size_t n = strlen(name);
+
+        return len >= n && strncmp(q, name, n) == 0 &&
+               (len == n || q[n] == '=');
+}
+
+char *fetch_url_set_param(const char *url, const char *name, const char *value)
+{
+        const char *q = strchr(url, '?');
+        const char *frag = strchr(url, '#');
+        struct sl_buf b;
+        char sep = '?';
+
+        if (frag && q && q > frag)
+                q = NULL;
+        sl_buf_init(&b, 0);
+        if (!q) {
+                sl_buf_append(&b, url,
+                              frag ? (size_t)(frag - url) : strlen(url));
+        } else {
+                sl_buf_append(&b, url, (size_t)(q - url));
+                q++;
+                while (*q && *q != '#') {
+                        size_t len = strcspn(q, "&#");
+                        if (len && !param_is(q, len, name)) {
+                                sl_buf_append(&b, &sep, 1);
+                                sl_buf_append(&b, q, len);
+                                sep = '&';
+                        }
+                        q += len;
+                        if (*q == '&')
+                                q++;
+                }
+        }
+        sl_buf_printf(&b, "%c%s=%s", sep, name, value);
+        if (frag)
+                sl_buf_puts(&b, frag);
+        return sl_buf_steal(&b, NULL);
+}
+
+int fetch_pause_loud(int64_t last_pause_ms, int64_t now_ms)
+{
+        return last_pause_ms <= 0 ||
+               now_ms - last_pause_ms >= FETCH_PAUSE_QUIET_MS;
+}
+
+uint64_t fetch_hash(const void *data, size_t len)
+{
+        const unsigned char *p = data;
+        uint64_t h = 14695981039346656037ULL;
+
+        for (size_t i = 0; i < len; i++) {
+                h ^= p[i];
+                h *= 1099511628211ULL;
+        }
+        return h;
 }

@@ -76,6 +76,28 @@ void fetch_vars_set(struct fetch_vars *v, const char *name, const char *value);
 char *fetch_template(const char *tmpl, const struct fetch_vars *vars,
                      int *secret, char *errstr, size_t errstr_size);
 
+/* Same, and `omit` (may be NULL) is set to 1 when a variable written
+ * ${name?} expanded to the empty string: the caller leaves out the whole
+ * query parameter (`updated=>=${cursor?}` on a first, full sync). */
+char *fetch_template_opt(const char *tmpl, const struct fetch_vars *vars,
+                         int *secret, int *omit, char *errstr,
+                         size_t errstr_size);
+
+/* The URL with every query parameter called `name` (as encoded in the URL)
+ * removed and name=value (both already encoded) added once at the end of
+ * the query, before any fragment. New; free with free(). */
+char *fetch_url_set_param(const char *url, const char *name, const char *value);
+
+/* Whether a rate-limit pause starting at now_ms is logged at info: the
+ * first one, or the first after FETCH_PAUSE_QUIET_MS without one (the rest
+ * go to debug, counted in the progress and sync_done events).
+ * last_pause_ms is when the previous one started, 0 when none. */
+#define FETCH_PAUSE_QUIET_MS 60000
+int fetch_pause_loud(int64_t last_pause_ms, int64_t now_ms);
+
+/* 64-bit FNV-1a of data: telling pages and URLs apart within a sync. */
+uint64_t fetch_hash(const void *data, size_t len);
+
 /* The URL with the values of the named query parameters replaced by ***.
  * New; free with free(). */
 char *fetch_url_mask(const char *url, const char *const *names, int n);

@@ -83,13 +83,21 @@ static const struct sl_opt paging_opts[] = {
     {"start", SL_OPT_INT, 0, "0", "first offset or page number"},
     {"total", SL_OPT_STRING, 0, NULL,
      "JSON path of the total record count (offset: enables parallel "
-     "pages)"},
+     "pages; cursor, next_url, link: bounds the page count at "
+     "ceil(total / records per page) + 2 + a tenth)"},
     {"total_pages", SL_OPT_STRING, 0, NULL,
      "JSON path of the page count (page: enables parallel pages; "
      "else stop on an empty page)"},
     {"next", SL_OPT_STRING, 0, NULL,
      "JSON path of the cursor token (cursor) or of the next URL "
      "(next_url); empty or null ends"},
+    {"resend_query", SL_OPT_ARRAY, 0, NULL,
+     "next_url, link: names of request.query parameters (or the query "
+     "auth.name) set again on every URL the server gave, replacing a value "
+     "it has; without it a URL the server gave is requested exactly as "
+     "given"},
+    {"max_pages", SL_OPT_INT, 0, "10000",
+     "a window with more pages than this fails the sync (1..100000000)"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -180,7 +188,9 @@ static const struct {
     {"(top level)", top_opts, "a source definition is one JSON object"},
     {"request", request_opts,
      "templates may use ${env:NAME}, ${cursor}, ${now}, "
-     "${window.start}, ${window.end}"},
+     "${window.start}, ${window.end}; in request.query, ${name?} leaves the "
+     "whole parameter out when the variable is empty "
+     "(\"updated\": \">=${cursor?}\" on a first, full sync)"},
     {"auth", auth_opts, "secrets are read from the environment only"},
     {"paging", paging_opts, NULL},
     {"export", export_opts, NULL},
@@ -302,6 +312,98 @@ static int check_positive(json_t *obj, const char *key, const char *where,
         return 1;
 }
 
+/* paging.resend_query: only where the server gives URLs, and only names
+ * the definition sends (a request.query key, the query auth.name). */
+static int check_resend(const struct fetch_source *src, const char *file,
+                        const char *text, char **errs)
+{
+        size_t i;
+        json_t *v;
+        int bad = 0;
+
+        if (!src->resend_query)
+                return 0;
+        if (src->paging != FETCH_PAGING_NEXT_URL &&
+            src->paging != FETCH_PAGING_LINK) {
+                sl_config_problem(errs, file, text, "paging.resend_query",
+                                  "only used with paging style next_url or "
+                                  "link");
+                return 1;
+        }
+        json_array_foreach(src->resend_query, i, v)
+        {
+                const char *name = json_string_value(v);
+                char path[64];
+
+                snprintf(path, sizeof(path), "paging.resend_query[%zu]", i);
+                if (!name) {
+                        sl_config_problem(errs, file, text, path,
+                                          "expected a string");
+                        bad++;
+                        continue;
+                }
+                if (json_object_get(src->query, name) ||
+                    (src->auth == FETCH_AUTH_QUERY && src->auth_name &&
+                     strcmp(src->auth_name, name) == 0))
+                        continue;
+                sl_config_problem(errs, file, text, path,
+                                  "\"%s\" is neither a request.query "
+                                  "parameter nor the query auth.name",
+                                  name);
+                bad++;
+        }
+        return bad;
+}
+
+/* The name of the first ${name?} in s, copied to out; 0 when none. */
+static int optional_var(const char *s, char *out, size_t size)
+{
+        const char *p = s ? strstr(s, "${") : NULL;
+
+        for (; p; p = strstr(p + 2, "${")) {
+                const char *end = strchr(p, '}');
+                if (end && end > p + 2 && end[-1] == '?') {
+                        snprintf(out, size, "%.*s", (int)(end - p - 2), p + 2);
+                        return 1;
+                }
+        }
+        return 0;
+}
+
+/* ${name?} leaves out a query parameter; elsewhere it means nothing. */
+static int check_optional_vars(const struct fetch_source *src, const char *file,
+                               const char *text, char **errs)
+{
+        const char *key;
+        json_t *v;
+        char name[128];
+        char path[256];
+        int bad = 0;
+
+        if (optional_var(src->req_path, name, sizeof(name))) {
+                sl_config_problem(errs, file, text, "request.path",
+                                  "${%s} leaves out a query parameter; it "
+                                  "is only used in request.query",
+                                  name);
+                bad++;
+        }
+        if (optional_var(json_string_value(src->body), name, sizeof(name))) {
+                sl_config_problem(errs, file, text, "request.body",
+                                  "${%s} is only used in request.query", name);
+                bad++;
+        }
+        json_object_foreach(src->headers, key, v)
+        {
+                if (!optional_var(json_string_value(v), name, sizeof(name)))
+                        continue;
+                snprintf(path, sizeof(path), "request.headers.%s", key);
+                sl_config_problem(errs, file, text, path,
+                                  "${%s} is only used in request.query", name);
+                bad++;
+        }
+        return bad;
+}
+
 /* Checks of meaning, once the shapes are right. */
 static int check_semantics(struct fetch_source *src, const char *file,
                            const char *text, char **errs)
@@ -403,6 +505,8 @@ static int check_semantics(struct fetch_source *src, const char *file,
                 bad += check_path(paging, "next", "paging", file, text, errs);
                 bad += check_positive(paging, "size", "paging", 1, 1000000,
                                       file, text, errs);
+                bad += check_positive(paging, "max_pages", "paging", 1,
+                                      100000000L, file, text, errs);
         }
         switch (src->paging) {
         case FETCH_PAGING_OFFSET:
@@ -426,6 +530,8 @@ static int check_semantics(struct fetch_source *src, const char *file,
                                   paging_names[src->paging]);
                 bad++;
         }
+        bad += check_resend(src, file, text, errs);
+        bad += check_optional_vars(src, file, text, errs);
         if (src->paging == FETCH_PAGING_OFFSET && !src->total_path &&
             !src->page_size) {
                 sl_config_problem(errs, file, text, "paging",
@@ -537,6 +643,8 @@ static void fill(struct fetch_source *src)
         src->total_path = str_get(paging, "total", NULL);
         src->pages_path = str_get(paging, "total_pages", NULL);
         src->next_path = str_get(paging, "next", NULL);
+        src->resend_query = json_object_get(paging, "resend_query");
+        src->max_pages = int_get(paging, "max_pages", 10000);
 
         src->export_create = str_get(exp, "create_path", NULL);
         src->export_body = json_object_get(exp, "body");

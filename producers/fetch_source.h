@@ -56,6 +56,9 @@ struct fetch_source {
         const char *total_path; /* records total (offset) */
         const char *pages_path; /* total pages (page) */
         const char *next_path;  /* cursor token or next URL */
+        json_t *resend_query;   /* borrowed array of names set again on
+                                   every followed URL, or NULL */
+        long max_pages;         /* pages of one window, at most */
 
         const char *export_create; /* POST path */
         json_t *export_body;       /* borrowed, or NULL */

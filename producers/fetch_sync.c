@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PAGES 1000000L
-
 /* Whether pages can be decoded without their records (fetch_http): the
  * records path is a plain member path and no other path of the source
  * reads inside the records. */
@@ -146,16 +144,18 @@ static struct fetch_req *build(struct fetch_ctx *c, const char *method,
         free(path);
         json_object_foreach(src->query, key, v)
         {
-                int is_secret = 0;
-                char *val = fetch_template(json_string_value(v), &c->vars,
-                                           &is_secret, errstr, errstr_size);
+                int is_secret = 0, omit = 0;
+                char *val =
+                    fetch_template_opt(json_string_value(v), &c->vars,
+                                       &is_secret, &omit, errstr, errstr_size);
                 char *enc_k, *enc_v;
                 if (!val) {
                         sl_buf_free(&b);
                         return NULL;
                 }
-                if (!*val) {
-                        /* e.g. window bounds of an initial full pull */
+                if (!*val || omit) {
+                        /* e.g. window bounds of an initial full pull, or
+                         * ">=${cursor?}" before there is a cursor */
                         free(val);
                         continue;
                 }
@@ -207,6 +207,68 @@ static int set_body(struct fetch_ctx *c, struct fetch_req *r, json_t *body,
         r->body = json_dumps(body, JSON_COMPACT);
         r->body_json = 1;
         return 0;
+}
+
+/* A URL the server gave (next_url, link), requested as given: only the
+ * parameters paging.resend_query names are set again (replacing the URL's
+ * own value), and query secrets are masked in what is logged and
+ * published, wherever they came from. NULL with errstr. */
+static struct fetch_req *build_follow(struct fetch_ctx *c, const char *given,
+                                      char *errstr, size_t errstr_size)
+{
+        const struct fetch_source *src = c->src;
+        const char *secret[17];
+        int nsecret = 0;
+        char *url = sl_strdup(given);
+        char *masked;
+        size_t i;
+        json_t *v;
+        const char *key;
+
+        json_object_foreach(src->query, key, v)
+        {
+                /* a secret template's name stays masked in any URL */
+                const char *t = json_string_value(v);
+                if (t && strstr(t, "${env:") && nsecret < 16)
+                        secret[nsecret++] = key;
+        }
+        if (src->auth == FETCH_AUTH_QUERY && src->auth_name)
+                secret[nsecret++] = src->auth_name;
+        json_array_foreach(src->resend_query, i, v)
+        {
+                const char *name = json_string_value(v);
+                json_t *tmpl = json_object_get(src->query, name);
+                char *val, *enc_k, *enc_v, *next;
+                int omit = 0;
+
+                if (tmpl) {
+                        val = fetch_template_opt(json_string_value(tmpl),
+                                                 &c->vars, NULL, &omit, errstr,
+                                                 errstr_size);
+                        if (!val) {
+                                free(url);
+                                return NULL;
+                        }
+                } else {
+                        /* the query auth.name (lint): the key */
+                        const char *k = getenv(src->auth_env);
+                        val = sl_strdup(k ? k : "");
+                }
+                if (!*val || omit) {
+                        free(val);
+                        continue;
+                }
+                enc_k = fetch_url_encode(name);
+                enc_v = fetch_url_encode(val);
+                next = fetch_url_set_param(url, enc_k, enc_v);
+                free(url);
+                url = next;
+                free(enc_k);
+                free(enc_v);
+                free(val);
+        }
+        masked = fetch_url_mask(url, secret, nsecret);
+        return fetch_req_new(url, masked, src->method);
 }
 
 static struct fetch_req *build_main(struct fetch_ctx *c,
@@ -331,17 +393,21 @@ static void progress(struct fetch_ctx *c, int final)
                     rate > 0 ? (double)(c->total_pages - c->pages) / rate : -1;
                 sl_info("event=progress source=%s run=%s pages=%ld "
                         "total_pages=%ld percent=%.1f records=%ld "
-                        "pages_per_s=%.2f eta_s=%.0f",
+                        "pages_per_s=%.2f eta_s=%.0f ratelimit_pauses=%ld "
+                        "ratelimit_wait_ms=%lld",
                         c->src->name, c->out.run, c->pages, c->total_pages,
                         100.0 * (double)c->pages / (double)c->total_pages,
-                        c->records, rate, eta);
+                        c->records, rate, eta, c->http.pauses,
+                        (long long)c->http.pause_ms);
         } else {
                 sl_info("event=%s source=%s run=%s pages=%ld records=%ld "
                         "pages_per_s=%.2f requests=%ld retries=%ld "
-                        "throttled=%ld",
+                        "throttled=%ld ratelimit_pauses=%ld "
+                        "ratelimit_wait_ms=%lld",
                         final ? "sync_pages_done" : "progress", c->src->name,
                         c->out.run, c->pages, c->records, rate,
-                        c->http.requests, c->http.retries, c->http.throttled);
+                        c->http.requests, c->http.retries, c->http.throttled,
+                        c->http.pauses, (long long)c->http.pause_ms);
         }
 }
 
@@ -435,9 +501,115 @@ static long page_records(struct fetch_ctx *c, json_t *json, long nrec)
         return json_is_array(arr) ? (long)json_array_size(arr) : -1;
 }
 
+/* What keeps a chain of pages (cursor, next_url, link) from running
+ * forever: a URL requested twice in one window, a page whose records are
+ * byte for byte the previous page's, more pages than paging.max_pages or
+ * than the API's total allows. */
+struct guard {
+        uint64_t *urls; /* open addressing, 0 = empty */
+        size_t cap, n;
+        uint64_t last_hash; /* the previous page's records (or body) */
+        long last_page;     /* -1: none yet */
+        long total;         /* the greatest total seen, -1: none */
+        long per_page;      /* records per page, for the total's bound */
+        int tripped;        /* the chain was stopped for looping */
+};
+
+static void guard_free(struct guard *g)
+{
+        free(g->urls);
+        memset(g, 0, sizeof(*g));
+}
+
+/* Adds url; 1 when it was seen before in this window. */
+static int guard_url_seen(struct guard *g, const char *url)
+{
+        uint64_t h = fetch_hash(url, strlen(url));
+        size_t i;
+
+        if (h == 0)
+                h = 1;
+        if ((g->n + 1) * 2 > g->cap) {
+                size_t cap = g->cap ? g->cap * 2 : 64;
+                uint64_t *t = sl_calloc(cap, sizeof(*t));
+                for (size_t k = 0; k < g->cap; k++) {
+                        if (!g->urls[k])
+                                continue;
+                        for (i = g->urls[k] & (cap - 1); t[i];
+                             i = (i + 1) & (cap - 1))
+                                ;
+                        t[i] = g->urls[k];
+                }
+                free(g->urls);
+                g->urls = t;
+                g->cap = cap;
+        }
+        for (i = h & (g->cap - 1); g->urls[i]; i = (i + 1) & (g->cap - 1))
+                if (g->urls[i] == h)
+                        return 1;
+        g->urls[i] = h;
+        g->n++;
+        return 0;
+}
+
+/* The pages a chain may have: paging.max_pages, and with a total
+ * ceil(total / per page) + 2 + a tenth (the total may grow while the
+ * chain runs). */
+static long guard_limit(const struct fetch_source *src, const struct guard *g)
+{
+        long limit = src->max_pages;
+
+        if (g->total >= 0 && g->per_page > 0) {
+                long n = (g->total + g->per_page - 1) / g->per_page;
+                n += 2 + n / 10;
+                if (n < limit)
+                        limit = n;
+        }
+        return limit;
+}
+
+/* Whether answer r repeats the page before it: its records (or, when
+ * they are not located or there are none, its whole body) are byte for
+ * byte the same. 0, or -1 with errstr (the page is not published). */
+static int guard_page(struct fetch_ctx *c, struct guard *g,
+                      const struct fetch_req *r, char *errstr,
+                      size_t errstr_size)
+{
+        const char *body = r->resp.data ? r->resp.data : "";
+        uint64_t h;
+
+        if (page_records(c, r->json, r->nrec) == 0)
+                return 0; /* empty pages look alike; the URLs tell */
+        if (r->nrec > 0) {
+                h = fetch_hash(body + r->arr_open, r->arr_close - r->arr_open);
+        } else {
+                json_t *arr = r->json
+                                  ? sl_jsonpath_first(c->records_path, r->json)
+                                  : NULL;
+                char *text =
+                    json_array_size(arr) ? json_dumps(arr, JSON_COMPACT) : NULL;
+                h = text ? fetch_hash(text, strlen(text))
+                         : fetch_hash(body, r->resp.len);
+                free(text);
+        }
+        if (g->last_page >= 0 && h == g->last_hash) {
+                snprintf(errstr, errstr_size,
+                         "page %ld (%s) repeats page %ld byte for byte: the "
+                         "server serves the same page again; stopping the "
+                         "sync (nothing more is published)",
+                         r->tag, r->masked_url, g->last_page);
+                g->tripped = 1;
+                return -1;
+        }
+        g->last_hash = h;
+        g->last_page = r->tag;
+        return 0;
+}
+
 /* What a sequential step keeps of its answer. */
 struct one {
         struct fetch_ctx *c;
+        struct guard *guard; /* or NULL: not a chain */
         int publish;
         json_t *json;    /* new reference, or NULL */
         long nrec;       /* the answer's (fetch_req) */
@@ -450,6 +622,8 @@ static int keep_answer(struct fetch_req *r, void *opaque, char *errstr,
 {
         struct one *o = opaque;
 
+        if (o->guard && guard_page(o->c, o->guard, r, errstr, errstr_size) < 0)
+                return -1;
         if (o->publish && publish(r, o->c, errstr, errstr_size) < 0)
                 return -1;
         o->json = json_incref(r->json);
@@ -469,6 +643,23 @@ static int run_one(struct fetch_ctx *c, struct fetch_req *r, int publish_it,
         memset(o, 0, sizeof(*o));
         o->c = c;
         o->publish = publish_it;
+        rc = fetch_http_run(&c->http, &r, 1, keep_answer, o, errstr,
+                            errstr_size);
+        fetch_req_destroy(r);
+        return rc;
+}
+
+/* run_one for a link of a chain: the answer is checked against the
+ * page before it first. */
+static int run_link(struct fetch_ctx *c, struct fetch_req *r, struct guard *g,
+                    struct one *o, char *errstr, size_t errstr_size)
+{
+        int rc;
+
+        memset(o, 0, sizeof(*o));
+        o->c = c;
+        o->guard = g;
+        o->publish = 1;
         rc = fetch_http_run(&c->http, &r, 1, keep_answer, o, errstr,
                             errstr_size);
         fetch_req_destroy(r);
@@ -559,8 +750,14 @@ static int plan(struct counted *k, long total, const char *from, char *errstr,
 {
         long npages = k->by_offset ? (total + k->step - 1) / k->step : total;
 
-        if (npages > MAX_PAGES)
-                npages = MAX_PAGES;
+        if (npages > k->c->src->max_pages) {
+                snprintf(errstr, errstr_size,
+                         "the API's total %ld makes %ld pages, more than "
+                         "paging.max_pages (%ld): stopping the sync (raise "
+                         "paging.max_pages if the API really has that many)",
+                         total, npages, k->c->src->max_pages);
+                return -1;
+        }
         if (npages <= k->planned)
                 return 0;
         sl_info("event=pages_planned source=%s total=%ld pages=%ld from=%s",
@@ -670,10 +867,17 @@ static int paging_counted(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                 return rc;
         /* no total: one page after another until a short or empty one */
         first_n = k.first_n;
-        for (long i = 1; first_n > 0 && i < MAX_PAGES; i++) {
+        for (long i = 1; first_n > 0; i++) {
                 long got;
                 if (src->page_size && first_n < src->page_size)
                         break;
+                if (i >= src->max_pages) {
+                        snprintf(errstr, errstr_size,
+                                 "more than %ld pages in one window "
+                                 "(paging.max_pages): stopping the sync",
+                                 src->max_pages);
+                        return SL_ERR_FATAL;
+                }
                 if (!k.step)
                         k.step = first_n;
                 r = counted_req(&k, i, errstr, errstr_size);
@@ -689,19 +893,39 @@ static int paging_counted(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         return SL_OK;
 }
 
-/* cursor token, next URL in the body, Link header: strictly sequential. */
+/* cursor token, next URL in the body, Link header: strictly sequential.
+ * A URL the server gave is requested as given (build_follow); the chain
+ * stops with an error, publishing nothing more, when it loops (struct
+ * guard). */
 static int paging_chain(struct fetch_ctx *c, char *errstr, size_t errstr_size)
 {
         const struct fetch_source *src = c->src;
         char *next = NULL; /* token or URL */
         struct params pp;
+        struct guard g;
         int rc = SL_OK;
 
-        for (long i = 0; i < MAX_PAGES; i++) {
+        memset(&g, 0, sizeof(g));
+        g.last_page = -1;
+        g.total = -1;
+        for (long i = 0;; i++) {
                 struct fetch_req *r;
                 struct one o;
                 json_t *nv;
+                long limit = guard_limit(src, &g);
 
+                if (i >= limit) {
+                        snprintf(errstr, errstr_size,
+                                 "more than %ld pages in one window (%s): "
+                                 "stopping the sync (raise paging.max_pages "
+                                 "if the API really has more)",
+                                 limit,
+                                 limit < src->max_pages
+                                     ? "the API's total allows no more"
+                                     : "paging.max_pages");
+                        g.tripped = 1;
+                        break;
+                }
                 memset(&pp, 0, sizeof(pp));
                 if (src->page_size &&
                     (i == 0 || src->paging == FETCH_PAGING_CURSOR))
@@ -710,8 +934,7 @@ static int paging_chain(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                         r = build(c, src->method, src->req_path, &pp,
                                   src->page_param, next, errstr, errstr_size);
                 else
-                        r = build(c, src->method, next, NULL, NULL, NULL,
-                                  errstr, errstr_size);
+                        r = build_follow(c, next, errstr, errstr_size);
                 if (r && set_body(c, r, src->body, errstr, errstr_size) < 0) {
                         fetch_req_destroy(r);
                         r = NULL;
@@ -720,10 +943,30 @@ static int paging_chain(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                         rc = SL_ERR_FATAL;
                         break;
                 }
+                if (guard_url_seen(&g, r->url)) {
+                        snprintf(errstr, errstr_size,
+                                 "page %ld: %s was already requested in this "
+                                 "window: the server leads back to a page "
+                                 "it gave; stopping the sync (nothing more "
+                                 "is published)",
+                                 i, r->masked_url);
+                        fetch_req_destroy(r);
+                        g.tripped = 1;
+                        break;
+                }
                 r->tag = i;
-                rc = run_one(c, r, 1, &o, errstr, errstr_size);
+                rc = run_link(c, r, &g, &o, errstr, errstr_size);
                 if (rc != SL_OK)
                         break;
+                if (src->total_path) {
+                        long t = json_long(o.json, src->total_path);
+                        if (t > g.total)
+                                g.total = t;
+                }
+                if (i == 0)
+                        g.per_page = src->page_size
+                                         ? src->page_size
+                                         : page_records(c, o.json, o.nrec);
                 free(next);
                 next = NULL;
                 if (src->paging == FETCH_PAGING_LINK) {
@@ -745,6 +988,11 @@ static int paging_chain(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                         break;
         }
         free(next);
+        if (g.tripped) {
+                sl_metric_inc(SL_M_ERRORS, SL_LV("paging_loop"));
+                rc = SL_ERR_FATAL;
+        }
+        guard_free(&g);
         return rc;
 }
 
@@ -938,6 +1186,8 @@ int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                  !(getenv("SLUICE_PROGRESS") &&
                    strcmp(getenv("SLUICE_PROGRESS"), "0") == 0);
         c->http.requests = c->http.retries = c->http.throttled = 0;
+        c->http.pauses = 0;
+        c->http.pause_ms = c->http.last_pause_at = 0;
         sl_time_format(now_ms, c->now, sizeof(c->now));
         memset(&c->vars, 0, sizeof(c->vars));
         fetch_vars_set(&c->vars, "now", c->now);
@@ -1024,9 +1274,11 @@ out:
         progress(c, 1);
         if (rc == SL_OK)
                 sl_info("event=sync_done source=%s run=%s pages=%ld "
-                        "records=%ld dead_pages=%ld ms=%lld cpu_ms=%lld",
+                        "records=%ld dead_pages=%ld ms=%lld cpu_ms=%lld "
+                        "ratelimit_pauses=%ld ratelimit_wait_ms=%lld",
                         src->name, c->out.run, c->pages, c->records,
                         c->dead_pages, (long long)(sl_now_ms() - c->t0),
-                        (long long)(sl_cpu_ms() - c->cpu0));
+                        (long long)(sl_cpu_ms() - c->cpu0), c->http.pauses,
+                        (long long)c->http.pause_ms);
         return rc;
 }

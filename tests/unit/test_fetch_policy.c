@@ -125,6 +125,59 @@ static void test_template_mask(void)
         free(s);
 }
 
+/* issue 23: ${name?} leaves a parameter out; followed URLs get a
+ * parameter set once, never appended twice */
+static void test_optional_set_param(void)
+{
+        struct fetch_vars v = {0};
+        char err[256];
+        int omit = -1;
+        char *s;
+
+        fetch_vars_set(&v, "cursor", "");
+        s = fetch_template_opt(">=${cursor?}", &v, NULL, &omit, err,
+                               sizeof(err));
+        TAP_STR_EQ(s, ">=", "optional: expands to what is around it");
+        TAP_INT_EQ(omit, 1, "optional: empty value asks to leave it out");
+        free(s);
+        s = fetch_template_opt(">=${cursor}", &v, NULL, &omit, err,
+                               sizeof(err));
+        TAP_INT_EQ(omit, 0, "optional: a plain ${cursor} never omits");
+        free(s);
+        fetch_vars_set(&v, "cursor", "2024-01-01");
+        s = fetch_template_opt(">=${cursor?}", &v, NULL, &omit, err,
+                               sizeof(err));
+        TAP_STR_EQ(s, ">=2024-01-01", "optional: set value expands");
+        TAP_INT_EQ(omit, 0, "optional: set value is sent");
+        free(s);
+
+        s = fetch_url_set_param("http://h/p?page=2&apiKey=old&x=1", "apiKey",
+                                "k");
+        TAP_STR_EQ(s, "http://h/p?page=2&x=1&apiKey=k",
+                   "set_param: replaces, never duplicates");
+        free(s);
+        s = fetch_url_set_param("http://h/p?apiKey=a&apiKey=b#f", "apiKey",
+                                "k");
+        TAP_STR_EQ(s, "http://h/p?apiKey=k#f",
+                   "set_param: every copy goes, fragment kept");
+        free(s);
+        s = fetch_url_set_param("http://h/p", "apiKeyX", "1");
+        TAP_STR_EQ(s, "http://h/p?apiKeyX=1", "set_param: no query yet");
+        free(s);
+        s = fetch_url_set_param("http://h/p?apiKeyX=2", "apiKey", "1");
+        TAP_STR_EQ(s, "http://h/p?apiKeyX=2&apiKey=1",
+                   "set_param: a longer name is another parameter");
+        free(s);
+
+        TAP_INT_EQ(fetch_pause_loud(0, 5000), 1, "pause: the first is loud");
+        TAP_INT_EQ(fetch_pause_loud(5000, 6000), 0,
+                   "pause: one a second later is quiet");
+        TAP_INT_EQ(fetch_pause_loud(5000, 5000 + FETCH_PAUSE_QUIET_MS), 1,
+                   "pause: loud again after a quiet spell");
+        TAP_OK(fetch_hash("ab", 2) != fetch_hash("ba", 2),
+               "hash: order matters");
+}
+
 static void test_split(void)
 {
         const char *page = "{\"n\": 3, \"items\": [{\"a\": 1.10}, "
@@ -224,6 +277,7 @@ int main(void)
         test_throttle();
         test_link();
         test_template_mask();
+        test_optional_set_param();
         test_split();
         test_time();
         test_curl_permanent();
