@@ -254,15 +254,11 @@ static void path_free(struct map_path *p)
         free(p->text);
 }
 
-static void add_read(struct map_target *t, const char *prefix,
-                     const struct map_path *p)
+static void push_read(struct map_target *t, const char *prefix,
+                      const char *norm)
 {
-        char norm[512];
         char *full;
 
-        if (p->parent)
-                return;
-        map_path_normalize(p->text, norm, sizeof(norm));
         if (prefix && *prefix)
                 full = *norm ? sl_asprintf("%s.%s", prefix, norm)
                              : sl_strdup(prefix);
@@ -270,6 +266,94 @@ static void add_read(struct map_target *t, const char *prefix,
                 full = sl_strdup(norm);
         t->reads = sl_realloc(t->reads, (t->nreads + 1) * sizeof(char *));
         t->reads[t->nreads++] = full;
+}
+
+/* The member path after an @ in a filter ("@.lang", "@['a'].b"), dotted,
+ * into out; the end of what was read. */
+static const char *filter_member(const char *s, struct sl_buf *out)
+{
+        for (;;) {
+                if (*s == '.' && s[1] != '.') {
+                        const char *e = ++s;
+                        while (*e && (isalnum((unsigned char)*e) || *e == '_' ||
+                                      *e == '-' || *e == '$'))
+                                e++;
+                        if (e == s)
+                                return s;
+                        if (out->len)
+                                sl_buf_puts(out, ".");
+                        sl_buf_append(out, s, (size_t)(e - s));
+                        s = e;
+                } else if (*s == '[' && (s[1] == '\'' || s[1] == '"')) {
+                        char q = s[1];
+                        const char *e = strchr(s + 2, q);
+                        if (!e || e[1] != ']')
+                                return s;
+                        if (out->len)
+                                sl_buf_puts(out, ".");
+                        sl_buf_append(out, s + 2, (size_t)(e - s - 2));
+                        s = e + 2;
+                } else {
+                        return s;
+                }
+        }
+}
+
+/* A filter reads members of the elements it tests: descriptions[?(@.lang
+ * == 'en')].value reads descriptions[*].lang too. */
+static void add_filter_reads(struct map_target *t, const char *prefix,
+                             const char *text)
+{
+        const char *f = text;
+
+        while ((f = strstr(f, "[?")) != NULL) {
+                char *head = sl_asprintf("%.*s", (int)(f - text), text);
+                char norm[512];
+                char q = 0;
+                const char *s = f + 2;
+
+                map_path_normalize(head, norm, sizeof(norm));
+                free(head);
+                for (; *s && (q || *s != ']'); s++) {
+                        struct sl_buf m;
+                        if (q) {
+                                if (*s == '\\' && s[1])
+                                        s++;
+                                else if (*s == q)
+                                        q = 0;
+                                continue;
+                        }
+                        if (*s == '\'' || *s == '"') {
+                                q = *s;
+                                continue;
+                        }
+                        if (*s != '@')
+                                continue;
+                        sl_buf_init(&m, 0);
+                        s = filter_member(s + 1, &m) - 1;
+                        if (m.len) {
+                                char *r = *norm ? sl_asprintf("%s[*].%s", norm,
+                                                              m.data)
+                                                : sl_strdup(m.data);
+                                push_read(t, prefix, r);
+                                free(r);
+                        }
+                        sl_buf_free(&m);
+                }
+                f = *s ? s + 1 : s;
+        }
+}
+
+static void add_read(struct map_target *t, const char *prefix,
+                     const struct map_path *p)
+{
+        char norm[512];
+
+        if (p->parent)
+                return;
+        map_path_normalize(p->text, norm, sizeof(norm));
+        push_read(t, prefix, norm);
+        add_filter_reads(t, prefix, p->text);
 }
 
 void map_path_normalize(const char *path, char *buf, size_t size)
@@ -333,21 +417,44 @@ void map_path_normalize(const char *path, char *buf, size_t size)
         sl_buf_free(&b);
 }
 
+/* s without its "[*]": an array and its elements are one path for drift
+ * (a child table's "records": "references" reads references[*].url as
+ * "references.url"). New; free with free(). */
+static char *no_elements(const char *s)
+{
+        struct sl_buf b;
+
+        sl_buf_init(&b, 0);
+        while (*s) {
+                const char *e = strstr(s, "[*]");
+                size_t n = e ? (size_t)(e - s) : strlen(s);
+                sl_buf_append(&b, s, n);
+                s += n;
+                if (e)
+                        s += 3;
+        }
+        if (!b.data)
+                sl_buf_puts(&b, "");
+        return sl_buf_steal(&b, NULL);
+}
+
 static int target_reads(const struct map_target *t, const char *norm)
 {
-        for (size_t i = 0; i < t->nchildren; i++)
-                if (target_reads(&t->children[i], norm))
-                        return 1;
-        for (size_t i = 0; i < t->nreads; i++) {
-                const char *r = t->reads[i];
+        char *flat = no_elements(norm);
+        int found = 0;
+
+        for (size_t i = 0; i < t->nchildren && !found; i++)
+                found = target_reads(&t->children[i], norm);
+        for (size_t i = 0; i < t->nreads && !found; i++) {
+                char *r = no_elements(t->reads[i]);
                 size_t n = strlen(r);
-                if (n == 0)
-                        return 1; /* the whole record ($) */
-                if (strncmp(norm, r, n) == 0 &&
-                    (norm[n] == '\0' || norm[n] == '.' || norm[n] == '['))
-                        return 1;
+                /* n == 0: the whole record ($) */
+                found = n == 0 || (strncmp(flat, r, n) == 0 &&
+                                   (flat[n] == '\0' || flat[n] == '.'));
+                free(r);
         }
-        return 0;
+        free(flat);
+        return found;
 }
 
 int map_reads_path(const struct map *m, size_t target, const char *norm)

@@ -43,6 +43,16 @@ grep -q '^drift: vulnerability: source field affected\[\*\]\.affectedData\[\*\]\
 	ok "drift names an unread source field" || not_ok "drift: $(grep drift "$D/err" | head -3)"
 grep -q 'drift: .* cveID\|drift: vulnerability: source field id ' "$D/err" &&
 	not_ok "a mapped field is reported as drift" || ok "mapped fields are not drift"
+# issue 23: what child tables and filters read is read too
+"$SLUICE_BIN" check "$SLUICE_ROOT/transformers/maps/nvd_cve.json" "$SLUICE_ROOT/data/nvd/vunnel_full-page.json" >/dev/null 2>"$D/err"
+for f in 'references\[\*\]\.url' 'references\[\*\]\.tags' 'weaknesses\[\*\]\.description\[\*\]\.value' \
+	'configurations\[\*\]\.nodes\[\*\]\.cpeMatch\[\*\]\.criteria' 'descriptions\[\*\]\.lang'; do
+	grep -q "^drift: vulnerability: source field $f " "$D/err" &&
+		not_ok "drift reports ${f//\\/}, which a child table or filter reads" ||
+		ok "drift: ${f//\\/} is read (child table or filter)"
+done
+grep -q '^drift: vulnerability: source field weaknesses\[\*\]\.source is read by no map field' "$D/err" &&
+	ok "drift still names what nothing reads (weaknesses[*].source)" || not_ok "drift: $(grep drift "$D/err" | head -3)"
 ref=$("$SLUICE_BIN" check --reference)
 if [ -n "$ref" ] && /usr/bin/python3 -c 'import sys; sys.exit(0 if open(sys.argv[1]).read().find(sys.stdin.read()) >= 0 else 1)' \
 	"$SLUICE_ROOT/docs/maps.md" <<<"$ref"; then
