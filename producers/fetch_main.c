@@ -29,7 +29,15 @@ static void usage(FILE *fp)
                 "  --base-url URL       replace the definition's base_url "
                 "(also SLUICE_BASE_URL)\n"
                 "  --kafka PROP=VALUE   any librdkafka property; "
-                "repeatable\n" SL_HTTP_USAGE
+                "repeatable\n"
+                "  --page FILE          publish FILE, a page saved or sent "
+                "by hand, as the\n"
+                "                       source's fetched pages are "
+                "published (same checks,\n"
+                "                       chunking and headers, url=file://"
+                "...), then exit;\n"
+                "                       no request, no credentials, the "
+                "cursor untouched\n" SL_HTTP_USAGE
                 "  --reference          print the source definition "
                 "reference (Markdown)\n"
                 "  -h, --help           this text\n\n"
@@ -97,6 +105,7 @@ int fetch_main(int argc, char **argv)
             {"base-url", required_argument, NULL, 'b'},
             {"kafka", required_argument, NULL, 'k'},
             {"reference", no_argument, NULL, 'r'},
+            {"page", required_argument, NULL, 'p'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -104,6 +113,7 @@ int fetch_main(int argc, char **argv)
         struct fetch_ctx ctx;
         struct fetch_lock lock;
         const char *base_url = getenv("SLUICE_BASE_URL");
+        const char *page_file = NULL;
         char *errs = NULL;
         char errstr[1024];
         int once = 0, opt, rc = SL_EXIT_FAILURE;
@@ -128,6 +138,9 @@ int fetch_main(int argc, char **argv)
                         break;
                 case 'b':
                         base_url = optarg;
+                        break;
+                case 'p':
+                        page_file = optarg;
                         break;
                 case 'k':
                         if (sl_kafka_prop_add(optarg, errstr, sizeof(errstr)) <
@@ -165,6 +178,8 @@ int fetch_main(int argc, char **argv)
         }
         if (!base_url || !*base_url)
                 base_url = src->base_url;
+        if (page_file)
+                src->auth = FETCH_AUTH_NONE; /* nothing is requested */
         sl_signals_install();
         curl_global_init(CURL_GLOBAL_DEFAULT);
         if (fetch_ctx_init(&ctx, src, base_url, errstr, sizeof(errstr)) < 0) {
@@ -174,6 +189,19 @@ int fetch_main(int argc, char **argv)
                 goto out;
         }
         ctx_ready = 1;
+        if (page_file) {
+                int res =
+                    fetch_page_file(&ctx, page_file, errstr, sizeof(errstr));
+                if (res != SL_OK) {
+                        char q[1100];
+                        sl_err("event=sync_failed source=%s run=%s "
+                               "retryable=%d file=%s msg=%s",
+                               src->name, ctx.out.run, res == SL_ERR_RETRY,
+                               page_file, sl_log_quote(errstr, q, sizeof(q)));
+                }
+                rc = res == SL_OK ? SL_EXIT_OK : SL_EXIT_FAILURE;
+                goto out;
+        }
         if (fetch_lock_init(&lock, src->name, errstr, sizeof(errstr)) < 0) {
                 sl_err("event=lock_failed source=%s msg=\"%s\"", src->name,
                        errstr);

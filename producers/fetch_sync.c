@@ -1170,6 +1170,64 @@ static int run_window(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         return SL_OK;
 }
 
+int fetch_page_file(struct fetch_ctx *c, const char *path, char *errstr,
+                    size_t errstr_size)
+{
+        const struct fetch_source *src = c->src;
+        struct fetch_req *r = NULL;
+        char *text = NULL, *abs = NULL;
+        size_t len = 0;
+        char why[512];
+        int rc = SL_ERR_FATAL;
+
+        fetch_out_new_run(&c->out);
+        c->pages = c->records = c->total_pages = c->dead_pages = 0;
+        c->t0 = c->last_progress = sl_now_ms();
+        c->cpu0 = sl_cpu_ms();
+        text = sl_file_read(path, &len, errstr, errstr_size);
+        if (!text)
+                goto out;
+        if (len > (size_t)src->max_page_bytes) {
+                snprintf(errstr, errstr_size,
+                         "%s: page larger than limits.max_page_bytes (%ld "
+                         "bytes)",
+                         path, src->max_page_bytes);
+                goto out;
+        }
+        abs = realpath(path, NULL);
+        r = fetch_req_new(sl_asprintf("file://%s", abs ? abs : path),
+                          sl_asprintf("file://%s", abs ? abs : path), "GET");
+        sl_buf_append(&r->resp, text, len);
+        r->status = 200;
+        r->fetched_wall_ms = sl_wall_ms();
+        r->content_type = sl_strdup("application/json");
+        r->tag = 0;
+        sl_info("event=page_file source=%s run=%s url=%s bytes=%zu", src->name,
+                c->out.run, r->masked_url, len);
+        if (fetch_http_decode(&c->http, r, why, sizeof(why)) < 0) {
+                snprintf(errstr, errstr_size, "%s: %s", path, why);
+                goto out;
+        }
+        if (publish(r, c, errstr, errstr_size) < 0)
+                goto out;
+        /* the cursor is left alone: a page from a file is no sync */
+        if (fetch_out_wait(&c->out, 120000, errstr, errstr_size) < 0) {
+                rc = SL_ERR_RETRY;
+                goto out;
+        }
+        rc = SL_OK;
+        sl_info("event=sync_done source=%s run=%s pages=%ld records=%ld "
+                "dead_pages=%ld ms=%lld cpu_ms=%lld file=%s",
+                src->name, c->out.run, c->pages, c->records, c->dead_pages,
+                (long long)(sl_now_ms() - c->t0),
+                (long long)(sl_cpu_ms() - c->cpu0), path);
+out:
+        fetch_req_destroy(r);
+        free(abs);
+        free(text);
+        return rc;
+}
+
 int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
 {
         const struct fetch_source *src = c->src;

@@ -39,6 +39,16 @@ void fetch_ctx_free(struct fetch_ctx *c);
  * with errstr. */
 int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size);
 
+/* Publishes the page in the file at path (`sluice fetch --page FILE`)
+ * through the path every fetched page takes: the same checks (JSON, the
+ * limits), chunking and headers (url=file://ABSOLUTE-PATH, page 0,
+ * http_status 200), in a run of its own, waiting for delivery. The cursor
+ * in sluice.state is not touched. SL_OK, SL_ERR_RETRY (delivery) or
+ * SL_ERR_FATAL (an unreadable or bad page, nothing published), with
+ * errstr. */
+int fetch_page_file(struct fetch_ctx *c, const char *path, char *errstr,
+                    size_t errstr_size);
+
 /* Percent-encodes s for a query string. New; free with free(). */
 char *fetch_url_encode(const char *s);
 
