@@ -16,11 +16,27 @@ trap 'rm -f "$FIG"' EXIT
 export SLUICE_FIGURES=$FIG
 failed=0
 start=$(date +%s)
+# test_faults_scale at full size: the fetcher at ten times the largest
+# input of any other test, 10 times beside two CPU burners, then the whole
+# NVD pipeline at that size (issue 30's stress; make test runs it short)
+export STRESS_SCALE=${STRESS_SCALE:-1000} STRESS_RUNS=${STRESS_RUNS:-10}
+export STRESS_PIPELINE=${STRESS_PIPELINE-1} STRESS_PIPE_SCALE=${STRESS_PIPE_SCALE:-1000}
 for pattern in test_faults_ test_security_ test_load_pgrestart; do
 	echo "== tests/run.sh $BUILD $pattern"
 	tests/run.sh "$BUILD" "$pattern" | tee -a "$LOG" | grep -v '^# postgres'
 	[ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
 done
+# the same stress on the sanitized build, where a use after free is
+# reported where it happens instead of corrupting the heap for later
+echo "== the fetcher's stress on the ASan+UBSan build (build-check)"
+if make -s -j2 BUILD=build-check SAN=1 WERROR=1 all >/dev/null; then
+	STRESS_SCALE=${STRESS_SAN_SCALE:-300} STRESS_RUNS=${STRESS_SAN_RUNS:-3} STRESS_PIPELINE= \
+		SLUICE_SANITIZED=1 tests/run.sh build-check test_faults_scale | tee -a "$LOG"
+	[ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
+else
+	echo "reliability: the sanitized build failed"
+	failed=$((failed + 1))
+fi
 if command -v clang >/dev/null; then
 	echo "== tests/fuzz/run.sh (FUZZ_SECONDS=${FUZZ_SECONDS:=10})"
 	FUZZ_SECONDS=$FUZZ_SECONDS tests/fuzz/run.sh || failed=$((failed + 1))
