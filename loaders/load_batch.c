@@ -577,10 +577,98 @@ static enum sl_status plan_make(struct plan *p, struct load_batch *b,
         return SL_OK;
 }
 
+/* n decimal digits at s into *v; 0, or -1 when one is not a digit */
+static int digits(const char *s, int n, int *v)
+{
+        *v = 0;
+        for (int i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return -1;
+                *v = *v * 10 + (s[i] - '0');
+        }
+        return 0;
+}
+
+/* The instant of an RFC 3339 timestamp with a zone (YYYY-MM-DD, T or a
+ * space, hh:mm[:ss[.fraction]], Z or +hh[:mm]): microseconds since the
+ * epoch, the fraction rounded to microseconds as PostgreSQL does. 0, or
+ * -1 when s is not one. The pattern is sluice.version_ge()'s
+ * (schemas/sluice.sql), so that a batch and the table order versions
+ * alike. */
+static int version_instant(const char *s, int64_t *us)
+{
+        int y, mo, d, h, mi, sec = 0, oh = 0, om = 0, sign = 0;
+        int64_t frac = 0, days, yy, era, yoe, doy;
+        const char *p;
+
+        if (digits(s, 4, &y) < 0 || s[4] != '-' || digits(s + 5, 2, &mo) < 0 ||
+            s[7] != '-' || digits(s + 8, 2, &d) < 0 ||
+            (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+            digits(s + 11, 2, &h) < 0 || s[13] != ':' ||
+            digits(s + 14, 2, &mi) < 0)
+                return -1;
+        p = s + 16;
+        if (*p == ':') {
+                if (digits(p + 1, 2, &sec) < 0)
+                        return -1;
+                p += 3;
+                if (*p == '.') {
+                        int64_t scale = 100000;
+                        int n = 0;
+                        for (p++; *p >= '0' && *p <= '9'; p++, n++) {
+                                if (n < 6)
+                                        frac += (*p - '0') * scale;
+                                else if (n == 6 && *p >= '5')
+                                        frac++;
+                                scale /= 10;
+                        }
+                        if (n == 0)
+                                return -1;
+                }
+        }
+        if (*p == 'Z' || *p == 'z') {
+                p++;
+        } else if (*p == '+' || *p == '-') {
+                sign = *p == '-' ? -1 : 1;
+                if (digits(p + 1, 2, &oh) < 0)
+                        return -1;
+                p += 3;
+                if (*p == ':' || *p) {
+                        p += *p == ':';
+                        if (digits(p, 2, &om) < 0)
+                                return -1;
+                        p += 2;
+                }
+        } else {
+                return -1;
+        }
+        if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 24 || mi > 59 ||
+            sec > 60)
+                return -1;
+        yy = y - (mo <= 2);
+        era = (yy >= 0 ? yy : yy - 399) / 400;
+        yoe = yy - era * 400;
+        doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+        days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+        *us = ((days * 86400 + h * 3600 + mi * 60 + sec) -
+               (int64_t)sign * (oh * 3600 + om * 60)) *
+                  1000000 +
+              frac;
+        return 0;
+}
+
+/* The version rule (docs/contracts.md, Versions), as sluice.version_ge()
+ * applies it in the database: numbers as numbers, two timestamps with a
+ * zone as instants, any other pair as text (bytes). */
 static int version_cmp(json_t *a, json_t *b)
 {
         if (json_is_string(a) && json_is_string(b)) {
-                int c = strcmp(json_string_value(a), json_string_value(b));
+                int64_t x, y;
+                int c;
+                if (version_instant(json_string_value(a), &x) == 0 &&
+                    version_instant(json_string_value(b), &y) == 0)
+                        return (x > y) - (x < y);
+                c = strcmp(json_string_value(a), json_string_value(b));
                 return (c > 0) - (c < 0);
         }
         if (json_is_number(a) && json_is_number(b)) {

@@ -153,8 +153,13 @@ check "a replace without a version" step 8 "$(rep - P1 x:0)"
 check_eq "a replace without a version is applied" "$(set_of P1)" "x=0"
 check "a newer set after it" step 9 "$(rep '"2024-06-01T00:00:00Z"' P1 n:6)"
 check_eq "a newer set replaces" "$(set_of P1)" "n=6"
+# one batch, two versions of P3 whose texts order the other way round
+# (03:04:05Z written in +02:00 sorts after 03:30Z as text)
+check "two versions of one set in one batch" step 11 \
+	"$(rep '"2024-01-02T03:30:00.000Z"' P3 new:1)" "$(rep '"2024-01-02T05:04:05+02:00"' P3 old:1)"
+check_eq "within a batch too, versions compare as instants" "$(set_of P3)" "new=1"
 check_eq "stale sets of part 2 counted as superseded" \
-	"$(q "SELECT sum(superseded) FROM sluice.load_batches WHERE table_name = 't_child'")" "3"
+	"$(q "SELECT sum(superseded) FROM sluice.load_batches WHERE table_name = 't_child'")" "4"
 
 # 3. Race: another transaction holds P1's version row while it stores a
 # newer version; the loader's older replace must wait, then see it.
@@ -164,7 +169,7 @@ check_eq "stale sets of part 2 counted as superseded" \
 	-c "SELECT pg_sleep(3)" -c "COMMIT" >"$D/race.out" 2>&1) &
 RACE=$!
 sleep 1
-check "an older set while the row is held" step 10 "$(rep '"2024-12-01T00:00:00Z"' P1 old:1)"
+check "an older set while the row is held" step 12 "$(rep '"2024-12-01T00:00:00Z"' P1 old:1)"
 wait "$RACE"
 start=$(sed -n 's/^start //p' "$D/race.out")
 # without the wait the batch is written about 1.3 s after the hold began
