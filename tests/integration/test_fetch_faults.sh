@@ -77,6 +77,14 @@ print(int(over), sum(1 for e in log if e["status"] == 429))
 PY
 )
 check_eq "github: never more than 4 accepted in 2 s" "${bad%% *}" 0
+# issue 23: x-ratelimit pauses are counted, not logged one by one (the sync
+# takes a few seconds: one info line; the rest are at debug)
+check_eq "github: one ratelimit_pause line at info" \
+	"$(grep -c 'event=ratelimit_pause' "$SL_LOGDIR/gh.log")" 1
+pauses=$(sed -n 's/.*event=sync_done .*ratelimit_pauses=\([0-9]*\).*/\1/p' "$SL_LOGDIR/gh.log")
+waited=$(sed -n 's/.*event=sync_done .*ratelimit_wait_ms=\([0-9]*\).*/\1/p' "$SL_LOGDIR/gh.log")
+check "github: sync_done counts the pauses (${pauses:-none})" test "${pauses:-0}" -ge 2
+check "github: sync_done sums their wait (${waited:-none} ms)" test "${waited:-0}" -gt 0
 
 # --- injected faults on every style: every record still published ---------------
 curl -sf -X POST "$SLUICE_FIXTURE_URL/_fixture/reset" >/dev/null
