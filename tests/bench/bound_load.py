@@ -1,12 +1,26 @@
 #!/usr/bin/python3
 """bound_load.py PGLOG ENVELOPES.kv BATCH_ROWS OUTDIR: writes the load
-stage's bound as a psql script, OUTDIR/bound.sql. It replays the exact
-statements `sluice load` sent (read back from PostgreSQL's statement log
-of a warm-up run: the staging table, made once, the COPY column list, the
+stage's bound as psql scripts. It replays the exact statements `sluice
+load` sent (read back from PostgreSQL's statement log of a warm-up run:
+the staging table, made once per session, the COPY column list, the
 INSERT ... ON CONFLICT) over the same envelopes, cut into the same
-batches, one transaction each, with the COPY data prepared beforehand
-(OUTDIR/b*.copy) so that only PostgreSQL's work is timed, on one
-connection. Exit 1 when the log lacks them."""
+batches, one transaction each, with the COPY data prepared beforehand so
+that only PostgreSQL's work is timed, and with PostgreSQL's default
+durability, as the loader has (it sets no synchronous_commit or other
+session setting). Two forms of the same batches:
+
+  OUTDIR/bound.sql      text COPY of OUTDIR/b*.copy
+  OUTDIR/bound.bin.sql  binary COPY of OUTDIR/b*.bin (no text parsing of
+                        timestamps, numerics, jsonb in the server), which
+                        OUTDIR/convert.sql makes from the text files once,
+                        untimed: PostgreSQL itself writes them (COPY ... TO
+                        ... FORMAT binary) from the same staging rows
+
+run.sh cuts each into N session scripts (batch i on session i mod N, each
+session with its own staging table), N the loader's connections, and the
+bound is the fastest of 1 and N sessions, text and binary: the fastest
+known way to do the loader's statements with the same resources. Exit 1
+when the log lacks them."""
 import json
 import os
 import re
@@ -68,8 +82,15 @@ def main():
             if line:
                 envs.append(json.loads(line.split("\t", 1)[1]))
     os.makedirs(outdir, exist_ok=True)
-    with open(os.path.join(outdir, "bound.sql"), "w") as sql:
-        sql.write("\\set ON_ERROR_STOP on\n" + st["create"] + ";\n")
+    copy_cols = st["copy"][len("COPY "):st["copy"].rindex(" FROM STDIN")]
+    stage = copy_cols.split(" (")[0]
+    head = "\\set ON_ERROR_STOP on\n" + st["create"] + ";\n"
+    with open(os.path.join(outdir, "bound.sql"), "w") as sql, \
+            open(os.path.join(outdir, "bound.bin.sql"), "w") as bsql, \
+            open(os.path.join(outdir, "convert.sql"), "w") as conv:
+        sql.write(head)
+        bsql.write(head)
+        conv.write(head)
         for b in range(0, len(envs), batch):
             path = os.path.join(outdir, f"b{b // batch:05d}.copy")
             with open(path, "w") as f:
@@ -78,10 +99,18 @@ def main():
                     row["_lineage"] = env.get("lineage")
                     f.write("u\t%d\t" % i +
                             "\t".join(field(row.get(c)) for c in cols) + "\n")
-            copy_cols = st["copy"][len("COPY "):st["copy"].rindex(" FROM STDIN")]
+            bpath = path[:-len(".copy")] + ".bin"
             sql.write("BEGIN;\n" +
                       f"\\copy {copy_cols} FROM '{path}'\n" +
                       st["upsert"] + ";\nCOMMIT;\n")
+            bsql.write("BEGIN;\n" +
+                       f"\\copy {copy_cols} FROM '{bpath}' "
+                       "WITH (FORMAT binary)\n" +
+                       st["upsert"] + ";\nCOMMIT;\n")
+            conv.write(f"BEGIN;\nTRUNCATE {stage};\n" +
+                       f"\\copy {copy_cols} FROM '{path}'\n" +
+                       f"\\copy {copy_cols} TO '{bpath}' "
+                       "WITH (FORMAT binary)\nCOMMIT;\n")
     print(f"batches={(len(envs) + batch - 1) // batch} rows={len(envs)}")
     return 0
 
