@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/reliability.sh [BUILD]: `make reliability`. Runs the fault and
 # security tests (tests/integration/test_faults_*.sh, test_security_*.sh,
-# test_load_pgrestart.sh; the valgrind pipeline is one of them) and a short
+# test_load_pgrestart.sh; the valgrind pipeline is one of them), the
+# guarantee suite (test_guarantee_order.sh) for SLUICE_GUARANTEE_ROUNDS
+# rounds (default 12 here, 3 in make test) and a short
 # fuzz run (FUZZ_SECONDS each, default 10) and a short soak (SOAK_MINUTES,
 # default 3: scripts/soak.sh), then prints what they measured:
 # faults injected, records checked, lost and duplicated; bad inputs tried
@@ -21,7 +23,8 @@ start=$(date +%s)
 # NVD pipeline at that size (issue 30's stress; make test runs it short)
 export STRESS_SCALE=${STRESS_SCALE:-1000} STRESS_RUNS=${STRESS_RUNS:-10}
 export STRESS_PIPELINE=${STRESS_PIPELINE-1} STRESS_PIPE_SCALE=${STRESS_PIPE_SCALE:-1000}
-for pattern in test_faults_ test_security_ test_load_pgrestart; do
+export SLUICE_GUARANTEE_ROUNDS=${SLUICE_GUARANTEE_ROUNDS:-12}
+for pattern in test_faults_ test_security_ test_load_pgrestart test_guarantee_order; do
 	echo "== tests/run.sh $BUILD $pattern"
 	tests/run.sh "$BUILD" "$pattern" | tee -a "$LOG" | grep -v '^# postgres'
 	[ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))

@@ -40,7 +40,7 @@ SLOW="test_chaos test_fetch_faults test_cli test_faults_upstream test_fetch_stat
 test_fetch_paging test_faults_fuzz_run test_scale_replay test_transform_commit_retry test_load_crash
 test_scale_rebalance test_replay test_faults_broker test_ops_endpoints test_load_fence
 test_security_secrets test_load_upsert test_security_tls test_pipeline_kev
-test_transform_kev test_load_pgrestart"
+test_transform_kev test_load_pgrestart test_guarantee_order"
 items=()
 want() { [ -z "$PATTERN" ] || [[ "$1" == *$PATTERN* ]]; }
 for s in $SLOW; do
