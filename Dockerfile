@@ -14,19 +14,30 @@ COPY transformers transformers
 COPY loaders loaders
 COPY tests/fixtures tests/fixtures
 COPY tests/unit tests/unit
-RUN make -j"$(nproc)" build/sluice
+# .git stays out of the context (.dockerignore): the version comes as a
+# build argument (docker-compose.yml passes SLUICE_VERSION), into
+# `sluice --version`, the build-info gauge and the label below
+ARG VERSION=unknown
+RUN make -j"$(nproc)" SLUICE_VERSION="$VERSION" build/sluice
 
 FROM debian:12-slim
+ARG VERSION=unknown
+LABEL org.opencontainers.image.title="sluice" \
+      org.opencontainers.image.version="$VERSION"
 RUN apt-get update && apt-get install -y --no-install-recommends \
         librdkafka1 libcurl4 libjansson4 libpq5 libmicrohttpd12 \
         ca-certificates tini \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home /nonexistent sluice
+    && useradd --system --uid 10001 --home /nonexistent sluice \
+    && install -d -o sluice /var/lib/sluice/topics
 COPY --from=build /src/build/sluice /usr/local/bin/sluice
 COPY producers/sources /usr/share/sluice/sources
 COPY transformers/maps /usr/share/sluice/maps
 COPY schemas /usr/share/sluice/schemas
 WORKDIR /usr/share/sluice
+# /metrics, /healthz, /readyz of a worker given SLUICE_HTTP_PORT=9100 (as
+# docker-compose.yml does)
+EXPOSE 9100
 USER sluice
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/sluice"]
 CMD ["--help"]

@@ -1,38 +1,106 @@
-/* lint.c: `sluice lint FILE...`: validates source definitions and maps,
- * telling them apart by their shape (a source has "request"). */
+/* lint.c: `sluice lint FILE|DIR...`: validates source definitions and
+ * maps, telling them apart by their shape (a source has "request"); with
+ * --topics, lists the topics they need. */
+#include "cli_opt.h"
+#include "map.h"
 #include "roles.h"
 #include "sl_config.h"
 #include "sl_util.h"
 
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+static void lint_usage(FILE *fp)
+{
+        fprintf(fp,
+                "usage: sluice lint [--topics] FILE|DIR...\n\n"
+                "Validates source definitions (files with a \"request\" "
+                "key) and transform maps;\na directory stands for the "
+                "*.json files in it. Each problem is printed as\n"
+                "FILE:LINE:COL: PATH: message.\n\n"
+                "  --topics  print instead the topics the files need, one a "
+                "line: raw.<name>\n"
+                "            for a source, raw.<source> and every "
+                "mapped.<table> (children\n"
+                "            included) for a map. The compose stack's "
+                "topic-init creates them.\n\n"
+                "exit codes: 0 every file valid, 2 otherwise\n");
+}
+
+static void print_target_topics(const struct map_target *t, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                printf("%s\n", t[i].topic);
+                print_target_topics(t[i].children, t[i].nchildren);
+        }
+}
+
+/* The topics one valid file needs, to stdout. 0, or -1 when the file
+ * does not load (its problems are printed by the lint pass). */
+static int print_topics(const char *path, json_t *root)
+{
+        struct map *m;
+        char *errs = NULL;
+
+        if (json_object_get(root, "request")) {
+                const char *name =
+                    json_string_value(json_object_get(root, "name"));
+                if (!name)
+                        return -1;
+                printf("raw.%s\n", name);
+                return 0;
+        }
+        m = map_load(path, &errs);
+        free(errs);
+        if (!m)
+                return -1;
+        printf("%s\n", m->topic);
+        print_target_topics(m->targets, m->ntargets);
+        map_destroy(m);
+        return 0;
+}
 
 int lint_main(int argc, char **argv)
 {
-        int bad = 0;
+        static const struct option longopts[] = {
+            {"topics", no_argument, NULL, 't'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
+        char **files = NULL;
+        size_t nfiles = 0;
+        char errstr[512];
+        int bad = 0, topics = 0, opt, rc = SL_EXIT_USAGE;
 
-        if (argc < 2) {
-                fprintf(stderr, "usage: sluice lint FILE...\n");
-                return SL_EXIT_USAGE;
-        }
-        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-                printf("usage: sluice lint FILE...\n\n"
-                       "Validates source definitions (files with a "
-                       "\"request\" key) and transform maps.\nEach problem "
-                       "is printed as FILE:LINE:COL: PATH: message. Exit 0 "
-                       "when every file\nis valid, 2 otherwise.\n");
-                return SL_EXIT_OK;
-        }
-        for (int i = 1; i < argc; i++) {
-                if (argv[i][0] == '-') {
-                        sl_usage_error("lint", "unknown option %s", argv[i]);
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+                switch (opt) {
+                case 't':
+                        topics = 1;
+                        break;
+                case 'h':
+                        lint_usage(stdout);
+                        return SL_EXIT_OK;
+                default:
+                        cli_opt_error("lint", opt, argv);
                         return SL_EXIT_USAGE;
                 }
         }
-        for (int i = 1; i < argc; i++) {
-                char errstr[512];
-                json_t *root = sl_config_load(argv[i], errstr, sizeof(errstr));
-                int rc;
+        if (optind >= argc) {
+                sl_usage_error("lint", "expected at least one FILE");
+                return SL_EXIT_USAGE;
+        }
+        for (int i = optind; i < argc; i++)
+                if (sl_config_expand(argv[i], &files, &nfiles, errstr,
+                                     sizeof(errstr)) < 0) {
+                        fprintf(stderr, "sluice lint: %s\n", errstr);
+                        goto out;
+                }
+        for (size_t i = 0; i < nfiles; i++) {
+                json_t *root = sl_config_load(files[i], errstr, sizeof(errstr));
+                int lrc;
 
                 if (!root) {
                         fprintf(stderr, "%s\n", errstr);
@@ -40,14 +108,21 @@ int lint_main(int argc, char **argv)
                         continue;
                 }
                 if (json_is_object(root) && json_object_get(root, "request"))
-                        rc = fetch_source_lint(argv[i], stderr);
+                        lrc = fetch_source_lint(files[i], stderr);
                 else
-                        rc = map_lint(argv[i], stderr);
+                        lrc = map_lint(files[i], stderr);
+                if (lrc == 0 && topics)
+                        lrc = print_topics(files[i], root);
                 json_decref(root);
-                if (rc < 0)
+                if (lrc < 0)
                         bad++;
-                else
-                        printf("%s: ok\n", argv[i]);
+                else if (!topics)
+                        printf("%s: ok\n", files[i]);
         }
-        return bad ? SL_EXIT_USAGE : SL_EXIT_OK;
+        rc = bad ? SL_EXIT_USAGE : SL_EXIT_OK;
+out:
+        for (size_t i = 0; i < nfiles; i++)
+                free(files[i]);
+        free(files);
+        return rc;
 }

@@ -2,10 +2,13 @@
 #include "sl_config.h"
 #include "sl_util.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 json_t *sl_config_loadb(const char *name, const char *buf, size_t len,
                         char *errstr, size_t errstr_size)
@@ -358,4 +361,40 @@ char *sl_config_expand_env(const char *s, char *errstr, size_t errstr_size)
                 p = end + 1;
         }
         return sl_buf_steal(&b, NULL);
+}
+
+static int json_name(const struct dirent *d)
+{
+        size_t n = strlen(d->d_name);
+        return d->d_name[0] != '.' && n > 5 &&
+               strcmp(d->d_name + n - 5, ".json") == 0;
+}
+
+int sl_config_expand(const char *arg, char ***files, size_t *n, char *errstr,
+                     size_t errstr_size)
+{
+        struct stat st;
+        struct dirent **ents = NULL;
+        int k;
+
+        if (stat(arg, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                *files = sl_realloc(*files, (*n + 1) * sizeof(**files));
+                (*files)[(*n)++] = sl_strdup(arg);
+                return 0;
+        }
+        k = scandir(arg, &ents, json_name, alphasort);
+        if (k < 0) {
+                snprintf(errstr, errstr_size, "cannot read %s: %s", arg,
+                         strerror(errno));
+                return -1;
+        }
+        for (int i = 0; i < k; i++) {
+                const char *sep = arg[strlen(arg) - 1] == '/' ? "" : "/";
+                *files = sl_realloc(*files, (*n + 1) * sizeof(**files));
+                (*files)[(*n)++] =
+                    sl_asprintf("%s%s%s", arg, sep, ents[i]->d_name);
+                free(ents[i]);
+        }
+        free(ents);
+        return 0;
 }

@@ -77,4 +77,11 @@ void sl_config_problem(char **errs, const char *file, const char *text,
  * free(). NULL with errstr naming the variable when one is unset. */
 char *sl_config_expand_env(const char *s, char *errstr, size_t errstr_size);
 
+/* Appends `arg` to *files, or, when `arg` is a directory, the *.json files
+ * in it in name order ("maps/" stands for every bundled map). The strings
+ * are new; the caller frees each and the array. 0, or -1 with errstr when
+ * the directory cannot be read. */
+int sl_config_expand(const char *arg, char ***files, size_t *n, char *errstr,
+                     size_t errstr_size);
+
 #endif

@@ -2,6 +2,7 @@
  * signals to the worker loop in transform_worker.c. */
 #include "roles.h"
 #include "sl_arena.h"
+#include "sl_config.h"
 #include "sl_http.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
@@ -15,13 +16,14 @@
 static void usage(FILE *fp)
 {
         fprintf(fp,
-                "usage: sluice transform MAP.json... [--group G] "
+                "usage: sluice transform MAP.json|DIR... [--group G] "
                 "[--batch N] [--stats-interval SEC]\n"
                 "                        [--kafka prop=value]...\n\n"
-                "Consumes the raw.<source> topics the maps read (a consumer "
-                "group: run more\nprocesses to share the work), produces "
-                "rows to mapped.<table> and records\nthat cannot be mapped "
-                "to dlq.transform, and commits its input offsets only\n"
+                "A directory stands for the *.json maps in it. Consumes the "
+                "raw.<source>\ntopics the maps read (a consumer group: run "
+                "more processes to share the\nwork), produces rows to "
+                "mapped.<table> and records that cannot be mapped to\n"
+                "dlq.transform, and commits its input offsets only\n"
                 "after every output is delivered. Stops cleanly on "
                 "SIGTERM/SIGINT.\n\n"
                 "  --group G             consumer group (default "
@@ -44,13 +46,14 @@ int transform_main(int argc, char **argv)
                                       .stats_interval_ms = 30000};
         struct map **maps = NULL;
         size_t nmaps = 0;
+        char **files = NULL;
+        size_t nfiles = 0;
         char errstr[1024];
         int rc = SL_EXIT_USAGE;
 
         /* before any Jansson call: records are mapped in an arena each */
         sl_arena_install();
         sl_log_init("transform");
-        maps = sl_calloc((size_t)argc + 1, sizeof(*maps));
         for (int a = 1; a < argc; a++) {
                 int v;
                 if (strcmp(argv[a], "--help") == 0 ||
@@ -87,16 +90,23 @@ int transform_main(int argc, char **argv)
                         sl_usage_error("transform", "unknown option %s",
                                        argv[a]);
                         goto out;
-                } else {
-                        char *errs = NULL;
-                        struct map *m = map_load(argv[a], &errs);
-                        if (!m) {
-                                fputs(errs ? errs : "invalid map\n", stderr);
-                                free(errs);
-                                goto out;
-                        }
-                        maps[nmaps++] = m;
+                } else if (sl_config_expand(argv[a], &files, &nfiles, errstr,
+                                            sizeof(errstr)) < 0) {
+                        fprintf(stderr, "sluice transform: %s\n", errstr);
+                        goto out;
                 }
+        }
+        /* a directory stands for its *.json maps */
+        maps = sl_calloc(nfiles + 1, sizeof(*maps));
+        for (size_t i = 0; i < nfiles; i++) {
+                char *errs = NULL;
+                struct map *m = map_load(files[i], &errs);
+                if (!m) {
+                        fputs(errs ? errs : "invalid map\n", stderr);
+                        free(errs);
+                        goto out;
+                }
+                maps[nmaps++] = m;
         }
         if (nmaps == 0) {
                 sl_usage_error("transform", "expected at least one MAP.json");
@@ -116,5 +126,8 @@ out:
         for (size_t i = 0; i < nmaps; i++)
                 map_destroy(maps[i]);
         free(maps);
+        for (size_t i = 0; i < nfiles; i++)
+                free(files[i]);
+        free(files);
         return rc;
 }
