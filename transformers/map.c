@@ -34,7 +34,8 @@ static const struct sl_opt map_opts[] = {
     {"case_insensitive", SL_OPT_BOOL, 0, "false",
      "lower-case the coalesce columns"},
     {"version", SL_OPT_STRING, 0, NULL,
-     "version column: an older row never overwrites a newer one"},
+     "version column: an older record, child sets included, never "
+     "overwrites a newer one"},
     {"fields", SL_OPT_OBJECT, 0, NULL, "column: field map"},
     {"children", SL_OPT_ARRAY, 0, NULL, "child tables from nested arrays"},
     {NULL, 0, 0, NULL, NULL},
