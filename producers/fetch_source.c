@@ -3,6 +3,7 @@
  * reference printed by `sluice fetch --reference` and docs/sources.md come
  * from them. */
 #include "fetch_source.h"
+#include "fetch_xml.h"
 #include "sl_jsonpath.h"
 #include "sl_util.h"
 
@@ -21,6 +22,12 @@ static const struct sl_opt top_opts[] = {
     {"records", SL_OPT_STRING, 1, NULL,
      "JSON path of the records array in a page (`$` when the page is "
      "the array)"},
+    {"format", SL_OPT_STRING, 0, "json",
+     "json, or xml: each XML page becomes a JSON page {\"records\": "
+     "[...], \"next\": URL} before anything reads it (see `xml`)"},
+    {"xml", SL_OPT_OBJECT, 0, NULL,
+     "format xml: which elements are records, and how they convert "
+     "(see `xml`)"},
     {"auth", SL_OPT_OBJECT, 0, NULL, "credentials (see `auth`)"},
     {"paging", SL_OPT_OBJECT, 0, "{\"style\":\"none\"}",
      "how pages follow each other (see `paging`)"},
@@ -121,6 +128,21 @@ static const struct sl_opt export_opts[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
+static const struct sl_opt xml_opts[] = {
+    {"records", SL_OPT_STRING, 1, NULL,
+     "element path of the records from the root, /A/B/C (a step * "
+     "matches any element); with format xml, `records` is \"$.records\""},
+    {"arrays", SL_OPT_ARRAY, 0, "[]",
+     "element names whose values are always arrays, even when an element "
+     "holds only one"},
+    {"next", SL_OPT_STRING, 0, NULL,
+     "element path of the next page's URL (Qualys: "
+     "/HOST_LIST_VM_DETECTION_OUTPUT/RESPONSE/WARNING/URL): its text is "
+     "the page's \"next\", for paging style next_url (paging.next is "
+     "then \"$.next\")"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
 static const struct sl_opt rate_opts[] = {
     {"requests", SL_OPT_INT, 1, NULL, "requests allowed per window"},
     {"per_seconds", SL_OPT_NUMBER, 1, NULL, "window length in seconds"},
@@ -147,7 +169,7 @@ static const struct sl_opt tls_opts[] = {
 };
 
 static const struct sl_opt limit_opts[] = {
-    {"max_page_bytes", SL_OPT_INT, 0, "268435456",
+    {"max_page_bytes", SL_OPT_INT, 0, "67108864",
      "a larger response body is bad for good (not retried)"},
     {"max_records", SL_OPT_INT, 0, "1000000",
      "a page with more records is bad for good"},
@@ -194,6 +216,10 @@ static const struct {
     {"auth", auth_opts, "secrets are read from the environment only"},
     {"paging", paging_opts, NULL},
     {"export", export_opts, NULL},
+    {"xml", xml_opts,
+     "XML pages are streamed (libxml2's reader), never load external "
+     "entities or DTDs, and a page that declares or uses entities is "
+     "refused; limits apply as to JSON (docs/sources.md, XML sources)"},
     {"rate_limit", rate_opts,
      "shared by parallel requests; an in-flight request holds a slot "
      "until its answer arrives"},
@@ -404,6 +430,95 @@ static int check_optional_vars(const struct fetch_source *src, const char *file,
         return bad;
 }
 
+/* format and xml. */
+static int check_xml(const struct fetch_source *src, const char *file,
+                     const char *text, char **errs)
+{
+        json_t *xml = json_object_get(src->root, "xml");
+        const char *fmt = str_get(src->root, "format", "json");
+        const char *paths[2][2] = {{"xml.records", src->xml_records},
+                                   {"xml.next", src->xml_next}};
+        char err[256];
+        int bad = 0;
+
+        if (strcmp(fmt, "json") != 0 && strcmp(fmt, "xml") != 0) {
+                sl_config_problem(errs, file, text, "format",
+                                  "must be json or xml, got \"%s\"", fmt);
+                return 1;
+        }
+        if (!src->xml) {
+                if (!xml)
+                        return 0;
+                sl_config_problem(errs, file, text, "xml",
+                                  "only used with \"format\": \"xml\"");
+                return 1;
+        }
+        if (!xml) {
+                sl_config_problem(errs, file, text, "format",
+                                  "format xml needs an \"xml\" object");
+                return 1;
+        }
+        for (int i = 0; i < 2; i++) {
+                if (!paths[i][1] ||
+                    fetch_xml_path_check(paths[i][1], err, sizeof(err)) == 0)
+                        continue;
+                sl_config_problem(errs, file, text, paths[i][0], "%s", err);
+                bad++;
+        }
+        for (size_t i = 0; i < json_array_size(json_object_get(xml, "arrays"));
+             i++) {
+                json_t *v = json_array_get(json_object_get(xml, "arrays"), i);
+                char path[64];
+                if (json_is_string(v) && *json_string_value(v))
+                        continue;
+                snprintf(path, sizeof(path), "xml.arrays[%zu]", i);
+                sl_config_problem(errs, file, text, path,
+                                  "expected an element name");
+                bad++;
+        }
+        if (strcmp(src->records, "$.records") != 0) {
+                sl_config_problem(errs, file, text, "records",
+                                  "with format xml the records are at "
+                                  "\"$.records\" of the converted page, "
+                                  "got \"%s\"",
+                                  src->records);
+                bad++;
+        }
+        if (src->paging != FETCH_PAGING_NONE &&
+            src->paging != FETCH_PAGING_PAGE &&
+            src->paging != FETCH_PAGING_OFFSET &&
+            src->paging != FETCH_PAGING_NEXT_URL) {
+                sl_config_problem(errs, file, text, "paging.style",
+                                  "with format xml: none, offset, page or "
+                                  "next_url");
+                bad++;
+        }
+        if (src->total_path || src->pages_path) {
+                sl_config_problem(errs, file, text, "paging",
+                                  "with format xml, a converted page holds "
+                                  "only records and next: no total or "
+                                  "total_pages");
+                bad++;
+        }
+        if ((src->paging == FETCH_PAGING_NEXT_URL) != (src->xml_next != NULL)) {
+                sl_config_problem(errs, file, text, "xml.next",
+                                  "%s", src->xml_next
+                                            ? "only used with paging style "
+                                              "next_url"
+                                            : "paging style next_url needs "
+                                              "xml.next");
+                bad++;
+        }
+        if (src->paging == FETCH_PAGING_NEXT_URL && src->next_path &&
+            strcmp(src->next_path, "$.next") != 0) {
+                sl_config_problem(errs, file, text, "paging.next",
+                                  "with format xml the next URL is at "
+                                  "\"$.next\" of the converted page");
+                bad++;
+        }
+        return bad;
+}
+
 /* Checks of meaning, once the shapes are right. */
 static int check_semantics(struct fetch_source *src, const char *file,
                            const char *text, char **errs)
@@ -454,6 +569,7 @@ static int check_semantics(struct fetch_source *src, const char *file,
                 }
         }
         bad += check_path(root, "records", "", file, text, errs);
+        bad += check_xml(src, file, text, errs);
         if (auth) {
                 s = str_get(auth, "type", "");
                 k = lookup(auth_names, 5, s);
@@ -531,6 +647,23 @@ static int check_semantics(struct fetch_source *src, const char *file,
                 bad++;
         }
         bad += check_resend(src, file, text, errs);
+        for (int i = 0; i < 2; i++) {
+                /* sent twice, a server reads one of the two: which one
+                 * decides whether paging moves at all */
+                const char *name = i ? src->size_param : src->page_param;
+                char path[256];
+                if (!name || !json_object_get(src->query, name) ||
+                    (i == 1 && !src->page_size) ||
+                    (i == 0 && src->paging != FETCH_PAGING_OFFSET &&
+                     src->paging != FETCH_PAGING_PAGE &&
+                     src->paging != FETCH_PAGING_CURSOR))
+                        continue;
+                snprintf(path, sizeof(path), "request.query.%s", name);
+                sl_config_problem(errs, file, text, path,
+                                  "is paging.%s too: the paging sends it",
+                                  i ? "size_param" : "param");
+                bad++;
+        }
         bad += check_optional_vars(src, file, text, errs);
         if (src->paging == FETCH_PAGING_OFFSET && !src->total_path &&
             !src->page_size) {
@@ -604,6 +737,27 @@ static int check_semantics(struct fetch_source *src, const char *file,
         bad += check_positive(root, "interval_seconds", "", 1, 31536000, file,
                               text, errs);
         return bad;
+}
+
+static void fill_xml(struct fetch_source *src)
+{
+        json_t *xml = json_object_get(src->root, "xml");
+        json_t *arrays = json_object_get(xml, "arrays");
+        json_t *paging = json_object_get(src->root, "paging");
+
+        src->xml = strcmp(str_get(src->root, "format", "json"), "xml") == 0;
+        src->xml_records = str_get(xml, "records", NULL);
+        src->xml_next = str_get(xml, "next", NULL);
+        src->xml_arrays =
+            sl_calloc(json_array_size(arrays) + 1, sizeof(*src->xml_arrays));
+        for (size_t i = 0; i < json_array_size(arrays); i++) {
+                const char *s = json_string_value(json_array_get(arrays, i));
+                if (s)
+                        src->xml_arrays[src->xml_arrays_n++] = s;
+        }
+        /* the converted page's next URL, unless paging.next says */
+        if (src->xml && src->xml_next && !json_object_get(paging, "next"))
+                src->next_path = "$.next";
 }
 
 static void fill(struct fetch_source *src)
@@ -682,7 +836,7 @@ static void fill(struct fetch_source *src)
         v = json_object_get(tls, "verify");
         src->tls_verify = json_is_boolean(v) ? json_is_true(v) : 1;
         src->tls_ca_file = str_get(tls, "ca_file", NULL);
-        src->max_page_bytes = int_get(lim, "max_page_bytes", 268435456L);
+        src->max_page_bytes = int_get(lim, "max_page_bytes", 67108864L);
         src->max_records = int_get(lim, "max_records", 1000000L);
         src->max_depth = int_get(lim, "max_depth", 64);
 
@@ -693,6 +847,7 @@ static void fill(struct fetch_source *src)
         src->interval_s = int_get(root, "interval_seconds", 3600);
         src->max_message_bytes = int_get(root, "max_message_bytes", 1000000);
         src->progress_s = int_get(root, "progress_seconds", 10);
+        fill_xml(src);
 }
 
 struct fetch_source *fetch_source_loadb(const char *file, const char *text,
@@ -721,6 +876,7 @@ struct fetch_source *fetch_source_loadb(const char *file, const char *text,
         bad += check_section(auth_opts, root, "auth", file, text, errs);
         bad += check_section(paging_opts, root, "paging", file, text, errs);
         bad += check_section(export_opts, root, "export", file, text, errs);
+        bad += check_section(xml_opts, root, "xml", file, text, errs);
         bad += check_section(rate_opts, root, "rate_limit", file, text, errs);
         bad += check_section(retry_opts, root, "retry", file, text, errs);
         bad += check_section(timeout_opts, root, "timeouts", file, text, errs);
@@ -762,5 +918,6 @@ void fetch_source_destroy(struct fetch_source *src)
                 return;
         json_decref(src->root);
         free(src->path);
+        free(src->xml_arrays);
         free(src);
 }

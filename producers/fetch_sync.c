@@ -470,6 +470,7 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
         p.arr_open = r->arr_open;
         p.arr_close = r->arr_close;
         p.content_type = r->content_type;
+        p.source_format = c->src->xml ? "xml" : NULL;
         n = fetch_out_page(&c->out, &p, errstr, errstr_size);
         if (n < 0)
                 return -1;
@@ -721,6 +722,7 @@ struct counted {
         long first_n;            /* page 0's records, -1 until it is in */
         struct fetch_req **reqs; /* pages 1.. (owned) */
         size_t n, cap;
+        struct guard guard; /* without a total: pages one after another */
 };
 
 /* The request for page i of a counted run. */
@@ -807,6 +809,9 @@ static int counted_done(struct fetch_req *r, void *opaque, char *errstr,
         struct counted *k = opaque;
         const struct fetch_source *src = k->c->src;
 
+        if (r->tag == 0 && !k->total_path &&
+            guard_page(k->c, &k->guard, r, errstr, errstr_size) < 0)
+                return -1; /* never: the first page repeats nothing */
         if (publish(r, k->c, errstr, errstr_size) < 0)
                 return -1;
         if (r->tag != 0)
@@ -847,6 +852,7 @@ static int paging_counted(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         k.step = src->page_size;
         k.planned = 1;
         k.early_total = k.total = k.first_n = -1;
+        k.guard.last_page = -1;
         r = counted_req(&k, 0, errstr, errstr_size);
         if (!r)
                 return SL_ERR_FATAL;
@@ -863,9 +869,13 @@ static int paging_counted(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         for (size_t i = 0; i < k.n; i++)
                 fetch_req_destroy(k.reqs[i]);
         free(k.reqs);
-        if (rc != SL_OK || k.planned > 1 || k.total >= 0)
+        if (rc != SL_OK || k.planned > 1 || k.total >= 0) {
+                guard_free(&k.guard);
                 return rc;
-        /* no total: one page after another until a short or empty one */
+        }
+        /* no total: one page after another until a short or empty one;
+         * a server that ignores the page parameter serves page 0 again,
+         * which ends the sync (struct guard) */
         first_n = k.first_n;
         for (long i = 1; first_n > 0; i++) {
                 long got;
@@ -876,21 +886,29 @@ static int paging_counted(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                                  "more than %ld pages in one window "
                                  "(paging.max_pages): stopping the sync",
                                  src->max_pages);
-                        return SL_ERR_FATAL;
+                        rc = SL_ERR_FATAL;
+                        break;
                 }
                 if (!k.step)
                         k.step = first_n;
                 r = counted_req(&k, i, errstr, errstr_size);
-                if (!r)
-                        return SL_ERR_FATAL;
-                rc = run_one(c, r, 1, &o, errstr, errstr_size);
+                if (!r) {
+                        rc = SL_ERR_FATAL;
+                        break;
+                }
+                rc = run_link(c, r, &k.guard, &o, errstr, errstr_size);
                 if (rc != SL_OK)
-                        return rc;
+                        break;
                 got = page_records(c, o.json, o.nrec);
                 one_free(&o);
                 first_n = got;
         }
-        return SL_OK;
+        if (k.guard.tripped) {
+                sl_metric_inc(SL_M_ERRORS, SL_LV("paging_loop"));
+                rc = SL_ERR_FATAL;
+        }
+        guard_free(&k.guard);
+        return rc;
 }
 
 /* cursor token, next URL in the body, Link header: strictly sequential.
@@ -963,10 +981,12 @@ static int paging_chain(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                         if (t > g.total)
                                 g.total = t;
                 }
-                if (i == 0)
-                        g.per_page = src->page_size
-                                         ? src->page_size
-                                         : page_records(c, o.json, o.nrec);
+                if (i == 0) {
+                        /* what the server gave, not what was asked: an
+                         * API may cap the page size silently (GitHub) */
+                        long n = page_records(c, o.json, o.nrec);
+                        g.per_page = n > 0 ? n : src->page_size;
+                }
                 free(next);
                 next = NULL;
                 if (src->paging == FETCH_PAGING_LINK) {

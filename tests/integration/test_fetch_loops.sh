@@ -105,6 +105,23 @@ check "link stuck: at most 2 repeated pages requested ($rep)" test "$rep" -le 2
 read -r pages recs msgs < <(raw_count raw.gh_stuck)
 check_eq "link stuck: pages 0 and 1 published, no repeat" "$recs" 200
 
+# --- page numbers the server ignores: page 0 again ends the sync --------------
+# (a wrong paging.param is the usual cause; it used to run 1 000 000 pages)
+curl -sf -X POST "$SLUICE_FIXTURE_URL/_fixture/reset" >/dev/null
+cat >"$D/r7_ignored.json" <<JSON
+{"name": "r7_ignored", "base_url": "https://r7.example",
+ "request": {"path": "/api/3/vulnerabilities"}, "records": "\$.resources",
+ "paging": {"style": "page", "param": "pg", "size_param": "size", "size": 100}}
+JSON
+fetch_once r7_ignored "$D/r7_ignored.json" "$SLUICE_FIXTURE_URL/rapid7"
+check_eq "ignored page param: the sync fails" "$?" 1
+grep -q 'event=sync_failed.*repeats page 0 byte for byte' "$SL_LOGDIR/r7_ignored.log" &&
+	ok "ignored page param: the error says the page repeats" ||
+	not_ok "ignored page param: $(grep -m1 event=sync_failed "$SL_LOGDIR/r7_ignored.log")"
+check_eq "ignored page param: two requests" "$(log_count '.path | startswith("/rapid7/")')" 2
+read -r pages recs msgs < <(raw_count raw.r7_ignored)
+check_eq "ignored page param: page 0 published once" "$recs" 100
+
 # --- paging.max_pages ---------------------------------------------------------
 otx_def otx_max '"max_pages": 3'
 fetch_once otx_max "$D/otx_max.json" "$SLUICE_FIXTURE_URL/otx"
