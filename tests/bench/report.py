@@ -299,7 +299,8 @@ set xlabel "records"
 set grid
 set yrange [0:*]
 set ylabel "µs per record (end to end)"
-plot "{dat}" using 1:2 with linespoints pt 7 title "sluice pipeline"
+plot "{dat}" using 1:2 with linespoints pt 7 title "sluice pipeline", \\
+     {pts[0][1] * 1.2:.1f} with lines dt 2 title "target: 1.2 x the smallest size's"
 set ylabel "peak RSS, MB"
 plot "{dat}" using 1:3 with linespoints pt 7 title "fetch", \\
      "" using 1:4 with linespoints pt 7 title "transform", \\
