@@ -61,6 +61,28 @@ struct at_end {
         int32_t partition;
 };
 
+/* A table the loader cannot write (missing from the schema, no unique
+ * index on the key): a flush answered SL_ERR_FATAL, or the start found
+ * it so. Its partitions are paused and what was held of them dropped
+ * (it comes again from sluice.offsets), so the other tables keep
+ * landing; the catalog is looked at again after a backoff, PARK_FIRST_MS
+ * doubling to PARK_MAX_MS, and once the table is there its partitions
+ * are sought back to sluice.offsets and resumed (probing). The entry
+ * goes when a batch of it commits; a probe that fails again parks it
+ * with the backoff doubled. */
+struct parked {
+        char *topic;
+        char *table;
+        char *why;
+        int64_t since_ms; /* wall clock, parked at */
+        int64_t next_ms;  /* next look at the catalog */
+        int64_t backoff_ms;
+        int probing; /* resumed, no batch committed yet */
+};
+
+#define PARK_FIRST_MS 5000
+#define PARK_MAX_MS   60000
+
 /* A connection and the batch it is writing. */
 struct lane {
         struct load_ctx ctx;
@@ -79,6 +101,9 @@ struct worker {
         int64_t backoff_ms;
         struct at_end *ends; /* partitions read to their end */
         int nends;
+        struct parked *parked; /* tables it cannot write, and probes */
+        int nparked;
+        int parked_dirty; /* readiness and sluice.parked_tables are behind */
         pthread_mutex_t mu; /* with ended: a flush thread has ended */
         pthread_cond_t ended;
 };
@@ -139,6 +164,8 @@ static void ends_mark(struct worker *w, const char *topic, int32_t partition,
         w->nends++;
 }
 
+static int topic_parked(struct worker *w, const char *topic);
+
 /* Whether every assigned partition has been read to its end: nothing
  * more is there to wait for, so lingering would only add latency. */
 static int caught_up(struct worker *w)
@@ -150,7 +177,7 @@ static int caught_up(struct worker *w)
                 return 0;
         all = a->cnt > 0;
         for (int i = 0; i < a->cnt && all; i++) {
-                int found = 0;
+                int found = topic_parked(w, a->elems[i].topic); /* paused */
                 for (int k = 0; k < w->nends && !found; k++)
                         found =
                             w->ends[k].partition == a->elems[i].partition &&
@@ -182,6 +209,289 @@ static void fail_over(struct worker *w, const char *why)
         ends_clear(w);
         forget_tables(w);
         w->need_rewind = 1;
+}
+
+static int offsets_fill(struct worker *w,
+                        rd_kafka_topic_partition_list_t *parts);
+static int any_running(struct worker *w);
+
+static struct parked *parked_get(struct worker *w, const char *topic)
+{
+        for (int i = 0; i < w->nparked; i++)
+                if (strcmp(w->parked[i].topic, topic) == 0)
+                        return &w->parked[i];
+        return NULL;
+}
+
+/* Whether the topic's messages are dropped: its table is parked. */
+static int topic_parked(struct worker *w, const char *topic)
+{
+        struct parked *p = w->nparked ? parked_get(w, topic) : NULL;
+
+        return p && !p->probing;
+}
+
+/* The assigned partitions of topic. New; free with
+ * rd_kafka_topic_partition_list_destroy(); NULL when none. */
+static rd_kafka_topic_partition_list_t *topic_parts(struct worker *w,
+                                                    const char *topic)
+{
+        rd_kafka_topic_partition_list_t *a = NULL, *parts = NULL;
+
+        if (rd_kafka_assignment(w->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return NULL;
+        for (int i = 0; i < a->cnt; i++) {
+                if (strcmp(a->elems[i].topic, topic) != 0)
+                        continue;
+                if (!parts)
+                        parts = rd_kafka_topic_partition_list_new(a->cnt);
+                rd_kafka_topic_partition_list_add(parts, topic,
+                                                  a->elems[i].partition);
+        }
+        rd_kafka_topic_partition_list_destroy(a);
+        return parts;
+}
+
+/* Drops what is held of topic: its open batches and those parked
+ * behind a flight (a flight of it ends on its own). */
+static void drop_topic(struct worker *w, const char *topic)
+{
+        for (int i = 0; i < w->nbatches; i++)
+                if (strcmp(w->batches[i]->topic, topic) == 0)
+                        load_batch_clear(w->batches[i]);
+        for (int l = 0; l < w->nlanes; l++) {
+                struct lane *ln = &w->lanes[l];
+                if (ln->next && strcmp(ln->next->topic, topic) == 0) {
+                        load_batch_destroy(ln->next);
+                        ln->next = NULL;
+                }
+        }
+}
+
+/* Parks topic's table (see struct parked): pauses its partitions and
+ * drops what is held of them. A table parked already stays as it is. */
+static void park(struct worker *w, const char *topic, const char *table,
+                 const char *why)
+{
+        struct parked *p = parked_get(w, topic);
+        rd_kafka_topic_partition_list_t *parts;
+        char q[1100];
+
+        if (p && !p->probing)
+                return; /* a batch cut before it was parked */
+        if (!p) {
+                w->parked = sl_realloc(w->parked, sizeof(*w->parked) *
+                                                      (size_t)(w->nparked + 1));
+                p = &w->parked[w->nparked++];
+                memset(p, 0, sizeof(*p));
+                p->topic = sl_strdup(topic);
+                p->table = sl_strdup(table);
+                p->backoff_ms = PARK_FIRST_MS;
+        } else {
+                p->backoff_ms = p->backoff_ms * 2 > PARK_MAX_MS
+                                    ? PARK_MAX_MS
+                                    : p->backoff_ms * 2;
+        }
+        free(p->why);
+        p->why = sl_strdup(why);
+        p->probing = 0;
+        p->since_ms = sl_wall_ms();
+        p->next_ms = sl_now_ms() + p->backoff_ms;
+        w->parked_dirty = 1;
+        sl_warn("event=table_parked table=%s topic=%s recheck_s=%lld msg=%s",
+                table, topic, (long long)(p->backoff_ms / 1000),
+                sl_log_quote(why, q, sizeof(q)));
+        sl_metric_set(SL_M_LOAD_TABLE_PARKED, SL_LV(table), 1);
+        parts = topic_parts(w, topic);
+        if (parts) {
+                rd_kafka_pause_partitions(w->rk, parts);
+                rd_kafka_topic_partition_list_destroy(parts);
+        }
+        drop_topic(w, topic);
+}
+
+/* A batch of topic committed: a probing table is writable again. */
+static void parked_landed(struct worker *w, const char *topic)
+{
+        struct parked *p = w->nparked ? parked_get(w, topic) : NULL;
+
+        if (!p || !p->probing)
+                return;
+        sl_notice("event=table_unparked table=%s topic=%s", p->table,
+                  p->topic);
+        free(p->topic);
+        free(p->table);
+        free(p->why);
+        *p = w->parked[--w->nparked];
+}
+
+/* Pauses the partitions of parts whose table is parked (a new
+ * assignment). */
+static void pause_parked(struct worker *w,
+                         const rd_kafka_topic_partition_list_t *parts)
+{
+        rd_kafka_topic_partition_list_t *pause;
+
+        if (!w->nparked)
+                return;
+        pause = rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++)
+                if (topic_parked(w, parts->elems[i].topic))
+                        rd_kafka_topic_partition_list_add(
+                            pause, parts->elems[i].topic,
+                            parts->elems[i].partition);
+        if (pause->cnt > 0)
+                rd_kafka_pause_partitions(w->rk, pause);
+        rd_kafka_topic_partition_list_destroy(pause);
+}
+
+/* Seeks the parked topic's partitions back to sluice.offsets and
+ * resumes them. 0, or -1 (it stays parked) when the database failed. */
+static int unpark(struct worker *w, struct parked *p)
+{
+        rd_kafka_topic_partition_list_t *parts = topic_parts(w, p->topic);
+        rd_kafka_error_t *error = NULL;
+        int rc = -1;
+
+        if (parts && offsets_fill(w, parts) < 0)
+                goto out;
+        if (parts) {
+                rd_kafka_resume_partitions(w->rk, parts);
+                /* after the resume: what was fetched before it is
+                 * outdated by the seek */
+                error = rd_kafka_seek_partitions(w->rk, parts, 10000);
+        }
+        if (error) {
+                sl_warn("event=seek_failed topic=%s err=%s", p->topic,
+                        rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                goto out;
+        }
+        p->probing = 1;
+        w->parked_dirty = 1;
+        sl_metric_set(SL_M_LOAD_TABLE_PARKED, SL_LV(p->table), 0);
+        sl_notice("event=table_resumed table=%s topic=%s partitions=%d",
+                  p->table, p->topic, parts ? parts->cnt : 0);
+        rc = 0;
+out:
+        if (rc < 0 && parts)
+                rd_kafka_pause_partitions(w->rk, parts);
+        if (parts)
+                rd_kafka_topic_partition_list_destroy(parts);
+        return rc;
+}
+
+/* Says which tables are parked and why: /readyz answers 503 naming them,
+ * and sluice.parked_tables (read by sluice status) holds this loader's
+ * rows, refreshed at each look. 0, or -1 when the database failed (tried
+ * again on the next turn). */
+static int parked_publish(struct worker *w)
+{
+        const char *params[6] = {w->o->group, sl_log_instance()};
+        PGconn *conn = w->lanes[0].ctx.conn;
+        struct sl_buf b;
+        PGresult *res;
+        int rc = -1;
+
+        sl_buf_init(&b, 4096);
+        for (int i = 0; i < w->nparked; i++)
+                if (!w->parked[i].probing)
+                        sl_buf_printf(&b, "%stable %s parked: %s",
+                                      b.len ? "; " : "", w->parked[i].table,
+                                      w->parked[i].why);
+        sl_buf_append(&b, "", 1);
+        sl_http_set_degraded(b.data);
+        sl_buf_free(&b);
+        res = PQexecParams(conn,
+                           "DELETE FROM sluice.parked_tables "
+                           "WHERE consumer_group = $1 AND instance = $2",
+                           2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                goto out;
+        for (int i = 0; i < w->nparked; i++) {
+                char since[32];
+
+                if (w->parked[i].probing)
+                        continue;
+                snprintf(since, sizeof(since), "%.3f",
+                         (double)w->parked[i].since_ms / 1e3);
+                params[2] = w->parked[i].table;
+                params[3] = w->parked[i].topic;
+                params[4] = w->parked[i].why;
+                params[5] = since;
+                PQclear(res);
+                res = PQexecParams(
+                    conn,
+                    "INSERT INTO sluice.parked_tables (consumer_group, "
+                    "instance, table_name, topic, reason, parked_at) "
+                    "VALUES ($1, $2, $3, $4, $5, to_timestamp($6::float8)) "
+                    "ON CONFLICT (consumer_group, instance, table_name) DO "
+                    "UPDATE SET reason = EXCLUDED.reason, checked_at = now()",
+                    6, NULL, params, NULL, NULL, 0);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                        goto out;
+        }
+        rc = 0;
+out:
+        if (rc < 0) {
+                char q[600];
+                sl_warn("event=parked_record_failed msg=%s",
+                        sl_log_quote(PQresultErrorMessage(res), q, sizeof(q)));
+        }
+        PQclear(res);
+        return rc;
+}
+
+/* Looks again at the parked tables that are due, once no batch is in
+ * flight (this thread then owns the connections): a table that is there
+ * now, with a unique index, is resumed; else the backoff doubles. */
+static void parked_tick(struct worker *w)
+{
+        int64_t now = sl_now_ms();
+
+        if ((!w->nparked && !w->parked_dirty) || any_running(w))
+                return;
+        for (int i = 0; i < w->nparked; i++) {
+                struct parked *p = &w->parked[i];
+                struct load_table *t;
+                enum sl_status st;
+                char err[512], q[600];
+
+                if (p->probing || now < p->next_ms)
+                        continue;
+                /* the catalog as it is now, not as cached */
+                forget_tables(w);
+                t = load_table_get(w->lanes[0].ctx.conn, p->table, &st, err,
+                                   sizeof(err));
+                if (t && t->nidx == 0) {
+                        snprintf(err, sizeof(err),
+                                 "table %s has no unique index: create one "
+                                 "on its coalesce columns",
+                                 p->table);
+                        st = SL_ERR_RECORD;
+                }
+                if (!t && st == SL_ERR_RETRY) {
+                        /* the database's trouble, met by the batches */
+                        p->next_ms = now + PARK_FIRST_MS;
+                } else if (st != SL_OK) {
+                        p->backoff_ms = p->backoff_ms * 2 > PARK_MAX_MS
+                                            ? PARK_MAX_MS
+                                            : p->backoff_ms * 2;
+                        p->next_ms = now + p->backoff_ms;
+                        free(p->why);
+                        p->why = sl_strdup(err);
+                        sl_info("event=table_still_parked table=%s "
+                                "recheck_s=%lld msg=%s",
+                                p->table, (long long)(p->backoff_ms / 1000),
+                                sl_log_quote(err, q, sizeof(q)));
+                } else if (unpark(w, p) < 0) {
+                        p->next_ms = now + PARK_FIRST_MS;
+                }
+                load_table_destroy(t);
+                w->parked_dirty = 1;
+        }
+        if (w->parked_dirty && parked_publish(w) == 0)
+                w->parked_dirty = 0;
 }
 
 /* Metrics of a committed batch (sl_metrics; docs/metrics.md). */
@@ -218,8 +528,10 @@ static void *flush_thread(void *arg)
 }
 
 /* Joins the lane's batch in flight, if any: metrics after a commit. 0,
- * or -1 when it failed (its error in why). */
-static int lane_join(struct lane *l, char *why, size_t why_size)
+ * or -1 when it failed (its error in why). A batch whose table cannot be
+ * written parks the table and is not a failure. */
+static int lane_join(struct worker *w, struct lane *l, char *why,
+                     size_t why_size)
 {
         struct flight *fl = &l->fl;
         int rc = 0;
@@ -229,12 +541,15 @@ static int lane_join(struct lane *l, char *why, size_t why_size)
         if (fl->threaded)
                 pthread_join(fl->tid, NULL);
         fl->running = 0;
-        if (fl->rc != SL_OK) {
+        if (fl->rc == SL_ERR_FATAL) {
+                park(w, fl->b->topic, fl->b->table, fl->err);
+        } else if (fl->rc != SL_OK) {
                 sl_metric_inc(SL_M_ERRORS, SL_LV("db"));
                 snprintf(why, why_size, "%s", fl->err);
                 rc = -1;
         } else if (fl->st.messages) {
                 count_batch(fl->b->table, &fl->st, sl_now_ms() - fl->t0);
+                parked_landed(w, fl->b->topic);
         }
         load_batch_destroy(fl->b);
         fl->b = NULL;
@@ -252,7 +567,7 @@ static int lanes_settle(struct worker *w, int from, int to)
 
         for (int l = from; l < to; l++) {
                 int ran = w->lanes[l].fl.running;
-                if (lane_join(&w->lanes[l], why, sizeof(why)) < 0)
+                if (lane_join(w, &w->lanes[l], why, sizeof(why)) < 0)
                         failed = 1;
                 else
                         committed |= ran;
@@ -263,7 +578,7 @@ static int lanes_settle(struct worker *w, int from, int to)
                 return 0;
         }
         for (int l = 0; l < w->nlanes; l++)
-                if (lane_join(&w->lanes[l], other, sizeof(other)) < 0) {
+                if (lane_join(w, &w->lanes[l], other, sizeof(other)) < 0) {
                         char q[1100];
                         sl_warn("event=lane_failed lane=%d msg=%s", l,
                                 sl_log_quote(other, q, sizeof(q)));
@@ -619,6 +934,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         error = rd_kafka_incremental_assign(rk, parts);
                 else
                         rd_kafka_assign(rk, parts);
+                pause_parked(w, parts);
         } else {
                 /* Finish what we hold while the partitions are ours. Lost
                  * ones (the session ran out: another loader may be writing
@@ -668,7 +984,10 @@ static void backoff_wait(struct worker *w)
         }
 }
 
-/* Logs, once at start, the mapped topics whose table is missing. */
+/* At start, parks the mapped topics whose table is missing from the
+ * schema or has no unique index (a warning names each), before any of
+ * their messages is read; and clears this group's parked-table rows of
+ * loaders gone for 10 minutes. */
 static void check_tables(struct worker *w)
 {
         const struct rd_kafka_metadata *md = NULL;
@@ -690,15 +1009,38 @@ static void check_tables(struct worker *w)
                         b = load_batch_new(tn);
                         t = load_table_get(w->lanes[0].ctx.conn, b->table, &st,
                                            err, sizeof(err));
-                        if (!t)
-                                sl_err("event=table_missing topic=%s msg=%s",
-                                       tn, sl_log_quote(err, q, sizeof(q)));
+                        if (t && t->nidx == 0) {
+                                snprintf(err, sizeof(err),
+                                         "table %s has no unique index: "
+                                         "create one on its coalesce "
+                                         "columns",
+                                         b->table);
+                                st = SL_ERR_RECORD;
+                        }
+                        if (st == SL_ERR_RECORD && load_name_valid(b->table))
+                                park(w, tn, b->table, err);
+                        else if (st != SL_OK)
+                                sl_warn("event=table_check_failed topic=%s "
+                                        "msg=%s",
+                                        tn, sl_log_quote(err, q, sizeof(q)));
                         load_table_destroy(t);
                         load_batch_destroy(b);
                 }
                 rd_kafka_metadata_destroy(md);
         }
         regfree(&re);
+        {
+                const char *params[1] = {w->o->group};
+                PGresult *res = PQexecParams(
+                    w->lanes[0].ctx.conn,
+                    "DELETE FROM sluice.parked_tables "
+                    "WHERE consumer_group = $1 AND "
+                    "checked_at < now() - interval '10 minutes'",
+                    1, NULL, params, NULL, NULL, 0);
+                PQclear(res);
+        }
+        if (w->parked_dirty && parked_publish(w) == 0)
+                w->parked_dirty = 0;
 }
 
 /* The consumer's prefetch, unless the user set it. librdkafka 2.0.2
@@ -765,7 +1107,8 @@ static void consume(struct worker *w)
                 } else if (rkm && rkm->err) {
                         sl_debug("event=consume_error err=%s",
                                  rd_kafka_message_errstr(rkm));
-                } else if (rkm && !w->need_rewind) {
+                } else if (rkm && !w->need_rewind &&
+                           !topic_parked(w, rd_kafka_topic_name(rkm->rkt))) {
                         struct load_batch *b = batch_for(
                             w, rd_kafka_topic_name(rkm->rkt), rkm->partition);
                         if (w->nends)
@@ -780,6 +1123,7 @@ static void consume(struct worker *w)
                         rd_kafka_message_destroy(rkm);
                 if (flush_due(w, 0, caught) < 0)
                         backoff_wait(w);
+                parked_tick(w);
                 /* idle: the memory of the last burst goes back */
                 if (sl_idle_turn(&idle, busy(w, got)))
                         sl_debug("event=memory_released");
@@ -898,6 +1242,12 @@ int load_worker_run(const struct load_opts *o)
         flush_wait(&w);
         discard_all(&w);
         rd_kafka_consumer_close(w.rk);
+        if (w.nparked) {
+                /* this loader's parked tables are no longer its own */
+                for (int i = 0; i < w.nparked; i++)
+                        w.parked[i].probing = 1;
+                parked_publish(&w);
+        }
         rc = SL_EXIT_OK;
         sl_info("event=stopped");
 out:
@@ -916,6 +1266,12 @@ out:
                 rd_kafka_destroy(producer);
         }
         ends_clear(&w);
+        for (int i = 0; i < w.nparked; i++) {
+                free(w.parked[i].topic);
+                free(w.parked[i].table);
+                free(w.parked[i].why);
+        }
+        free(w.parked);
         for (int l = 0; l < w.nlanes; l++) {
                 load_ctx_forget_tables(&w.lanes[l].ctx);
                 PQfinish(w.lanes[l].ctx.conn);

@@ -1,6 +1,7 @@
 /* fetch_http: parallel requests on a libcurl multi handle with the rate
  * window, retries and checks of complete answers. */
 #include "fetch_http.h"
+#include "fetch_xml.h"
 #include "sl_http.h"
 #include "sl_jsonscan.h"
 #include "sl_log.h"
@@ -411,10 +412,28 @@ static enum verdict decode(struct fetch_http *h, struct fetch_req *r, char *why,
         return V_OK;
 }
 
+/* A page's body: an XML source's becomes its JSON page first
+ * (fetch_xml: what cannot be parsed is retried, what is refused is bad
+ * for good), then it is checked and decoded as every page is. */
+static enum verdict decode_page(struct fetch_http *h, struct fetch_req *r,
+                                char *why, size_t why_size)
+{
+        if (h->src->xml) {
+                int rc = fetch_xml_body(h->src, &r->resp, why, why_size);
+                if (rc != FETCH_XML_OK) {
+                        r->bad_body = 1;
+                        return rc == FETCH_XML_REFUSED ? V_FATAL : V_RETRY;
+                }
+                free(r->content_type);
+                r->content_type = sl_strdup("application/json");
+        }
+        return decode(h, r, why, why_size);
+}
+
 int fetch_http_decode(struct fetch_http *h, struct fetch_req *r, char *why,
                       size_t why_size)
 {
-        return decode(h, r, why, why_size) == V_OK ? 0 : -1;
+        return decode_page(h, r, why, why_size) == V_OK ? 0 : -1;
 }
 
 /* Judges a finished transfer; why gets the reason for logs. */
@@ -482,7 +501,7 @@ static enum verdict judge(struct fetch_http *h, struct fetch_req *r,
                 }
         }
         if (!r->raw)
-                return decode(h, r, why, why_size);
+                return decode_page(h, r, why, why_size);
         return V_OK;
 }
 

@@ -237,6 +237,8 @@ static int produce_one(struct fetch_out *o, const struct fetch_page *p,
         sl_kafka_header_add(hdrs, "content_type",
                             p->content_type ? p->content_type : "");
         sl_kafka_header_add(hdrs, "records_path", o->records_path);
+        if (p->source_format)
+                sl_kafka_header_add(hdrs, "source_format", p->source_format);
         snprintf(key, sizeof(key), "%s:%s:%ld:%s", o->source, o->run, p->page,
                  chunk);
         /* the message's reference is taken before it is produced: the

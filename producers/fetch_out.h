@@ -56,6 +56,7 @@ struct fetch_page {
         const char *url;                 /* masked */
         long http_status;
         const char *content_type;
+        const char *source_format; /* "xml": converted to JSON, or NULL */
         int64_t fetched_wall_ms;
 };
 

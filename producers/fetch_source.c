@@ -569,7 +569,6 @@ static int check_semantics(struct fetch_source *src, const char *file,
                 }
         }
         bad += check_path(root, "records", "", file, text, errs);
-        bad += check_xml(src, file, text, errs);
         if (auth) {
                 s = str_get(auth, "type", "");
                 k = lookup(auth_names, 5, s);
@@ -732,6 +731,7 @@ static int check_semantics(struct fetch_source *src, const char *file,
                 bad += check_positive(lim, "max_depth", "limits", 2, 1000, file,
                                       text, errs);
         }
+        bad += check_xml(src, file, text, errs);
         bad += check_positive(root, "max_message_bytes", "", 1024, 100000000,
                               file, text, errs);
         bad += check_positive(root, "interval_seconds", "", 1, 31536000, file,

@@ -41,6 +41,12 @@ struct fetch_source {
         json_t *headers;     /* borrowed object of string templates, or NULL */
         json_t *body;        /* borrowed: string or JSON value, or NULL */
         const char *records; /* JSON path of the records array */
+        int xml;                 /* "format": "xml": pages pass fetch_xml */
+        const char *xml_records; /* element path of the records */
+        const char *xml_next;    /* element path of the next URL, or NULL */
+        const char **xml_arrays; /* owned array of names borrowed from
+                                    root: always arrays */
+        size_t xml_arrays_n;
 
         enum fetch_auth auth;
         const char *auth_name; /* header or query parameter */

@@ -1,0 +1,731 @@
+/* fetch_xml: XML pages to JSON pages, streamed by libxml2's xmlTextReader.
+ *
+ * Safety. The parser never touches the network or a file: XML_PARSE_NONET,
+ * no XML_PARSE_NOENT / DTDLOAD / DTDATTR / DTDVALID (no external subset,
+ * no entity substitution), and the process's external entity loader is one
+ * that loads nothing. A document that declares entities is refused before
+ * libxml2 reads it (the prolog is checked here first: its DOCTYPE's
+ * internal subset holds no <!ENTITY>, and its encoding keeps markup in
+ * ASCII bytes so that what is checked is what the parser reads), again
+ * when the reader meets the DTD, and any entity reference left in the
+ * content is refused: nothing is ever expanded. Depth is bounded by the
+ * source's limits.max_depth, the JSON page by max_bytes. */
+#include "fetch_xml.h"
+#include "sl_util.h"
+
+#include <jansson.h>
+#include <libxml/parser.h>
+#include <libxml/xmlreader.h>
+#include <pthread.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- the process-wide parser setup ---- */
+
+static xmlParserInputPtr load_nothing(const char *url, const char *id,
+                                      xmlParserCtxtPtr ctxt)
+{
+        (void)url;
+        (void)id;
+        (void)ctxt;
+        return NULL; /* every external entity or DTD fails to load */
+}
+
+static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
+
+static void setup(void)
+{
+        xmlInitParser();
+        xmlSetExternalEntityLoader(load_nothing);
+}
+
+/* ---- element paths ---- */
+
+int fetch_xml_path_check(const char *path, char *errstr, size_t errstr_size)
+{
+        const char *p = path;
+
+        if (!p || p[0] != '/' || p[1] == '\0') {
+                snprintf(errstr, errstr_size,
+                         "an element path starts with / and names at least "
+                         "one element (\"/A/B\")");
+                return -1;
+        }
+        for (; *p; p++) {
+                if (*p == '/' && (p[1] == '/' || p[1] == '\0')) {
+                        snprintf(errstr, errstr_size,
+                                 "empty step in element path \"%s\"", path);
+                        return -1;
+                }
+                if (*p == ' ' || *p == '[' || *p == '@' || *p == '\t') {
+                        snprintf(errstr, errstr_size,
+                                 "element path \"%s\": steps are element "
+                                 "names or *",
+                                 path);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+struct steps {
+        char *text;  /* owned: the path, its slashes made NULs */
+        char **name; /* owned array of pointers into text */
+        size_t n;
+};
+
+static void steps_parse(struct steps *s, const char *path)
+{
+        size_t len = strlen(path);
+
+        memset(s, 0, sizeof(*s));
+        s->text = sl_strdup(path);
+        s->name = sl_calloc(len + 1, sizeof(*s->name));
+        for (size_t i = 0; i < len; i++) {
+                if (s->text[i] != '/')
+                        continue;
+                s->text[i] = '\0';
+                s->name[s->n++] = s->text + i + 1;
+        }
+}
+
+static void steps_free(struct steps *s)
+{
+        free(s->text);
+        free(s->name);
+        memset(s, 0, sizeof(*s));
+}
+
+/* Whether the open elements path[0..depth] are exactly the steps. */
+static int steps_match(const struct steps *s, const char *const *path,
+                       int depth)
+{
+        if (s->n == 0 || (size_t)depth + 1 != s->n)
+                return 0;
+        for (int i = 0; i <= depth; i++)
+                if (strcmp(s->name[i], "*") != 0 &&
+                    strcmp(s->name[i], path[i]) != 0)
+                        return 0;
+        return 1;
+}
+
+/* ---- the prolog ---- */
+
+static int starts(const char *p, const char *end, const char *lit)
+{
+        size_t n = strlen(lit);
+
+        return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
+}
+
+static const char *find(const char *p, const char *end, const char *lit)
+{
+        for (; p < end; p++)
+                if (starts(p, end, lit))
+                        return p;
+        return NULL;
+}
+
+static int is_space(char ch)
+{
+        return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+/* The XML declaration decl..end: its encoding, when it names one, must be
+ * one whose markup bytes are ASCII's. */
+static int encoding_check(const char *decl, const char *end, char *errstr,
+                          size_t errstr_size)
+{
+        /* name, and whether it is a prefix (iso-8859-1 .. -16) */
+        static const struct {
+                const char *name;
+                int prefix;
+        } ok[] = {{"utf-8", 0},      {"utf8", 0},   {"us-ascii", 0},
+                  {"ascii", 0},      {"latin1", 0}, {"iso-8859-", 1},
+                  {"windows-125", 1}};
+        const char *p = find(decl, end, "encoding");
+        const char *v;
+        char quote;
+        size_t n;
+
+        if (!p)
+                return 0;
+        p += 8;
+        while (p < end && (is_space(*p) || *p == '='))
+                p++;
+        if (p >= end || (*p != '"' && *p != '\''))
+                return 0; /* malformed: the parser says so */
+        quote = *p++;
+        v = p;
+        while (p < end && *p != quote)
+                p++;
+        n = (size_t)(p - v);
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                size_t k = strlen(ok[i].name);
+                if ((ok[i].prefix ? n > k : n == k) &&
+                    strncasecmp(v, ok[i].name, k) == 0)
+                        return 0;
+        }
+        snprintf(errstr, errstr_size,
+                 "XML declares encoding \"%.*s\": refused, only UTF-8 and "
+                 "ASCII-compatible encodings are read",
+                 (int)(n > 40 ? 40 : n), v);
+        return -1;
+}
+
+/* The DOCTYPE after "<!DOCTYPE": refused when its internal subset
+ * declares an entity. */
+static int doctype_check(const char *p, const char *end, char *errstr,
+                         size_t errstr_size)
+{
+        char quote = 0;
+        int subset = 0;
+
+        for (; p < end; p++) {
+                if (quote) {
+                        if (*p == quote)
+                                quote = 0;
+                        continue;
+                }
+                if (*p == '"' || *p == '\'') {
+                        quote = *p;
+                } else if (!subset && *p == '>') {
+                        return 0;
+                } else if (!subset && *p == '[') {
+                        subset = 1;
+                } else if (subset && *p == ']') {
+                        return 0;
+                } else if (subset && starts(p, end, "<!--")) {
+                        const char *q = find(p + 4, end, "-->");
+                        if (!q)
+                                return 0;
+                        p = q + 2;
+                } else if (subset && starts(p, end, "<!ENTITY")) {
+                        snprintf(errstr, errstr_size,
+                                 "XML declares entities (<!ENTITY> in its "
+                                 "DOCTYPE): refused, entities are never "
+                                 "loaded nor expanded (XXE, entity "
+                                 "expansion)");
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+/* What comes before the root element. 0, or -1 with errstr (refused);
+ * what is not well-formed is left to the parser. */
+static int prolog_check(const char *s, size_t len, char *errstr,
+                        size_t errstr_size)
+{
+        const unsigned char *u = (const unsigned char *)s;
+        const char *p = s, *end = s + len;
+
+        if (len >= 2 &&
+            ((u[0] == 0xFE && u[1] == 0xFF) || (u[0] == 0xFF && u[1] == 0xFE) ||
+             u[0] == 0 || u[1] == 0)) {
+                snprintf(errstr, errstr_size,
+                         "XML in UTF-16 or UTF-32: refused, only UTF-8 and "
+                         "ASCII-compatible encodings are read");
+                return -1;
+        }
+        if (starts(p, end, "\xEF\xBB\xBF"))
+                p += 3;
+        for (;;) {
+                const char *q;
+
+                while (p < end && is_space(*p))
+                        p++;
+                if (starts(p, end, "<?xml") && p + 5 < end &&
+                    (is_space(p[5]) || p[5] == '?')) {
+                        q = find(p, end, "?>");
+                        if (!q)
+                                return 0;
+                        if (encoding_check(p, q, errstr, errstr_size) < 0)
+                                return -1;
+                        p = q + 2;
+                } else if (starts(p, end, "<?")) {
+                        q = find(p + 2, end, "?>");
+                        if (!q)
+                                return 0;
+                        p = q + 2;
+                } else if (starts(p, end, "<!--")) {
+                        q = find(p + 4, end, "-->");
+                        if (!q)
+                                return 0;
+                        p = q + 3;
+                } else if (starts(p, end, "<!DOCTYPE")) {
+                        return doctype_check(p + 9, end, errstr, errstr_size);
+                } else {
+                        return 0; /* the root element (or not XML) */
+                }
+        }
+}
+
+/* ---- the conversion ---- */
+
+struct frame {
+        json_t *obj; /* the element's attributes and children */
+        struct sl_buf text;
+        const char *name; /* the reader's dictionary: valid with it */
+};
+
+struct conv {
+        const struct fetch_xml_opts *o;
+        struct steps records, next;
+        const char **path; /* open element names, [max_depth + 1] */
+        struct frame *fr;  /* the open elements of the current record */
+        size_t nfr;
+        struct sl_buf out;
+        long nrec;
+        struct sl_buf next_text;
+        int next_depth; /* depth of the open next element, or -1 */
+        int have_next;
+        int too_big;
+};
+
+static int always_array(const struct conv *c, const char *name)
+{
+        for (size_t i = 0; i < c->o->arrays_n; i++)
+                if (strcmp(c->o->arrays[i], name) == 0)
+                        return 1;
+        return 0;
+}
+
+static int all_space(const struct sl_buf *b)
+{
+        for (size_t i = 0; i < b->len; i++)
+                if (!is_space(b->data[i]))
+                        return 0;
+        return 1;
+}
+
+static void add_member(const struct conv *c, json_t *obj, const char *name,
+                       json_t *v)
+{
+        json_t *cur = json_object_get(obj, name);
+        json_t *arr;
+
+        if (!cur && always_array(c, name)) {
+                arr = json_array();
+                json_array_append_new(arr, v);
+                json_object_set_new(obj, name, arr);
+        } else if (!cur) {
+                json_object_set_new(obj, name, v);
+        } else if (json_is_array(cur)) {
+                /* only repeated or always-array elements make arrays */
+                json_array_append_new(cur, v);
+        } else {
+                arr = json_array();
+                json_array_append(arr, cur);
+                json_array_append_new(arr, v);
+                json_object_set_new(obj, name, arr);
+        }
+}
+
+/* The frame's value (new reference): the plain text for an element with
+ * neither attributes nor children, else its object, with "#text" when it
+ * holds text besides white space. NULL: text that is not UTF-8. */
+static json_t *frame_value(struct frame *f)
+{
+        const char *t = f->text.data ? f->text.data : "";
+        json_t *v;
+
+        if (json_object_size(f->obj) == 0) {
+                v = json_stringn(t, f->text.len);
+                json_decref(f->obj);
+        } else if (!all_space(&f->text)) {
+                v = f->obj;
+                json_t *s = json_stringn(t, f->text.len);
+                if (!s) {
+                        json_decref(v);
+                        v = NULL;
+                } else {
+                        json_object_set_new(v, "#text", s);
+                }
+        } else {
+                v = f->obj;
+        }
+        f->obj = NULL;
+        sl_buf_free(&f->text);
+        return v;
+}
+
+static int out_write(const char *buf, size_t size, void *opaque)
+{
+        struct conv *c = opaque;
+
+        if (sl_buf_append(&c->out, buf, size) < 0) {
+                c->too_big = 1;
+                return -1;
+        }
+        return 0;
+}
+
+static int refuse_size(struct conv *c, char *errstr, size_t errstr_size)
+{
+        snprintf(errstr, errstr_size,
+                 "the JSON page made from the XML is larger than "
+                 "limits.max_page_bytes (%zu bytes)",
+                 c->out.max);
+        return FETCH_XML_REFUSED;
+}
+
+/* Pushes a frame for the element the reader is on, with its attributes
+ * as "@name" members (namespace declarations left out). */
+static void push(struct conv *c, xmlTextReaderPtr reader, const char *name)
+{
+        struct frame *f = &c->fr[c->nfr++];
+
+        f->obj = json_object();
+        f->name = name;
+        sl_buf_init(&f->text, c->out.max);
+        while (xmlTextReaderMoveToNextAttribute(reader) == 1) {
+                const char *an = (const char *)xmlTextReaderConstName(reader);
+                const char *av = (const char *)xmlTextReaderConstValue(reader);
+                char *key;
+                if (xmlTextReaderIsNamespaceDecl(reader) == 1 || !an)
+                        continue;
+                key = sl_asprintf("@%s", an);
+                json_object_set_new(f->obj, key, json_string(av ? av : ""));
+                free(key);
+        }
+        xmlTextReaderMoveToElement(reader);
+}
+
+/* The end of an element at depth d. */
+static int end_element(struct conv *c, int d, char *errstr, size_t errstr_size)
+{
+        struct frame *f;
+        json_t *v;
+
+        if (c->nfr == 0) {
+                if (c->next_depth == d)
+                        c->next_depth = -1;
+                return FETCH_XML_OK;
+        }
+        f = &c->fr[--c->nfr];
+        v = frame_value(f);
+        if (!v) {
+                snprintf(errstr, errstr_size, "XML text is not UTF-8");
+                return FETCH_XML_MALFORMED;
+        }
+        if (c->nfr > 0) {
+                add_member(c, c->fr[c->nfr - 1].obj, f->name, v);
+                return FETCH_XML_OK;
+        }
+        /* a whole record */
+        if (c->nrec > 0 && out_write(",", 1, c) < 0) {
+                json_decref(v);
+                return refuse_size(c, errstr, errstr_size);
+        }
+        if (json_dump_callback(v, out_write, c,
+                               JSON_COMPACT | JSON_ENCODE_ANY) < 0 ||
+            c->too_big) {
+                json_decref(v);
+                return refuse_size(c, errstr, errstr_size);
+        }
+        json_decref(v);
+        c->nrec++;
+        return FETCH_XML_OK;
+}
+
+/* An element start; d is its depth (the root's is 0). */
+static int start_element(struct conv *c, xmlTextReaderPtr reader, int d,
+                         char *errstr, size_t errstr_size)
+{
+        const char *name = (const char *)xmlTextReaderConstName(reader);
+        int empty = xmlTextReaderIsEmptyElement(reader) == 1;
+
+        if (d + 1 > c->o->max_depth) {
+                snprintf(errstr, errstr_size,
+                         "XML nests deeper than limits.max_depth (%ld)",
+                         c->o->max_depth);
+                return FETCH_XML_REFUSED;
+        }
+        c->path[d] = name ? name : "";
+        if (c->nfr > 0 || steps_match(&c->records, c->path, d)) {
+                push(c, reader, c->path[d]);
+        } else if (steps_match(&c->next, c->path, d)) {
+                c->next_depth = d;
+                c->have_next = 1;
+                sl_buf_reset(&c->next_text);
+        }
+        if (empty)
+                return end_element(c, d, errstr, errstr_size);
+        return FETCH_XML_OK;
+}
+
+static int text(struct conv *c, xmlTextReaderPtr reader)
+{
+        const char *t = (const char *)xmlTextReaderConstValue(reader);
+        struct sl_buf *b = NULL;
+
+        if (c->nfr > 0)
+                b = &c->fr[c->nfr - 1].text;
+        else if (c->next_depth >= 0)
+                b = &c->next_text;
+        if (!b || !t)
+                return 0;
+        return sl_buf_append(b, t, strlen(t));
+}
+
+/* The first error the parser reports. */
+struct xerr {
+        int set;
+        int code;
+        int line;
+        char msg[200];
+};
+
+static void on_error(void *arg, xmlErrorPtr e)
+{
+        struct xerr *x = arg;
+        size_t n;
+
+        if (x->set || !e)
+                return;
+        x->set = 1;
+        x->code = e->code;
+        x->line = e->line;
+        snprintf(x->msg, sizeof(x->msg), "%s", e->message ? e->message : "");
+        n = strlen(x->msg);
+        while (n > 0 && is_space(x->msg[n - 1]))
+                x->msg[--n] = '\0';
+}
+
+/* A parser error: refused when it is about entities or depth. */
+static int parse_error(const struct conv *c, const struct xerr *x, char *errstr,
+                       size_t errstr_size)
+{
+        if (x->code == XML_ERR_ENTITY_LOOP ||
+            x->code == XML_ERR_UNDECLARED_ENTITY ||
+            x->code == XML_WAR_UNDECLARED_ENTITY ||
+            x->code == XML_IO_LOAD_ERROR ||
+            x->code == XML_ERR_EXT_ENTITY_STANDALONE ||
+            strstr(x->msg, "entity") || strstr(x->msg, "Entity")) {
+                snprintf(errstr, errstr_size,
+                         "XML refused at line %d: %s (entities are never "
+                         "loaded nor expanded)",
+                         x->line, x->msg);
+                return FETCH_XML_REFUSED;
+        }
+        if (strstr(x->msg, "Excessive depth")) {
+                snprintf(errstr, errstr_size,
+                         "XML nests deeper than limits.max_depth (%ld)",
+                         c->o->max_depth);
+                return FETCH_XML_REFUSED;
+        }
+        snprintf(errstr, errstr_size, "XML is not well-formed (line %d: %s)",
+                 x->line, x->set ? x->msg : "unknown error");
+        return FETCH_XML_MALFORMED;
+}
+
+static int dtd_check(xmlTextReaderPtr reader, char *errstr, size_t errstr_size)
+{
+        /* not xmlTextReaderCurrentDoc: it makes the reader keep (and
+         * the caller free) the whole tree */
+        xmlNodePtr node = xmlTextReaderCurrentNode(reader);
+        xmlDocPtr doc = node ? node->doc : NULL;
+        xmlDtdPtr dtd = doc ? doc->intSubset : NULL;
+
+        if (dtd && (dtd->entities || dtd->pentities)) {
+                snprintf(errstr, errstr_size,
+                         "XML declares entities (<!ENTITY> in its DOCTYPE): "
+                         "refused, entities are never loaded nor expanded "
+                         "(XXE, entity expansion)");
+                return FETCH_XML_REFUSED;
+        }
+        return FETCH_XML_OK;
+}
+
+static int convert(struct conv *c, xmlTextReaderPtr reader, struct xerr *x,
+                   char *errstr, size_t errstr_size)
+{
+        int rc = FETCH_XML_OK;
+        int rooted = 0;
+
+        for (;;) {
+                int r = xmlTextReaderRead(reader);
+                int type, d;
+
+                if (r == 0)
+                        break;
+                if (r < 0 || x->set)
+                        return parse_error(c, x, errstr, errstr_size);
+                type = xmlTextReaderNodeType(reader);
+                d = xmlTextReaderDepth(reader);
+                switch (type) {
+                case XML_READER_TYPE_DOCUMENT_TYPE:
+                        rc = dtd_check(reader, errstr, errstr_size);
+                        break;
+                case XML_READER_TYPE_ENTITY_REFERENCE:
+                case XML_READER_TYPE_ENTITY:
+                        snprintf(errstr, errstr_size,
+                                 "XML refers to an entity (&%s;): refused, "
+                                 "entities are never loaded nor expanded",
+                                 (const char *)xmlTextReaderConstName(reader));
+                        rc = FETCH_XML_REFUSED;
+                        break;
+                case XML_READER_TYPE_ELEMENT:
+                        if (!rooted) {
+                                rooted = 1;
+                                rc = dtd_check(reader, errstr, errstr_size);
+                                if (rc != FETCH_XML_OK)
+                                        break;
+                        }
+                        rc = start_element(c, reader, d, errstr, errstr_size);
+                        break;
+                case XML_READER_TYPE_END_ELEMENT:
+                        rc = end_element(c, d, errstr, errstr_size);
+                        break;
+                case XML_READER_TYPE_TEXT:
+                case XML_READER_TYPE_CDATA:
+                case XML_READER_TYPE_WHITESPACE:
+                case XML_READER_TYPE_SIGNIFICANT_WHITESPACE:
+                        if (text(c, reader) < 0)
+                                rc = refuse_size(c, errstr, errstr_size);
+                        break;
+                default:
+                        break; /* comments, processing instructions */
+                }
+                if (rc != FETCH_XML_OK)
+                        return rc;
+        }
+        if (x->set)
+                return parse_error(c, x, errstr, errstr_size);
+        if (!rooted) {
+                snprintf(errstr, errstr_size,
+                         "XML is not well-formed (no root element)");
+                return FETCH_XML_MALFORMED;
+        }
+        return FETCH_XML_OK;
+}
+
+/* Appends ,"next":"..." with the next element's text, trimmed. */
+static int put_next(struct conv *c)
+{
+        const char *t = c->next_text.data ? c->next_text.data : "";
+        size_t n = c->next_text.len;
+        json_t *s;
+        int rc;
+
+        while (n > 0 && is_space(*t)) {
+                t++;
+                n--;
+        }
+        while (n > 0 && is_space(t[n - 1]))
+                n--;
+        if (n == 0)
+                return 0;
+        s = json_stringn(t, n);
+        if (!s)
+                return 0;
+        rc = out_write(",\"next\":", 8, c);
+        if (rc == 0)
+                rc = json_dump_callback(s, out_write, c,
+                                        JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(s);
+        return rc;
+}
+
+int fetch_xml_page(const struct fetch_xml_opts *o, const char *xml, size_t len,
+                   char **out, size_t *out_len, char *errstr,
+                   size_t errstr_size)
+{
+        xmlTextReaderPtr reader = NULL;
+        struct conv c;
+        struct xerr x;
+        int rc;
+
+        *out = NULL;
+        *out_len = 0;
+        memset(&c, 0, sizeof(c));
+        memset(&x, 0, sizeof(x));
+        c.o = o;
+        c.next_depth = -1;
+        sl_buf_init(&c.out, o->max_bytes);
+        sl_buf_init(&c.next_text, 64 * 1024);
+        steps_parse(&c.records, o->records ? o->records : "");
+        if (o->next)
+                steps_parse(&c.next, o->next);
+        c.path = sl_calloc((size_t)o->max_depth + 1, sizeof(*c.path));
+        c.fr = sl_calloc((size_t)o->max_depth + 1, sizeof(*c.fr));
+        if (len > INT_MAX) {
+                rc = refuse_size(&c, errstr, errstr_size);
+                goto out;
+        }
+        if (prolog_check(xml, len, errstr, errstr_size) < 0) {
+                rc = FETCH_XML_REFUSED;
+                goto out;
+        }
+        pthread_once(&setup_once, setup);
+        reader = xmlReaderForMemory(xml, (int)len, NULL, NULL,
+                                    XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                        XML_PARSE_NOWARNING);
+        if (!reader) {
+                snprintf(errstr, errstr_size, "XML reader could not start");
+                rc = FETCH_XML_MALFORMED;
+                goto out;
+        }
+        xmlTextReaderSetStructuredErrorHandler(reader, on_error, &x);
+        if (sl_buf_puts(&c.out, "{\"records\":[") < 0) {
+                rc = refuse_size(&c, errstr, errstr_size);
+                goto out;
+        }
+        rc = convert(&c, reader, &x, errstr, errstr_size);
+        if (rc != FETCH_XML_OK)
+                goto out;
+        if (out_write("]", 1, &c) < 0 || (c.have_next && put_next(&c) < 0) ||
+            out_write("}", 1, &c) < 0) {
+                rc = refuse_size(&c, errstr, errstr_size);
+                goto out;
+        }
+        *out = sl_buf_steal(&c.out, out_len);
+out:
+        if (reader)
+                xmlFreeTextReader(reader);
+        while (c.nfr > 0) {
+                c.nfr--;
+                json_decref(c.fr[c.nfr].obj);
+                sl_buf_free(&c.fr[c.nfr].text);
+        }
+        free(c.fr);
+        free(c.path);
+        steps_free(&c.records);
+        steps_free(&c.next);
+        sl_buf_free(&c.next_text);
+        sl_buf_free(&c.out);
+        return rc;
+}
+
+int fetch_xml_body(const struct fetch_source *src, struct sl_buf *body,
+                   char *why, size_t why_size)
+{
+        struct fetch_xml_opts o;
+        char *page = NULL;
+        size_t n = 0;
+        int rc;
+
+        memset(&o, 0, sizeof(o));
+        o.records = src->xml_records;
+        o.next = src->xml_next;
+        o.arrays = src->xml_arrays;
+        o.arrays_n = src->xml_arrays_n;
+        o.max_depth = src->max_depth;
+        o.max_bytes = (size_t)src->max_page_bytes;
+        rc = fetch_xml_page(&o, body->data ? body->data : "", body->len, &page,
+                            &n, why, why_size);
+        if (rc != FETCH_XML_OK)
+                return rc;
+        /* the page takes the body's place: its bytes are what is
+         * published (the XML is not kept) */
+        free(body->data);
+        body->data = page;
+        body->len = n;
+        body->cap = n + 1;
+        return FETCH_XML_OK;
+}
