@@ -244,6 +244,38 @@ static json_t *tables_status(PGconn *conn)
         return tables;
 }
 
+/* The tables the loaders of group have parked (sluice.parked_tables):
+ * [{"table", "topic", "reason", "instance", "since", "checked"}]. */
+static json_t *parked_status(PGconn *conn, const char *group)
+{
+        json_t *parked = json_array();
+        const char *params[1] = {group};
+        PGresult *res =
+            PQexecParams(conn,
+                         "SELECT table_name, topic, reason, instance, "
+                         "to_char(parked_at AT TIME ZONE 'UTC', "
+                         "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                         "to_char(checked_at AT TIME ZONE 'UTC', "
+                         "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                         "FROM sluice.parked_tables WHERE consumer_group = $1 "
+                         "ORDER BY table_name, instance",
+                         1, NULL, params, NULL, NULL, 0);
+
+        /* a database from before the table: nothing parked to show */
+        for (int i = 0;
+             PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++)
+                json_array_append_new(
+                    parked, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "table",
+                                      PQgetvalue(res, i, 0), "topic",
+                                      PQgetvalue(res, i, 1), "reason",
+                                      PQgetvalue(res, i, 2), "instance",
+                                      PQgetvalue(res, i, 3), "since",
+                                      PQgetvalue(res, i, 4), "checked",
+                                      PQgetvalue(res, i, 5)));
+        PQclear(res);
+        return parked;
+}
+
 /* The string at key, or dflt when absent. */
 static const char *str_or(json_t *obj, const char *key, const char *dflt)
 {
@@ -312,6 +344,13 @@ static void print_text(json_t *st)
                         json_object_get(v, "rejected")),
                     str_or(v, "last_batch", ""));
         }
+        if (json_array_size(json_object_get(st, "parked_tables")))
+                printf("\nPARKED TABLES (the loader cannot write them; "
+                       "their partitions wait)\n");
+        json_array_foreach(json_object_get(st, "parked_tables"), i, v)
+            printf("  %-36s since %s (%s): %s\n", str_or(v, "table", "-"),
+                   str_or(v, "since", "-"), str_or(v, "instance", "-"),
+                   str_or(v, "reason", "-"));
         json_object_foreach(json_object_get(st, "errors"), key, v)
             printf("\n%s: %s\n", key, json_string_value(v));
 }
@@ -382,9 +421,12 @@ int status_main(int argc, char **argv)
                 json_object_set_new(st, "database", json_string(where));
                 load_offsets = pg_offsets(conn, lgroup);
                 json_object_set_new(st, "tables", tables_status(conn));
+                json_object_set_new(st, "parked_tables",
+                                    parked_status(conn, lgroup));
         } else {
                 json_object_set_new(errors, "database", json_string(errstr));
                 json_object_set_new(st, "tables", json_array());
+                json_object_set_new(st, "parked_tables", json_array());
         }
 
         rk = sl_kafka_consumer_new(NULL, tgroup, errstr, sizeof(errstr));

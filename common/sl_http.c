@@ -33,6 +33,7 @@ static rd_kafka_t *probe_rk; /* owned; created after the first tick */
 static int64_t probe_at_ms = -PROBE_TTL_MS;
 static int probe_ready;
 static char probe_why[256] = "starting";
+static char degraded[256]; /* sl_http_set_degraded; under probe_lock */
 
 static int parse_port(const char *s, int *port, char *errstr,
                       size_t errstr_size)
@@ -220,8 +221,22 @@ int sl_http_ready(char *why, size_t why_size)
         ready = probe_ready;
         if (why)
                 snprintf(why, why_size, "%s", probe_why);
+        /* the role's own trouble, once the probes pass */
+        if (ready && degraded[0]) {
+                ready = 0;
+                if (why)
+                        snprintf(why, why_size, "%s", degraded);
+        }
+        sl_metric_set(SL_M_READY, NULL, ready);
         pthread_mutex_unlock(&probe_lock);
         return ready;
+}
+
+void sl_http_set_degraded(const char *why)
+{
+        pthread_mutex_lock(&probe_lock);
+        snprintf(degraded, sizeof(degraded), "%s", why ? why : "");
+        pthread_mutex_unlock(&probe_lock);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,

@@ -46,4 +46,9 @@ void sl_http_tick(void);
  * 0 not; why (may be NULL) gets the reason. Safe from any thread. */
 int sl_http_ready(char *why, size_t why_size);
 
+/* A trouble of the role's own that the probes cannot see (the loader's
+ * parked tables): while set, /readyz answers 503 with it as the reason
+ * once the probes pass. NULL or "" clears it. Safe from any thread. */
+void sl_http_set_degraded(const char *why);
+
 #endif

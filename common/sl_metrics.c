@@ -191,6 +191,31 @@ static const struct sl_metric_def catalog[SL_M_COUNT] = {
                                NULL,
                                0,
                                "pages the running sync has published"},
+    [SL_M_LOAD_TABLE_PARKED] = {"sluice_load_table_parked",
+                                SL_GAUGE,
+                                {"table", NULL},
+                                NULL,
+                                0,
+                                "1 while the loader cannot write the table "
+                                "(missing, no unique index) and holds its "
+                                "partitions paused; 0 once it lands again"},
+    [SL_M_FETCH_DUP_MEMBERS] = {"sluice_fetch_duplicate_members_total",
+                                SL_COUNTER,
+                                {"source", NULL},
+                                NULL,
+                                0,
+                                "pages with a member name repeated in one "
+                                "object (JSON keeps the last: the earlier "
+                                "values are not read)"},
+    [SL_M_FETCH_BAD_RECORDS] = {"sluice_fetch_bad_records_total",
+                                SL_COUNTER,
+                                {"source", "reason", NULL},
+                                NULL,
+                                0,
+                                "records of a page set aside to the "
+                                "dead-letter topic (invalid UTF-8, a "
+                                "number out of range) while the page's "
+                                "other records went on"},
     /* the names client libraries use for their process collector, so
      * existing dashboards work; sampled at each render */
     [SL_M_PROC_CPU] = {"process_cpu_seconds_total",

@@ -105,7 +105,10 @@ void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm);
 /* Writes the batch in one transaction. SL_OK: committed (st filled),
  * the batch may be cleared. SL_ERR_RETRY: nothing was committed (the
  * transaction was rolled back); errstr says why; the caller reconnects
- * and rewinds. */
+ * and rewinds. SL_ERR_FATAL: the table cannot be written at all (it does
+ * not exist in the schema, or has no unique index on the batch's key);
+ * nothing was written, errstr says why, and the caller parks the table
+ * (its other tables are not at fault). */
 enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
                                 struct load_stats *st, char *errstr,
                                 size_t errstr_size);

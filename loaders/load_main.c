@@ -1,6 +1,7 @@
 /* load_main: `sluice load`, flags to options; the work is in
  * load_worker.c. */
 #include "sl_arena.h"
+#include "load_schema.h"
 #include "load_worker.h"
 #include "roles.h"
 #include "sl_http.h"
@@ -11,6 +12,7 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void load_usage(FILE *fp)
@@ -28,6 +30,10 @@ static void load_usage(FILE *fp)
                 "  --schemas DIR       schema directory applied at start "
                 "(default ./schemas,\n"
                 "                      else $SLUICE_ROOT/schemas)\n"
+                "  --schema NAME       schema of the target tables (default "
+                "public, or\n"
+                "                      SLUICE_SCHEMA); tables are never "
+                "looked for elsewhere\n"
                 "  --topics REGEX      subscription (default ^mapped\\..*)\n"
                 "  --dlq-topic T       dead letters (default dlq.load)\n"
                 "  --batch-rows N      flush a table's batch at N messages "
@@ -75,6 +81,7 @@ int load_main(int argc, char **argv)
         static const struct option longopts[] = {
             {"group", required_argument, NULL, 'g'},
             {"schemas", required_argument, NULL, 's'},
+            {"schema", required_argument, NULL, 'S'},
             {"topics", required_argument, NULL, 't'},
             {"dlq-topic", required_argument, NULL, 'd'},
             {"batch-rows", required_argument, NULL, 'r'},
@@ -99,6 +106,7 @@ int load_main(int argc, char **argv)
             .max_backoff_ms = 10000,
             .connections = 2,
         };
+        const char *schema = getenv("SLUICE_SCHEMA");
         char errstr[512];
         int opt;
 
@@ -112,6 +120,9 @@ int load_main(int argc, char **argv)
                         break;
                 case 's':
                         o.schemas = optarg;
+                        break;
+                case 'S':
+                        schema = optarg;
                         break;
                 case 't':
                         o.topics = optarg;
@@ -176,6 +187,10 @@ int load_main(int argc, char **argv)
         if (optind < argc) {
                 fprintf(stderr, "sluice load: unexpected argument \"%s\"\n",
                         argv[optind]);
+                return SL_EXIT_USAGE;
+        }
+        if (load_schema_target_set(schema, errstr, sizeof(errstr)) < 0) {
+                fprintf(stderr, "sluice load: %s\n", errstr);
                 return SL_EXIT_USAGE;
         }
         sl_signals_install();

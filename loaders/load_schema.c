@@ -281,13 +281,46 @@ static enum sl_status db_failed(PGresult *res, const char *what, char *errstr,
         return SL_ERR_RETRY;
 }
 
+/* The schema target tables live in (load_schema_target_set). */
+static char target_schema[64] = "public";
+
+int load_schema_target_set(const char *schema, char *errstr, size_t errstr_size)
+{
+        if (!schema || !*schema)
+                schema = "public";
+        if (!load_name_valid(schema) ||
+            strlen(schema) >= sizeof(target_schema)) {
+                snprintf(errstr, errstr_size,
+                         "schema \"%s\" is not [a-z0-9_]+ (at most 63)",
+                         schema);
+                return -1;
+        }
+        /* PostgreSQL's own schemas: never a place for sluice's rows */
+        if (sl_str_has_prefix(schema, "pg_") ||
+            strcmp(schema, "information_schema") == 0 ||
+            strcmp(schema, "sluice") == 0) {
+                snprintf(errstr, errstr_size,
+                         "schema \"%s\" is a system or bookkeeping schema, "
+                         "not one for target tables",
+                         schema);
+                return -1;
+        }
+        snprintf(target_schema, sizeof(target_schema), "%s", schema);
+        return 0;
+}
+
+const char *load_schema_target(void)
+{
+        return target_schema;
+}
+
 struct load_table *load_table_get(PGconn *conn, const char *name,
                                   enum sl_status *status, char *errstr,
                                   size_t errstr_size)
 {
         struct load_table *t = NULL;
         PGresult *res = NULL;
-        const char *params[1];
+        const char *params[2];
         char *oid = NULL, *q1 = NULL, *q2 = NULL;
         int *attnums = NULL;
 
@@ -297,23 +330,27 @@ struct load_table *load_table_get(PGconn *conn, const char *name,
                          "table name \"%s\" is not [a-z0-9_]+", name);
                 goto fail;
         }
+        /* in the target schema only: never through the search path,
+         * which reaches pg_catalog (a map naming pg_description must not
+         * find the catalog's table) */
         params[0] = name;
+        params[1] = target_schema;
         res = PQexecParams(conn,
                            "SELECT c.oid::text, n.nspname, c.relname "
                            "FROM pg_class c JOIN pg_namespace n "
                            "ON n.oid = c.relnamespace "
-                           "WHERE c.oid = to_regclass($1) "
+                           "WHERE c.relname = $1 AND n.nspname = $2 "
                            "AND c.relkind IN ('r', 'p')",
-                           1, NULL, params, NULL, NULL, 0);
+                           2, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
                 *status = db_failed(res, "table", errstr, errstr_size);
                 goto fail;
         }
         if (PQntuples(res) == 0) {
                 snprintf(errstr, errstr_size,
-                         "table %s does not exist (not found on the "
-                         "search path; create it in schemas/tables/)",
-                         name);
+                         "table %s does not exist in schema %s (create it "
+                         "in schemas/tables/)",
+                         name, target_schema);
                 goto fail;
         }
         t = sl_calloc(1, sizeof(*t));

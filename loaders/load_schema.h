@@ -62,10 +62,20 @@ struct load_table {
                             (not its owner): not asked again */
 };
 
-/* Reads table `name` ([a-z0-9_]+, resolved on the search path) from the
- * catalog. New; free with load_table_destroy(). NULL with errstr; *status
- * is SL_ERR_RECORD when the table does not exist (or the name is not
- * valid), SL_ERR_RETRY when the database failed. */
+/* The schema that holds the target tables: "public" unless set (the
+ * loader's --schema, or SLUICE_SCHEMA). A name that is not [a-z0-9_]+, or
+ * names a system schema (pg_*, information_schema) or sluice's own, is
+ * refused: 0, or -1 with errstr. */
+int load_schema_target_set(const char *schema, char *errstr,
+                           size_t errstr_size);
+/* Borrowed; valid until the next load_schema_target_set. */
+const char *load_schema_target(void);
+
+/* Reads table `name` ([a-z0-9_]+, in the target schema only, never
+ * through the search path) from the catalog. New; free with
+ * load_table_destroy(). NULL with errstr; *status is SL_ERR_RECORD when the
+ * table does not exist (or the name is not valid), SL_ERR_RETRY when the
+ * database failed. */
 struct load_table *load_table_get(PGconn *conn, const char *name,
                                   enum sl_status *status, char *errstr,
                                   size_t errstr_size);

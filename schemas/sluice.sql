@@ -79,3 +79,20 @@ SELECT CASE
         ELSE (a #>> '{}') COLLATE "C" >= (b #>> '{}') COLLATE "C"
 END
 $$;
+
+-- The tables a loader cannot write (missing from the target schema, or
+-- without a unique index on the coalesce key) and has parked: their
+-- partitions are paused while every other table keeps landing. Each
+-- loader keeps its own rows (refreshed when it looks at the table again,
+-- at most a minute apart; removed when the table lands again or the
+-- loader stops), and `sluice status` lists them.
+CREATE TABLE IF NOT EXISTS sluice.parked_tables (
+        consumer_group  text NOT NULL,
+        instance        text NOT NULL,
+        table_name      text NOT NULL,
+        topic           text NOT NULL,
+        reason          text NOT NULL,
+        parked_at       timestamptz NOT NULL,
+        checked_at      timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (consumer_group, instance, table_name)
+);
