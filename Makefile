@@ -34,7 +34,22 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test check demo bench clean deps format format-check unit-bins \
-        run-tests reliability fuzz soak
+        run-tests reliability fuzz soak FORCE
+
+# `sluice --version`, sluice_info's version label: git describe when this
+# is a clone, "unknown" otherwise; `make SLUICE_VERSION=...` overrides (the
+# image build does, having no .git). Only sl_version.o gets the define, and
+# $(BUILD)/VERSION changes, rebuilding it, only when the version does.
+ifeq ($(origin SLUICE_VERSION),undefined)
+SLUICE_VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+endif
+SLUICE_VERSION_Q := $(subst ",,$(subst ',,$(SLUICE_VERSION)))
+$(BUILD)/VERSION: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(SLUICE_VERSION_Q)' | cmp -s - $@ || echo '$(SLUICE_VERSION_Q)' >$@
+$(BUILD)/common/sl_version.o: $(BUILD)/VERSION
+$(BUILD)/common/sl_version.o: CPPFLAGS_ALL += -DSLUICE_VERSION='"$(SLUICE_VERSION_Q)"'
+FORCE:
 
 all: $(BUILD)/sluice $(BUILD)/sluice-fixture $(UNIT_BINS)
 

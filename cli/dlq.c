@@ -3,12 +3,14 @@
  * topic they came from once the map or table is fixed. Each re-published
  * letter is recorded in sluice.dlq_replayed (key "<dlq topic>:<P>:<O>"),
  * after its delivery, so a second replay skips it. */
+#include "cli_opt.h"
 #include "roles.h"
 #include "sl_jsondump.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_util.h"
 
+#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -855,7 +857,20 @@ int dlq_main(int argc, char **argv)
         const char *cmd;
         rd_kafka_t *rk = NULL;
         char errstr[512];
-        int rc = SL_EXIT_USAGE;
+        int rc = SL_EXIT_USAGE, opt;
+        static const struct option longopts[] = {
+            {"json", no_argument, NULL, 'j'},
+            {"all", no_argument, NULL, 'a'},
+            {"dry-run", no_argument, NULL, 'n'},
+            {"topic", required_argument, NULL, 't'},
+            {"grep", required_argument, NULL, 'g'},
+            {"map", required_argument, NULL, 'm'},
+            {"table", required_argument, NULL, 'T'},
+            {"offset", required_argument, NULL, 'o'},
+            {"kafka", required_argument, NULL, 'X'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
 
         memset(&o, 0, sizeof(o));
         sl_log_init("dlq");
@@ -869,61 +884,68 @@ int dlq_main(int argc, char **argv)
                 sl_usage_error("dlq", "unknown subcommand \"%s\"", cmd);
                 return SL_EXIT_USAGE;
         }
-        for (int i = 2; i < argc; i++) {
-                const char *a = argv[i];
-                const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-                if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+        /* the subcommand's own words, with the subcommand as argv[0] */
+        optind = 1;
+        while ((opt = getopt_long(argc - 1, argv + 1, ":h", longopts, NULL)) !=
+               -1) {
+                switch (opt) {
+                case 'h':
                         dlq_usage(stdout);
                         return SL_EXIT_OK;
-                } else if (strcmp(a, "--json") == 0) {
+                case 'j':
                         o.json = 1;
-                } else if (strcmp(a, "--all") == 0) {
+                        break;
+                case 'a':
                         o.all = 1;
-                } else if (strcmp(a, "--dry-run") == 0) {
+                        break;
+                case 'n':
                         o.dry_run = 1;
-                } else if (!v) {
-                        fprintf(stderr, "sluice dlq: %s wants a value\n", a);
-                        return SL_EXIT_USAGE;
-                } else if (strcmp(a, "--topic") == 0) {
-                        if (!known_topic(v) || o.ntopics == 3) {
+                        break;
+                case 't':
+                        if (!known_topic(optarg) || o.ntopics == 3) {
                                 fprintf(stderr,
                                         "sluice dlq: --topic wants dlq.fetch, "
                                         "dlq.transform or dlq.load, got "
                                         "\"%s\"\n",
-                                        v);
+                                        optarg);
                                 return SL_EXIT_USAGE;
                         }
-                        o.topics[o.ntopics++] = v;
-                        i++;
-                } else if (strcmp(a, "--grep") == 0) {
-                        o.grep = v;
-                        i++;
-                } else if (strcmp(a, "--map") == 0) {
-                        o.map = v;
-                        i++;
-                } else if (strcmp(a, "--table") == 0) {
-                        o.table = v;
-                        i++;
-                } else if (strcmp(a, "--offset") == 0) {
-                        if (parse_offset(v, &o) < 0) {
+                        o.topics[o.ntopics++] = optarg;
+                        break;
+                case 'g':
+                        o.grep = optarg;
+                        break;
+                case 'm':
+                        o.map = optarg;
+                        break;
+                case 'T':
+                        o.table = optarg;
+                        break;
+                case 'o':
+                        if (parse_offset(optarg, &o) < 0) {
                                 fprintf(stderr,
                                         "sluice dlq: --offset wants "
                                         "PARTITION:OFFSET, got \"%s\"\n",
-                                        v);
+                                        optarg);
                                 return SL_EXIT_USAGE;
                         }
-                        i++;
-                } else if (strcmp(a, "--kafka") == 0) {
-                        if (sl_kafka_prop_add(v, errstr, sizeof(errstr)) < 0) {
+                        break;
+                case 'X':
+                        if (sl_kafka_prop_add(optarg, errstr, sizeof(errstr)) <
+                            0) {
                                 fprintf(stderr, "sluice dlq: %s\n", errstr);
                                 return SL_EXIT_USAGE;
                         }
-                        i++;
-                } else {
-                        sl_usage_error("dlq", "unknown option %s", a);
+                        break;
+                default:
+                        cli_opt_error("dlq", opt, argv + 1);
                         return SL_EXIT_USAGE;
                 }
+        }
+        if (optind < argc - 1) {
+                sl_usage_error("dlq", "unexpected argument \"%s\"",
+                               argv[1 + optind]);
+                return SL_EXIT_USAGE;
         }
         if (strcmp(cmd, "replay") == 0) {
                 if (o.ntopics != 1 || (!o.all && o.noffsets == 0) ||

@@ -2,6 +2,7 @@
 #include "roles.h"
 #include "sl_http.h"
 #include "sl_log.h"
+#include "sl_version.h"
 
 #include <stdio.h>
 #include <unistd.h>
@@ -28,7 +29,8 @@ static const struct {
 
 static void usage(FILE *fp)
 {
-        fprintf(fp, "usage: sluice <command> [options]\n\n"
+        fprintf(fp, "usage: sluice <command> [options]\n"
+                    "       sluice help <command> | --version\n\n"
                     "sluice moves security data from HTTP APIs into "
                     "PostgreSQL through Kafka.\n\ncommands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -51,7 +53,8 @@ static void usage(FILE *fp)
                 "  SLUICE_HTTP_BIND      their listen address (default "
                 "127.0.0.1)\n"
                 "\nexit codes: 0 ok, 1 runtime failure, 2 bad usage or "
-                "configuration, 3 check mismatch\n");
+                "configuration, 3 check mismatch,\n"
+                "4 check mapped nothing (see each command's --help)\n");
 }
 
 static int is_worker(const char *name)
@@ -96,10 +99,36 @@ int main(int argc, char **argv)
                 usage(stderr);
                 return SL_EXIT_USAGE;
         }
+        if (strcmp(argv[1], "--version") == 0 ||
+            strcmp(argv[1], "version") == 0) {
+                printf("sluice %s\n", sl_version());
+                return SL_EXIT_OK;
+        }
+        if (strcmp(argv[1], "help") == 0 && argc > 2) {
+                /* `sluice help fetch` is `sluice fetch --help` */
+                static char help_flag[] = "--help";
+                char *hargv[] = {argv[2], help_flag, NULL};
+                for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]);
+                     i++)
+                        if (strcmp(argv[2], commands[i].name) == 0)
+                                return commands[i].fn(2, hargv);
+                fprintf(stderr,
+                        "sluice: unknown command \"%s\" (see sluice --help)\n",
+                        argv[2]);
+                return SL_EXIT_USAGE;
+        }
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
             strcmp(argv[1], "help") == 0) {
                 usage(stdout);
                 return SL_EXIT_OK;
+        }
+        {
+                char errstr[256];
+                /* a typo in a log variable would go unnoticed: refuse it */
+                if (sl_log_env_check(errstr, sizeof(errstr)) < 0) {
+                        fprintf(stderr, "sluice: %s\n", errstr);
+                        return SL_EXIT_USAGE;
+                }
         }
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 if (strcmp(argv[1], commands[i].name) == 0)

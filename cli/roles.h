@@ -24,9 +24,10 @@ int map_lint(const char *path, FILE *err);          /* transformers/ */
 /* Exit codes every subcommand uses (documented in --help and README). */
 enum {
         SL_EXIT_OK = 0,
-        SL_EXIT_FAILURE = 1, /* runtime failure: unreachable broker/db... */
-        SL_EXIT_USAGE = 2,   /* bad arguments or configuration */
-        SL_EXIT_MISMATCH = 3 /* check --expect differed */
+        SL_EXIT_FAILURE = 1,  /* runtime failure: unreachable broker/db... */
+        SL_EXIT_USAGE = 2,    /* bad arguments or configuration */
+        SL_EXIT_MISMATCH = 3, /* check --expect differed */
+        SL_EXIT_NOTHING = 4   /* check mapped nothing (no --expect) */
 };
 
 #endif

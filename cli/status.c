@@ -34,8 +34,9 @@ static void status_usage(FILE *fp)
                 "                        from sluice.offsets when "
                 "PostgreSQL is reachable)\n"
                 "  --kafka prop=value    any librdkafka property\n"
-                "exit codes: 0 ok, 1 neither Kafka nor PostgreSQL reachable, "
-                "2 bad usage\n");
+                "exit codes: 0 ok, 1 Kafka or PostgreSQL unreachable (what "
+                "could be read\nis shown; stderr names the unreachable "
+                "one), 2 bad usage\n");
 }
 
 /* Reads sluice.state from the beginning; the newest value per source. */
@@ -453,8 +454,21 @@ int status_main(int argc, char **argv)
         } else {
                 print_text(st);
         }
-        if (json_object_size(errors) == 2)
+        /* any dependency down is a failure, named on stderr */
+        if (json_object_get(errors, "kafka") ||
+            json_object_get(errors, "database")) {
+                json_t *k = json_object_get(errors, "kafka");
+                json_t *d = json_object_get(errors, "database");
+                if (k)
+                        fprintf(stderr,
+                                "sluice status: kafka unreachable: %s\n",
+                                json_string_value(k));
+                if (d)
+                        fprintf(stderr,
+                                "sluice status: database unreachable: %s\n",
+                                json_string_value(d));
                 rc = SL_EXIT_FAILURE;
+        }
 out:
         json_decref(load_offsets);
         json_decref(errors);

@@ -22,9 +22,12 @@
 #define PROBE_TIMEOUT_MS 1500
 #define METRICS_MAX      ((size_t)16 << 20)
 
+static const char not_found[] = "not found: try /metrics, /healthz, /readyz\n";
+
 static struct MHD_Daemon *daemon_h;
 static struct sl_http_opts opts;
 static _Atomic int64_t last_tick_ms;
+static _Atomic int64_t gauge_tick_ms; /* when the tick gauge was last set */
 static _Atomic int ticked;
 static int64_t started_ms;
 
@@ -115,10 +118,15 @@ void sl_http_tick(void)
 {
         int64_t now = sl_now_ms();
 
-        /* the gauge only once a second: the lock is not free */
-        if (now - atomic_load(&last_tick_ms) >= 1000 || !atomic_load(&ticked))
+        /* the gauge only once a second (the lock is not free), counted
+         * from its own last update: a loop turning faster than once a
+         * second still moves it */
+        if (now - atomic_load(&gauge_tick_ms) >= 1000 ||
+            !atomic_load(&ticked)) {
                 sl_metric_set(SL_M_LAST_TICK, NULL,
                               (double)sl_wall_ms() / 1000.0);
+                atomic_store(&gauge_tick_ms, now);
+        }
         atomic_store(&last_tick_ms, now);
         atomic_store(&ticked, 1);
 }
@@ -156,6 +164,24 @@ static int probe_kafka(char *why, size_t why_size)
         return 1;
 }
 
+/* libpq's own words for a failed ping (PQping keeps them): one connection
+ * attempt, its message's first line. "" when it connects after all. */
+static void db_reason(const char *url, char *reason, size_t reason_size)
+{
+        const char *keys[] = {"dbname", "connect_timeout", NULL};
+        const char *vals[] = {url && *url ? url : "", "2", NULL};
+        PGconn *conn = PQconnectdbParams(keys, vals, url && *url);
+        const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
+        size_t n;
+
+        reason[0] = '\0';
+        if (!conn || PQstatus(conn) != CONNECTION_OK) {
+                n = strcspn(msg, "\n");
+                snprintf(reason, reason_size, "%.*s", (int)n, msg);
+        }
+        PQfinish(conn);
+}
+
 static int probe_db(char *why, size_t why_size)
 {
         const char *url = getenv("DATABASE_URL");
@@ -172,10 +198,13 @@ static int probe_db(char *why, size_t why_size)
                 p = PQping(conninfo);
         }
         if (p != PQPING_OK) {
-                snprintf(why, why_size, "database: %s",
+                char reason[200];
+                db_reason(url, reason, sizeof(reason));
+                snprintf(why, why_size, "database: %s%s%s",
                          p == PQPING_REJECT        ? "rejecting connections"
                          : p == PQPING_NO_RESPONSE ? "no response"
-                                                   : "bad connection settings");
+                                                   : "bad connection settings",
+                         reason[0] ? ": " : "", reason);
                 return 0;
         }
         return 1;
@@ -308,8 +337,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
                              ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                              text, body, (size_t)n);
         }
-        return reply(conn, MHD_HTTP_NOT_FOUND, text,
-                     "not found: try /metrics, /healthz, /readyz\n", 44);
+        return reply(conn, MHD_HTTP_NOT_FOUND, text, not_found,
+                     sizeof(not_found) - 1);
 }
 
 int sl_http_start(const struct sl_http_opts *o, char *errstr,

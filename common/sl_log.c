@@ -43,6 +43,35 @@ void sl_log_init(const char *role)
         log_json = fmt && strcmp(fmt, "json") == 0;
 }
 
+int sl_log_env_check(char *errstr, size_t errstr_size)
+{
+        const char *lvl = getenv("SLUICE_LOG_LEVEL");
+        const char *fmt = getenv("SLUICE_LOG_FORMAT");
+        int known = 0;
+
+        if (lvl && *lvl) {
+                for (int i = 0; i < 8; i++)
+                        if (strcasecmp(lvl, level_names[i]) == 0)
+                                known = 1;
+                if (!known) {
+                        snprintf(errstr, errstr_size,
+                                 "SLUICE_LOG_LEVEL=\"%s\" is not a level: "
+                                 "debug, info, notice, warning, err (or "
+                                 "crit, alert, emerg)",
+                                 lvl);
+                        return -1;
+                }
+        }
+        if (fmt && *fmt && strcmp(fmt, "kv") != 0 && strcmp(fmt, "json") != 0) {
+                snprintf(errstr, errstr_size,
+                         "SLUICE_LOG_FORMAT=\"%s\" is not a format: kv or "
+                         "json",
+                         fmt);
+                return -1;
+        }
+        return 0;
+}
+
 void sl_log_set_level(int level)
 {
         log_min = level;
@@ -205,9 +234,43 @@ static int reserved_key(const char *k, size_t n)
         return 0;
 }
 
+/* An unquoted value that is a JSON number as it stands (no leading zero,
+ * no '+', no hex): it is written as a number, not as a string. */
+static int json_number(const char *v, size_t n)
+{
+        size_t i = 0;
+
+        if (i < n && v[i] == '-')
+                i++;
+        if (i >= n || !isdigit((unsigned char)v[i]))
+                return 0;
+        if (v[i] == '0' && i + 1 < n && isdigit((unsigned char)v[i + 1]))
+                return 0;
+        while (i < n && isdigit((unsigned char)v[i]))
+                i++;
+        if (i < n && v[i] == '.') {
+                i++;
+                if (i >= n || !isdigit((unsigned char)v[i]))
+                        return 0;
+                while (i < n && isdigit((unsigned char)v[i]))
+                        i++;
+        }
+        if (i < n && (v[i] == 'e' || v[i] == 'E')) {
+                i++;
+                if (i < n && (v[i] == '+' || v[i] == '-'))
+                        i++;
+                if (i >= n || !isdigit((unsigned char)v[i]))
+                        return 0;
+                while (i < n && isdigit((unsigned char)v[i]))
+                        i++;
+        }
+        return i == n;
+}
+
 /* The line as one JSON object: ts, level, role, instance, then each
- * key=value as a string member (a key that collides with those four gets
- * a leading '_'), words that are not key=value joined into "msg". */
+ * key=value as a member (a key that collides with those four gets a
+ * leading '_'): a string, or a number when the value is an unquoted
+ * number; words that are not key=value joined into "msg". */
 static void render_json(struct sl_buf *b, const char *ts, int level,
                         const char *line)
 {
@@ -234,6 +297,12 @@ static void render_json(struct sl_buf *b, const char *ts, int level,
                     !(f.klen == 3 && !strncmp(f.k, "msg", 3)))
                         sl_buf_puts(b, "_");
                 json_chars(b, f.k, f.klen, 0);
+                if (!f.quoted && !secret_key(f.k, f.klen) &&
+                    json_number(f.v, f.vlen)) {
+                        sl_buf_puts(b, "\":");
+                        sl_buf_append(b, f.v, f.vlen);
+                        continue;
+                }
                 sl_buf_puts(b, "\":\"");
                 if (secret_key(f.k, f.klen))
                         sl_buf_puts(b, "***");

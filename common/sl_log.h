@@ -11,6 +11,11 @@
  * SLUICE_LOG_LEVEL (debug|info|notice|warning|err) and SLUICE_LOG_FORMAT
  * (kv|json) in the environment override the defaults. */
 void sl_log_init(const char *role);
+
+/* 0 when SLUICE_LOG_LEVEL and SLUICE_LOG_FORMAT are unset, empty or known
+ * values; -1 with errstr naming the variable, its value and the values it
+ * takes (main() refuses to start on it: sl_log_init ignores them). */
+int sl_log_env_check(char *errstr, size_t errstr_size);
 void sl_log_set_level(int level);
 int sl_log_level(void);
 const char *sl_log_role(void);

@@ -3,6 +3,7 @@
  * nanoseconds and the workers record per batch or per page, not per byte. */
 #include "sl_metrics.h"
 #include "sl_log.h"
+#include "sl_version.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -25,10 +26,11 @@ static const double size_buckets[] = {1,   2,    5,    10,   50,    100,
 static const struct sl_metric_def catalog[SL_M_COUNT] = {
     [SL_M_INFO] = {"sluice_info",
                    SL_GAUGE,
-                   {"role", "instance", NULL},
+                   {"role", "instance", "version", NULL},
                    NULL,
                    0,
-                   "1, labelled with the worker's role and instance"},
+                   "1, labelled with the worker's role, instance and build "
+                   "version (`sluice --version`): the build-info gauge"},
     [SL_M_START_TIME] = {"sluice_start_time_seconds",
                          SL_GAUGE,
                          {NULL},
@@ -608,7 +610,8 @@ void sl_metrics_process_init(void)
         if (done)
                 return;
         done = 1;
-        sl_metric_set(SL_M_INFO, SL_LV(sl_log_role(), sl_log_instance()), 1);
+        sl_metric_set(SL_M_INFO,
+                      SL_LV(sl_log_role(), sl_log_instance(), sl_version()), 1);
         sl_metric_set(SL_M_START_TIME, NULL, now);
         sl_metric_set(SL_M_LAST_TICK, NULL, now);
 }

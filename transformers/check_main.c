@@ -1,6 +1,7 @@
 /* check_main.c: `sluice check MAP PAGE [--expect ROWS.json]`: dry-runs a
  * map on a sample page: rows on stdout (JSON lines), dead letters, skipped
  * and ignored records and drift on stderr. */
+#include "cli_opt.h"
 #include "map_check.h"
 #include "roles.h"
 #include "sl_config.h"
@@ -8,6 +9,7 @@
 #include "sl_log.h"
 #include "sl_util.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +35,9 @@ static void usage(FILE *fp)
                 "  --reference          print the map language's option "
                 "reference (Markdown)\n\n"
                 "exit codes: 0 ok, 2 bad map or usage, 3 --expect "
-                "differed\n");
+                "differed, 4 no rows: the map\nselected no record, or "
+                "every record was dead-lettered, skipped or ignored\n"
+                "(without --expect; with it, the comparison decides)\n");
 }
 
 /* A JSON array, or JSON lines, as a new array. */
@@ -94,34 +98,44 @@ int check_main(int argc, char **argv)
         size_t len = 0, i;
         size_t rows = 0, dead = 0, skipped = 0, ignored = 0;
         json_t *v;
-        int rc = SL_EXIT_USAGE;
+        int rc = SL_EXIT_USAGE, opt;
+        static const struct option longopts[] = {
+            {"expect", required_argument, NULL, 'e'},
+            {"records-path", required_argument, NULL, 'r'},
+            {"reference", no_argument, NULL, 'R'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
 
         sl_log_init("check");
-        for (int a = 1; a < argc; a++) {
-                if (strcmp(argv[a], "--help") == 0 ||
-                    strcmp(argv[a], "-h") == 0) {
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+                switch (opt) {
+                case 'h':
                         usage(stdout);
                         return SL_EXIT_OK;
-                } else if (strcmp(argv[a], "--reference") == 0) {
+                case 'R':
                         map_reference(stdout);
                         return SL_EXIT_OK;
-                } else if (strcmp(argv[a], "--expect") == 0 && a + 1 < argc) {
-                        expect_path = argv[++a];
-                } else if (strcmp(argv[a], "--records-path") == 0 &&
-                           a + 1 < argc) {
-                        records_hdr = argv[++a];
-                } else if (argv[a][0] == '-' && argv[a][1]) {
-                        sl_usage_error("check", "unknown option %s", argv[a]);
-                        return SL_EXIT_USAGE;
-                } else if (!map_path) {
-                        map_path = argv[a];
-                } else if (!page_path) {
-                        page_path = argv[a];
-                } else {
-                        sl_usage_error("check", "unexpected argument \"%s\"",
-                                       argv[a]);
+                case 'e':
+                        expect_path = optarg;
+                        break;
+                case 'r':
+                        records_hdr = optarg;
+                        break;
+                default:
+                        cli_opt_error("check", opt, argv);
                         return SL_EXIT_USAGE;
                 }
+        }
+        if (optind < argc)
+                map_path = argv[optind++];
+        if (optind < argc)
+                page_path = argv[optind++];
+        if (optind < argc) {
+                sl_usage_error("check", "unexpected argument \"%s\"",
+                               argv[optind]);
+                return SL_EXIT_USAGE;
         }
         if (!map_path || !page_path) {
                 sl_usage_error("check", "expected MAP.json and PAGE.json");
@@ -181,6 +195,21 @@ int check_main(int argc, char **argv)
                 m->name, page_path, drift.records, rows, dead, skipped,
                 ignored);
         rc = SL_EXIT_OK;
+        /* a check that maps nothing fails, unless --expect says that
+         * nothing is what this page should give */
+        if (rows == 0 && !want) {
+                if (drift.records == 0)
+                        fprintf(stderr,
+                                "check: no rows: the map selected no record "
+                                "of the page (its records path?)\n");
+                else
+                        fprintf(stderr,
+                                "check: no rows: none of the %zu records "
+                                "became a row (%zu dead letters, %zu "
+                                "skipped, %zu ignored)\n",
+                                drift.records, dead, skipped, ignored);
+                rc = SL_EXIT_NOTHING;
+        }
         if (want) {
                 /* notes are not outputs of the pipeline: compare the rest */
                 json_t *cmp = json_array();

@@ -137,7 +137,7 @@ check_eq "batch histogram counts the run reports" \
 check_eq "sluice_ready is 1" "$(metric "$D/m.parsed" 'sluice_ready{}')" 1
 check_eq "sluice_db_up is 1" "$(metric "$D/m.parsed" 'sluice_db_up{}')" 1
 check_eq "sluice_info names the role" \
-	"$(grep -c '^sluice_info{instance="[^"]*",role="load"} 1' "$D/m.parsed")" 1
+	"$(grep -c '^sluice_info{instance="[^"]*",role="load",version="[^"]*"} 1' "$D/m.parsed")" 1
 # the process figures, against what the kernel says of the same process
 # (read right after the scrape; the loader is idle by now)
 curl -s "$L/metrics" >"$D/m2.txt"

@@ -24,7 +24,8 @@ static char *capture(const char *format, const char *value)
         sl_log_init("ops");
         fflush(stderr);
         dup2(fd, STDERR_FILENO);
-        sl_info("event=probe n=42 what=%s api_key=abc123 stray words",
+        sl_info("event=probe n=42 what=%s api_key=abc123 stray words "
+                "ratio=-0.5e3 zip=007 hex=0x1f q=\"12\" v=1.2.3",
                 sl_log_quote(value, q, sizeof(q)));
         fflush(stderr);
         dup2(saved, STDERR_FILENO);
@@ -57,8 +58,20 @@ int main(void)
                    "json: level");
         TAP_STR_EQ(json_string_value(json_object_get(o, "event")), "probe",
                    "json: event=probe is a member");
-        TAP_STR_EQ(json_string_value(json_object_get(o, "n")), "42",
-                   "json: n=42 is a member");
+        TAP_OK(json_is_integer(json_object_get(o, "n")) &&
+                   json_integer_value(json_object_get(o, "n")) == 42,
+               "json: n=42 is a number member");
+        TAP_OK(json_is_real(json_object_get(o, "ratio")) &&
+                   json_real_value(json_object_get(o, "ratio")) == -500.0,
+               "json: ratio=-0.5e3 is a number");
+        TAP_STR_EQ(json_string_value(json_object_get(o, "zip")), "007",
+                   "json: 007 (a leading zero) stays a string");
+        TAP_STR_EQ(json_string_value(json_object_get(o, "hex")), "0x1f",
+                   "json: 0x1f stays a string");
+        TAP_STR_EQ(json_string_value(json_object_get(o, "q")), "12",
+                   "json: a quoted \"12\" stays a string");
+        TAP_STR_EQ(json_string_value(json_object_get(o, "v")), "1.2.3",
+                   "json: 1.2.3 stays a string");
         TAP_STR_EQ(json_string_value(json_object_get(o, "what")),
                    "say \"hi\"\\now", "json: a quoted value is unescaped");
         TAP_STR_EQ(json_string_value(json_object_get(o, "api_key")), "***",
@@ -69,5 +82,24 @@ int main(void)
         json_decref(o);
         free(kv);
         free(js);
+
+        char errstr[256];
+        setenv("SLUICE_LOG_LEVEL", "verbose", 1);
+        setenv("SLUICE_LOG_FORMAT", "json", 1);
+        TAP_OK(sl_log_env_check(errstr, sizeof(errstr)) < 0 &&
+                   strstr(errstr, "SLUICE_LOG_LEVEL=\"verbose\""),
+               "env: an unknown level is refused, by name (%s)", errstr);
+        setenv("SLUICE_LOG_LEVEL", "Warning", 1);
+        setenv("SLUICE_LOG_FORMAT", "yaml", 1);
+        TAP_OK(sl_log_env_check(errstr, sizeof(errstr)) < 0 &&
+                   strstr(errstr, "SLUICE_LOG_FORMAT=\"yaml\""),
+               "env: an unknown format is refused, by name (%s)", errstr);
+        setenv("SLUICE_LOG_FORMAT", "kv", 1);
+        TAP_OK(sl_log_env_check(errstr, sizeof(errstr)) == 0,
+               "env: Warning and kv are accepted");
+        unsetenv("SLUICE_LOG_LEVEL");
+        setenv("SLUICE_LOG_FORMAT", "", 1);
+        TAP_OK(sl_log_env_check(errstr, sizeof(errstr)) == 0,
+               "env: unset and empty are the defaults");
         return TAP_DONE();
 }
