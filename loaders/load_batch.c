@@ -1067,26 +1067,26 @@ static enum sl_status copy_end(PGconn *conn, const char *why, int send_failed,
 /* The version rule of child sets (docs/contracts.md, Versions): a replace
  * of idx[0..n) that carries its parent's version stores it in
  * sluice.child_versions, unless the version stored there for the table
- * and parent key is newer; only then is the set applied. The stored row is
- * taken with INSERT ... ON CONFLICT DO UPDATE, which locks it until the
- * transaction ends, also when the WHERE refuses the update: a loader
+ * (schema.table) and parent key is newer; only then is the set applied. The
+ * stored row is taken with INSERT ... ON CONFLICT DO UPDATE, which locks it
+ * until the transaction ends, also when the WHERE refuses the update: a loader
  * applying another version of the same set waits, then compares with
  * what committed. Parents are taken in key order, so two loaders never
  * wait for each other crosswise. Sets skip[i] for each replace of an
  * older version (not applied); *nstale counts them. A replace without a
  * version is applied as before, and stores nothing. */
-static enum sl_status replace_versions(struct load_ctx *ctx, struct plan *p,
+static enum sl_status replace_versions(struct load_ctx *ctx,
                                        struct load_batch *b, const size_t *idx,
                                        size_t n, char *skip, long *nstale,
                                        struct pg_fail *f)
 {
         struct sl_buf arr;
         const char *params[2];
+        char *table = NULL;
         PGresult *res = NULL;
         enum sl_status rc = SL_OK;
         size_t nv = 0;
 
-        (void)p;
         *nstale = 0;
         sl_buf_init(&arr, 0);
         sl_buf_puts(&arr, "[");
@@ -1117,7 +1117,10 @@ static enum sl_status replace_versions(struct load_ctx *ctx, struct plan *p,
         if (nv == 0)
                 goto out;
         sl_buf_puts(&arr, "]");
-        params[0] = b->table;
+        /* the table as the target schema holds it: loaders of other
+         * schemas keep their own versions */
+        table = sl_asprintf("%s.%s", load_schema_target(), b->table);
+        params[0] = table;
         params[1] = arr.data;
         res = PQexecParams(
             ctx->conn,
@@ -1148,6 +1151,7 @@ static enum sl_status replace_versions(struct load_ctx *ctx, struct plan *p,
 out:
         PQclear(res);
         sl_buf_free(&arr);
+        free(table);
         return rc;
 }
 
@@ -1179,7 +1183,7 @@ static enum sl_status apply(struct load_ctx *ctx, struct plan *p,
                 sl_buf_reset(&q);
         }
         /* an older version of a parent's child set is not staged */
-        rc = replace_versions(ctx, p, b, idx, n, skip, &nstale, f);
+        rc = replace_versions(ctx, b, idx, n, skip, &nstale, f);
         if (rc != SL_OK)
                 goto out;
         sl_buf_printf(&q, "COPY %s (_sl_op, _sl_ord, ", t->stage);

@@ -45,10 +45,11 @@ CREATE TABLE IF NOT EXISTS sluice.load_batches (
 CREATE INDEX IF NOT EXISTS load_batches_table_idx
         ON sluice.load_batches (table_name, finished_at);
 
--- The version of each parent's child set, per child table: a `replace`
--- envelope carrying its parent's `version` is applied only when that
--- version is not older than the one stored here, and stores it, in the
--- transaction that writes the set (docs/contracts.md, Versions). The row
+-- The version of each parent's child set, per child table (table_name is
+-- schema.table): a `replace` envelope carrying its parent's `version` is
+-- applied only when that version is not older than the one stored here,
+-- and stores it, in the transaction that writes the set
+-- (docs/contracts.md, Versions). The row
 -- is taken with INSERT ... ON CONFLICT DO UPDATE, which locks it, so two
 -- loaders applying versions of one parent's set wait for each other.
 -- parent_key is the envelope's key (the parent key columns as named in

@@ -98,7 +98,7 @@ check "newer page lands: 20 CVEs, 60 references, 40 weaknesses, 40 CPE matches" 
 before=$(children)
 check_eq "each child set's version is stored" \
 	"$(q "SELECT table_name || ':' || count(*) || ':' || min(version #>> '{}') FROM sluice.child_versions GROUP BY table_name ORDER BY table_name" | tr '\n' ' ')" \
-	"vulnerability_cpe_match:20:2024-06-01T10:00:00.000Z vulnerability_reference:20:2024-06-01T10:00:00.000Z vulnerability_weakness:20:2024-06-01T10:00:00.000Z "
+	"public.vulnerability_cpe_match:20:2024-06-01T10:00:00.000Z public.vulnerability_reference:20:2024-06-01T10:00:00.000Z public.vulnerability_weakness:20:2024-06-01T10:00:00.000Z "
 
 # The replay: the older page, on the other raw partition.
 publish_page "$D/old.json" 1 1704000000000-1
@@ -165,7 +165,7 @@ check_eq "stale sets of part 2 counted as superseded" \
 # newer version; the loader's older replace must wait, then see it.
 (psql -qAtX -c "BEGIN" -c "SELECT 'start ' || extract(epoch FROM clock_timestamp())" \
 	-c "UPDATE sluice.child_versions SET version = '\"2025-01-01T00:00:00Z\"'
-	    WHERE table_name = 't_child' AND parent_key = '{\"parent\": \"P1\"}'" \
+	    WHERE table_name = 'public.t_child' AND parent_key = '{\"parent\": \"P1\"}'" \
 	-c "SELECT pg_sleep(3)" -c "COMMIT" >"$D/race.out" 2>&1) &
 RACE=$!
 sleep 1
