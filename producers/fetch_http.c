@@ -250,6 +250,14 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *opaque)
         else if (IS("content-length")) {
                 long long cl;
                 keep(&r->hdr_length, v, vlen);
+                /* more than the limit announced: refused now, not after
+                 * reading up to the limit (a 2 GiB announcement cost
+                 * 256 MiB of memory first); judge() says why */
+                if (sl_parse_ll(r->hdr_length, &cl) == 0 && cl > 0 &&
+                    r->resp.max > 0 && (unsigned long long)cl > r->resp.max) {
+                        r->too_big = 1;
+                        return 0;
+                }
                 /* the body's room at once, not by doubling (identity
                  * bodies; a compressed one only starts smaller) */
                 if (sl_parse_ll(r->hdr_length, &cl) == 0 && cl > 0 &&
@@ -366,6 +374,28 @@ enum verdict { V_OK, V_RETRY, V_THROTTLE, V_FATAL };
  * checked on the way, so a hostile page never reaches a decoder's
  * recursion), which also locates the records array; then, when it could,
  * only the rest of the page is decoded; otherwise the whole page. */
+/* Decodes a validated page (or its skeleton, the records array emptied),
+ * saying so when a member name repeats in one object: JSON keeps the
+ * last, so the earlier value (two "vulnerabilities" arrays: the first's
+ * records) is never read. A warning naming the page and a counter; the
+ * page goes on as Jansson reads it. Names repeated inside the records of
+ * a located array are the transformer's to read. */
+static json_t *load_unique(struct fetch_http *h, struct fetch_req *r,
+                           const char *text, size_t len, json_error_t *jerr)
+{
+        json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, jerr);
+        char q[300];
+
+        if (j || json_error_code(jerr) != json_error_duplicate_key)
+                return j;
+        sl_metric_inc(SL_M_FETCH_DUP_MEMBERS, SL_LV(h->src->name));
+        sl_warn("event=duplicate_members source=%s page=%ld url=%s "
+                "position=%d msg=%s",
+                h->src->name, r->tag, r->masked_url, jerr->position,
+                sl_log_quote(jerr->text, q, sizeof(q)));
+        return json_loadb(text, len, 0, jerr);
+}
+
 static enum verdict decode(struct fetch_http *h, struct fetch_req *r, char *why,
                            size_t why_size)
 {
@@ -398,10 +428,10 @@ static enum verdict decode(struct fetch_http *h, struct fetch_req *r, char *why,
                 char *skel = sl_malloc(head + tail + 1);
                 memcpy(skel, text, head);
                 memcpy(skel + head, text + r->arr_close, tail);
-                r->json = json_loadb(skel, head + tail, 0, &jerr);
+                r->json = load_unique(h, r, skel, head + tail, &jerr);
                 free(skel);
         } else {
-                r->json = json_loadb(text, len, 0, &jerr);
+                r->json = load_unique(h, r, text, len, &jerr);
         }
         if (!r->json) {
                 /* validated, so only memory can fail here */
@@ -448,8 +478,10 @@ static enum verdict judge(struct fetch_http *h, struct fetch_req *r,
                 r->bad_body = 1;
                 snprintf(why, why_size,
                          "page larger than limits.max_page_bytes (%ld "
-                         "bytes)",
-                         h->src->max_page_bytes);
+                         "bytes)%s%s",
+                         h->src->max_page_bytes,
+                         r->hdr_length ? ": Content-Length announces " : "",
+                         r->hdr_length ? r->hdr_length : "");
                 return V_FATAL;
         }
         if (cc != CURLE_OK) {
