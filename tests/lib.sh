@@ -27,9 +27,12 @@ SL_DIRS=()
 # the test's own children), so that the runner can tell which directories a
 # test left behind. A subshell that cleans up on its own (a lane of the
 # runner) takes a name below its parent's: OWNER.lane1.
-SL_TMP=${TMPDIR:-/tmp}
-SL_OWNER=${SLUICE_TMP_OWNER:-$$}
-unset SLUICE_TMP_OWNER
+if [ "${SL_OWNER_SET:-}" != "$$" ]; then # not again when sourced twice
+	SL_TMP=${TMPDIR:-/tmp}
+	SL_OWNER=${SLUICE_TMP_OWNER:-$$}
+	SL_OWNER_SET=$$
+	unset SLUICE_TMP_OWNER
+fi
 
 ok() { echo "ok - $*"; }
 not_ok() { echo "not ok - $*"; SL_FAILED=$((SL_FAILED + 1)); }

@@ -16,6 +16,7 @@ count() { find "$1" -mindepth 1 -maxdepth 1 -name 'sluice-test.*' | wc -l; }
 # it ends
 cat >"$D/maker.sh" <<'EOF'
 source "$SLUICE_ROOT/tests/lib.sh"
+source "$SLUICE_ROOT/tests/lib.sh" # as a helper file may do again
 [ -n "${NO_CLEANUP:-}" ] || trap sl_cleanup EXIT
 A=$(sl_tmpdir)
 B=$(sl_tmpdir)
