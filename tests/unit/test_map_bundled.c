@@ -5,6 +5,7 @@
 #include "sl_util.h"
 #include "tap.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,28 @@ static const char *root(void)
 {
         const char *r = getenv("SLUICE_ROOT");
         return r ? r : ".";
+}
+
+/* Envelopes of out that upsert a row without a version: a table fed by
+ * such a map ends as whichever row loads last (DESIGN: a table is a
+ * function of the data, not of timing). */
+static size_t unversioned(json_t *out, char *first, size_t first_size)
+{
+        size_t n = 0, i;
+        json_t *v;
+
+        json_array_foreach(out, i, v)
+        {
+                const char *op = json_string_value(json_object_get(v, "op"));
+                if (!op || strcmp(op, "upsert") != 0 ||
+                    json_object_get(v, "version"))
+                        continue;
+                if (n++ == 0)
+                        snprintf(
+                            first, first_size, "%s",
+                            json_string_value(json_object_get(v, "table")));
+        }
+        return n;
 }
 
 /* Runs map on data; new array of outputs, NULL when either fails. */
@@ -55,6 +78,14 @@ static json_t *run(const char *map_rel, const char *data_rel, struct map **mp)
                 json_decref(whole);
         }
         free(text);
+        {
+                char table[128] = "";
+                size_t n = unversioned(out, table, sizeof(table));
+                TAP_INT_EQ(n, 0,
+                           "%s: every upsert carries a version (first "
+                           "without: %s)",
+                           map_rel, n ? table : "none");
+        }
         *mp = m;
         return out;
 }
@@ -276,8 +307,47 @@ static void test_tenable(void)
         map_destroy(m);
 }
 
+/* Every bundled map's top-level targets name a version: their rows can
+ * arrive in several versions (pages, replays, parallel partitions), and
+ * without one the table is whichever loaded last. Child sets carry their
+ * parent's. */
+static void test_all_maps_versioned(void)
+{
+        char path[2048];
+        DIR *d;
+        struct dirent *e;
+        int n = 0;
+
+        snprintf(path, sizeof(path), "%s/transformers/maps", root());
+        d = opendir(path);
+        TAP_OK(d != NULL, "transformers/maps opens");
+        while (d && (e = readdir(d)) != NULL) {
+                size_t len = strlen(e->d_name);
+                char *errs = NULL;
+                struct map *m;
+
+                if (len < 5 || strcmp(e->d_name + len - 5, ".json") != 0)
+                        continue;
+                snprintf(path, sizeof(path), "%s/transformers/maps/%s", root(),
+                         e->d_name);
+                m = map_load(path, &errs);
+                TAP_OK(m != NULL, "%s loads %s", e->d_name, errs ? errs : "");
+                free(errs);
+                for (size_t t = 0; m && t < m->ntargets; t++)
+                        TAP_OK(m->targets[t].version != NULL,
+                               "%s: target %s names a version", e->d_name,
+                               m->targets[t].table);
+                map_destroy(m);
+                n++;
+        }
+        if (d)
+                closedir(d);
+        TAP_OK(n >= 4, "every bundled map looked at (%d)", n);
+}
+
 int main(void)
 {
+        test_all_maps_versioned();
         test_kev();
         test_nvd();
         test_urlhaus();
