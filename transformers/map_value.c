@@ -6,6 +6,7 @@
 #include "sl_arena.h"
 #include "sl_jsondump.h"
 #include "sl_jsonpath.h"
+#include "sl_tz.h"
 #include "sl_util.h"
 
 #include <arpa/inet.h>
@@ -459,36 +460,22 @@ static int parse_strptime(const char *s, const char *fmt, struct tparts *t)
         return parts_valid(t) ? 0 : -1;
 }
 
-/* Seconds east of UTC of a local wall time in an IANA zone. Switches TZ for
- * the call: the worker is single-threaded. */
+/* Seconds east of UTC of a local wall time in an IANA zone, from the
+ * zone's file (sl_tz): never through setenv("TZ") and tzset(), which race
+ * with the other threads of the process (librdkafka's, libmicrohttpd's)
+ * reading the environment and the local time. UTC when the zone cannot
+ * be read (map.c checked it at load). */
 static long named_offset(const char *zone, const struct tparts *t)
 {
-        char *old = getenv("TZ") ? sl_strdup(getenv("TZ")) : NULL;
-        struct tm tm;
-        time_t e;
-        long off = 0;
+        const struct sl_tz *z;
+        char err[256];
 
-        memset(&tm, 0, sizeof(tm));
-        setenv("TZ", zone, 1);
-        tzset();
-        tm.tm_year = t->y - 1900;
-        tm.tm_mon = t->mo - 1;
-        tm.tm_mday = t->d;
-        tm.tm_hour = t->h;
-        tm.tm_min = t->mi;
-        tm.tm_sec = t->s;
-        tm.tm_isdst = -1;
-        e = mktime(&tm);
-        if (e != (time_t)-1)
-                off = tm.tm_gmtoff;
-        if (old) {
-                setenv("TZ", old, 1);
-                free(old);
-        } else {
-                unsetenv("TZ");
-        }
-        tzset();
-        return off;
+        z = sl_tz_get(zone, err, sizeof(err));
+        if (!z)
+                return 0;
+        return sl_tz_offset_local(z, days_from_civil(t->y, t->mo, t->d) *
+                                             86400 +
+                                         t->h * 3600 + t->mi * 60 + t->s);
 }
 
 static long zone_offset(const struct map_field *f, const struct tparts *t)
