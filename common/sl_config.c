@@ -49,6 +49,62 @@ static const char *skip_string(const char *s)
         return *s ? s + 1 : s;
 }
 
+/* Whether the JSON string body raw[0..n) (between its quotes, escapes
+ * still in) spells key[0..keylen): a name holding a quote or a backslash
+ * is written escaped in the text but plain in a path. */
+static int same_name(const char *raw, size_t n, const char *key, size_t keylen)
+{
+        size_t i = 0, k = 0;
+
+        while (i < n) {
+                char out[4];
+                size_t nout = 1;
+
+                if (raw[i] != '\\') {
+                        out[0] = raw[i++];
+                } else if (i + 1 < n && raw[i + 1] != 'u') {
+                        static const char from[] = "\"\\/bfnrt";
+                        static const char to[] = "\"\\/\b\f\n\r\t";
+                        const char *e = strchr(from, raw[i + 1]);
+                        if (!e || !*e)
+                                return 0;
+                        out[0] = to[e - from];
+                        i += 2;
+                } else {
+                        unsigned cp = 0;
+                        if (i + 6 > n)
+                                return 0;
+                        for (int d = 2; d < 6; d++) {
+                                char c = raw[i + d];
+                                cp = cp * 16 + (unsigned)(c >= '0' && c <= '9'
+                                                              ? c - '0'
+                                                          : c >= 'a' && c <= 'f'
+                                                              ? c - 'a' + 10
+                                                          : c >= 'A' && c <= 'F'
+                                                              ? c - 'A' + 10
+                                                              : 0);
+                        }
+                        i += 6;
+                        if (cp < 0x80) {
+                                out[0] = (char)cp;
+                        } else if (cp < 0x800) {
+                                out[0] = (char)(0xc0 | cp >> 6);
+                                out[1] = (char)(0x80 | (cp & 0x3f));
+                                nout = 2;
+                        } else { /* surrogates: compared as they come */
+                                out[0] = (char)(0xe0 | cp >> 12);
+                                out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+                                out[2] = (char)(0x80 | (cp & 0x3f));
+                                nout = 3;
+                        }
+                }
+                if (k + nout > keylen || memcmp(key + k, out, nout) != 0)
+                        return 0;
+                k += nout;
+        }
+        return k == keylen;
+}
+
 /* Finds `"key"` followed by ':' at nesting depth 1 of the value starting at
  * text (an object). Returns a pointer to the key's opening quote or NULL. */
 static const char *find_member(const char *text, const char *key, size_t keylen)
@@ -60,8 +116,9 @@ static const char *find_member(const char *text, const char *key, size_t keylen)
                 if (*s == '"') {
                         const char *start = s;
                         s = skip_string(s);
-                        if (depth == 1 && (size_t)(s - start) == keylen + 2 &&
-                            memcmp(start + 1, key, keylen) == 0) {
+                        if (depth == 1 && s - start >= 2 &&
+                            same_name(start + 1, (size_t)(s - start - 2), key,
+                                      keylen)) {
                                 const char *t = s;
                                 while (*t == ' ' || *t == '\t' || *t == '\n' ||
                                        *t == '\r')
@@ -281,12 +338,98 @@ void sl_config_problem(char **errs, const char *file, const char *text,
         *errs = joined;
 }
 
+/* Edit distance of a and b (insertions, deletions, substitutions and
+ * swaps of two neighbours), or 99 past 63 bytes. */
+static int distance(const char *a, const char *b)
+{
+        size_t n = strlen(a), m = strlen(b);
+        int d[64][64];
+
+        if (n >= 64 || m >= 64)
+                return 99;
+        for (size_t i = 0; i <= n; i++)
+                d[i][0] = (int)i;
+        for (size_t j = 0; j <= m; j++)
+                d[0][j] = (int)j;
+        for (size_t i = 1; i <= n; i++)
+                for (size_t j = 1; j <= m; j++) {
+                        int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+                        if (d[i - 1][j] + 1 < c)
+                                c = d[i - 1][j] + 1;
+                        if (d[i][j - 1] + 1 < c)
+                                c = d[i][j - 1] + 1;
+                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+                            a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < c)
+                                c = d[i - 2][j - 2] + 1;
+                        d[i][j] = c;
+                }
+        return d[n][m];
+}
+
+/* The table's key that an unknown key most likely misspells (one not
+ * already in obj), or NULL: at most 2 edits, and fewer than half its
+ * length. */
+static const char *did_you_mean(const struct sl_opt *table, json_t *obj,
+                                const char *key)
+{
+        const char *best = NULL;
+        int best_d = 3;
+
+        for (const struct sl_opt *o = table; o->name; o++) {
+                int dist = distance(key, o->name);
+                if (dist < best_d && (size_t)dist * 2 < strlen(o->name) &&
+                    !json_object_get(obj, o->name)) {
+                        best = o->name;
+                        best_d = dist;
+                }
+        }
+        return best;
+}
+
+/* What a value is, for "expected X, got Y": its type, and a short
+ * scalar's text. */
+static void given(json_t *v, char *out, size_t out_size)
+{
+        switch (json_typeof(v)) {
+        case JSON_STRING:
+                if (json_string_length(v) <= 40)
+                        snprintf(out, out_size, "string \"%s\"",
+                                 json_string_value(v));
+                else
+                        snprintf(out, out_size, "a string");
+                break;
+        case JSON_INTEGER:
+                snprintf(out, out_size, "integer %" JSON_INTEGER_FORMAT,
+                         json_integer_value(v));
+                break;
+        case JSON_REAL:
+                snprintf(out, out_size, "number %g", json_real_value(v));
+                break;
+        case JSON_TRUE:
+        case JSON_FALSE:
+                snprintf(out, out_size, "boolean %s",
+                         json_is_true(v) ? "true" : "false");
+                break;
+        case JSON_NULL:
+                snprintf(out, out_size, "null");
+                break;
+        case JSON_OBJECT:
+                snprintf(out, out_size, "an object");
+                break;
+        case JSON_ARRAY:
+                snprintf(out, out_size, "an array");
+                break;
+        }
+}
+
 int sl_opt_check(const struct sl_opt *table, json_t *obj, const char *file,
                  const char *text, const char *where, char **errs)
 {
         const char *key;
         json_t *val;
         int problems = 0;
+        const char *meant[16]; /* required keys an unknown one misspells */
+        int nmeant = 0;
 
         if (!json_is_object(obj)) {
                 sl_config_problem(errs, file, text, where,
@@ -302,17 +445,29 @@ int sl_opt_check(const struct sl_opt *table, json_t *obj, const char *file,
                 while (o->name && strcmp(o->name, key) != 0)
                         o++;
                 if (!o->name) {
+                        const char *hint = did_you_mean(table, obj, key);
                         sl_config_problem(errs, file, text, path,
-                                          "unknown key \"%s\"", key);
+                                          "unknown key \"%s\"%s%s%s", key,
+                                          hint ? " (did you mean \"" : "",
+                                          hint ? hint : "", hint ? "\"?)" : "");
+                        if (hint && nmeant < 16)
+                                meant[nmeant++] = hint;
                         problems++;
                 } else if (!type_ok(o->type, val)) {
-                        sl_config_problem(errs, file, text, path, "expected %s",
-                                          sl_opt_type_name(o->type));
+                        char got[80];
+                        given(val, got, sizeof(got));
+                        sl_config_problem(errs, file, text, path,
+                                          "expected %s, got %s",
+                                          sl_opt_type_name(o->type), got);
                         problems++;
                 }
         }
         for (const struct sl_opt *o = table; o->name; o++) {
-                if (o->required && !json_object_get(obj, o->name)) {
+                int told = 0;
+                /* a misspelling said "did you mean" it already */
+                for (int i = 0; i < nmeant; i++)
+                        told |= strcmp(meant[i], o->name) == 0;
+                if (o->required && !told && !json_object_get(obj, o->name)) {
                         char path[512];
                         snprintf(path, sizeof(path), "%s", where);
                         sl_config_problem(errs, file, text, path,
