@@ -726,6 +726,10 @@ long sl_json_locate_array(const char *text, size_t len, const char *path,
                 r[n].off = (size_t)(p - text);
                 p = skip_value(p, end);
                 r[n].len = (size_t)(p - text) - r[n].off;
+                if (r[n].len == 0) { /* not JSON there (fetch_salvage) */
+                        free(r);
+                        return -1;
+                }
                 n++;
                 p = ws(p, end);
                 if (p < end && *p == ',')

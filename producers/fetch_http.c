@@ -144,6 +144,9 @@ static void clear_answer(struct fetch_req *r)
         r->json = NULL;
         free(r->recs);
         r->recs = NULL;
+        fetch_bad_records_free(r->bad, r->nbad);
+        r->bad = NULL;
+        r->nbad = 0;
         r->nrec = -1;
         r->status = 0;
         r->bad_body = 0;
@@ -410,6 +413,23 @@ static enum verdict decode(struct fetch_http *h, struct fetch_req *r, char *why,
                            &r->nrec, &r->arr_open, &r->arr_close, &r->recs, &je)
                      : sl_json_validate(text, len, (int)h->src->max_depth, &je);
 
+        /* bad records, not a bad page: they are set aside (the caller
+         * dead-letters them) and the others go on; a bad envelope or an
+         * array that cannot be walked is still a bad page */
+        if (rc == -1 && h->sparse_path && len && !r->bad) {
+                r->nbad = fetch_salvage(r->resp.data, len, h->sparse_path,
+                                        (int)h->src->max_depth, &r->bad);
+                if (r->nbad > 0) {
+                        free(r->recs);
+                        r->recs = NULL;
+                        rc = sl_json_validate_locate(
+                            text, len, (int)h->src->max_depth, h->sparse_path,
+                            &r->nrec, &r->arr_open, &r->arr_close, &r->recs,
+                            &je);
+                } else {
+                        r->nbad = 0;
+                }
+        }
         r->bad_body = rc < 0;
         if (rc == SL_JSON_TOO_DEEP) {
                 snprintf(why, why_size,

@@ -8,6 +8,7 @@
 
 #include "fetch_out.h"
 #include "fetch_policy.h"
+#include "fetch_salvage.h"
 #include "fetch_source.h"
 #include "sl_jsonscan.h"
 #include "sl_util.h"
@@ -52,6 +53,11 @@ struct fetch_req {
          * reason, to dead-letter instead of failing the run */
         int dead;
         char *dead_reason; /* owned, with dead */
+        /* records set aside from the page (fetch_salvage: invalid UTF-8,
+         * a number out of range), each now `null` in resp: the caller
+         * dead-letters them (owned; nbad entries) */
+        struct fetch_bad_record *bad;
+        long nbad;
 
         /* private */
         int attempts;

@@ -431,6 +431,41 @@ static int dead_page(struct fetch_ctx *c, const struct fetch_page *p,
         return 0;
 }
 
+/* The records fetch_salvage set aside from page p (each is `null` in the
+ * page now): to dlq.fetch, each with the reason and byte offsets; the
+ * page's other records go on. */
+static int bad_records(struct fetch_ctx *c, const struct fetch_req *r,
+                       const struct fetch_page *p, char *errstr,
+                       size_t errstr_size)
+{
+        for (long i = 0; i < r->nbad; i++) {
+                const struct fetch_bad_record *b = &r->bad[i];
+                struct fetch_page bp = *p;
+                char why[400], q[500];
+
+                bp.body = b->bytes;
+                bp.len = b->len;
+                snprintf(why, sizeof(why),
+                         "record %ld of page %ld (bytes %zu-%zu) is not JSON: "
+                         "%s at byte %zu; set aside, the page's other records "
+                         "go on",
+                         b->index, p->page, b->off, b->off + b->len, b->reason,
+                         b->err_off);
+                if (fetch_out_dead(&c->out, &bp, why, 1, errstr, errstr_size) <
+                    0)
+                        return -1;
+                c->bad_records++;
+                sl_metric_inc(SL_M_FETCH_BAD_RECORDS,
+                              SL_LV(c->src->name, b->kind));
+                sl_warn("event=record_dead_lettered source=%s page=%ld "
+                        "record=%ld offset=%zu error_at=%zu topic=%s "
+                        "reason=%s",
+                        c->src->name, p->page, b->index, b->off, b->err_off,
+                        FETCH_DLQ_TOPIC, sl_log_quote(b->reason, q, sizeof(q)));
+        }
+        return 0;
+}
+
 static int publish(struct fetch_req *r, void *opaque, char *errstr,
                    size_t errstr_size)
 {
@@ -464,6 +499,8 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
         if (r->dead)
                 return dead_page(c, &p, r->dead_reason, !r->too_big, errstr,
                                  errstr_size);
+        if (r->nbad > 0 && bad_records(c, r, &p, errstr, errstr_size) < 0)
+                return -1;
         p.json = r->json;
         p.nrec = r->nrec;
         p.recs = r->recs;
@@ -1202,6 +1239,7 @@ int fetch_page_file(struct fetch_ctx *c, const char *path, char *errstr,
 
         fetch_out_new_run(&c->out);
         c->pages = c->records = c->total_pages = c->dead_pages = 0;
+        c->bad_records = 0;
         c->t0 = c->last_progress = sl_now_ms();
         c->cpu0 = sl_cpu_ms();
         text = sl_file_read(path, &len, errstr, errstr_size);
@@ -1256,6 +1294,7 @@ int fetch_sync(struct fetch_ctx *c, char *errstr, size_t errstr_size)
 
         fetch_out_new_run(&c->out);
         c->pages = c->records = c->total_pages = c->dead_pages = 0;
+        c->bad_records = 0;
         c->t0 = c->last_progress = sl_now_ms();
         c->cpu0 = sl_cpu_ms();
         c->last_tty = 0;
@@ -1352,10 +1391,12 @@ out:
         progress(c, 1);
         if (rc == SL_OK)
                 sl_info("event=sync_done source=%s run=%s pages=%ld "
-                        "records=%ld dead_pages=%ld ms=%lld cpu_ms=%lld "
-                        "ratelimit_pauses=%ld ratelimit_wait_ms=%lld",
+                        "records=%ld dead_pages=%ld bad_records=%ld ms=%lld "
+                        "cpu_ms=%lld ratelimit_pauses=%ld "
+                        "ratelimit_wait_ms=%lld",
                         src->name, c->out.run, c->pages, c->records,
-                        c->dead_pages, (long long)(sl_now_ms() - c->t0),
+                        c->dead_pages, c->bad_records,
+                        (long long)(sl_now_ms() - c->t0),
                         (long long)(sl_cpu_ms() - c->cpu0), c->http.pauses,
                         (long long)c->http.pause_ms);
         return rc;

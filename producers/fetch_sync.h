@@ -24,7 +24,8 @@ struct fetch_ctx {
         struct fetch_vars vars;
         char win_start[40], win_end[40], now[40];
         long pages, records, total_pages;
-        long dead_pages; /* pages of this sync sent to dlq.fetch */
+        long dead_pages;  /* pages of this sync sent to dlq.fetch */
+        long bad_records; /* records of good pages sent there */
         int64_t t0, last_progress, last_tty;
         int64_t cpu0; /* sl_cpu_ms at the sync's start */
         int tty;      /* stderr is a terminal: draw the live progress line */

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # scripts/reliability.sh [BUILD]: `make reliability`. Runs the fault and
 # security tests (tests/integration/test_faults_*.sh, test_security_*.sh,
-# test_load_pgrestart.sh; the valgrind pipeline is one of them), the
+# test_load_pgrestart.sh; the valgrind pipeline is one of them, and so are
+# the isolation checks test_faults_isolation_*.sh: a table the loader
+# cannot write is parked alone, tables resolve in their schema only, a
+# page's bad records are set aside while its good ones go on), the
 # guarantee suite (test_guarantee_order.sh) for SLUICE_GUARANTEE_ROUNDS
 # rounds (default 12 here, 3 in make test) and a short
 # fuzz run (FUZZ_SECONDS each, default 10) and a short soak (SOAK_MINUTES,

@@ -114,4 +114,7 @@ check "the gauge is 0 again" \
 check_eq "KEV rows unchanged ($want)" "$(kev_rows)" "$want"
 kill -0 "$LOADER" 2>/dev/null && ok "the loader kept running" || not_ok "the loader exited"
 stop_pid "$LOADER"
+# make reliability's figures: 2 unwritable tables; the rows of all four
+got=$(q "SELECT (SELECT count(*) FROM $KT) + (SELECT count(*) FROM kev_shadow) + (SELECT count(*) FROM t_wrongidx)")
+[ -n "${SLUICE_FIGURES:-}" ] && echo "fault=table_parked injected=2 checked=$((want * 2 + 50)) lost=$((want * 2 + 50 - got)) dup=0" >>"$SLUICE_FIGURES"
 sl_done
