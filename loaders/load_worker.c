@@ -103,7 +103,7 @@ struct worker {
         int nends;
         struct parked *parked; /* tables it cannot write, and probes */
         int nparked;
-        int parked_dirty; /* readiness and sluice.parked_tables are behind */
+        int parked_dirty;   /* readiness and sluice.parked_tables are behind */
         pthread_mutex_t mu; /* with ended: a flush thread has ended */
         pthread_cond_t ended;
 };
@@ -317,8 +317,7 @@ static void parked_landed(struct worker *w, const char *topic)
 
         if (!p || !p->probing)
                 return;
-        sl_notice("event=table_unparked table=%s topic=%s", p->table,
-                  p->topic);
+        sl_notice("event=table_unparked table=%s topic=%s", p->table, p->topic);
         free(p->topic);
         free(p->table);
         free(p->why);
@@ -465,8 +464,9 @@ static void parked_tick(struct worker *w)
                                    sizeof(err));
                 if (t && t->nidx == 0) {
                         snprintf(err, sizeof(err),
-                                 "table %s has no unique index: create one "
-                                 "on its coalesce columns",
+                                 "table %s has no unique index on its "
+                                 "coalesce columns (none at all): create "
+                                 "one",
                                  p->table);
                         st = SL_ERR_RECORD;
                 }
@@ -1011,9 +1011,9 @@ static void check_tables(struct worker *w)
                                            err, sizeof(err));
                         if (t && t->nidx == 0) {
                                 snprintf(err, sizeof(err),
-                                         "table %s has no unique index: "
-                                         "create one on its coalesce "
-                                         "columns",
+                                         "table %s has no unique index "
+                                         "on its coalesce columns (none "
+                                         "at all): create one",
                                          b->table);
                                 st = SL_ERR_RECORD;
                         }
@@ -1031,12 +1031,12 @@ static void check_tables(struct worker *w)
         regfree(&re);
         {
                 const char *params[1] = {w->o->group};
-                PGresult *res = PQexecParams(
-                    w->lanes[0].ctx.conn,
-                    "DELETE FROM sluice.parked_tables "
-                    "WHERE consumer_group = $1 AND "
-                    "checked_at < now() - interval '10 minutes'",
-                    1, NULL, params, NULL, NULL, 0);
+                PGresult *res =
+                    PQexecParams(w->lanes[0].ctx.conn,
+                                 "DELETE FROM sluice.parked_tables "
+                                 "WHERE consumer_group = $1 AND "
+                                 "checked_at < now() - interval '10 minutes'",
+                                 1, NULL, params, NULL, NULL, 0);
                 PQclear(res);
         }
         if (w->parked_dirty && parked_publish(w) == 0)
