@@ -473,9 +473,9 @@ static long named_offset(const char *zone, const struct tparts *t)
         z = sl_tz_get(zone, err, sizeof(err));
         if (!z)
                 return 0;
-        return sl_tz_offset_local(z, days_from_civil(t->y, t->mo, t->d) *
-                                             86400 +
-                                         t->h * 3600 + t->mi * 60 + t->s);
+        return sl_tz_offset_local(z,
+                                  days_from_civil(t->y, t->mo, t->d) * 86400 +
+                                      t->h * 3600 + t->mi * 60 + t->s);
 }
 
 static long zone_offset(const struct map_field *f, const struct tparts *t)

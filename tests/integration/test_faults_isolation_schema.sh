@@ -25,10 +25,10 @@ for i in 1 2 3 4 5; do
 done >"$D/ts.tsv"
 produce mapped.t_s "$D/ts.tsv"
 
-"$SLUICE_BIN" load --schemas "$D/schemas" --schema pg_catalog >/dev/null 2>"$D/err"
+timeout 30 "$SLUICE_BIN" load --schemas "$D/schemas" --schema pg_catalog >/dev/null 2>"$D/err"
 check_eq "--schema pg_catalog is refused (exit 2)" "$?" 2
 check "... saying why" grep -q 'system or bookkeeping schema' "$D/err"
-SLUICE_SCHEMA=information_schema "$SLUICE_BIN" load --schemas "$D/schemas" >/dev/null 2>&1
+SLUICE_SCHEMA=information_schema timeout 30 "$SLUICE_BIN" load --schemas "$D/schemas" >/dev/null 2>&1
 check_eq "SLUICE_SCHEMA=information_schema is refused (exit 2)" "$?" 2
 
 bg load "$SLUICE_BIN" load --schemas "$D/schemas" --schema sec --linger-ms 100
