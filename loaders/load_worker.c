@@ -104,6 +104,7 @@ struct worker {
         struct parked *parked; /* tables it cannot write, and probes */
         int nparked;
         int parked_dirty;   /* readiness and sluice.parked_tables are behind */
+        int64_t publish_ms; /* ... and are written again no sooner */
         pthread_mutex_t mu; /* with ended: a flush thread has ended */
         pthread_cond_t ended;
 };
@@ -490,8 +491,12 @@ static void parked_tick(struct worker *w)
                 load_table_destroy(t);
                 w->parked_dirty = 1;
         }
-        if (w->parked_dirty && parked_publish(w) == 0)
-                w->parked_dirty = 0;
+        if (w->parked_dirty && now >= w->publish_ms) {
+                if (parked_publish(w) == 0)
+                        w->parked_dirty = 0;
+                else /* the database's trouble: not a warning a turn */
+                        w->publish_ms = now + PARK_FIRST_MS;
+        }
 }
 
 /* Metrics of a committed batch (sl_metrics; docs/metrics.md). */

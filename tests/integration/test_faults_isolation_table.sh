@@ -64,16 +64,19 @@ LOG=$SL_LOGDIR/load.log
 kev_rows() { q "SELECT count(*) FROM $KT" 2>/dev/null; }
 check "every KEV row lands while the other tables are parked" \
 	wait_out 90 -eq "$want" kev_rows
-check_eq "every KEV CWE message is loaded" \
-	"$(q "SELECT coalesce(sum(messages), 0) FROM sluice.load_batches WHERE table_name = '${KT}_cwe'")" \
+check "every KEV CWE message is loaded" wait_q 30 \
+	"SELECT coalesce(sum(messages), 0) FROM sluice.load_batches WHERE table_name = '${KT}_cwe'" \
 	"$want_cwe_msgs"
 check "the start names kev_shadow before it starts" \
 	awk '/event=table_parked table=kev_shadow/ { p = NR } /event=started/ { s = NR }
 		END { exit !(p && s && p < s) }' "$LOG"
 check "t_wrongidx is parked by its flush, with the reason" \
-	grep -q 'event=table_parked table=t_wrongidx .*no unique index' "$LOG"
+	wait_for 30 grep -q 'event=table_parked table=t_wrongidx .*no unique index' "$LOG"
 check_eq "no rollback_and_rewind" "$(grep -c 'action=rollback_and_rewind' "$LOG")" 0
-ready=$(curl -s "http://127.0.0.1:$PORT/readyz")
+readyz() { curl -s "http://127.0.0.1:$PORT/readyz"; }
+both_named() { readyz | grep -q 'table t_wrongidx parked' && readyz | grep -q 'table kev_shadow parked'; }
+wait_for 10 both_named
+ready=$(readyz)
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/readyz")
 check_eq "/readyz answers 503 while a table is parked" "$code" 503
 check "/readyz names kev_shadow and why ($ready)" \
