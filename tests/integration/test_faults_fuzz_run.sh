@@ -15,11 +15,11 @@ if ! command -v clang >/dev/null; then
 	exit 1
 fi
 before=$(ls "$SLUICE_ROOT"/tests/fuzz/corpus/*/crash-* 2>/dev/null | sort)
-FUZZ_SECONDS=${SLUICE_FUZZ_SECONDS:-5} FUZZ_TARGETS="jsonpath map fetch_policy copy_encode envelope jsonscan jsonprefix jsondump" \
+FUZZ_SECONDS=${SLUICE_FUZZ_SECONDS:-5} FUZZ_TARGETS="jsonpath map fetch_policy copy_encode envelope jsonscan jsonprefix jsondump xml" \
 	"$SLUICE_ROOT/tests/fuzz/run.sh" >"$D/run.out" 2>&1
 rc=$?
 sed 's/^/# /' "$D/run.out" | grep -v '^# $' | tail -12
-for t in jsonpath map fetch_policy copy_encode envelope jsonscan jsonprefix jsondump; do
+for t in jsonpath map fetch_policy copy_encode envelope jsonscan jsonprefix jsondump xml; do
 	line=$(grep -E "^$t +[0-9]+ " "$D/run.out")
 	runs=$(awk '{print $2}' <<<"$line")
 	if [ -z "$line" ]; then
