@@ -22,6 +22,7 @@ static const struct {
     {"broker", broker_main, "run an embedded development Kafka cluster"},
     {"status", status_main, "show sources, topics, lag and tables"},
     {"dlq", dlq_main, "list dead letters and re-publish fixed ones"},
+    {"cursor", cursor_main, "show, set or reset a source's cursor"},
     {"health", health_main,
      "probe a worker's /healthz or /readyz (exit 0 "
      "when 200)"},

@@ -15,6 +15,7 @@ int replay_main(int argc, char **argv);    /* cli/replay.c */
 int status_main(int argc, char **argv);    /* cli/status.c */
 int dlq_main(int argc, char **argv);       /* cli/dlq.c */
 int health_main(int argc, char **argv);    /* cli/health.c */
+int cursor_main(int argc, char **argv);    /* cli/cursor.c */
 
 /* Lint hooks: validate one file, print each problem as a line
  * "FILE:LINE:COL: PATH: message" to err. 0 valid, -1 invalid. */
