@@ -18,7 +18,8 @@
 #define MAX_TOPICS 256
 #define MAX_INJECT 64 /* errors per line of the faults file */
 
-static const char *const own_topics[] = {"sluice.fetch_lock", "sluice.state"};
+static const char *const own_topics[] = {"sluice.fetch_lock", "sluice.state",
+                                         "sluice.data_loss"};
 
 static volatile sig_atomic_t want_down = 0;
 static volatile sig_atomic_t want_up = 0;
@@ -58,9 +59,10 @@ static void broker_usage(FILE *fp)
                 "  --topic NAME[:P]      create topic NAME with P (or "
                 "--partitions) partitions;\n"
                 "                        repeatable\n"
-                "                        (sluice.fetch_lock and sluice.state "
-                "are created with 1\n"
-                "                        partition unless given)\n"
+                "                        (sluice.fetch_lock, sluice.state "
+                "and sluice.data_loss\n"
+                "                        are created with 1 partition "
+                "unless given)\n"
                 "  --bootstrap-file F    also write the bootstrap servers to "
                 "F (atomically)\n"
                 "  --faults F            on SIGHUP, read request errors to "

@@ -6,6 +6,7 @@
 #include "roles.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
+#include "sl_loss.h"
 #include "sl_pg.h"
 #include "sl_util.h"
 
@@ -33,6 +34,10 @@ static void status_usage(FILE *fp)
                 "its offsets are read\n"
                 "                        from sluice.offsets when "
                 "PostgreSQL is reachable)\n"
+                "  --ack-loss            acknowledge the data losses listed "
+                "(sluice.data_loss):\n"
+                "                        they leave the list and the "
+                "workers' /readyz\n"
                 "  --kafka prop=value    any librdkafka property\n"
                 "exit codes: 0 ok, 1 Kafka or PostgreSQL unreachable (what "
                 "could be read\nis shown; stderr names the unreachable "
@@ -134,6 +139,7 @@ static json_t *topics_status(rd_kafka_t *rk, const char *tgroup,
                 const char *group = NULL;
                 rd_kafka_topic_partition_list_t *c = NULL;
                 long long end = 0, lag = 0, have_lag = 0;
+                long long dropped = 0, lost = 0;
                 json_t *t;
 
                 if (strcmp(name, "sluice.state") == 0) {
@@ -157,6 +163,8 @@ static json_t *topics_status(rd_kafka_t *rk, const char *tgroup,
                         rd_kafka_query_watermark_offsets(rk, name, p, &lo, &hi,
                                                          STATUS_TIMEOUT_MS);
                         end += hi - lo;
+                        dropped += lo; /* no longer kept: replay cannot
+                                          reach them */
                         if (group && c->elems[p].offset >= 0)
                                 at = c->elems[p].offset;
                         if (!group && load_offsets &&
@@ -168,6 +176,8 @@ static json_t *topics_status(rd_kafka_t *rk, const char *tgroup,
                                         at = json_integer_value(
                                             json_object_get(m, key));
                         }
+                        if (at >= 0 && at < lo)
+                                lost += lo - at; /* read by nobody */
                         if (at >= 0 || group ||
                             sl_str_has_prefix(name, "mapped.")) {
                                 have_lag = 1;
@@ -179,6 +189,11 @@ static json_t *topics_status(rd_kafka_t *rk, const char *tgroup,
                               mt->partition_cnt, "messages", (json_int_t)end);
                 if (have_lag)
                         json_object_set_new(t, "lag", json_integer(lag));
+                json_object_set_new(t, "earliest_dropped",
+                                    json_integer(dropped));
+                if (have_lag)
+                        json_object_set_new(t, "lost_behind_earliest",
+                                            json_integer(lost));
                 json_array_append_new(topics, t);
         }
         rd_kafka_metadata_destroy(md);
@@ -277,6 +292,92 @@ static json_t *parked_status(PGconn *conn, const char *group)
         return parked;
 }
 
+/* The losses recorded on SL_LOSS_TOPIC (sl_loss.h) that no one has
+ * acknowledged: {"acknowledged_through", "messages", "records": [...]};
+ * with ack, first acknowledges them all (commits the topic's end for
+ * SL_LOSS_ACK_GROUP, which the workers' /readyz reads). rk reads the
+ * records (assigned, then unassigned). */
+static json_t *loss_status(rd_kafka_t *rk, int ack, json_t *errors)
+{
+        json_t *out = json_object(), *recs = json_array();
+        rd_kafka_topic_partition_list_t *l = NULL;
+        rd_kafka_t *ack_rk = NULL;
+        int64_t lo = 0, hi = 0, at = -1, total = 0;
+        int64_t deadline = sl_now_ms() + STATUS_TIMEOUT_MS;
+        char errstr[512];
+
+        json_object_set_new(out, "records", recs);
+        if (rd_kafka_query_watermark_offsets(rk, SL_LOSS_TOPIC, 0, &lo, &hi,
+                                             STATUS_TIMEOUT_MS))
+                goto out; /* no such topic: nothing was ever lost */
+        ack_rk = sl_kafka_consumer_new(NULL, SL_LOSS_ACK_GROUP, errstr,
+                                       sizeof(errstr));
+        if (!ack_rk)
+                goto out;
+        l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, SL_LOSS_TOPIC, 0);
+        if (rd_kafka_committed(ack_rk, l, STATUS_TIMEOUT_MS) == 0 &&
+            !l->elems[0].err)
+                at = l->elems[0].offset;
+        if (ack && at < hi) {
+                rd_kafka_resp_err_t err;
+                l->elems[0].offset = hi;
+                /* never joined: a plain commit of the group's offset */
+                err = rd_kafka_commit(ack_rk, l, 0);
+                if (err) {
+                        snprintf(errstr, sizeof(errstr),
+                                 "could not acknowledge: %s",
+                                 rd_kafka_err2str(err));
+                        json_object_set_new(errors, "data_loss",
+                                            json_string(errstr));
+                } else {
+                        json_object_set_new(out, "acknowledged_now",
+                                            json_integer(hi - (at < lo ? lo
+                                                                       : at)));
+                        at = hi;
+                }
+        }
+        if (at < lo)
+                at = lo;
+        json_object_set_new(out, "acknowledged_through", json_integer(at));
+        if (at < hi) {
+                l->elems[0].offset = at;
+                if (rd_kafka_assign(rk, l) == 0) {
+                        int64_t next = at;
+                        while (next < hi && sl_now_ms() < deadline) {
+                                rd_kafka_message_t *rkm =
+                                    rd_kafka_consumer_poll(rk, 200);
+                                json_t *v;
+                                if (!rkm)
+                                        continue;
+                                if (!rkm->err) {
+                                        next = rkm->offset + 1;
+                                        v = json_loadb(rkm->payload, rkm->len,
+                                                       0, NULL);
+                                        if (json_is_object(v)) {
+                                                total += json_integer_value(
+                                                    json_object_get(
+                                                        v, "messages"));
+                                                json_array_append(recs, v);
+                                        }
+                                        json_decref(v);
+                                }
+                                rd_kafka_message_destroy(rkm);
+                        }
+                        rd_kafka_assign(rk, NULL);
+                }
+        }
+out:
+        json_object_set_new(out, "messages", json_integer(total));
+        if (l)
+                rd_kafka_topic_partition_list_destroy(l);
+        if (ack_rk) {
+                rd_kafka_consumer_close(ack_rk);
+                rd_kafka_destroy(ack_rk);
+        }
+        return out;
+}
+
 /* The string at key, or dflt when absent. */
 static const char *str_or(json_t *obj, const char *key, const char *dflt)
 {
@@ -287,7 +388,7 @@ static const char *str_or(json_t *obj, const char *key, const char *dflt)
 static void print_text(json_t *st)
 {
         const char *key;
-        json_t *v;
+        json_t *v, *loss;
         size_t i;
 
         printf("SOURCES (sluice.state)\n");
@@ -307,7 +408,8 @@ static void print_text(json_t *st)
                 free(c);
         }
         printf("\nTOPICS (%s)\n", str_or(st, "brokers", "unreachable"));
-        printf("  %-42s %5s %10s %10s\n", "topic", "parts", "messages", "lag");
+        printf("  %-42s %5s %10s %10s %10s %8s\n", "topic", "parts",
+               "messages", "lag", "dropped", "lost");
         json_array_foreach(json_object_get(st, "topics"), i, v)
         {
                 json_t *lag = json_object_get(v, "lag");
@@ -315,13 +417,17 @@ static void print_text(json_t *st)
                 if (lag)
                         snprintf(lagbuf, sizeof(lagbuf), "%lld",
                                  (long long)json_integer_value(lag));
-                printf("  %-42s %5lld %10lld %10s\n",
+                printf("  %-42s %5lld %10lld %10s %10lld %8lld\n",
                        json_string_value(json_object_get(v, "topic")),
                        (long long)json_integer_value(
                            json_object_get(v, "partitions")),
                        (long long)json_integer_value(
                            json_object_get(v, "messages")),
-                       lagbuf);
+                       lagbuf,
+                       (long long)json_integer_value(
+                           json_object_get(v, "earliest_dropped")),
+                       (long long)json_integer_value(
+                           json_object_get(v, "lost_behind_earliest")));
         }
         printf("\nTABLES (%s)\n", str_or(st, "database", "unreachable"));
         printf("  %-36s %8s %8s %8s %8s %8s %8s  %s\n", "table", "rows",
@@ -352,6 +458,28 @@ static void print_text(json_t *st)
             printf("  %-36s since %s (%s): %s\n", str_or(v, "table", "-"),
                    str_or(v, "since", "-"), str_or(v, "instance", "-"),
                    str_or(v, "reason", "-"));
+        loss = json_object_get(st, "data_loss");
+        if (json_integer_value(json_object_get(loss, "acknowledged_now")))
+                printf("\nDATA LOST: %lld loss records acknowledged\n",
+                       (long long)json_integer_value(
+                           json_object_get(loss, "acknowledged_now")));
+        if (json_array_size(json_object_get(loss, "records")))
+                printf("\nDATA LOST: %lld messages never read (acknowledge "
+                       "with sluice status --ack-loss)\n",
+                       (long long)json_integer_value(
+                           json_object_get(loss, "messages")));
+        json_array_foreach(json_object_get(loss, "records"), i, v)
+            printf("  %-20s %-20s %s[%lld] offsets %lld-%lld: %lld messages "
+                   "(%s)\n",
+                   str_or(v, "at", "-"), str_or(v, "group", "-"),
+                   str_or(v, "topic", "-"),
+                   (long long)json_integer_value(json_object_get(v, "partition")),
+                   (long long)json_integer_value(
+                       json_object_get(v, "first_offset")),
+                   (long long)json_integer_value(
+                       json_object_get(v, "last_offset")),
+                   (long long)json_integer_value(json_object_get(v, "messages")),
+                   str_or(v, "how", "-"));
         json_object_foreach(json_object_get(st, "errors"), key, v)
             printf("\n%s: %s\n", key, json_string_value(v));
 }
@@ -360,6 +488,7 @@ int status_main(int argc, char **argv)
 {
         static const struct option longopts[] = {
             {"json", no_argument, NULL, 'j'},
+            {"ack-loss", no_argument, NULL, 'A'},
             {"group-transform", required_argument, NULL, 't'},
             {"group-load", required_argument, NULL, 'l'},
             {"kafka", required_argument, NULL, 'X'},
@@ -367,7 +496,7 @@ int status_main(int argc, char **argv)
             {NULL, 0, NULL, 0},
         };
         const char *tgroup = "sluice-transform", *lgroup = "sluice-load";
-        int json_out = 0, opt, rc = SL_EXIT_OK;
+        int json_out = 0, ack_loss = 0, opt, rc = SL_EXIT_OK;
         char errstr[512];
         rd_kafka_t *rk = NULL;
         PGconn *conn = NULL;
@@ -382,6 +511,9 @@ int status_main(int argc, char **argv)
                 switch (opt) {
                 case 'j':
                         json_out = 1;
+                        break;
+                case 'A':
+                        ack_loss = 1;
                         break;
                 case 't':
                         tgroup = optarg;
@@ -438,9 +570,12 @@ int status_main(int argc, char **argv)
                 json_object_set_new(
                     st, "topics",
                     topics_status(rk, tgroup, load_offsets, &sources));
+                json_object_set_new(st, "data_loss",
+                                    loss_status(rk, ack_loss, errors));
         } else {
                 json_object_set_new(errors, "kafka", json_string(errstr));
                 json_object_set_new(st, "topics", json_array());
+                json_object_set_new(st, "data_loss", json_object());
         }
         json_object_set_new(st, "sources", sources ? sources : json_object());
         sources = NULL;

@@ -4,6 +4,7 @@
 #include "sl_http.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
+#include "sl_loss.h"
 #include "sl_metrics.h"
 #include "sl_util.h"
 
@@ -238,6 +239,9 @@ int sl_http_ready(char *why, size_t why_size)
                 ready = k && d;
                 if (ready)
                         snprintf(w, sizeof(w), "ok");
+                /* messages lost to retention: shown until acknowledged */
+                if (ready && !sl_loss_ready(w, sizeof(w)))
+                        ready = 0;
                 /* a change only: not a line per scrape */
                 if (ready != probe_ready || strcmp(w, probe_why) != 0)
                         sl_info("event=readiness ready=%d why=\"%s\"", ready,
@@ -401,4 +405,5 @@ void sl_http_stop(void)
                 probe_rk = NULL;
         }
         pthread_mutex_unlock(&probe_lock);
+        sl_loss_shutdown(); /* /readyz's loss check is over too */
 }

@@ -193,6 +193,21 @@ static const struct sl_metric_def catalog[SL_M_COUNT] = {
                                NULL,
                                0,
                                "pages the running sync has published"},
+    [SL_M_MESSAGES_LOST] = {"sluice_messages_lost_total",
+                            SL_COUNTER,
+                            {"topic", NULL},
+                            NULL,
+                            0,
+                            "messages a consumer never read because the "
+                            "broker no longer had them (retention): data "
+                            "lost (transform, load)"},
+    [SL_M_BACKPRESSURE_SECS] = {"sluice_fetch_backpressure_seconds_total",
+                                SL_COUNTER,
+                                {"source", NULL},
+                                NULL,
+                                0,
+                                "seconds the fetcher waited for the groups "
+                                "reading its raw topic to catch up"},
     [SL_M_LOAD_TABLE_PARKED] = {"sluice_load_table_parked",
                                 SL_GAUGE,
                                 {"table", NULL},

@@ -26,6 +26,7 @@
 #include "roles.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
+#include "sl_loss.h"
 #include "sl_pg.h"
 #include "sl_util.h"
 
@@ -98,6 +99,7 @@ struct worker {
         struct load_batch **batches; /* one per topic and lane */
         int nbatches;
         int need_rewind;
+        struct sl_gaps *gaps; /* messages lost to retention (sl_loss.h) */
         int64_t backoff_ms;
         struct at_end *ends; /* partitions read to their end */
         int nends;
@@ -863,6 +865,9 @@ static int offsets_fill(struct worker *w,
         }
         PQclear(res);
         beginnings(w, parts);
+        /* a stored offset the broker no longer has is data lost:
+         * recorded, and the partition starts at its earliest */
+        sl_gaps_start_list(w->gaps, w->rk, parts, 2000);
         return 0;
 }
 
@@ -1105,6 +1110,8 @@ static void consume(struct worker *w)
                 if (!any_running(w))
                         rd_kafka_poll(w->lanes[0].ctx.producer, 0);
                 caught = 0;
+                if (rkm && !rkm->err)
+                        sl_gaps_check(w->gaps, w->rk, rkm);
                 if (rkm && rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                         ends_mark(w, rd_kafka_topic_name(rkm->rkt),
                                   rkm->partition, 1);
@@ -1146,6 +1153,7 @@ int load_worker_run(const struct load_opts *o)
 
         memset(&w, 0, sizeof(w));
         w.o = o;
+        w.gaps = sl_gaps_new(o->group);
         pthread_mutex_init(&w.mu, NULL);
         pthread_cond_init(&w.ended, NULL);
         w.nlanes = o->connections > 0 ? (int)o->connections : 1;
@@ -1285,5 +1293,6 @@ out:
         free(dir);
         pthread_cond_destroy(&w.ended);
         pthread_mutex_destroy(&w.mu);
+        sl_gaps_destroy(w.gaps);
         return rc;
 }

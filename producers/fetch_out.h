@@ -4,6 +4,7 @@
 #ifndef FETCH_OUT_H
 #define FETCH_OUT_H
 
+#include "fetch_backpressure.h"
 #include "sl_jsonscan.h"
 
 #include <jansson.h>
@@ -30,6 +31,7 @@ struct fetch_out {
          * lives until its last chunk is, which librdkafka's queue limit
          * (it counts queued chunks) does not bound */
         size_t block_bytes;
+        struct fetch_bp bp; /* waits for the raw topic's readers */
 };
 /* Before splitting a page, the fetcher waits for deliveries while its
  * blocks hold more than this. */

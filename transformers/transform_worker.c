@@ -8,6 +8,7 @@
 #include "sl_kafka.h"
 #include "sl_metrics.h"
 #include "sl_log.h"
+#include "sl_loss.h"
 #include "sl_util.h"
 
 #include <stdio.h>
@@ -36,6 +37,7 @@ struct worker {
         int64_t retry_at;
         int retry_ms, retries;
         struct sl_buf out; /* the envelope being produced, reused */
+        struct sl_gaps *gaps; /* messages lost to retention (sl_loss.h) */
 };
 
 /* Delivery report: one failure makes the batch be produced again. */
@@ -474,6 +476,43 @@ static void refusal_after_assign(struct worker *w, rd_kafka_t *rk,
         rd_kafka_topic_partition_list_destroy(mine);
 }
 
+/* A partition the group has never committed is committed at its
+ * beginning as the worker starts reading it (asynchronously: nothing
+ * waits for it). The committed offset is how a fetcher applying
+ * back-pressure (fetch_backpressure.h) and `sluice status` know that the
+ * group reads the topic and how far behind it is: without it, a fresh
+ * group was invisible until its first batch was committed, and a fast
+ * fetcher could publish past what the broker keeps meanwhile. */
+static void commit_beginnings(rd_kafka_t *rk,
+                              const rd_kafka_topic_partition_list_t *parts,
+                              rd_kafka_topic_partition_list_t *fresh)
+{
+        rd_kafka_topic_partition_list_t *out =
+            rd_kafka_topic_partition_list_new(fresh->cnt);
+
+        for (int i = 0; i < fresh->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp =
+                    rd_kafka_topic_partition_list_find(
+                        parts, fresh->elems[i].topic,
+                        fresh->elems[i].partition);
+                int64_t lo = tp ? tp->offset : -1, hi = -1;
+
+                /* still logical: an empty partition begins at its end */
+                if (tp && tp->offset == RD_KAFKA_OFFSET_BEGINNING &&
+                    rd_kafka_query_watermark_offsets(rk, tp->topic,
+                                                     tp->partition, &lo, &hi,
+                                                     1000) != 0)
+                        continue;
+                if (lo >= 0)
+                        rd_kafka_topic_partition_list_add(out, tp->topic,
+                                                          tp->partition)
+                            ->offset = lo;
+        }
+        if (out->cnt)
+                rd_kafka_commit(rk, out, 1);
+        rd_kafka_topic_partition_list_destroy(out);
+}
+
 /* The offsets newly assigned partitions start from, made concrete before
  * the assignment: the group's committed offsets (one OffsetFetch), and for
  * a partition with none its beginning (auto.offset.reset is always
@@ -488,6 +527,8 @@ static void start_offsets(rd_kafka_t *rk,
                           rd_kafka_topic_partition_list_t *parts)
 {
         rd_kafka_resp_err_t err = rd_kafka_committed(rk, parts, 2000);
+        rd_kafka_topic_partition_list_t *fresh =
+            rd_kafka_topic_partition_list_new(parts->cnt);
         int asked, found, committed = 0, unread = 0;
 
         for (int i = 0; i < parts->cnt; i++) {
@@ -499,6 +540,8 @@ static void start_offsets(rd_kafka_t *rk,
                         unread++;
                 } else if (tp->offset < 0) {
                         tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+                        rd_kafka_topic_partition_list_add(fresh, tp->topic,
+                                                          tp->partition);
                 } else {
                         committed++;
                 }
@@ -508,6 +551,9 @@ static void start_offsets(rd_kafka_t *rk,
                 "from_beginning=%d at_low_watermark=%d unread=%d err=%s",
                 parts->cnt, committed, asked, found, unread,
                 rd_kafka_err2name(err));
+        if (fresh->cnt)
+                commit_beginnings(rk, parts, fresh);
+        rd_kafka_topic_partition_list_destroy(fresh);
 }
 
 /* A rebalance finishes the batch in hand while its partitions are still
@@ -524,6 +570,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 sl_info("event=assigned partitions=%d protocol=%s", parts->cnt,
                         coop ? "cooperative" : "eager");
                 start_offsets(rk, parts);
+                /* a committed offset the broker no longer has is data
+                 * lost: recorded, and the partition starts at its earliest */
+                sl_gaps_start_list(w->gaps, rk, parts, 2000);
                 if (coop)
                         error = rd_kafka_incremental_assign(rk, parts);
                 else
@@ -601,6 +650,7 @@ int transform_run(struct map **maps, size_t nmaps,
         int rc = -1;
 
         sl_buf_init(&w.out, 0);
+        w.gaps = sl_gaps_new(opts->group);
         conf = sl_kafka_conf_new("producer", errstr, errstr_size);
         if (!conf)
                 goto out;
@@ -658,6 +708,7 @@ int transform_run(struct map **maps, size_t nmaps,
                                 rd_kafka_message_destroy(rkm);
                                 continue;
                         }
+                        sl_gaps_check(w.gaps, w.consumer, rkm);
                         if (w.commit_refused) {
                                 /* left uncommitted: re-read after the
                                  * commit goes through, or by whoever holds
@@ -707,5 +758,6 @@ out:
         refusal_clear(&w);
         log_stats(&w, "exit");
         sl_buf_free(&w.out);
+        sl_gaps_destroy(w.gaps);
         return rc;
 }
