@@ -201,11 +201,18 @@ static int probe_db(char *why, size_t why_size)
         if (p != PQPING_OK) {
                 char reason[200];
                 db_reason(url, reason, sizeof(reason));
-                snprintf(why, why_size, "database: %s%s%s",
-                         p == PQPING_REJECT        ? "rejecting connections"
-                         : p == PQPING_NO_RESPONSE ? "no response"
-                                                   : "bad connection settings",
-                         reason[0] ? ": " : "", reason);
+                /* a long reason is cut, not an error: why is a probe line */
+                int n = snprintf(why, why_size, "database: %s%s",
+                                 p == PQPING_REJECT ? "rejecting connections"
+                                 : p == PQPING_NO_RESPONSE
+                                     ? "no response"
+                                     : "bad connection settings",
+                                 reason[0] ? ": " : "");
+                if (n > 0 && (size_t)n + 1 < why_size) {
+                        size_t rl = strnlen(reason, why_size - (size_t)n - 1);
+                        memcpy(why + n, reason, rl);
+                        why[(size_t)n + rl] = '\0';
+                }
                 return 0;
         }
         return 1;
