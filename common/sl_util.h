@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <signal.h>
 
-/* The policy a caller picks for a failure (STYLE.md, "Errors"). */
+/* The policy a caller picks for a failure: retry, dead-letter, or stop. */
 enum sl_status {
         SL_OK = 0,
         SL_ERR_RETRY = 1,  /* transient: back off and try again */
