@@ -41,7 +41,7 @@ static int64_t be64(const unsigned char *p)
         return (int64_t)((uint64_t)be32(p) << 32 | be32(p + 4));
 }
 
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t sl_days_from_civil(int64_t y, int m, int d)
 {
         int64_t era, yoe, doy, doe;
 
@@ -213,17 +213,17 @@ static int64_t rule_local(int64_t y, const struct rule_date *r)
         int64_t day;
 
         if (r->kind == 'M') {
-                int64_t first = days_from_civil(y, r->m, 1);
+                int64_t first = sl_days_from_civil(y, r->m, 1);
                 int wday = (int)(((first + 4) % 7 + 7) % 7);
                 int mday = 1 + (r->d - wday + 7) % 7 + (r->w - 1) * 7;
                 while (mday > month_days(y, r->m))
                         mday -= 7;
                 day = first + mday - 1;
         } else if (r->kind == 'J') {
-                day = days_from_civil(y, 1, 1) + r->n - 1 +
+                day = sl_days_from_civil(y, 1, 1) + r->n - 1 +
                       (is_leap(y) && r->n >= 60);
         } else {
-                day = days_from_civil(y, 1, 1) + r->n;
+                day = sl_days_from_civil(y, 1, 1) + r->n;
         }
         return day * 86400 + r->time;
 }

@@ -34,4 +34,8 @@ struct sl_tz *sl_tz_parse(const unsigned char *p, size_t n, char *errstr,
                           size_t errstr_size);
 void sl_tz_free(struct sl_tz *z);
 
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian, month
+ * 1-12), for any year. */
+int64_t sl_days_from_civil(int64_t y, int m, int d);
+
 #endif

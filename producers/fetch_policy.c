@@ -1,6 +1,7 @@
 /* fetch_policy: rate window, backoff, throttle waits, Link headers,
  * templates and URL masking. No I/O here. */
 #include "fetch_policy.h"
+#include "sl_tz.h"
 #include "sl_util.h"
 
 #include <ctype.h>
@@ -345,19 +346,6 @@ static int digits(const char *s, int n, int *out)
         return 0;
 }
 
-/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-        int64_t era, yoe, doy, doe;
-
-        y -= m <= 2;
-        era = (y >= 0 ? y : y - 399) / 400;
-        yoe = y - era * 400;
-        doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + doe - 719468;
-}
-
 int fetch_time_parse(const char *t, int64_t *ms)
 {
         int y, mo, d, h = 0, mi = 0, s = 0, frac = 0;
@@ -390,7 +378,7 @@ int fetch_time_parse(const char *t, int64_t *ms)
         if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
             s > 60)
                 return -1;
-        *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 +
+        *ms = ((sl_days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 +
               (int64_t)s * 1000 + frac;
         return 0;
 }
