@@ -186,7 +186,7 @@ broker_start() {
 	"$SLUICE_BIN" broker --bootstrap-file "$d/bootstrap" "$@" >"$d/out" 2>"$d/log" &
 	SL_PIDS+=($!)
 	SL_BROKER_PID=$!
-	wait_file "$d/bootstrap" 10 || { echo "broker_start: no bootstrap file" >&2; cat "$d/log" >&2; return 1; }
+	wait_file "$d/bootstrap" 60 || { echo "broker_start: no bootstrap file" >&2; cat "$d/log" >&2; return 1; }
 	SLUICE_BROKERS=$(cat "$d/bootstrap")
 	export SLUICE_BROKERS SL_BROKER_PID
 }
@@ -213,7 +213,7 @@ fixture_start() {
 		>"$d/out" 2>"$d/log" &
 	SL_PIDS+=($!)
 	SL_FIXTURE_PID=$!
-	wait_file "$d/url" 10 || { echo "fixture_start: no url file" >&2; cat "$d/log" >&2; return 1; }
+	wait_file "$d/url" 60 || { echo "fixture_start: no url file" >&2; cat "$d/log" >&2; return 1; }
 	SLUICE_FIXTURE_URL=$(cat "$d/url")
 	SL_FIXTURE_DIR=$d
 	export SLUICE_FIXTURE_URL SL_FIXTURE_PID
