@@ -16,12 +16,16 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # status URL: the HTTP status code only
 status() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1"; }
 # wait_status SECONDS URL CODE
+exec 9>&1
 wait_status() {
 	local i
 	for ((i = 0; i < $1 * 5; i++)); do
 		[ "$(status "$2")" == "$3" ] && return 0
 		sleep 0.2
 	done
+	# the answer it kept giving, for the failure's report
+	# (on fd 9, the test's output: check() silences the command's own)
+	echo "# $2 still answers $(status "$2"): $(curl -s --max-time 5 "$2" | head -c 300)" >&9
 	return 1
 }
 
@@ -106,7 +110,10 @@ with open(sys.argv[1], "w") as f:
 PY
 produce mapped.t_ops "$D/in.tsv"
 LP=$(free_port)
-bg load "$SLUICE_BIN" load --schemas "$D/schemas" --linger-ms 300 --http-port "$LP"
+# only t_ops: the transformer below writes the KEV topics, whose tables
+# this database lacks, and a loader that reads them parks those tables
+# and is not ready (right, and tested in test_faults_isolation_table)
+bg load "$SLUICE_BIN" load --schemas "$D/schemas" --topics '^mapped\.t_ops$' --linger-ms 300 --http-port "$LP"
 LPID=$LAST_PID
 L=http://127.0.0.1:$LP
 check "loader /healthz answers 200" wait_status 15 "$L/healthz" 200

@@ -108,10 +108,13 @@ check "after replay: transformers and loaders caught up (sluice status: no lag)"
 # every CVE again; a transformer joining its group while the other maps
 # may repeat the batch in hand (the embedded broker refuses commits during
 # a rebalance, docs/embedded-broker.md): repeats land as unchanged rows
+# a repeat per rebalance at most: under load (a sanitized CI run at load
+# 13 saw 2.28x) sessions time out and rebalance more often; what the bound
+# catches is a replay that never ends, which would pass 4x in the 90 s
 again=$(($(loaded) - before))
-echo "# after replay: $again vulnerability messages for $want CVEs"
-check "after replay: the loaders saw every CVE again (got $again, want $want..$((2 * want)))" \
-	test "$again" -ge "$want" -a "$again" -le $((2 * want))
+echo "# after replay: $again vulnerability messages for $want CVEs, $(cat "$SL_LOGDIR"/t3.log "$SL_LOGDIR"/t4.log 2>/dev/null | grep -c 'event=assigned') assignments"
+check "after replay: the loaders saw every CVE again (got $again, want $want..$((4 * want)))" \
+	test "$again" -ge "$want" -a "$again" -le $((4 * want))
 check_eq "after replay: same row count, no duplicates" "$(q 'SELECT count(*), count(DISTINCT cve_id) FROM vulnerability')" "$want|$want"
 check_eq "after replay: no upper-case severity left" "$(q "SELECT count(*) FROM vulnerability WHERE cvss_severity <> lower(cvss_severity)")" 0
 check_eq "after replay: severities lower case" "$(q "SELECT count(*) FROM vulnerability WHERE cvss_severity IN ('low','medium','high','critical','none')")" "$with_sev"
