@@ -34,7 +34,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test check demo bench clean deps format format-check unit-bins \
-        run-tests reliability fuzz soak up down FORCE
+        run-tests reliability fuzz soak up down docs FORCE
 
 # `sluice --version`, sluice_info's version label: git describe when this
 # is a clone, "unknown" otherwise; `make SLUICE_VERSION=...` overrides (the
@@ -129,6 +129,12 @@ reliability: deps
 soak: deps
 	$(MAKE) all
 	scripts/soak.sh $(BUILD)
+
+# The generated parts of docs/ (metrics.md's metric table, sources.md's
+# option reference), rewritten from the code; test_docs fails when the
+# committed docs differ from what this writes.
+docs: $(BUILD)/sluice
+	scripts/gen-docs.sh $(BUILD)/sluice docs
 
 # The docker compose stack (docker-compose.yml) kept up to explore: builds
 # the image stamped with this version, starts Kafka, PostgreSQL and the
