@@ -5,6 +5,8 @@
 #   or option added, changed or removed without regenerating fails here;
 # - nothing cites files that are not in the repository (../shared,
 #   DESIGN.md, STYLE.md);
+# - docs/sources.md has one paging table with every style and its loop
+#   guards;
 # - README.md links every page of docs/, and every docs/X.md named
 #   anywhere exists.
 source "$SLUICE_ROOT/tests/lib.sh"
@@ -59,4 +61,34 @@ for f in $(grep -rhoE 'docs/[a-z0-9_-]+\.md' README.md docs | sort -u); do
 	[ -e "$f" ] || missing="$missing $f"
 done
 check_eq "every docs/X.md named in README.md and docs/ exists" "$missing" ""
+# docs/sources.md's paging table: one unbroken table with a row for every
+# style the option reference lists, and the loop guards each listed
+styles=$("$SLUICE_BIN" fetch --reference | grep -m1 '^| `style` |' | cut -d'|' -f6 |
+	sed 's/ or /, /' | tr -d ' ' | tr ',' ' ')
+python3 - docs/sources.md "$styles" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+styles = sys.argv[2].split()
+def check(what, cond, detail=""):
+    print(("ok - " if cond else "not ok - ") + what + ("" if cond else ": " + str(detail)))
+check("the option reference lists the paging styles", len(styles) >= 7, styles)
+sec = text.split("## Paging styles\n", 1)[-1].split("\n## ", 1)[0]
+lines = sec.split("\n")
+start = next((i for i, l in enumerate(lines) if l.startswith("| style |")), None)
+table = []
+for l in lines[start or 0:] if start is not None else []:
+    if not l.startswith("|"):
+        break
+    table.append(l)
+rows = {m.group(1): l for l in table for m in [re.match(r"\| `([a-z_]+)` \|", l)] if m}
+check("the paging table is one unbroken table", start is not None and len(table) == len(styles) + 2,
+      "%d rows for %d styles" % (len(table), len(styles)))
+missing = [s for s in styles if s not in rows]
+check("the paging table has a row for every style (%s)" % " ".join(styles), not missing, missing)
+cols = [len(re.sub(r"`[^`]*`", "", l).split("|")) - 2 for l in table]
+check("every row of the paging table has its 5 columns", all(c == 5 for c in cols), cols)
+for g in ("repeated URL", "identical page", "`paging.max_pages`", "total-derived limit",
+          "`paging.resend_query`"):
+    check("the loop guards table lists %s" % g, re.search(r"^\| %s \|" % re.escape(g), sec, re.M))
+PY
 sl_done
