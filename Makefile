@@ -34,7 +34,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test check demo bench clean deps format format-check unit-bins \
-        run-tests reliability fuzz soak FORCE
+        run-tests reliability fuzz soak up down docs FORCE
 
 # `sluice --version`, sluice_info's version label: git describe when this
 # is a clone, "unknown" otherwise; `make SLUICE_VERSION=...` overrides (the
@@ -129,6 +129,35 @@ reliability: deps
 soak: deps
 	$(MAKE) all
 	scripts/soak.sh $(BUILD)
+
+# The generated parts of docs/ (metrics.md's metric table, sources.md's
+# option reference), rewritten from the code; test_docs fails when the
+# committed docs differ from what this writes.
+docs: $(BUILD)/sluice
+	scripts/gen-docs.sh $(BUILD)/sluice docs
+
+# The docker compose stack (docker-compose.yml) kept up to explore: builds
+# the image stamped with this version, starts Kafka, PostgreSQL and the
+# workers, and prints what to export to reach them from the host. `make
+# down` stops it; the volumes (Kafka's raw topics, the tables) stay, as
+# with `docker compose down` (COMPOSE_DOWN_FLAGS=-v drops them too).
+# COMPOSE names the tool: `docker compose` (v2) when present, else
+# docker-compose (v1).
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
+COMPOSE_DOWN_FLAGS ?=
+up:
+	SLUICE_VERSION='$(SLUICE_VERSION_Q)' $(COMPOSE) -f docker-compose.yml up -d --build
+	@echo
+	@echo 'sluice is up (make down stops it). To use it from this shell:'
+	@echo
+	@echo '  export SLUICE_BROKERS=localhost:29092 PGHOST=localhost PGPORT=5432 \'
+	@echo '         PGUSER=sluice PGPASSWORD=$${POSTGRES_PASSWORD:-sluice} PGDATABASE=sluice'
+	@echo '  $(BUILD)/sluice status'
+	@echo
+	@echo 'or without a local build: $(COMPOSE) run --rm cli status'
+
+down:
+	$(COMPOSE) -f docker-compose.yml down $(COMPOSE_DOWN_FLAGS)
 
 clean:
 	rm -rf build build-check build-fuzz

@@ -1,11 +1,18 @@
 /* replay.c: `sluice replay`: moves a consumer group's committed offsets on
- * a topic to earliest, latest, an offset or a time, the one way that works
- * on both real Kafka and the embedded broker: join the group, wait for the
- * assignment, commit explicit offsets, leave. If the assignment does not
- * cover every partition, other members are alive and it refuses. It also
- * moves the loader's offsets kept in sluice.offsets (the loader seeks to
- * those, not to Kafka's). */
+ * a topic to earliest, latest, an offset or a time. It never joins a group
+ * to look at it: the members come from the Admin API (DescribeConsumerGroups;
+ * a replay refuses while there are any, naming them), the committed offsets
+ * from OffsetFetch, and the move is AlterConsumerGroupOffsets. Where the
+ * cluster does not serve those group requests (the embedded broker), the
+ * move alone falls back to the one way that works there: join the group,
+ * wait for the assignment, commit explicit offsets, leave; an assignment
+ * short of every partition means other members are alive, and it refuses.
+ * A group with no committed offset on the topic and no loader rows is
+ * unknown (a typo): an error unless --create. It also moves the loader's
+ * offsets kept in sluice.offsets (the loader seeks to those, not to
+ * Kafka's). */
 #define _XOPEN_SOURCE 700 /* strptime */
+#include "group_admin.h"
 #include "roles.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
@@ -24,6 +31,7 @@ struct replay_opts {
         const char *to;
         int partition; /* -1: all */
         int dry_run;
+        int create; /* a group with no offsets yet may be set */
         int timeout_ms;
 };
 
@@ -34,7 +42,10 @@ static void replay_usage(FILE *fp)
                 "[options]\n\n"
                 "Moves consumer group G's committed offsets on topic T. The "
                 "group must have no\nlive members (stop its workers first); "
-                "replay refuses otherwise.\n\n"
+                "replay refuses otherwise, naming them.\nIt never joins the "
+                "group to look (Admin API); only where the cluster has no\n"
+                "Admin API for groups (the embedded broker) does the move "
+                "itself join it.\n\n"
                 "  --to earliest|latest|OFFSET|TIME\n"
                 "                     TIME is RFC 3339 (2024-01-02T03:04:05Z) "
                 "or @unix-ms; it needs\n"
@@ -43,6 +54,12 @@ static void replay_usage(FILE *fp)
                 "  --partition P      only partition P (default: all)\n"
                 "  --dry-run          print current -> new per partition, "
                 "change nothing\n"
+                "                     (offsets print as numbers, or none "
+                "where nothing is committed)\n"
+                "  --create           allow a group with no committed offset "
+                "on T (a new group);\n"
+                "                     without it an unknown group is an "
+                "error (exit 1)\n"
                 "  --timeout-ms N     how long to wait for the group "
                 "assignment (default 60000)\n"
                 "  --kafka prop=value any librdkafka property "
@@ -159,17 +176,109 @@ static int move_pg_offsets(const struct replay_opts *o,
         return moved;
 }
 
+/* Rows of (group, topic) in sluice.offsets, the loader's own offsets; 0
+ * where no PostgreSQL is configured or no loader ever ran there. */
+static long pg_offset_rows(const struct replay_opts *o)
+{
+        const char *params[2] = {o->group, o->topic};
+        char errstr[512];
+        PGresult *res;
+        PGconn *conn;
+        long long n = 0;
+
+        if (!getenv("DATABASE_URL") && !getenv("PGHOST") &&
+            !getenv("PGDATABASE"))
+                return 0;
+        conn = sl_pg_connect(errstr, sizeof(errstr));
+        if (!conn)
+                return 0; /* move_pg_offsets says why, where it matters */
+        res = PQexecParams(conn,
+                           "SELECT count(*) FROM sluice.offsets WHERE "
+                           "consumer_group = $1 AND topic = $2",
+                           2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+                sl_parse_ll(PQgetvalue(res, 0, 0), &n);
+        PQclear(res);
+        PQfinish(conn);
+        return (long)n;
+}
+
+/* The fallback where the cluster has no Admin API for groups (the
+ * embedded broker): join the group, wait for the assignment, commit, leave.
+ * An assignment short of every partition means other members are alive.
+ * 0, 2 (refused) or -1 with errstr. */
+static int commit_by_joining(rd_kafka_t *rk, const struct replay_opts *o,
+                             int nparts,
+                             rd_kafka_topic_partition_list_t *target,
+                             char *errstr, size_t errstr_size)
+{
+        rd_kafka_topic_partition_list_t *sub;
+        rd_kafka_resp_err_t err;
+        int64_t deadline;
+
+        sub = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(sub, o->topic, RD_KAFKA_PARTITION_UA);
+        err = rd_kafka_subscribe(rk, sub);
+        rd_kafka_topic_partition_list_destroy(sub);
+        if (err) {
+                snprintf(errstr, errstr_size, "subscribe: %s",
+                         rd_kafka_err2str(err));
+                return -1;
+        }
+        deadline = sl_now_ms() + o->timeout_ms;
+        while (!assigned_done && sl_now_ms() < deadline && !sl_stop) {
+                rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 100);
+                if (rkm)
+                        rd_kafka_message_destroy(rkm);
+        }
+        if (!assigned_done) {
+                snprintf(errstr, errstr_size,
+                         "no assignment from group %s within %d ms", o->group,
+                         o->timeout_ms);
+                return -1;
+        }
+        if (assigned->cnt < nparts) {
+                snprintf(errstr, errstr_size,
+                         "group %s has other live members (%d of %d "
+                         "partitions of %s assigned to this session): stop "
+                         "its workers, then replay",
+                         o->group, assigned->cnt, nparts, o->topic);
+                return 2;
+        }
+        err = rd_kafka_commit(rk, target, 0);
+        if (err) {
+                snprintf(errstr, errstr_size, "commit: %s",
+                         rd_kafka_err2str(err));
+                return -1;
+        }
+        return 0;
+}
+
+/* Whether rk's cluster is librdkafka's mock cluster (`sluice broker`):
+ * its cluster id says so. */
+static int embedded_broker(rd_kafka_t *rk)
+{
+        char *cid = rd_kafka_clusterid(rk, 5000);
+        int mock = cid && strncmp(cid, "mockCluster", 11) == 0;
+
+        if (cid)
+                rd_kafka_mem_free(rk, cid);
+        return mock;
+}
+
 static int do_replay(const struct replay_opts *o)
 {
-        char errstr[512];
+        char errstr[512], was[32], now[32];
         rd_kafka_conf_t *conf = NULL;
         rd_kafka_t *rk = NULL;
-        rd_kafka_topic_partition_list_t *sub = NULL, *target = NULL;
+        rd_kafka_topic_partition_list_t *target = NULL;
         rd_kafka_topic_partition_list_t *committed = NULL;
         const struct rd_kafka_metadata *md = NULL;
-        int64_t deadline, when = 0;
+        struct group_info gi;
+        enum group_admin_rc admin;
+        int64_t when = 0;
         long long fixed = -1;
-        int nparts = 0, rc = SL_EXIT_FAILURE;
+        int nparts = 0, known = 0, rc = SL_EXIT_FAILURE;
         rd_kafka_resp_err_t err;
 
         if (strcmp(o->to, "earliest") != 0 && strcmp(o->to, "latest") != 0 &&
@@ -184,10 +293,11 @@ static int do_replay(const struct replay_opts *o)
         if (!conf)
                 goto fail;
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-        /* The session timeout is the consumers' default (10 s, the same as
-         * the workers'): the embedded broker waits up to a departed
-         * member's session less 1 s before it answers a join, and drops a
-         * joiner whose own session is shorter than that wait. */
+        /* A consumer handle that joins nothing unless the fallback below
+         * subscribes: committed offsets (OffsetFetch), watermarks and the
+         * Admin requests need no membership. Its session timeout is the
+         * workers' (10 s): the embedded broker drops a joiner whose session
+         * is shorter than its wait for departed members. */
         rk = sl_kafka_consumer_new(conf, o->group, errstr, sizeof(errstr));
         conf = NULL; /* taken over */
         if (!rk)
@@ -219,34 +329,40 @@ static int do_replay(const struct replay_opts *o)
                 goto fail;
         }
 
-        sub = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(sub, o->topic, RD_KAFKA_PARTITION_UA);
-        err = rd_kafka_subscribe(rk, sub);
-        if (err) {
-                snprintf(errstr, sizeof(errstr), "subscribe: %s",
-                         rd_kafka_err2str(err));
-                goto fail;
-        }
-        deadline = sl_now_ms() + o->timeout_ms;
-        while (!assigned_done && sl_now_ms() < deadline && !sl_stop) {
-                rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 100);
-                if (rkm)
-                        rd_kafka_message_destroy(rkm);
-        }
-        if (!assigned_done) {
-                snprintf(errstr, sizeof(errstr),
-                         "no assignment from group %s within %d ms", o->group,
-                         o->timeout_ms);
-                goto fail;
-        }
-        if (assigned->cnt < nparts) {
+        /* librdkafka 2.0.2's mock cluster (the embedded broker) serves
+         * no DescribeConsumerGroups, and a refused one leaves the handle
+         * stuck: its next OffsetFetch times out and rd_kafka_destroy never
+         * returns. So the Admin API is only asked of a real Kafka; on the
+         * embedded broker the move falls back to joining the group. */
+        if (embedded_broker(rk)) {
+                admin = GROUP_ADMIN_UNSUPPORTED;
+                memset(&gi, 0, sizeof(gi));
                 fprintf(stderr,
-                        "sluice replay: group %s has other live members "
-                        "(%d of %d partitions of %s assigned to this "
-                        "session): stop its workers, then replay\n",
-                        o->group, assigned->cnt, nparts, o->topic);
-                rc = SL_EXIT_USAGE;
-                goto out;
+                        "sluice replay: note: the embedded broker has no "
+                        "Admin API for consumer groups: %s\n",
+                        o->dry_run ? "live members are not checked in a dry "
+                                     "run"
+                                   : "live members are checked by joining "
+                                     "the group instead");
+        } else {
+                /* who is in the group, without joining it */
+                admin = group_admin_describe(rk, o->group, 10000, &gi, errstr,
+                                             sizeof(errstr));
+                if (admin != GROUP_ADMIN_OK)
+                        goto fail;
+        }
+        if (admin == GROUP_ADMIN_OK && gi.members > 0) {
+                fprintf(stderr,
+                        "sluice replay: group %s has %zu live member%s (%s, "
+                        "state %s): %s\n",
+                        o->group, gi.members, gi.members == 1 ? "" : "s",
+                        gi.who, gi.state,
+                        o->dry_run ? "a replay would be refused"
+                                   : "stop its workers, then replay");
+                if (!o->dry_run) {
+                        rc = SL_EXIT_USAGE;
+                        goto out;
+                }
         }
 
         target = rd_kafka_topic_partition_list_new(nparts);
@@ -255,13 +371,33 @@ static int do_replay(const struct replay_opts *o)
                 if (o->partition >= 0 && p != o->partition)
                         continue;
                 rd_kafka_topic_partition_list_add(target, o->topic, p);
-                rd_kafka_topic_partition_list_add(committed, o->topic, p);
         }
+        /* every partition's, so a group known by others is known */
+        for (int p = 0; p < nparts; p++)
+                rd_kafka_topic_partition_list_add(committed, o->topic, p);
         err = rd_kafka_committed(rk, committed, 10000);
         if (err) {
                 snprintf(errstr, sizeof(errstr), "committed offsets: %s",
                          rd_kafka_err2str(err));
                 goto fail;
+        }
+        for (int i = 0; i < committed->cnt; i++)
+                if (committed->elems[i].offset >= 0)
+                        known = 1;
+        if (!known && pg_offset_rows(o) > 0)
+                known = 1;
+        if (!known && !o->create) {
+                fprintf(stderr,
+                        "sluice replay: group %s has committed no offset on "
+                        "%s%s and has no rows in sluice.offsets: an unknown "
+                        "group (a typo?); --create sets offsets for a new "
+                        "group\n",
+                        o->group, o->topic,
+                        admin == GROUP_ADMIN_OK && gi.dead
+                            ? " (the cluster does not know it)"
+                            : "");
+                rc = SL_EXIT_FAILURE;
+                goto out;
         }
         if (when) {
                 for (int i = 0; i < target->cnt; i++)
@@ -287,6 +423,7 @@ static int do_replay(const struct replay_opts *o)
         }
         for (int i = 0; i < target->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &target->elems[i];
+                const rd_kafka_topic_partition_t *c;
                 int64_t lo = 0, hi = 0;
                 err = rd_kafka_query_watermark_offsets(
                     rk, o->topic, tp->partition, &lo, &hi, 10000);
@@ -314,18 +451,41 @@ static int do_replay(const struct replay_opts *o)
                 }
                 if (tp->offset > hi)
                         tp->offset = hi;
-                printf("%s[%d] %s%lld -> %lld\n", o->topic, (int)tp->partition,
+                c = rd_kafka_topic_partition_list_find(committed, o->topic,
+                                                       tp->partition);
+                printf("%s[%d] %s%s -> %s\n", o->topic, (int)tp->partition,
                        o->dry_run ? "" : "moved ",
-                       (long long)committed->elems[i].offset,
-                       (long long)tp->offset);
+                       group_admin_offset_str(c ? c->offset
+                                                : RD_KAFKA_OFFSET_INVALID,
+                                              was, sizeof(was)),
+                       group_admin_offset_str(tp->offset, now, sizeof(now)));
         }
         if (!o->dry_run) {
-                err = rd_kafka_commit(rk, target, 0);
-                if (err) {
-                        snprintf(errstr, sizeof(errstr), "commit: %s",
-                                 rd_kafka_err2str(err));
-                        goto fail;
+                int r = -1;
+                if (admin == GROUP_ADMIN_OK) {
+                        admin = group_admin_alter_offsets(rk, o->group, target,
+                                                          10000, errstr,
+                                                          sizeof(errstr));
+                        if (admin == GROUP_ADMIN_FAILED)
+                                goto fail;
+                        if (admin == GROUP_ADMIN_UNSUPPORTED)
+                                fprintf(stderr,
+                                        "sluice replay: note: %s: committing "
+                                        "by joining the group instead\n",
+                                        errstr);
+                        else
+                                r = 0;
                 }
+                if (admin == GROUP_ADMIN_UNSUPPORTED)
+                        r = commit_by_joining(rk, o, nparts, target, errstr,
+                                              sizeof(errstr));
+                if (r == 2) {
+                        fprintf(stderr, "sluice replay: %s\n", errstr);
+                        rc = SL_EXIT_USAGE;
+                        goto out;
+                }
+                if (r < 0)
+                        goto fail;
         }
         if (move_pg_offsets(o, target) < 0)
                 goto out;
@@ -338,8 +498,6 @@ fail:
 out:
         if (md)
                 rd_kafka_metadata_destroy(md);
-        if (sub)
-                rd_kafka_topic_partition_list_destroy(sub);
         if (target)
                 rd_kafka_topic_partition_list_destroy(target);
         if (committed)
@@ -365,6 +523,7 @@ int replay_main(int argc, char **argv)
             {"to", required_argument, NULL, 'o'},
             {"partition", required_argument, NULL, 'p'},
             {"dry-run", no_argument, NULL, 'n'},
+            {"create", no_argument, NULL, 'c'},
             {"timeout-ms", required_argument, NULL, 'w'},
             {"kafka", required_argument, NULL, 'X'},
             {"help", no_argument, NULL, 'h'},
@@ -401,6 +560,9 @@ int replay_main(int argc, char **argv)
                         break;
                 case 'n':
                         o.dry_run = 1;
+                        break;
+                case 'c':
+                        o.create = 1;
                         break;
                 case 'w':
                         if (sl_parse_int(optarg, &o.timeout_ms) < 0 ||

@@ -89,7 +89,7 @@ static const struct sl_metric_def catalog[SL_M_COUNT] = {
                      0,
                      "errors by kind: http, sync, kafka_produce, "
                      "kafka_delivery, kafka_consume, kafka_commit, db, "
-                     "dead_page"},
+                     "load_fenced, dead_page, paging_loop"},
     [SL_M_PAGES] = {"sluice_pages_total",
                     SL_COUNTER,
                     {"name", NULL},
@@ -129,10 +129,12 @@ static const struct sl_metric_def catalog[SL_M_COUNT] = {
                            {"client", NULL},
                            NULL,
                            0,
-                           "events waiting for the application to serve "
-                           "them, per Kafka client (librdkafka statistics; "
-                           "a client whose events are never served never "
-                           "reports)"},
+                           "events (delivery reports, statistics, errors) "
+                           "waiting for the worker to serve them, per Kafka "
+                           "client (`rdkafka#producer-1`, ...). Every client "
+                           "of a worker reports every 5 s; one that never "
+                           "appears is never served, and its events pile up "
+                           "in memory"},
     [SL_M_HTTP_RESPONSES] = {"sluice_http_responses_total",
                              SL_COUNTER,
                              {"source", "status", NULL},
@@ -198,16 +200,20 @@ static const struct sl_metric_def catalog[SL_M_COUNT] = {
                             {"topic", NULL},
                             NULL,
                             0,
-                            "messages a consumer never read because the "
-                            "broker no longer had them (retention): data "
-                            "lost (transform, load)"},
+                            "messages a consumer (transform, load) never "
+                            "read because the broker no longer had them "
+                            "(retention, or the embedded broker's bounded "
+                            "partitions): data lost. Each loss is also an "
+                            "`event=data_lost` line at `err` and a record in "
+                            "`sluice.data_loss`, shown by `sluice status`"},
     [SL_M_BACKPRESSURE_SECS] = {"sluice_fetch_backpressure_seconds_total",
                                 SL_COUNTER,
                                 {"source", NULL},
                                 NULL,
                                 0,
-                                "seconds the fetcher waited for the groups "
-                                "reading its raw topic to catch up"},
+                                "seconds the fetcher waited for the consumer "
+                                "groups of its raw topic to catch up before "
+                                "publishing more (SLUICE_BACKPRESSURE_GROUPS)"},
     [SL_M_LOAD_TABLE_PARKED] = {"sluice_load_table_parked",
                                 SL_GAUGE,
                                 {"table", NULL},

@@ -146,6 +146,48 @@ mkdir -p "$d/nomaps"
 "$SLUICE_BIN" transform "$d/nomaps" >"$d/tr2.out" 2>&1
 check_eq "transform on a directory without maps is bad usage" "$?" 2
 check "the Dockerfile builds on Debian 12 and runs on slim" grep -q '^FROM debian:12-slim' Dockerfile
+# make up / make down: the stack through the compose tool (COMPOSE, here a
+# script that records what it is asked), and the environment to export
+cat >"$d/compose" <<'SH'
+#!/bin/sh
+echo "$* version=$SLUICE_VERSION" >>"$COMPOSE_LOG"
+exit "${COMPOSE_RC:-0}"
+SH
+chmod +x "$d/compose"
+export COMPOSE_LOG=$d/compose.log
+make -s up COMPOSE="$d/compose" SLUICE_VERSION=v9.9-test >"$d/up.out" 2>&1
+check_eq "make up exits 0" "$?" 0
+check_eq "make up starts the stack detached, building the image with the version" \
+	"$(cat "$COMPOSE_LOG")" "-f docker-compose.yml up -d --build version=v9.9-test"
+# the printed exports, evaluated, reach the stack's host ports and user
+exports=$(sed -n '/^  export /,/^  [^ ]/p' "$d/up.out" | sed '$d' | tr -d '\\')
+got=$(env -i PATH="$PATH" bash -c "$exports"'
+echo "$SLUICE_BROKERS $PGHOST:$PGPORT $PGUSER/$PGPASSWORD@$PGDATABASE"')
+check_eq "make up prints the environment that reaches the stack from the host" \
+	"$got" "localhost:29092 localhost:5432 sluice/sluice@sluice"
+python3 - "$d/config.yml" "$got" <<'PY'
+import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))["services"]
+brokers, pg, cred = sys.argv[2].split()
+def ports(s):
+    return [str(p.get("published")) if isinstance(p, dict) else str(p).split(":")[-2]
+            for p in c[s].get("ports", [])]
+ok = brokers.split(":")[1] in ports("kafka") and pg.split(":")[1] in ports("postgres")
+print(("ok - " if ok else "not ok - ") + "the printed ports are the ones the compose file publishes (%s, %s)"
+      % (ports("kafka"), ports("postgres")))
+e = c["postgres"]["environment"]
+ok = cred == "%s/%s@%s" % (e["POSTGRES_USER"], e["POSTGRES_PASSWORD"], e["POSTGRES_DB"])
+print(("ok - " if ok else "not ok - ") + "the printed user, password and database are postgres's")
+PY
+: >"$COMPOSE_LOG"
+make -s down COMPOSE="$d/compose" >"$d/down.out" 2>&1
+check_eq "make down exits 0" "$?" 0
+check_eq "make down stops the stack and keeps its volumes" "$(cat "$COMPOSE_LOG")" "-f docker-compose.yml down version="
+if COMPOSE_RC=1 make -s up COMPOSE="$d/compose" >/dev/null 2>&1; then
+	not_ok "make up fails when the compose tool does"
+else
+	ok "make up fails when the compose tool does"
+fi
 # the validator can fail: a broken file is refused
 sed 's/^services:/servicez:/' docker-compose.yml >"$d/broken.yml"
 if docker-compose -f "$d/broken.yml" config -q >/dev/null 2>&1; then
