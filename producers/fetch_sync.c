@@ -271,13 +271,44 @@ static struct fetch_req *build_follow(struct fetch_ctx *c, const char *given,
         return fetch_req_new(url, masked, src->method);
 }
 
+/* A SOAP source's request: the first page's envelope, or with next (the
+ * previous answer's xml.next token) the later pages' with ${next}, every
+ * substituted value XML-escaped, POSTed to request.path. NULL with
+ * errstr. */
+static struct fetch_req *build_soap(struct fetch_ctx *c, const char *next,
+                                    char *errstr, size_t errstr_size)
+{
+        const struct fetch_source *src = c->src;
+        struct fetch_req *r = build(c, "POST", src->req_path, NULL, NULL, NULL,
+                                    errstr, errstr_size);
+
+        if (!r)
+                return NULL;
+        fetch_vars_set(&c->vars, "next", next ? next : "");
+        r->body = fetch_template_xml(next ? src->soap_next_envelope
+                                          : src->soap_envelope,
+                                     &c->vars, NULL, errstr, errstr_size);
+        /* next is the caller's: not kept past this call */
+        fetch_vars_set(&c->vars, "next", "");
+        if (!r->body) {
+                fetch_req_destroy(r);
+                return NULL;
+        }
+        r->soap = 1;
+        r->soap_action = next ? src->soap_next_action : src->soap_action;
+        return r;
+}
+
 static struct fetch_req *build_main(struct fetch_ctx *c,
                                     const struct params *pp,
                                     const char *cursor_value, char *errstr,
                                     size_t errstr_size)
 {
-        struct fetch_req *r =
-            build(c, c->src->method, c->src->req_path, pp, c->src->page_param,
+        struct fetch_req *r;
+
+        if (c->src->soap)
+                return build_soap(c, NULL, errstr, errstr_size);
+        r = build(c, c->src->method, c->src->req_path, pp, c->src->page_param,
                   cursor_value, errstr, errstr_size);
 
         if (r && set_body(c, r, c->src->body, errstr, errstr_size) < 0) {
@@ -985,12 +1016,15 @@ static int paging_chain(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                 if (src->page_size &&
                     (i == 0 || src->paging == FETCH_PAGING_CURSOR))
                         param_add(&pp, src->size_param, src->page_size);
-                if (src->paging == FETCH_PAGING_CURSOR || i == 0)
+                if (src->soap)
+                        r = build_soap(c, next, errstr, errstr_size);
+                else if (src->paging == FETCH_PAGING_CURSOR || i == 0)
                         r = build(c, src->method, src->req_path, &pp,
                                   src->page_param, next, errstr, errstr_size);
                 else
                         r = build_follow(c, next, errstr, errstr_size);
-                if (r && set_body(c, r, src->body, errstr, errstr_size) < 0) {
+                if (r && !src->soap &&
+                    set_body(c, r, src->body, errstr, errstr_size) < 0) {
                         fetch_req_destroy(r);
                         r = NULL;
                 }
@@ -998,13 +1032,16 @@ static int paging_chain(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                         rc = SL_ERR_FATAL;
                         break;
                 }
-                if (guard_url_seen(&g, r->url)) {
+                /* one URL takes every SOAP page: its envelope tells
+                 * them apart */
+                if (guard_url_seen(&g, r->soap ? r->body : r->url)) {
                         snprintf(errstr, errstr_size,
                                  "page %ld: %s was already requested in this "
                                  "window: the server leads back to a page "
                                  "it gave; stopping the sync (nothing more "
                                  "is published)",
-                                 i, r->masked_url);
+                                 i,
+                                 r->soap ? "the same envelope" : r->masked_url);
                         fetch_req_destroy(r);
                         g.tripped = 1;
                         break;

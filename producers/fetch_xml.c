@@ -702,6 +702,164 @@ out:
         return rc;
 }
 
+/* ---- SOAP faults ---- */
+
+static const char *local_name(xmlTextReaderPtr reader)
+{
+        const char *n = (const char *)xmlTextReaderConstLocalName(reader);
+
+        return n ? n : "";
+}
+
+/* Appends t to the capture buf[0..size), trimmed of leading space while
+ * empty; what does not fit is dropped. */
+static void capture(char *buf, size_t size, const char *t)
+{
+        size_t n = strlen(buf);
+
+        if (n == 0)
+                while (*t && is_space(*t))
+                        t++;
+        snprintf(buf + n, size - n, "%s", t);
+}
+
+static void trim_end(char *buf)
+{
+        size_t n = strlen(buf);
+
+        while (n > 0 && is_space(buf[n - 1]))
+                buf[--n] = '\0';
+}
+
+int fetch_xml_soap_fault(const char *xml, size_t len, char *code,
+                         size_t code_size, char *reason, size_t reason_size)
+{
+        xmlTextReaderPtr reader = NULL;
+        struct xerr x;
+        char sub[128] = "";
+        char why[256];
+        char *target = NULL; /* the capture the text goes to */
+        size_t target_size = 0;
+        int in_body = 0, in_fault = 0, rc = -1;
+
+        code[0] = '\0';
+        reason[0] = '\0';
+        memset(&x, 0, sizeof(x));
+        if (len == 0 || len > INT_MAX ||
+            prolog_check(xml, len, why, sizeof(why)) < 0)
+                return -1;
+        pthread_once(&setup_once, setup);
+        reader = xmlReaderForMemory(xml, (int)len, NULL, NULL,
+                                    XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                        XML_PARSE_NOWARNING);
+        if (!reader)
+                return -1;
+        xmlTextReaderSetStructuredErrorHandler(reader, on_error, &x);
+        for (;;) {
+                int r = xmlTextReaderRead(reader);
+                int type, d;
+                const char *name;
+
+                if (r == 0) {
+                        rc = in_fault ? 1 : 0;
+                        break;
+                }
+                if (r < 0 || x.set)
+                        break;
+                type = xmlTextReaderNodeType(reader);
+                d = xmlTextReaderDepth(reader);
+                if (type == XML_READER_TYPE_ENTITY_REFERENCE ||
+                    type == XML_READER_TYPE_DOCUMENT_TYPE)
+                        break; /* refused, as for any page */
+                if (type == XML_READER_TYPE_END_ELEMENT) {
+                        target = NULL;
+                        if (in_fault && d == 2) {
+                                rc = 1;
+                                break;
+                        }
+                        continue;
+                }
+                if (type == XML_READER_TYPE_TEXT ||
+                    type == XML_READER_TYPE_CDATA) {
+                        const char *t =
+                            (const char *)xmlTextReaderConstValue(reader);
+                        if (target && t)
+                                capture(target, target_size, t);
+                        continue;
+                }
+                if (type != XML_READER_TYPE_ELEMENT)
+                        continue;
+                name = local_name(reader);
+                target = NULL;
+                if (d == 0 && strcmp(name, "Envelope") != 0) {
+                        rc = 0; /* not SOAP */
+                        break;
+                }
+                if (d == 1) {
+                        in_body = strcmp(name, "Body") == 0;
+                        if (!in_body && strcmp(name, "Header") != 0) {
+                                rc = 0;
+                                break;
+                        }
+                        continue;
+                }
+                if (d == 2 && in_body) {
+                        if (strcmp(name, "Fault") != 0) {
+                                rc = 0; /* an answer, not a fault */
+                                break;
+                        }
+                        in_fault = 1;
+                        continue;
+                }
+                if (!in_fault)
+                        continue;
+                /* 1.1: faultcode, faultstring; 1.2: Code/Value,
+                 * Code/Subcode/Value, Reason/Text */
+                if (d == 3 && strcmp(name, "faultcode") == 0) {
+                        target = code;
+                        target_size = code_size;
+                } else if (d == 3 && strcmp(name, "faultstring") == 0) {
+                        target = reason;
+                        target_size = reason_size;
+                } else if (d == 4 && strcmp(name, "Value") == 0 && !code[0]) {
+                        target = code;
+                        target_size = code_size;
+                } else if (d == 5 && strcmp(name, "Value") == 0 && !sub[0]) {
+                        target = sub;
+                        target_size = sizeof(sub);
+                } else if (d == 4 && strcmp(name, "Text") == 0 && !reason[0]) {
+                        target = reason;
+                        target_size = reason_size;
+                }
+                if (target && xmlTextReaderIsEmptyElement(reader) == 1)
+                        target = NULL;
+        }
+        xmlFreeTextReader(reader);
+        trim_end(code);
+        trim_end(sub);
+        trim_end(reason);
+        if (rc == 1 && sub[0]) {
+                size_t n = strlen(code);
+                snprintf(code + n, code_size - n, " / %s", sub);
+        }
+        return rc;
+}
+
+const char *fetch_xml_fault_local(const char *code, size_t *n)
+{
+        const char *end = strstr(code, " / ");
+        const char *colon;
+
+        if (!end)
+                end = code + strlen(code);
+        colon = code;
+        for (const char *p = code; p < end; p++)
+                if (*p == ':')
+                        colon = p + 1;
+        *n = (size_t)(end - colon);
+        return colon;
+}
+
 int fetch_xml_body(const struct fetch_source *src, struct sl_buf *body,
                    char *why, size_t why_size)
 {

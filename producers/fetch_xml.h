@@ -44,6 +44,21 @@ int fetch_xml_page(const struct fetch_xml_opts *o, const char *xml, size_t len,
                    char **out, size_t *out_len, char *errstr,
                    size_t errstr_size);
 
+/* A SOAP Fault (1.1 or 1.2): the first child of the answer's
+ * Envelope/Body is a Fault. Returns 1 with the fault code in code (as
+ * written, "soapenv:Server"; 1.2: Code/Value, then " / " and
+ * Subcode/Value when there is one) and its faultstring (1.2: the first
+ * Reason/Text) in reason, both trimmed and cut to fit; 0 when the answer
+ * is not a fault (reading stops at the Body's first child, so a large
+ * answer costs little); -1 when it cannot be read that far (not XML,
+ * refused as any XML page is). */
+int fetch_xml_soap_fault(const char *xml, size_t len, char *code,
+                         size_t code_size, char *reason, size_t reason_size);
+
+/* The local name of a fault code ("Server" for "soapenv:Server", up to
+ * the first " / "), borrowed from code. Its length goes to *n. */
+const char *fetch_xml_fault_local(const char *code, size_t *n);
+
 /* An XML source's answer body (src->xml) replaced by its JSON page:
  * src's xml.records, xml.next, xml.arrays, limits.max_depth, and
  * limits.max_page_bytes as the JSON page's cap too. body is left as it
