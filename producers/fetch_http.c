@@ -500,7 +500,7 @@ static enum verdict decode(struct fetch_http *h, struct fetch_req *r, char *why,
 static enum verdict decode_page(struct fetch_http *h, struct fetch_req *r,
                                 char *why, size_t why_size)
 {
-        if (h->src->xml) {
+        if (h->src->xml && !r->converted) {
                 int rc = fetch_xml_body(h->src, &r->resp, why, why_size);
                 if (rc != FETCH_XML_OK) {
                         r->bad_body = 1;

@@ -32,6 +32,9 @@ struct fetch_req {
          * none) */
         int soap;
         const char *soap_action;
+        /* resp is already a JSON page made from XML (a streamed file):
+         * decoding skips an XML source's conversion */
+        int converted;
         /* bad for good, the page goes to done() with dead set rather than
          * failing the run: set by a caller that can go on without it
          * (parallel pages of a known set) */

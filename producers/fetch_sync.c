@@ -1,11 +1,14 @@
 /* fetch_sync: windows, paging styles and publishing for one sync. */
 #include "fetch_sync.h"
+#include "fetch_xml.h"
 #include "sl_log.h"
 #include "sl_metrics.h"
 
 #include <unistd.h>
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1264,6 +1267,90 @@ static int run_window(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         return SL_OK;
 }
 
+/* A streamed XML file's pages: each published as a page of the run
+ * (page 0, 1, ...) and delivered before the next is read, so a report of
+ * any size takes the memory of one page. */
+#define XML_FILE_PAGE_BYTES ((size_t)8 << 20)
+
+struct xml_file {
+        struct fetch_ctx *c;
+        const char *url;
+        long page;
+};
+
+static int emit_xml_page(const char *page, size_t len, long nrec, void *opaque,
+                         char *errstr, size_t errstr_size)
+{
+        struct xml_file *f = opaque;
+        struct fetch_req *r =
+            fetch_req_new(sl_strdup(f->url), sl_strdup(f->url), "GET");
+        char why[512];
+        int rc = -1;
+
+        (void)nrec;
+        sl_buf_append(&r->resp, page, len);
+        r->status = 200;
+        r->fetched_wall_ms = sl_wall_ms();
+        r->content_type = sl_strdup("application/json");
+        r->tag = f->page++;
+        r->converted = 1;
+        if (fetch_http_decode(&f->c->http, r, why, sizeof(why)) < 0) {
+                snprintf(errstr, errstr_size, "page %ld: %s", r->tag, why);
+                goto out;
+        }
+        if (publish(r, f->c, errstr, errstr_size) < 0)
+                goto out;
+        if (fetch_out_wait(&f->c->out, 120000, errstr, errstr_size) < 0)
+                goto out;
+        rc = 0;
+out:
+        fetch_req_destroy(r);
+        return rc;
+}
+
+/* An XML file, streamed (fetch_xml_stream). */
+static int page_file_xml(struct fetch_ctx *c, const char *path, const char *url,
+                         char *errstr, size_t errstr_size)
+{
+        const struct fetch_source *src = c->src;
+        struct fetch_xml_opts o;
+        struct fetch_xml_sink sink;
+        struct xml_file f;
+        long pages = 0;
+        char why[512];
+        int fd, rc;
+
+        memset(&o, 0, sizeof(o));
+        o.records = src->xml_records;
+        o.arrays = src->xml_arrays;
+        o.arrays_n = src->xml_arrays_n;
+        o.max_depth = src->max_depth;
+        o.max_bytes = (size_t)src->max_page_bytes;
+        memset(&f, 0, sizeof(f));
+        f.c = c;
+        f.url = url;
+        sink.page_bytes = XML_FILE_PAGE_BYTES;
+        if (sink.page_bytes > o.max_bytes / 2)
+                sink.page_bytes = o.max_bytes / 2;
+        sink.emit = emit_xml_page;
+        sink.opaque = &f;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                return SL_ERR_FATAL;
+        }
+        why[0] = '\0';
+        rc = fetch_xml_stream(&o, fd, &sink, &pages, why, sizeof(why));
+        close(fd);
+        if (rc == FETCH_XML_OK)
+                return SL_OK;
+        snprintf(errstr, errstr_size, "%s: %s%s", path, why,
+                 pages > 0 ? " (the pages before it were published)" : "");
+        /* a delivery that did not complete can be tried again */
+        return rc == FETCH_XML_SINK && strstr(why, "delivered") ? SL_ERR_RETRY
+                                                                : SL_ERR_FATAL;
+}
+
 int fetch_page_file(struct fetch_ctx *c, const char *path, char *errstr,
                     size_t errstr_size)
 {
@@ -1279,6 +1366,18 @@ int fetch_page_file(struct fetch_ctx *c, const char *path, char *errstr,
         c->bad_records = 0;
         c->t0 = c->last_progress = sl_now_ms();
         c->cpu0 = sl_cpu_ms();
+        if (src->xml) {
+                char *url;
+                abs = realpath(path, NULL);
+                url = sl_asprintf("file://%s", abs ? abs : path);
+                sl_info("event=page_file source=%s run=%s url=%s streamed=1",
+                        src->name, c->out.run, url);
+                rc = page_file_xml(c, path, url, errstr, errstr_size);
+                free(url);
+                if (rc != SL_OK)
+                        goto out;
+                goto done;
+        }
         text = sl_file_read(path, &len, errstr, errstr_size);
         if (!text)
                 goto out;
@@ -1310,6 +1409,7 @@ int fetch_page_file(struct fetch_ctx *c, const char *path, char *errstr,
                 rc = SL_ERR_RETRY;
                 goto out;
         }
+done:
         rc = SL_OK;
         sl_info("event=sync_done source=%s run=%s pages=%ld records=%ld "
                 "dead_pages=%ld ms=%lld cpu_ms=%lld file=%s",

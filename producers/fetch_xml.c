@@ -18,11 +18,13 @@
 #include <libxml/xmlreader.h>
 #include <pthread.h>
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* ---- the process-wide parser setup ---- */
 
@@ -280,7 +282,14 @@ struct conv {
         struct frame *fr;  /* the open elements of the current record */
         size_t nfr;
         struct sl_buf out;
-        long nrec;
+        long nrec; /* records in the page being written */
+        /* streaming (fetch_xml_stream): a page is handed to the sink once
+         * its JSON passes sink->page_bytes; NULL: one page */
+        const struct fetch_xml_sink *sink;
+        long pages; /* handed to the sink */
+        char *sink_err;
+        size_t sink_err_size;
+        int sink_failed;
         struct sl_buf next_text;
         int next_depth; /* depth of the open next element, or -1 */
         int have_next;
@@ -396,6 +405,28 @@ static void push(struct conv *c, xmlTextReaderPtr reader, const char *name)
         xmlTextReaderMoveToElement(reader);
 }
 
+/* Streaming: the page so far ({"records":[...]}) to the sink, and a new
+ * page begun. */
+static int flush_page(struct conv *c, char *errstr, size_t errstr_size)
+{
+        int rc;
+
+        if (out_write("]}", 2, c) < 0)
+                return refuse_size(c, errstr, errstr_size);
+        rc = c->sink->emit(c->out.data, c->out.len, c->nrec, c->sink->opaque,
+                           errstr, errstr_size);
+        c->pages++;
+        sl_buf_reset(&c->out);
+        c->nrec = 0;
+        if (rc < 0) {
+                c->sink_failed = 1;
+                return FETCH_XML_REFUSED;
+        }
+        if (sl_buf_puts(&c->out, "{\"records\":[") < 0)
+                return refuse_size(c, errstr, errstr_size);
+        return FETCH_XML_OK;
+}
+
 /* The end of an element at depth d. */
 static int end_element(struct conv *c, int d, char *errstr, size_t errstr_size)
 {
@@ -430,6 +461,8 @@ static int end_element(struct conv *c, int d, char *errstr, size_t errstr_size)
         }
         json_decref(v);
         c->nrec++;
+        if (c->sink && c->out.len >= c->sink->page_bytes)
+                return flush_page(c, errstr, errstr_size);
         return FETCH_XML_OK;
 }
 
@@ -632,28 +665,74 @@ static int put_next(struct conv *c)
         return rc;
 }
 
+static void conv_init(struct conv *c, const struct fetch_xml_opts *o)
+{
+        memset(c, 0, sizeof(*c));
+        c->o = o;
+        c->next_depth = -1;
+        sl_buf_init(&c->out, o->max_bytes);
+        sl_buf_init(&c->next_text, 64 * 1024);
+        steps_parse(&c->records, o->records ? o->records : "");
+        if (o->next)
+                steps_parse(&c->next, o->next);
+        c->path = sl_calloc((size_t)o->max_depth + 1, sizeof(*c->path));
+        c->fr = sl_calloc((size_t)o->max_depth + 1, sizeof(*c->fr));
+}
+
+static void conv_free(struct conv *c)
+{
+        while (c->nfr > 0) {
+                c->nfr--;
+                json_decref(c->fr[c->nfr].obj);
+                sl_buf_free(&c->fr[c->nfr].text);
+        }
+        free(c->fr);
+        free(c->path);
+        steps_free(&c->records);
+        steps_free(&c->next);
+        sl_buf_free(&c->next_text);
+        sl_buf_free(&c->out);
+}
+
+/* Reads the whole document from reader (taken over) into c->out, the
+ * last page's records closed with its next. */
+static int conv_run(struct conv *c, xmlTextReaderPtr reader, char *errstr,
+                    size_t errstr_size)
+{
+        struct xerr x;
+        int rc;
+
+        memset(&x, 0, sizeof(x));
+        if (!reader) {
+                snprintf(errstr, errstr_size, "XML reader could not start");
+                return FETCH_XML_MALFORMED;
+        }
+        xmlTextReaderSetStructuredErrorHandler(reader, on_error, &x);
+        if (sl_buf_puts(&c->out, "{\"records\":[") < 0) {
+                rc = refuse_size(c, errstr, errstr_size);
+                goto out;
+        }
+        rc = convert(c, reader, &x, errstr, errstr_size);
+        if (rc != FETCH_XML_OK)
+                goto out;
+        if (out_write("]", 1, c) < 0 || (c->have_next && put_next(c) < 0) ||
+            out_write("}", 1, c) < 0)
+                rc = refuse_size(c, errstr, errstr_size);
+out:
+        xmlFreeTextReader(reader);
+        return rc;
+}
+
 int fetch_xml_page(const struct fetch_xml_opts *o, const char *xml, size_t len,
                    char **out, size_t *out_len, char *errstr,
                    size_t errstr_size)
 {
-        xmlTextReaderPtr reader = NULL;
         struct conv c;
-        struct xerr x;
         int rc;
 
         *out = NULL;
         *out_len = 0;
-        memset(&c, 0, sizeof(c));
-        memset(&x, 0, sizeof(x));
-        c.o = o;
-        c.next_depth = -1;
-        sl_buf_init(&c.out, o->max_bytes);
-        sl_buf_init(&c.next_text, 64 * 1024);
-        steps_parse(&c.records, o->records ? o->records : "");
-        if (o->next)
-                steps_parse(&c.next, o->next);
-        c.path = sl_calloc((size_t)o->max_depth + 1, sizeof(*c.path));
-        c.fr = sl_calloc((size_t)o->max_depth + 1, sizeof(*c.fr));
+        conv_init(&c, o);
         if (len > INT_MAX) {
                 rc = refuse_size(&c, errstr, errstr_size);
                 goto out;
@@ -663,42 +742,114 @@ int fetch_xml_page(const struct fetch_xml_opts *o, const char *xml, size_t len,
                 goto out;
         }
         pthread_once(&setup_once, setup);
-        reader = xmlReaderForMemory(xml, (int)len, NULL, NULL,
-                                    XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                        XML_PARSE_NOWARNING);
-        if (!reader) {
-                snprintf(errstr, errstr_size, "XML reader could not start");
-                rc = FETCH_XML_MALFORMED;
-                goto out;
-        }
-        xmlTextReaderSetStructuredErrorHandler(reader, on_error, &x);
-        if (sl_buf_puts(&c.out, "{\"records\":[") < 0) {
-                rc = refuse_size(&c, errstr, errstr_size);
-                goto out;
-        }
-        rc = convert(&c, reader, &x, errstr, errstr_size);
-        if (rc != FETCH_XML_OK)
-                goto out;
-        if (out_write("]", 1, &c) < 0 || (c.have_next && put_next(&c) < 0) ||
-            out_write("}", 1, &c) < 0) {
-                rc = refuse_size(&c, errstr, errstr_size);
-                goto out;
-        }
-        *out = sl_buf_steal(&c.out, out_len);
+        rc = conv_run(&c,
+                      xmlReaderForMemory(xml, (int)len, NULL, NULL,
+                                         XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                             XML_PARSE_NOWARNING),
+                      errstr, errstr_size);
+        if (rc == FETCH_XML_OK)
+                *out = sl_buf_steal(&c.out, out_len);
 out:
-        if (reader)
-                xmlFreeTextReader(reader);
-        while (c.nfr > 0) {
-                c.nfr--;
-                json_decref(c.fr[c.nfr].obj);
-                sl_buf_free(&c.fr[c.nfr].text);
+        conv_free(&c);
+        return rc;
+}
+
+/* ---- streaming from a file ---- */
+
+#define PROLOG_BYTES (64 * 1024)
+
+struct fd_input {
+        int fd;
+        char *head; /* the first bytes, read for the prolog check */
+        size_t head_len, head_at;
+        int err; /* errno of a failed read */
+};
+
+static int fd_read(void *ctx, char *buf, int len)
+{
+        struct fd_input *in = ctx;
+        ssize_t n;
+
+        if (in->head_at < in->head_len) {
+                size_t k = in->head_len - in->head_at;
+                if (k > (size_t)len)
+                        k = (size_t)len;
+                memcpy(buf, in->head + in->head_at, k);
+                in->head_at += k;
+                return (int)k;
         }
-        free(c.fr);
-        free(c.path);
-        steps_free(&c.records);
-        steps_free(&c.next);
-        sl_buf_free(&c.next_text);
-        sl_buf_free(&c.out);
+        do {
+                n = read(in->fd, buf, (size_t)len);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+                in->err = errno;
+                return -1;
+        }
+        return (int)n;
+}
+
+static int fd_close(void *ctx)
+{
+        (void)ctx; /* the caller's fd */
+        return 0;
+}
+
+int fetch_xml_stream(const struct fetch_xml_opts *o, int fd,
+                     const struct fetch_xml_sink *sink, long *pages,
+                     char *errstr, size_t errstr_size)
+{
+        struct fd_input in;
+        struct conv c;
+        int rc;
+
+        *pages = 0;
+        memset(&in, 0, sizeof(in));
+        in.fd = fd;
+        in.head = sl_malloc(PROLOG_BYTES);
+        while (in.head_len < PROLOG_BYTES) {
+                ssize_t n =
+                    read(fd, in.head + in.head_len, PROLOG_BYTES - in.head_len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        snprintf(errstr, errstr_size, "read: %s",
+                                 strerror(errno));
+                        free(in.head);
+                        return FETCH_XML_MALFORMED;
+                }
+                if (n == 0)
+                        break;
+                in.head_len += (size_t)n;
+        }
+        conv_init(&c, o);
+        c.sink = sink;
+        if (prolog_check(in.head, in.head_len, errstr, errstr_size) < 0) {
+                rc = FETCH_XML_REFUSED;
+                goto out;
+        }
+        pthread_once(&setup_once, setup);
+        rc = conv_run(&c,
+                      xmlReaderForIO(fd_read, fd_close, &in, NULL, NULL,
+                                     XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                         XML_PARSE_NOWARNING),
+                      errstr, errstr_size);
+        if (in.err && rc != FETCH_XML_OK && !c.sink_failed)
+                snprintf(errstr, errstr_size, "read: %s", strerror(in.err));
+        if (rc == FETCH_XML_OK && (c.nrec > 0 || c.pages == 0)) {
+                /* the last page (or the only one, even empty) */
+                if (sink->emit(c.out.data, c.out.len, c.nrec, sink->opaque,
+                               errstr, errstr_size) < 0) {
+                        c.sink_failed = 1;
+                        rc = FETCH_XML_REFUSED;
+                }
+                c.pages++;
+        }
+        *pages = c.pages;
+        if (c.sink_failed)
+                rc = FETCH_XML_SINK;
+out:
+        conv_free(&c);
+        free(in.head);
         return rc;
 }
 
