@@ -11,6 +11,7 @@
  * content is refused: nothing is ever expanded. Depth is bounded by the
  * source's limits.max_depth, the JSON page by max_bytes. */
 #include "fetch_xml.h"
+#include "sl_jsondump.h"
 #include "sl_util.h"
 
 #include <jansson.h>
@@ -453,9 +454,8 @@ static int end_element(struct conv *c, int d, char *errstr, size_t errstr_size)
                 json_decref(v);
                 return refuse_size(c, errstr, errstr_size);
         }
-        if (json_dump_callback(v, out_write, c,
-                               JSON_COMPACT | JSON_ENCODE_ANY) < 0 ||
-            c->too_big) {
+        /* sl_json_dump: Jansson's text, several times faster */
+        if (sl_json_dump(&c->out, v, JSON_ENCODE_ANY) < 0) {
                 json_decref(v);
                 return refuse_size(c, errstr, errstr_size);
         }
