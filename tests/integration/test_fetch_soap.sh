@@ -15,7 +15,10 @@ SCALE=250
 BATCH=60
 
 new_db soap || { not_ok "database"; exit 1; }
-broker_start || { not_ok "broker"; exit 1; }
+# the topics up front: the workers subscribe once, with no rebalance when
+# the first page or row creates one
+broker_start --topic raw.salesforce:4 --topic mapped.salesforce_record:4 \
+	--topic dlq.transform:1 --topic dlq.load:1 || { not_ok "broker"; exit 1; }
 fixture_start --scale $SCALE || { not_ok "fixture"; exit 1; }
 
 # the sample's records, counted apart from sluice
@@ -52,7 +55,7 @@ check "salesforce: sync_done counts the records" \
 check "the session id is nowhere in the log" bash -c "! grep -qF 'ABCD!AQ' '$D/sf.log'"
 
 n_rows() { q "SELECT count(*) FROM salesforce_record"; }
-wait_out 60 "$want" n_rows
+wait_out 60 = "$want" n_rows
 check_eq "salesforce: rows in PostgreSQL" "$(n_rows)" "$want"
 check_eq "salesforce: a record's row as in the sample" \
 	"$(q "SELECT sobject_type, name, stage_name, fields->>'@xsi:type' FROM salesforce_record WHERE record_id = '006A000000LZhwNIAT'")" \
