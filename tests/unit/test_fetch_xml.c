@@ -382,6 +382,103 @@ static void test_soap_lint(void)
              "local name");
 }
 
+struct pages {
+        char all[4096]; /* the pages, one a line */
+        long n, nrec;
+        int fail_at; /* emit fails at this page (1-based), 0: never */
+};
+
+static int collect(const char *page, size_t len, long nrec, void *opaque,
+                   char *errstr, size_t errstr_size)
+{
+        struct pages *p = opaque;
+        size_t at = strlen(p->all);
+
+        p->n++;
+        p->nrec += nrec;
+        if (p->fail_at && p->n == p->fail_at) {
+                snprintf(errstr, errstr_size, "sink says no");
+                return -1;
+        }
+        snprintf(p->all + at, sizeof(p->all) - at, "%.*s\n", (int)len, page);
+        return 0;
+}
+
+/* Streams xml through a temporary file. */
+static int stream(const char *xml, size_t page_bytes, struct pages *p,
+                  long *npages, char *err, size_t err_size)
+{
+        struct fetch_xml_opts o = opts("/r/h", "/r/next");
+        struct fetch_xml_sink sink = {page_bytes, collect, p};
+        FILE *fp = tmpfile();
+        int rc;
+
+        fputs(xml, fp);
+        fflush(fp);
+        rewind(fp);
+        err[0] = '\0';
+        rc = fetch_xml_stream(&o, fileno(fp), &sink, npages, err, err_size);
+        fclose(fp);
+        return rc;
+}
+
+static void test_stream(void)
+{
+        struct pages p;
+        char err[256];
+        long n = 0;
+        int rc;
+
+        memset(&p, 0, sizeof(p));
+        rc = stream("<r><h>1</h><h a=\"x\">2</h><h><tag>t</tag></h>"
+                    "<next>u</next></r>",
+                    15, &p, &n, err, sizeof(err));
+        TAP_INT_EQ(rc, FETCH_XML_OK, "stream: converted (%s)", err);
+        TAP_INT_EQ(n, 3, "stream: a page each time one reaches 15 bytes");
+        TAP_STR_EQ(p.all,
+                   "{\"records\":[\"1\"]}\n"
+                   "{\"records\":[{\"@a\":\"x\",\"#text\":\"2\"}]}\n"
+                   "{\"records\":[{\"tag\":[\"t\"]}]}\n",
+                   "stream: the pages, records whole, no next");
+        TAP_INT_EQ(p.nrec, 3, "stream: records counted");
+
+        memset(&p, 0, sizeof(p));
+        rc = stream("<r><h>1</h><h>2</h></r>", 1 << 20, &p, &n, err,
+                    sizeof(err));
+        TAP_OK(rc == FETCH_XML_OK && n == 1 &&
+                   strcmp(p.all, "{\"records\":[\"1\",\"2\"]}\n") == 0,
+               "stream: a small document is one page");
+
+        memset(&p, 0, sizeof(p));
+        rc = stream("<r></r>", 16, &p, &n, err, sizeof(err));
+        TAP_OK(rc == FETCH_XML_OK && n == 1 &&
+                   strcmp(p.all, "{\"records\":[]}\n") == 0,
+               "stream: no records, one empty page");
+
+        memset(&p, 0, sizeof(p));
+        p.fail_at = 2;
+        rc = stream("<r><h>1</h><h>2</h><h>3</h></r>", 4, &p, &n, err,
+                    sizeof(err));
+        TAP_INT_EQ(rc, FETCH_XML_SINK, "stream: the sink's failure stops it");
+        TAP_STR_EQ(err, "sink says no", "stream: with the sink's error");
+        TAP_INT_EQ(p.n, 2, "stream: nothing read past it");
+
+        memset(&p, 0, sizeof(p));
+        rc = stream("<!DOCTYPE r [<!ENTITY e \"x\">]><r><h>&e;</h></r>", 4, &p,
+                    &n, err, sizeof(err));
+        TAP_OK(rc == FETCH_XML_REFUSED && p.n == 0 &&
+                   strstr(err, "declares entities"),
+               "stream: entities refused before any page (%s)", err);
+
+        memset(&p, 0, sizeof(p));
+        rc = stream("<r><h>1</h><h>2</h><h>3", 4, &p, &n, err, sizeof(err));
+        TAP_OK(rc == FETCH_XML_MALFORMED && p.n == 2 &&
+                   strstr(err, "not well-formed"),
+               "stream: truncated: malformed, the pages before it handed "
+               "over (%ld, %s)",
+               p.n, err);
+}
+
 int main(void)
 {
         test_rules();
@@ -390,6 +487,7 @@ int main(void)
         test_soap_faults();
         test_soap_template();
         test_soap_lint();
+        test_stream();
         printf("1..%d\n", tap_count);
         return tap_failed ? 1 : 0;
 }
