@@ -11,7 +11,6 @@
  * content is refused: nothing is ever expanded. Depth is bounded by the
  * source's limits.max_depth, the JSON page by max_bytes. */
 #include "fetch_xml.h"
-#include "sl_jsondump.h"
 #include "sl_util.h"
 
 #include <jansson.h>
