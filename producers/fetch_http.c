@@ -272,6 +272,34 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *opaque)
         return n;
 }
 
+/* SOAP 1.1: text/xml and a SOAPAction header (quoted, "" when the
+ * operation has none); 1.2: application/soap+xml with the action as a
+ * parameter of the content type. */
+static void soap_headers(struct fetch_http *h, struct fetch_req *r)
+{
+        const char *a = r->soap_action;
+        char *line;
+
+        if (h->src->soap_version == 12) {
+                line = a ? sl_asprintf("Content-Type: application/soap+xml; "
+                                       "charset=utf-8; action=\"%s\"",
+                                       a)
+                         : sl_strdup("Content-Type: application/soap+xml; "
+                                     "charset=utf-8");
+                r->slist = curl_slist_append(r->slist, line);
+                free(line);
+                r->slist = curl_slist_append(
+                    r->slist, "Accept: application/soap+xml, text/xml");
+                return;
+        }
+        r->slist = curl_slist_append(r->slist,
+                                     "Content-Type: text/xml; charset=utf-8");
+        line = sl_asprintf("SOAPAction: \"%s\"", a ? a : "");
+        r->slist = curl_slist_append(r->slist, line);
+        free(line);
+        r->slist = curl_slist_append(r->slist, "Accept: text/xml");
+}
+
 static void start(struct fetch_http *h, struct fetch_req *r)
 {
         const struct fetch_source *src = h->src;
@@ -324,7 +352,11 @@ static void start(struct fetch_http *h, struct fetch_req *r)
         if (r->body_json)
                 r->slist = curl_slist_append(r->slist,
                                              "Content-Type: application/json");
-        r->slist = curl_slist_append(r->slist, "Accept: application/json");
+        if (r->soap)
+                soap_headers(h, r);
+        else
+                r->slist =
+                    curl_slist_append(r->slist, "Accept: application/json");
         curl_easy_setopt(curl, CURLOPT_HTTPHEADER, r->slist);
         if (h->user) {
                 curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
@@ -468,7 +500,7 @@ static enum verdict decode(struct fetch_http *h, struct fetch_req *r, char *why,
 static enum verdict decode_page(struct fetch_http *h, struct fetch_req *r,
                                 char *why, size_t why_size)
 {
-        if (h->src->xml) {
+        if (h->src->xml && !r->converted) {
                 int rc = fetch_xml_body(h->src, &r->resp, why, why_size);
                 if (rc != FETCH_XML_OK) {
                         r->bad_body = 1;
@@ -484,6 +516,33 @@ int fetch_http_decode(struct fetch_http *h, struct fetch_req *r, char *why,
                       size_t why_size)
 {
         return decode_page(h, r, why, why_size) == V_OK ? 0 : -1;
+}
+
+/* A SOAP Fault in the answer, whatever its status (1.1 answers faults
+ * with 500, some servers with 200): 1 with *v, retried when its code's
+ * local name is in soap.retry_faults, else bad for good; 0: no fault. */
+static int soap_fault(struct fetch_http *h, struct fetch_req *r, char *why,
+                      size_t why_size, enum verdict *v)
+{
+        const struct fetch_source *src = h->src;
+        char code[192], reason[512], q[600];
+        const char *local;
+        size_t n;
+
+        if (!r->resp.len ||
+            fetch_xml_soap_fault(r->resp.data, r->resp.len, code, sizeof(code),
+                                 reason, sizeof(reason)) != 1)
+                return 0;
+        local = fetch_xml_fault_local(code, &n);
+        *v = V_FATAL;
+        for (size_t i = 0; i < src->soap_retry_faults_n; i++)
+                if (strlen(src->soap_retry_faults[i]) == n &&
+                    strncmp(src->soap_retry_faults[i], local, n) == 0)
+                        *v = V_RETRY;
+        snprintf(why, why_size, "SOAP fault %s (HTTP %ld): %s",
+                 code[0] ? code : "(no faultcode)", r->status,
+                 sl_log_quote(reason, q, sizeof(q)));
+        return 1;
 }
 
 /* Judges a finished transfer; why gets the reason for logs. */
@@ -524,6 +583,11 @@ static enum verdict judge(struct fetch_http *h, struct fetch_req *r,
                         r->json =
                             json_loadb(r->resp.data, r->resp.len, 0, &jerr);
                 return V_OK;
+        }
+        if (h->src->soap && !r->raw) {
+                enum verdict v;
+                if (soap_fault(h, r, why, why_size, &v))
+                        return v;
         }
         if (r->status >= 500 || r->status == 408) {
                 snprintf(why, why_size, "server error %ld", r->status);

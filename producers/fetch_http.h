@@ -27,6 +27,14 @@ struct fetch_req {
         int accept[4]; /* non-2xx statuses handed back, not retried */
         int accept_n;
         int raw; /* do not parse the body as JSON */
+        /* body is a SOAP envelope (src->soap): sent with the version's
+         * Content-Type and this action (borrowed from the source; NULL:
+         * none) */
+        int soap;
+        const char *soap_action;
+        /* resp is already a JSON page made from XML (a streamed file):
+         * decoding skips an XML source's conversion */
+        int converted;
         /* bad for good, the page goes to done() with dead set rather than
          * failing the run: set by a caller that can go on without it
          * (parallel pages of a known set) */

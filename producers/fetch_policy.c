@@ -227,9 +227,36 @@ char *fetch_template(const char *tmpl, const struct fetch_vars *vars,
                                   errstr_size);
 }
 
-char *fetch_template_opt(const char *tmpl, const struct fetch_vars *vars,
-                         int *secret, int *omit, char *errstr,
-                         size_t errstr_size)
+/* Appends s with XML's five special characters as references. */
+static void put_xml_escaped(struct sl_buf *b, const char *s)
+{
+        for (; *s; s++) {
+                switch (*s) {
+                case '&':
+                        sl_buf_puts(b, "&amp;");
+                        break;
+                case '<':
+                        sl_buf_puts(b, "&lt;");
+                        break;
+                case '>':
+                        sl_buf_puts(b, "&gt;");
+                        break;
+                case '"':
+                        sl_buf_puts(b, "&quot;");
+                        break;
+                case '\'':
+                        sl_buf_puts(b, "&apos;");
+                        break;
+                default:
+                        sl_buf_append(b, s, 1);
+                        break;
+                }
+        }
+}
+
+static char *expand(const char *tmpl, const struct fetch_vars *vars,
+                    int *secret, int *omit, int xml, char *errstr,
+                    size_t errstr_size)
 {
         struct sl_buf b;
         const char *p = tmpl;
@@ -286,13 +313,29 @@ char *fetch_template_opt(const char *tmpl, const struct fetch_vars *vars,
                 }
                 if (optional && !*val && omit)
                         *omit = 1;
-                sl_buf_puts(&b, val);
+                if (xml)
+                        put_xml_escaped(&b, val);
+                else
+                        sl_buf_puts(&b, val);
                 p = end + 1;
         }
         return sl_buf_steal(&b, NULL);
 fail:
         sl_buf_free(&b);
         return NULL;
+}
+
+char *fetch_template_opt(const char *tmpl, const struct fetch_vars *vars,
+                         int *secret, int *omit, char *errstr,
+                         size_t errstr_size)
+{
+        return expand(tmpl, vars, secret, omit, 0, errstr, errstr_size);
+}
+
+char *fetch_template_xml(const char *tmpl, const struct fetch_vars *vars,
+                         int *secret, char *errstr, size_t errstr_size)
+{
+        return expand(tmpl, vars, secret, NULL, 1, errstr, errstr_size);
 }
 
 char *fetch_url_mask(const char *url, const char *const *names, int n)

@@ -83,6 +83,12 @@ char *fetch_template_opt(const char *tmpl, const struct fetch_vars *vars,
                          int *secret, int *omit, char *errstr,
                          size_t errstr_size);
 
+/* Same as fetch_template, each substituted value XML-escaped (& < > " '
+ * as references): a SOAP envelope's cursor and secrets cannot change its
+ * markup. */
+char *fetch_template_xml(const char *tmpl, const struct fetch_vars *vars,
+                         int *secret, char *errstr, size_t errstr_size);
+
 /* The URL with every query parameter called `name` (as encoded in the URL)
  * removed and name=value (both already encoded) added once at the end of
  * the query, before any fragment. New; free with free(). */

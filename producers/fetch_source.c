@@ -28,6 +28,9 @@ static const struct sl_opt top_opts[] = {
     {"xml", SL_OPT_OBJECT, 0, NULL,
      "format xml: which elements are records, and how they convert "
      "(see `xml`)"},
+    {"soap", SL_OPT_OBJECT, 0, NULL,
+     "format xml: the requests are SOAP envelopes POSTed to request.path "
+     "(see `soap`)"},
     {"auth", SL_OPT_OBJECT, 0, NULL, "credentials (see `auth`)"},
     {"paging", SL_OPT_OBJECT, 0, "{\"style\":\"none\"}",
      "how pages follow each other (see `paging`)"},
@@ -143,6 +146,29 @@ static const struct sl_opt xml_opts[] = {
     {NULL, 0, 0, NULL, NULL},
 };
 
+static const struct sl_opt soap_opts[] = {
+    {"version", SL_OPT_STRING, 0, "1.1",
+     "1.1: Content-Type text/xml and a SOAPAction header; 1.2: "
+     "Content-Type application/soap+xml with an action parameter"},
+    {"action", SL_OPT_STRING, 0, NULL,
+     "the operation's action URI (SOAPAction); unset: 1.1 sends "
+     "SOAPAction \"\", 1.2 no action"},
+    {"envelope", SL_OPT_STRING, 1, NULL,
+     "the first request's envelope, a template (as request templates, and "
+     "every substituted value XML-escaped)"},
+    {"next_envelope", SL_OPT_STRING, 0, NULL,
+     "paging style cursor: the envelope of the pages after the first, "
+     "with ${next}, the text of the previous answer's xml.next element "
+     "(Salesforce: queryMore with the queryLocator); default: envelope"},
+    {"next_action", SL_OPT_STRING, 0, NULL,
+     "the action of the pages after the first; default: action"},
+    {"retry_faults", SL_OPT_ARRAY, 0, "[\"Server\", \"Receiver\"]",
+     "fault codes (the local name, without its prefix) retried with "
+     "backoff like a 5xx; any other fault fails the request for good "
+     "with its faultcode and faultstring"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
 static const struct sl_opt rate_opts[] = {
     {"requests", SL_OPT_INT, 1, NULL, "requests allowed per window"},
     {"per_seconds", SL_OPT_NUMBER, 1, NULL, "window length in seconds"},
@@ -220,6 +246,11 @@ static const struct {
      "XML pages are streamed (libxml2's reader), never load external "
      "entities or DTDs, and a page that declares or uses entities is "
      "refused; limits apply as to JSON (docs/sources.md, XML sources)"},
+    {"soap", soap_opts,
+     "a SOAP source is a format xml source (xml.records, xml.next) whose "
+     "requests are POSTed envelopes; a SOAP Fault in an answer, whatever "
+     "its HTTP status, is an error naming its faultcode and faultstring "
+     "(docs/sources.md, SOAP sources)"},
     {"rate_limit", rate_opts,
      "shared by parallel requests; an in-flight request holds a slot "
      "until its answer arrives"},
@@ -430,6 +461,89 @@ static int check_optional_vars(const struct fetch_source *src, const char *file,
         return bad;
 }
 
+/* soap, once format is xml. */
+static int check_soap(const struct fetch_source *src, const char *file,
+                      const char *text, char **errs)
+{
+        json_t *soap = json_object_get(src->root, "soap");
+        json_t *req = json_object_get(src->root, "request");
+        const char *v = str_get(soap, "version", "1.1");
+        const char *method = str_get(req, "method", "POST");
+        int bad = 0;
+
+        if (strcmp(v, "1.1") != 0 && strcmp(v, "1.2") != 0) {
+                sl_config_problem(errs, file, text, "soap.version",
+                                  "must be \"1.1\" or \"1.2\", got \"%s\"", v);
+                bad++;
+        }
+        if (strcmp(method, "POST") != 0 || src->body) {
+                sl_config_problem(errs, file, text, "request",
+                                  "a SOAP source POSTs soap.envelope: no "
+                                  "request.body, and method POST if set");
+                bad++;
+        }
+        if (src->paging != FETCH_PAGING_NONE &&
+            src->paging != FETCH_PAGING_CURSOR) {
+                sl_config_problem(errs, file, text, "paging.style",
+                                  "with soap: none, or cursor (the token "
+                                  "at xml.next goes into "
+                                  "soap.next_envelope as ${next})");
+                bad++;
+        }
+        if (src->paging == FETCH_PAGING_CURSOR && !src->xml_next) {
+                sl_config_problem(errs, file, text, "xml.next",
+                                  "paging style cursor with soap needs "
+                                  "xml.next, the element holding the next "
+                                  "page's token");
+                bad++;
+        }
+        if (src->paging != FETCH_PAGING_CURSOR && src->xml_next) {
+                sl_config_problem(errs, file, text, "xml.next",
+                                  "with soap, only used with paging style "
+                                  "cursor");
+                bad++;
+        }
+        if (src->paging == FETCH_PAGING_CURSOR && src->page_param) {
+                sl_config_problem(errs, file, text, "paging.param",
+                                  "with soap the token goes into "
+                                  "soap.next_envelope as ${next}, not into "
+                                  "a query parameter");
+                bad++;
+        }
+        if (src->paging == FETCH_PAGING_CURSOR &&
+            !strstr(src->soap_next_envelope, "${next}")) {
+                sl_config_problem(errs, file, text,
+                                  json_object_get(soap, "next_envelope")
+                                      ? "soap.next_envelope"
+                                      : "soap.envelope",
+                                  "paging style cursor: the envelope of "
+                                  "later pages must hold ${next}, else "
+                                  "every page asks for the first");
+                bad++;
+        }
+        if (src->paging != FETCH_PAGING_CURSOR &&
+            json_object_get(soap, "next_envelope")) {
+                sl_config_problem(errs, file, text, "soap.next_envelope",
+                                  "only used with paging style cursor");
+                bad++;
+        }
+        for (size_t i = 0;
+             i < json_array_size(json_object_get(soap, "retry_faults")); i++) {
+                json_t *f =
+                    json_array_get(json_object_get(soap, "retry_faults"), i);
+                char path[64];
+                if (json_is_string(f) && *json_string_value(f) &&
+                    !strchr(json_string_value(f), ':'))
+                        continue;
+                snprintf(path, sizeof(path), "soap.retry_faults[%zu]", i);
+                sl_config_problem(errs, file, text, path,
+                                  "expected a fault code's local name "
+                                  "(Server, not soapenv:Server)");
+                bad++;
+        }
+        return bad;
+}
+
 /* format and xml. */
 static int check_xml(const struct fetch_source *src, const char *file,
                      const char *text, char **errs)
@@ -444,6 +558,11 @@ static int check_xml(const struct fetch_source *src, const char *file,
         if (strcmp(fmt, "json") != 0 && strcmp(fmt, "xml") != 0) {
                 sl_config_problem(errs, file, text, "format",
                                   "must be json or xml, got \"%s\"", fmt);
+                return 1;
+        }
+        if (!src->xml && src->soap) {
+                sl_config_problem(errs, file, text, "soap",
+                                  "only used with \"format\": \"xml\"");
                 return 1;
         }
         if (!src->xml) {
@@ -484,10 +603,12 @@ static int check_xml(const struct fetch_source *src, const char *file,
                                   src->records);
                 bad++;
         }
-        if (src->paging != FETCH_PAGING_NONE &&
-            src->paging != FETCH_PAGING_PAGE &&
-            src->paging != FETCH_PAGING_OFFSET &&
-            src->paging != FETCH_PAGING_NEXT_URL) {
+        if (src->soap)
+                bad += check_soap(src, file, text, errs);
+        else if (src->paging != FETCH_PAGING_NONE &&
+                 src->paging != FETCH_PAGING_PAGE &&
+                 src->paging != FETCH_PAGING_OFFSET &&
+                 src->paging != FETCH_PAGING_NEXT_URL) {
                 sl_config_problem(errs, file, text, "paging.style",
                                   "with format xml: none, offset, page or "
                                   "next_url");
@@ -500,20 +621,22 @@ static int check_xml(const struct fetch_source *src, const char *file,
                                   "total_pages");
                 bad++;
         }
-        if ((src->paging == FETCH_PAGING_NEXT_URL) != (src->xml_next != NULL)) {
-                sl_config_problem(errs, file, text, "xml.next",
-                                  "%s", src->xml_next
-                                            ? "only used with paging style "
-                                              "next_url"
-                                            : "paging style next_url needs "
-                                              "xml.next");
+        if (!src->soap &&
+            (src->paging == FETCH_PAGING_NEXT_URL) != (src->xml_next != NULL)) {
+                sl_config_problem(errs, file, text, "xml.next", "%s",
+                                  src->xml_next ? "only used with paging style "
+                                                  "next_url"
+                                                : "paging style next_url needs "
+                                                  "xml.next");
                 bad++;
         }
-        if (src->paging == FETCH_PAGING_NEXT_URL && src->next_path &&
-            strcmp(src->next_path, "$.next") != 0) {
+        if ((src->paging == FETCH_PAGING_NEXT_URL ||
+             (src->soap && src->paging == FETCH_PAGING_CURSOR)) &&
+            src->next_path && strcmp(src->next_path, "$.next") != 0) {
                 sl_config_problem(errs, file, text, "paging.next",
-                                  "with format xml the next URL is at "
-                                  "\"$.next\" of the converted page");
+                                  "with format xml the next URL or token "
+                                  "is at \"$.next\" of the converted "
+                                  "page");
                 bad++;
         }
         return bad;
@@ -627,7 +750,7 @@ static int check_semantics(struct fetch_source *src, const char *file,
         case FETCH_PAGING_OFFSET:
         case FETCH_PAGING_PAGE:
         case FETCH_PAGING_CURSOR:
-                if (!src->page_param) {
+                if (!src->page_param && !src->soap) {
                         sl_config_problem(errs, file, text, "paging",
                                           "style %s needs \"param\"",
                                           paging_names[src->paging]);
@@ -739,6 +862,39 @@ static int check_semantics(struct fetch_source *src, const char *file,
         return bad;
 }
 
+static void fill_soap(struct fetch_source *src)
+{
+        json_t *soap = json_object_get(src->root, "soap");
+        json_t *faults = json_object_get(soap, "retry_faults");
+        static const char *const def[] = {"Server", "Receiver"};
+
+        src->soap = soap != NULL;
+        if (!src->soap)
+                return;
+        src->method = "POST";
+        src->soap_version =
+            strcmp(str_get(soap, "version", "1.1"), "1.2") == 0 ? 12 : 11;
+        src->soap_action = str_get(soap, "action", NULL);
+        src->soap_envelope = str_get(soap, "envelope", "");
+        src->soap_next_envelope =
+            str_get(soap, "next_envelope", src->soap_envelope);
+        src->soap_next_action = str_get(soap, "next_action", src->soap_action);
+        if (!json_is_array(faults)) {
+                src->soap_retry_faults = sl_calloc(3, sizeof(char *));
+                for (size_t i = 0; i < 2; i++)
+                        src->soap_retry_faults[src->soap_retry_faults_n++] =
+                            def[i];
+                return;
+        }
+        src->soap_retry_faults =
+            sl_calloc(json_array_size(faults) + 1, sizeof(char *));
+        for (size_t i = 0; i < json_array_size(faults); i++) {
+                const char *f = json_string_value(json_array_get(faults, i));
+                if (f)
+                        src->soap_retry_faults[src->soap_retry_faults_n++] = f;
+        }
+}
+
 static void fill_xml(struct fetch_source *src)
 {
         json_t *xml = json_object_get(src->root, "xml");
@@ -758,6 +914,7 @@ static void fill_xml(struct fetch_source *src)
         /* the converted page's next URL, unless paging.next says */
         if (src->xml && src->xml_next && !json_object_get(paging, "next"))
                 src->next_path = "$.next";
+        fill_soap(src);
 }
 
 static void fill(struct fetch_source *src)
@@ -877,6 +1034,7 @@ struct fetch_source *fetch_source_loadb(const char *file, const char *text,
         bad += check_section(paging_opts, root, "paging", file, text, errs);
         bad += check_section(export_opts, root, "export", file, text, errs);
         bad += check_section(xml_opts, root, "xml", file, text, errs);
+        bad += check_section(soap_opts, root, "soap", file, text, errs);
         bad += check_section(rate_opts, root, "rate_limit", file, text, errs);
         bad += check_section(retry_opts, root, "retry", file, text, errs);
         bad += check_section(timeout_opts, root, "timeouts", file, text, errs);
@@ -919,5 +1077,6 @@ void fetch_source_destroy(struct fetch_source *src)
         json_decref(src->root);
         free(src->path);
         free(src->xml_arrays);
+        free(src->soap_retry_faults);
         free(src);
 }

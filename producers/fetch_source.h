@@ -41,12 +41,21 @@ struct fetch_source {
         json_t *headers;     /* borrowed object of string templates, or NULL */
         json_t *body;        /* borrowed: string or JSON value, or NULL */
         const char *records; /* JSON path of the records array */
-        int xml;                 /* "format": "xml": pages pass fetch_xml */
+        int xml;             /* "format": "xml": pages pass fetch_xml */
         const char *xml_records; /* element path of the records */
         const char *xml_next;    /* element path of the next URL, or NULL */
         const char **xml_arrays; /* owned array of names borrowed from
                                     root: always arrays */
         size_t xml_arrays_n;
+        int soap;                /* a "soap" object: envelopes are POSTed */
+        int soap_version;        /* 11 or 12 */
+        const char *soap_action; /* or NULL: no action sent */
+        const char *soap_envelope;
+        const char *soap_next_envelope; /* later pages; holds ${next} */
+        const char *soap_next_action;   /* or NULL: soap_action */
+        const char **soap_retry_faults; /* owned array of names borrowed
+                                           from root: faults retried */
+        size_t soap_retry_faults_n;
 
         enum fetch_auth auth;
         const char *auth_name; /* header or query parameter */

@@ -1,11 +1,14 @@
 /* fetch_sync: windows, paging styles and publishing for one sync. */
 #include "fetch_sync.h"
+#include "fetch_xml.h"
 #include "sl_log.h"
 #include "sl_metrics.h"
 
 #include <unistd.h>
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,13 +274,44 @@ static struct fetch_req *build_follow(struct fetch_ctx *c, const char *given,
         return fetch_req_new(url, masked, src->method);
 }
 
+/* A SOAP source's request: the first page's envelope, or with next (the
+ * previous answer's xml.next token) the later pages' with ${next}, every
+ * substituted value XML-escaped, POSTed to request.path. NULL with
+ * errstr. */
+static struct fetch_req *build_soap(struct fetch_ctx *c, const char *next,
+                                    char *errstr, size_t errstr_size)
+{
+        const struct fetch_source *src = c->src;
+        struct fetch_req *r = build(c, "POST", src->req_path, NULL, NULL, NULL,
+                                    errstr, errstr_size);
+
+        if (!r)
+                return NULL;
+        fetch_vars_set(&c->vars, "next", next ? next : "");
+        r->body = fetch_template_xml(next ? src->soap_next_envelope
+                                          : src->soap_envelope,
+                                     &c->vars, NULL, errstr, errstr_size);
+        /* next is the caller's: not kept past this call */
+        fetch_vars_set(&c->vars, "next", "");
+        if (!r->body) {
+                fetch_req_destroy(r);
+                return NULL;
+        }
+        r->soap = 1;
+        r->soap_action = next ? src->soap_next_action : src->soap_action;
+        return r;
+}
+
 static struct fetch_req *build_main(struct fetch_ctx *c,
                                     const struct params *pp,
                                     const char *cursor_value, char *errstr,
                                     size_t errstr_size)
 {
-        struct fetch_req *r =
-            build(c, c->src->method, c->src->req_path, pp, c->src->page_param,
+        struct fetch_req *r;
+
+        if (c->src->soap)
+                return build_soap(c, NULL, errstr, errstr_size);
+        r = build(c, c->src->method, c->src->req_path, pp, c->src->page_param,
                   cursor_value, errstr, errstr_size);
 
         if (r && set_body(c, r, c->src->body, errstr, errstr_size) < 0) {
@@ -985,12 +1019,15 @@ static int paging_chain(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                 if (src->page_size &&
                     (i == 0 || src->paging == FETCH_PAGING_CURSOR))
                         param_add(&pp, src->size_param, src->page_size);
-                if (src->paging == FETCH_PAGING_CURSOR || i == 0)
+                if (src->soap)
+                        r = build_soap(c, next, errstr, errstr_size);
+                else if (src->paging == FETCH_PAGING_CURSOR || i == 0)
                         r = build(c, src->method, src->req_path, &pp,
                                   src->page_param, next, errstr, errstr_size);
                 else
                         r = build_follow(c, next, errstr, errstr_size);
-                if (r && set_body(c, r, src->body, errstr, errstr_size) < 0) {
+                if (r && !src->soap &&
+                    set_body(c, r, src->body, errstr, errstr_size) < 0) {
                         fetch_req_destroy(r);
                         r = NULL;
                 }
@@ -998,13 +1035,16 @@ static int paging_chain(struct fetch_ctx *c, char *errstr, size_t errstr_size)
                         rc = SL_ERR_FATAL;
                         break;
                 }
-                if (guard_url_seen(&g, r->url)) {
+                /* one URL takes every SOAP page: its envelope tells
+                 * them apart */
+                if (guard_url_seen(&g, r->soap ? r->body : r->url)) {
                         snprintf(errstr, errstr_size,
                                  "page %ld: %s was already requested in this "
                                  "window: the server leads back to a page "
                                  "it gave; stopping the sync (nothing more "
                                  "is published)",
-                                 i, r->masked_url);
+                                 i,
+                                 r->soap ? "the same envelope" : r->masked_url);
                         fetch_req_destroy(r);
                         g.tripped = 1;
                         break;
@@ -1227,6 +1267,90 @@ static int run_window(struct fetch_ctx *c, char *errstr, size_t errstr_size)
         return SL_OK;
 }
 
+/* A streamed XML file's pages: each published as a page of the run
+ * (page 0, 1, ...) and delivered before the next is read, so a report of
+ * any size takes the memory of one page. */
+#define XML_FILE_PAGE_BYTES ((size_t)8 << 20)
+
+struct xml_file {
+        struct fetch_ctx *c;
+        const char *url;
+        long page;
+};
+
+static int emit_xml_page(const char *page, size_t len, long nrec, void *opaque,
+                         char *errstr, size_t errstr_size)
+{
+        struct xml_file *f = opaque;
+        struct fetch_req *r =
+            fetch_req_new(sl_strdup(f->url), sl_strdup(f->url), "GET");
+        char why[512];
+        int rc = -1;
+
+        (void)nrec;
+        sl_buf_append(&r->resp, page, len);
+        r->status = 200;
+        r->fetched_wall_ms = sl_wall_ms();
+        r->content_type = sl_strdup("application/json");
+        r->tag = f->page++;
+        r->converted = 1;
+        if (fetch_http_decode(&f->c->http, r, why, sizeof(why)) < 0) {
+                snprintf(errstr, errstr_size, "page %ld: %s", r->tag, why);
+                goto out;
+        }
+        if (publish(r, f->c, errstr, errstr_size) < 0)
+                goto out;
+        if (fetch_out_wait(&f->c->out, 120000, errstr, errstr_size) < 0)
+                goto out;
+        rc = 0;
+out:
+        fetch_req_destroy(r);
+        return rc;
+}
+
+/* An XML file, streamed (fetch_xml_stream). */
+static int page_file_xml(struct fetch_ctx *c, const char *path, const char *url,
+                         char *errstr, size_t errstr_size)
+{
+        const struct fetch_source *src = c->src;
+        struct fetch_xml_opts o;
+        struct fetch_xml_sink sink;
+        struct xml_file f;
+        long pages = 0;
+        char why[512];
+        int fd, rc;
+
+        memset(&o, 0, sizeof(o));
+        o.records = src->xml_records;
+        o.arrays = src->xml_arrays;
+        o.arrays_n = src->xml_arrays_n;
+        o.max_depth = src->max_depth;
+        o.max_bytes = (size_t)src->max_page_bytes;
+        memset(&f, 0, sizeof(f));
+        f.c = c;
+        f.url = url;
+        sink.page_bytes = XML_FILE_PAGE_BYTES;
+        if (sink.page_bytes > o.max_bytes / 2)
+                sink.page_bytes = o.max_bytes / 2;
+        sink.emit = emit_xml_page;
+        sink.opaque = &f;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                return SL_ERR_FATAL;
+        }
+        why[0] = '\0';
+        rc = fetch_xml_stream(&o, fd, &sink, &pages, why, sizeof(why));
+        close(fd);
+        if (rc == FETCH_XML_OK)
+                return SL_OK;
+        snprintf(errstr, errstr_size, "%s: %s%s", path, why,
+                 pages > 0 ? " (the pages before it were published)" : "");
+        /* a delivery that did not complete can be tried again */
+        return rc == FETCH_XML_SINK && strstr(why, "delivered") ? SL_ERR_RETRY
+                                                                : SL_ERR_FATAL;
+}
+
 int fetch_page_file(struct fetch_ctx *c, const char *path, char *errstr,
                     size_t errstr_size)
 {
@@ -1242,6 +1366,18 @@ int fetch_page_file(struct fetch_ctx *c, const char *path, char *errstr,
         c->bad_records = 0;
         c->t0 = c->last_progress = sl_now_ms();
         c->cpu0 = sl_cpu_ms();
+        if (src->xml) {
+                char *url;
+                abs = realpath(path, NULL);
+                url = sl_asprintf("file://%s", abs ? abs : path);
+                sl_info("event=page_file source=%s run=%s url=%s streamed=1",
+                        src->name, c->out.run, url);
+                rc = page_file_xml(c, path, url, errstr, errstr_size);
+                free(url);
+                if (rc != SL_OK)
+                        goto out;
+                goto done;
+        }
         text = sl_file_read(path, &len, errstr, errstr_size);
         if (!text)
                 goto out;
@@ -1273,6 +1409,7 @@ int fetch_page_file(struct fetch_ctx *c, const char *path, char *errstr,
                 rc = SL_ERR_RETRY;
                 goto out;
         }
+done:
         rc = SL_OK;
         sl_info("event=sync_done source=%s run=%s pages=%ld records=%ld "
                 "dead_pages=%ld ms=%lld cpu_ms=%lld file=%s",

@@ -18,11 +18,13 @@
 #include <libxml/xmlreader.h>
 #include <pthread.h>
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* ---- the process-wide parser setup ---- */
 
@@ -267,10 +269,24 @@ static int prolog_check(const char *s, size_t len, char *errstr,
 
 /* ---- the conversion ---- */
 
-struct frame {
-        json_t *obj; /* the element's attributes and children */
-        struct sl_buf text;
+/* A child element name of an open element, with the JSON values of its
+ * occurrences so far, comma-separated: written as one value, or as an
+ * array when it repeats or is in xml.arrays. */
+struct member {
         const char *name; /* the reader's dictionary: valid with it */
+        struct sl_buf vals;
+        long n;
+};
+
+/* An open element of the current record. The JSON is written straight
+ * from the reader's events, no tree built: frames, and their buffers,
+ * are reused from record to record. */
+struct frame {
+        const char *name;    /* the reader's dictionary: valid with it */
+        struct sl_buf attrs; /* "\"@a\":\"v\"" members, comma-separated */
+        struct member *m;    /* children in first-seen order */
+        size_t nm, cap;
+        struct sl_buf text;
 };
 
 struct conv {
@@ -280,7 +296,14 @@ struct conv {
         struct frame *fr;  /* the open elements of the current record */
         size_t nfr;
         struct sl_buf out;
-        long nrec;
+        long nrec; /* records in the page being written */
+        /* streaming (fetch_xml_stream): a page is handed to the sink once
+         * its JSON passes sink->page_bytes; NULL: one page */
+        const struct fetch_xml_sink *sink;
+        long pages; /* handed to the sink */
+        char *sink_err;
+        size_t sink_err_size;
+        int sink_failed;
         struct sl_buf next_text;
         int next_depth; /* depth of the open next element, or -1 */
         int have_next;
@@ -303,55 +326,172 @@ static int all_space(const struct sl_buf *b)
         return 1;
 }
 
-static void add_member(const struct conv *c, json_t *obj, const char *name,
-                       json_t *v)
+/* The length of the UTF-8 sequence at p[0..n) as Jansson accepts it
+ * (no overlong form, no surrogate, at most U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t n)
 {
-        json_t *cur = json_object_get(obj, name);
-        json_t *arr;
+        unsigned u = p[0], cp;
+        size_t k;
 
-        if (!cur && always_array(c, name)) {
-                arr = json_array();
-                json_array_append_new(arr, v);
-                json_object_set_new(obj, name, arr);
-        } else if (!cur) {
-                json_object_set_new(obj, name, v);
-        } else if (json_is_array(cur)) {
-                /* only repeated or always-array elements make arrays */
-                json_array_append_new(cur, v);
-        } else {
-                arr = json_array();
-                json_array_append(arr, cur);
-                json_array_append_new(arr, v);
-                json_object_set_new(obj, name, arr);
+        if (u < 0x80)
+                return 1;
+        if (u < 0xC2 || u > 0xF4)
+                return 0;
+        k = u < 0xE0 ? 2 : u < 0xF0 ? 3 : 4;
+        if (n < k)
+                return 0;
+        cp = u & (k == 2 ? 0x1F : k == 3 ? 0x0F : 0x07);
+        for (size_t i = 1; i < k; i++) {
+                if ((p[i] & 0xC0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (p[i] & 0x3F);
         }
+        if ((k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) ||
+            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+                return 0;
+        return k;
 }
 
-/* The frame's value (new reference): the plain text for an element with
- * neither attributes nor children, else its object, with "#text" when it
- * holds text besides white space. NULL: text that is not UTF-8. */
-static json_t *frame_value(struct frame *f)
+/* Appends s[0..n) as a JSON string, escaped as Jansson (and sl_json_dump)
+ * escape: '"', '\\' and bytes below 0x20. -2: not UTF-8; -1: b's cap. */
+static int put_str(struct sl_buf *b, const char *s, size_t n)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        const unsigned char *u = (const unsigned char *)s;
+        size_t run = 0, i = 0;
+
+        if (sl_buf_append(b, "\"", 1) < 0)
+                return -1;
+        while (i < n) {
+                unsigned char ch;
+                char esc[8];
+                size_t k, elen = 2;
+
+                /* the common case: a run of plain ASCII */
+                while (i < n && u[i] >= 0x20 && u[i] < 0x80 && u[i] != '"' &&
+                       u[i] != '\\') {
+                        i++;
+                        run++;
+                }
+                if (i == n)
+                        break;
+                ch = u[i];
+                if (ch >= 0x20 && ch != '"' && ch != '\\') {
+                        k = ch < 0x80 ? 1 : utf8_len(u + i, n - i);
+                        if (k == 0)
+                                return -2;
+                        i += k;
+                        run += k;
+                        continue;
+                }
+                if (run && sl_buf_append(b, s + i - run, run) < 0)
+                        return -1;
+                run = 0;
+                esc[0] = '\\';
+                switch (ch) {
+                case '"':
+                case '\\':
+                        esc[1] = (char)ch;
+                        break;
+                case '\b':
+                        esc[1] = 'b';
+                        break;
+                case '\f':
+                        esc[1] = 'f';
+                        break;
+                case '\n':
+                        esc[1] = 'n';
+                        break;
+                case '\r':
+                        esc[1] = 'r';
+                        break;
+                case '\t':
+                        esc[1] = 't';
+                        break;
+                default:
+                        memcpy(esc + 1, "u00", 3);
+                        esc[4] = hex[ch >> 4];
+                        esc[5] = hex[ch & 15];
+                        elen = 6;
+                        break;
+                }
+                if (sl_buf_append(b, esc, elen) < 0)
+                        return -1;
+                i++;
+        }
+        if (run && sl_buf_append(b, s + i - run, run) < 0)
+                return -1;
+        return sl_buf_append(b, "\"", 1);
+}
+
+/* Writes the value of the element f closes into dst: the plain text for
+ * an element with neither attributes nor children, else an object of its
+ * attributes ("@a"), children (an array when repeated or in xml.arrays)
+ * and "#text" when it holds text besides white space. 0, -1 (dst's cap)
+ * or -2 (text that is not UTF-8). */
+static int frame_value(const struct conv *c, struct frame *f,
+                       struct sl_buf *dst)
 {
         const char *t = f->text.data ? f->text.data : "";
-        json_t *v;
+        int rc, comma = 0;
 
-        if (json_object_size(f->obj) == 0) {
-                v = json_stringn(t, f->text.len);
-                json_decref(f->obj);
-        } else if (!all_space(&f->text)) {
-                v = f->obj;
-                json_t *s = json_stringn(t, f->text.len);
-                if (!s) {
-                        json_decref(v);
-                        v = NULL;
-                } else {
-                        json_object_set_new(v, "#text", s);
-                }
-        } else {
-                v = f->obj;
+        if (f->attrs.len == 0 && f->nm == 0)
+                return put_str(dst, t, f->text.len);
+        if (sl_buf_append(dst, "{", 1) < 0)
+                return -1;
+        if (f->attrs.len) {
+                if (sl_buf_append(dst, f->attrs.data, f->attrs.len) < 0)
+                        return -1;
+                comma = 1;
         }
-        f->obj = NULL;
-        sl_buf_free(&f->text);
-        return v;
+        for (size_t i = 0; i < f->nm; i++) {
+                struct member *m = &f->m[i];
+                int arr = m->n > 1 || always_array(c, m->name);
+                if (comma && sl_buf_append(dst, ",", 1) < 0)
+                        return -1;
+                comma = 1;
+                rc = put_str(dst, m->name, strlen(m->name));
+                if (rc < 0)
+                        return rc;
+                if (sl_buf_append(dst, arr ? ":[" : ":", arr ? 2 : 1) < 0 ||
+                    sl_buf_append(dst, m->vals.data, m->vals.len) < 0 ||
+                    (arr && sl_buf_append(dst, "]", 1) < 0))
+                        return -1;
+        }
+        if (!all_space(&f->text)) {
+                if (comma && sl_buf_append(dst, ",", 1) < 0)
+                        return -1;
+                if (sl_buf_puts(dst, "\"#text\":") < 0)
+                        return -1;
+                rc = put_str(dst, t, f->text.len);
+                if (rc < 0)
+                        return rc;
+        }
+        return sl_buf_append(dst, "}", 1);
+}
+
+/* The member of f for child elements called name (new when none yet):
+ * its buffer gets the next value, after a comma when it holds one. */
+static struct member *member_for(const struct conv *c, struct frame *f,
+                                 const char *name)
+{
+        struct member *m;
+
+        for (size_t i = 0; i < f->nm; i++)
+                if (f->m[i].name == name || strcmp(f->m[i].name, name) == 0)
+                        return &f->m[i];
+        if (f->nm == f->cap) {
+                size_t cap = f->cap ? f->cap * 2 : 8;
+                f->m = sl_realloc(f->m, cap * sizeof(*f->m));
+                for (size_t i = f->cap; i < cap; i++)
+                        sl_buf_init(&f->m[i].vals, c->out.max);
+                f->cap = cap;
+        }
+        m = &f->m[f->nm++];
+        m->name = name;
+        m->n = 0;
+        sl_buf_reset(&m->vals);
+        return m;
 }
 
 static int out_write(const char *buf, size_t size, void *opaque)
@@ -375,32 +515,78 @@ static int refuse_size(struct conv *c, char *errstr, size_t errstr_size)
 }
 
 /* Pushes a frame for the element the reader is on, with its attributes
- * as "@name" members (namespace declarations left out). */
-static void push(struct conv *c, xmlTextReaderPtr reader, const char *name)
+ * as "@name" members (namespace declarations left out). 0, or what
+ * put_str says. */
+static int push(struct conv *c, xmlTextReaderPtr reader, const char *name)
 {
         struct frame *f = &c->fr[c->nfr++];
+        int rc = 0;
 
-        f->obj = json_object();
         f->name = name;
-        sl_buf_init(&f->text, c->out.max);
-        while (xmlTextReaderMoveToNextAttribute(reader) == 1) {
+        f->nm = 0;
+        sl_buf_reset(&f->attrs);
+        sl_buf_reset(&f->text);
+        while (rc == 0 && xmlTextReaderMoveToNextAttribute(reader) == 1) {
                 const char *an = (const char *)xmlTextReaderConstName(reader);
                 const char *av = (const char *)xmlTextReaderConstValue(reader);
-                char *key;
+                size_t n;
                 if (xmlTextReaderIsNamespaceDecl(reader) == 1 || !an)
                         continue;
-                key = sl_asprintf("@%s", an);
-                json_object_set_new(f->obj, key, json_string(av ? av : ""));
-                free(key);
+                if (f->attrs.len && sl_buf_append(&f->attrs, ",", 1) < 0)
+                        rc = -1;
+                /* an XML name holds no quote, backslash nor control
+                 * character: nothing to escape */
+                n = strlen(an);
+                if (rc == 0 && (sl_buf_append(&f->attrs, "\"@", 2) < 0 ||
+                                sl_buf_append(&f->attrs, an, n) < 0 ||
+                                sl_buf_append(&f->attrs, "\"", 1) < 0))
+                        rc = -1;
+                if (rc == 0 && sl_buf_append(&f->attrs, ":", 1) < 0)
+                        rc = -1;
+                if (rc == 0)
+                        rc = put_str(&f->attrs, av ? av : "",
+                                     av ? strlen(av) : 0);
         }
         xmlTextReaderMoveToElement(reader);
+        return rc;
+}
+
+/* Streaming: the page so far ({"records":[...]}) to the sink, and a new
+ * page begun. */
+static int flush_page(struct conv *c, char *errstr, size_t errstr_size)
+{
+        int rc;
+
+        if (out_write("]}", 2, c) < 0)
+                return refuse_size(c, errstr, errstr_size);
+        rc = c->sink->emit(c->out.data, c->out.len, c->nrec, c->sink->opaque,
+                           errstr, errstr_size);
+        c->pages++;
+        sl_buf_reset(&c->out);
+        c->nrec = 0;
+        if (rc < 0) {
+                c->sink_failed = 1;
+                return FETCH_XML_REFUSED;
+        }
+        if (sl_buf_puts(&c->out, "{\"records\":[") < 0)
+                return refuse_size(c, errstr, errstr_size);
+        return FETCH_XML_OK;
+}
+
+static int write_error(struct conv *c, int rc, char *errstr, size_t errstr_size)
+{
+        if (rc == -2) {
+                snprintf(errstr, errstr_size, "XML text is not UTF-8");
+                return FETCH_XML_MALFORMED;
+        }
+        return refuse_size(c, errstr, errstr_size);
 }
 
 /* The end of an element at depth d. */
 static int end_element(struct conv *c, int d, char *errstr, size_t errstr_size)
 {
         struct frame *f;
-        json_t *v;
+        int rc;
 
         if (c->nfr == 0) {
                 if (c->next_depth == d)
@@ -408,28 +594,25 @@ static int end_element(struct conv *c, int d, char *errstr, size_t errstr_size)
                 return FETCH_XML_OK;
         }
         f = &c->fr[--c->nfr];
-        v = frame_value(f);
-        if (!v) {
-                snprintf(errstr, errstr_size, "XML text is not UTF-8");
-                return FETCH_XML_MALFORMED;
-        }
         if (c->nfr > 0) {
-                add_member(c, c->fr[c->nfr - 1].obj, f->name, v);
+                struct member *m = member_for(c, &c->fr[c->nfr - 1], f->name);
+                if (m->n > 0 && sl_buf_append(&m->vals, ",", 1) < 0)
+                        return refuse_size(c, errstr, errstr_size);
+                rc = frame_value(c, f, &m->vals);
+                if (rc < 0)
+                        return write_error(c, rc, errstr, errstr_size);
+                m->n++;
                 return FETCH_XML_OK;
         }
         /* a whole record */
-        if (c->nrec > 0 && out_write(",", 1, c) < 0) {
-                json_decref(v);
+        if (c->nrec > 0 && out_write(",", 1, c) < 0)
                 return refuse_size(c, errstr, errstr_size);
-        }
-        if (json_dump_callback(v, out_write, c,
-                               JSON_COMPACT | JSON_ENCODE_ANY) < 0 ||
-            c->too_big) {
-                json_decref(v);
-                return refuse_size(c, errstr, errstr_size);
-        }
-        json_decref(v);
+        rc = frame_value(c, f, &c->out);
+        if (rc < 0)
+                return write_error(c, rc, errstr, errstr_size);
         c->nrec++;
+        if (c->sink && c->out.len >= c->sink->page_bytes)
+                return flush_page(c, errstr, errstr_size);
         return FETCH_XML_OK;
 }
 
@@ -448,7 +631,9 @@ static int start_element(struct conv *c, xmlTextReaderPtr reader, int d,
         }
         c->path[d] = name ? name : "";
         if (c->nfr > 0 || steps_match(&c->records, c->path, d)) {
-                push(c, reader, c->path[d]);
+                int rc = push(c, reader, c->path[d]);
+                if (rc < 0)
+                        return write_error(c, rc, errstr, errstr_size);
         } else if (steps_match(&c->next, c->path, d)) {
                 c->next_depth = d;
                 c->have_next = 1;
@@ -632,28 +817,81 @@ static int put_next(struct conv *c)
         return rc;
 }
 
+static void conv_init(struct conv *c, const struct fetch_xml_opts *o)
+{
+        memset(c, 0, sizeof(*c));
+        c->o = o;
+        c->next_depth = -1;
+        sl_buf_init(&c->out, o->max_bytes);
+        sl_buf_init(&c->next_text, 64 * 1024);
+        steps_parse(&c->records, o->records ? o->records : "");
+        if (o->next)
+                steps_parse(&c->next, o->next);
+        c->path = sl_calloc((size_t)o->max_depth + 1, sizeof(*c->path));
+        c->fr = sl_calloc((size_t)o->max_depth + 1, sizeof(*c->fr));
+        for (long i = 0; i <= o->max_depth; i++) {
+                sl_buf_init(&c->fr[i].attrs, o->max_bytes);
+                sl_buf_init(&c->fr[i].text, o->max_bytes);
+        }
+}
+
+static void conv_free(struct conv *c)
+{
+        for (long i = 0; c->fr && i <= c->o->max_depth; i++) {
+                struct frame *f = &c->fr[i];
+                for (size_t k = 0; k < f->cap; k++)
+                        sl_buf_free(&f->m[k].vals);
+                free(f->m);
+                sl_buf_free(&f->attrs);
+                sl_buf_free(&f->text);
+        }
+        free(c->fr);
+        free(c->path);
+        steps_free(&c->records);
+        steps_free(&c->next);
+        sl_buf_free(&c->next_text);
+        sl_buf_free(&c->out);
+}
+
+/* Reads the whole document from reader (taken over) into c->out, the
+ * last page's records closed with its next. */
+static int conv_run(struct conv *c, xmlTextReaderPtr reader, char *errstr,
+                    size_t errstr_size)
+{
+        struct xerr x;
+        int rc;
+
+        memset(&x, 0, sizeof(x));
+        if (!reader) {
+                snprintf(errstr, errstr_size, "XML reader could not start");
+                return FETCH_XML_MALFORMED;
+        }
+        xmlTextReaderSetStructuredErrorHandler(reader, on_error, &x);
+        if (sl_buf_puts(&c->out, "{\"records\":[") < 0) {
+                rc = refuse_size(c, errstr, errstr_size);
+                goto out;
+        }
+        rc = convert(c, reader, &x, errstr, errstr_size);
+        if (rc != FETCH_XML_OK)
+                goto out;
+        if (out_write("]", 1, c) < 0 || (c->have_next && put_next(c) < 0) ||
+            out_write("}", 1, c) < 0)
+                rc = refuse_size(c, errstr, errstr_size);
+out:
+        xmlFreeTextReader(reader);
+        return rc;
+}
+
 int fetch_xml_page(const struct fetch_xml_opts *o, const char *xml, size_t len,
                    char **out, size_t *out_len, char *errstr,
                    size_t errstr_size)
 {
-        xmlTextReaderPtr reader = NULL;
         struct conv c;
-        struct xerr x;
         int rc;
 
         *out = NULL;
         *out_len = 0;
-        memset(&c, 0, sizeof(c));
-        memset(&x, 0, sizeof(x));
-        c.o = o;
-        c.next_depth = -1;
-        sl_buf_init(&c.out, o->max_bytes);
-        sl_buf_init(&c.next_text, 64 * 1024);
-        steps_parse(&c.records, o->records ? o->records : "");
-        if (o->next)
-                steps_parse(&c.next, o->next);
-        c.path = sl_calloc((size_t)o->max_depth + 1, sizeof(*c.path));
-        c.fr = sl_calloc((size_t)o->max_depth + 1, sizeof(*c.fr));
+        conv_init(&c, o);
         if (len > INT_MAX) {
                 rc = refuse_size(&c, errstr, errstr_size);
                 goto out;
@@ -663,43 +901,273 @@ int fetch_xml_page(const struct fetch_xml_opts *o, const char *xml, size_t len,
                 goto out;
         }
         pthread_once(&setup_once, setup);
+        rc = conv_run(&c,
+                      xmlReaderForMemory(xml, (int)len, NULL, NULL,
+                                         XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                             XML_PARSE_NOWARNING),
+                      errstr, errstr_size);
+        if (rc == FETCH_XML_OK)
+                *out = sl_buf_steal(&c.out, out_len);
+out:
+        conv_free(&c);
+        return rc;
+}
+
+/* ---- streaming from a file ---- */
+
+#define PROLOG_BYTES (64 * 1024)
+
+struct fd_input {
+        int fd;
+        char *head; /* the first bytes, read for the prolog check */
+        size_t head_len, head_at;
+        int err; /* errno of a failed read */
+};
+
+static int fd_read(void *ctx, char *buf, int len)
+{
+        struct fd_input *in = ctx;
+        ssize_t n;
+
+        if (in->head_at < in->head_len) {
+                size_t k = in->head_len - in->head_at;
+                if (k > (size_t)len)
+                        k = (size_t)len;
+                memcpy(buf, in->head + in->head_at, k);
+                in->head_at += k;
+                return (int)k;
+        }
+        do {
+                n = read(in->fd, buf, (size_t)len);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+                in->err = errno;
+                return -1;
+        }
+        return (int)n;
+}
+
+static int fd_close(void *ctx)
+{
+        (void)ctx; /* the caller's fd */
+        return 0;
+}
+
+int fetch_xml_stream(const struct fetch_xml_opts *o, int fd,
+                     const struct fetch_xml_sink *sink, long *pages,
+                     char *errstr, size_t errstr_size)
+{
+        struct fd_input in;
+        struct conv c;
+        int rc;
+
+        *pages = 0;
+        memset(&in, 0, sizeof(in));
+        in.fd = fd;
+        in.head = sl_malloc(PROLOG_BYTES);
+        while (in.head_len < PROLOG_BYTES) {
+                ssize_t n =
+                    read(fd, in.head + in.head_len, PROLOG_BYTES - in.head_len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        snprintf(errstr, errstr_size, "read: %s",
+                                 strerror(errno));
+                        free(in.head);
+                        return FETCH_XML_MALFORMED;
+                }
+                if (n == 0)
+                        break;
+                in.head_len += (size_t)n;
+        }
+        conv_init(&c, o);
+        c.sink = sink;
+        if (prolog_check(in.head, in.head_len, errstr, errstr_size) < 0) {
+                rc = FETCH_XML_REFUSED;
+                goto out;
+        }
+        pthread_once(&setup_once, setup);
+        rc = conv_run(&c,
+                      xmlReaderForIO(fd_read, fd_close, &in, NULL, NULL,
+                                     XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                         XML_PARSE_NOWARNING),
+                      errstr, errstr_size);
+        if (in.err && rc != FETCH_XML_OK && !c.sink_failed)
+                snprintf(errstr, errstr_size, "read: %s", strerror(in.err));
+        if (rc == FETCH_XML_OK && (c.nrec > 0 || c.pages == 0)) {
+                /* the last page (or the only one, even empty) */
+                if (sink->emit(c.out.data, c.out.len, c.nrec, sink->opaque,
+                               errstr, errstr_size) < 0) {
+                        c.sink_failed = 1;
+                        rc = FETCH_XML_REFUSED;
+                }
+                c.pages++;
+        }
+        *pages = c.pages;
+        if (c.sink_failed)
+                rc = FETCH_XML_SINK;
+out:
+        conv_free(&c);
+        free(in.head);
+        return rc;
+}
+
+/* ---- SOAP faults ---- */
+
+static const char *local_name(xmlTextReaderPtr reader)
+{
+        const char *n = (const char *)xmlTextReaderConstLocalName(reader);
+
+        return n ? n : "";
+}
+
+/* Appends t to the capture buf[0..size), trimmed of leading space while
+ * empty; what does not fit is dropped. */
+static void capture(char *buf, size_t size, const char *t)
+{
+        size_t n = strlen(buf);
+
+        if (n == 0)
+                while (*t && is_space(*t))
+                        t++;
+        snprintf(buf + n, size - n, "%s", t);
+}
+
+static void trim_end(char *buf)
+{
+        size_t n = strlen(buf);
+
+        while (n > 0 && is_space(buf[n - 1]))
+                buf[--n] = '\0';
+}
+
+int fetch_xml_soap_fault(const char *xml, size_t len, char *code,
+                         size_t code_size, char *reason, size_t reason_size)
+{
+        xmlTextReaderPtr reader = NULL;
+        struct xerr x;
+        char sub[128] = "";
+        char why[256];
+        char *target = NULL; /* the capture the text goes to */
+        size_t target_size = 0;
+        int in_body = 0, in_fault = 0, rc = -1;
+
+        code[0] = '\0';
+        reason[0] = '\0';
+        memset(&x, 0, sizeof(x));
+        if (len == 0 || len > INT_MAX ||
+            prolog_check(xml, len, why, sizeof(why)) < 0)
+                return -1;
+        pthread_once(&setup_once, setup);
         reader = xmlReaderForMemory(xml, (int)len, NULL, NULL,
                                     XML_PARSE_NONET | XML_PARSE_NOERROR |
                                         XML_PARSE_NOWARNING);
-        if (!reader) {
-                snprintf(errstr, errstr_size, "XML reader could not start");
-                rc = FETCH_XML_MALFORMED;
-                goto out;
-        }
+        if (!reader)
+                return -1;
         xmlTextReaderSetStructuredErrorHandler(reader, on_error, &x);
-        if (sl_buf_puts(&c.out, "{\"records\":[") < 0) {
-                rc = refuse_size(&c, errstr, errstr_size);
-                goto out;
+        for (;;) {
+                int r = xmlTextReaderRead(reader);
+                int type, d;
+                const char *name;
+
+                if (r == 0) {
+                        rc = in_fault ? 1 : 0;
+                        break;
+                }
+                if (r < 0 || x.set)
+                        break;
+                type = xmlTextReaderNodeType(reader);
+                d = xmlTextReaderDepth(reader);
+                if (type == XML_READER_TYPE_ENTITY_REFERENCE ||
+                    type == XML_READER_TYPE_DOCUMENT_TYPE)
+                        break; /* refused, as for any page */
+                if (type == XML_READER_TYPE_END_ELEMENT) {
+                        target = NULL;
+                        if (in_fault && d == 2) {
+                                rc = 1;
+                                break;
+                        }
+                        continue;
+                }
+                if (type == XML_READER_TYPE_TEXT ||
+                    type == XML_READER_TYPE_CDATA) {
+                        const char *t =
+                            (const char *)xmlTextReaderConstValue(reader);
+                        if (target && t)
+                                capture(target, target_size, t);
+                        continue;
+                }
+                if (type != XML_READER_TYPE_ELEMENT)
+                        continue;
+                name = local_name(reader);
+                target = NULL;
+                if (d == 0 && strcmp(name, "Envelope") != 0) {
+                        rc = 0; /* not SOAP */
+                        break;
+                }
+                if (d == 1) {
+                        in_body = strcmp(name, "Body") == 0;
+                        if (!in_body && strcmp(name, "Header") != 0) {
+                                rc = 0;
+                                break;
+                        }
+                        continue;
+                }
+                if (d == 2 && in_body) {
+                        if (strcmp(name, "Fault") != 0) {
+                                rc = 0; /* an answer, not a fault */
+                                break;
+                        }
+                        in_fault = 1;
+                        continue;
+                }
+                if (!in_fault)
+                        continue;
+                /* 1.1: faultcode, faultstring; 1.2: Code/Value,
+                 * Code/Subcode/Value, Reason/Text */
+                if (d == 3 && strcmp(name, "faultcode") == 0) {
+                        target = code;
+                        target_size = code_size;
+                } else if (d == 3 && strcmp(name, "faultstring") == 0) {
+                        target = reason;
+                        target_size = reason_size;
+                } else if (d == 4 && strcmp(name, "Value") == 0 && !code[0]) {
+                        target = code;
+                        target_size = code_size;
+                } else if (d == 5 && strcmp(name, "Value") == 0 && !sub[0]) {
+                        target = sub;
+                        target_size = sizeof(sub);
+                } else if (d == 4 && strcmp(name, "Text") == 0 && !reason[0]) {
+                        target = reason;
+                        target_size = reason_size;
+                }
+                if (target && xmlTextReaderIsEmptyElement(reader) == 1)
+                        target = NULL;
         }
-        rc = convert(&c, reader, &x, errstr, errstr_size);
-        if (rc != FETCH_XML_OK)
-                goto out;
-        if (out_write("]", 1, &c) < 0 || (c.have_next && put_next(&c) < 0) ||
-            out_write("}", 1, &c) < 0) {
-                rc = refuse_size(&c, errstr, errstr_size);
-                goto out;
+        xmlFreeTextReader(reader);
+        trim_end(code);
+        trim_end(sub);
+        trim_end(reason);
+        if (rc == 1 && sub[0]) {
+                size_t n = strlen(code);
+                snprintf(code + n, code_size - n, " / %s", sub);
         }
-        *out = sl_buf_steal(&c.out, out_len);
-out:
-        if (reader)
-                xmlFreeTextReader(reader);
-        while (c.nfr > 0) {
-                c.nfr--;
-                json_decref(c.fr[c.nfr].obj);
-                sl_buf_free(&c.fr[c.nfr].text);
-        }
-        free(c.fr);
-        free(c.path);
-        steps_free(&c.records);
-        steps_free(&c.next);
-        sl_buf_free(&c.next_text);
-        sl_buf_free(&c.out);
         return rc;
+}
+
+const char *fetch_xml_fault_local(const char *code, size_t *n)
+{
+        const char *end = strstr(code, " / ");
+        const char *colon;
+
+        if (!end)
+                end = code + strlen(code);
+        colon = code;
+        for (const char *p = code; p < end; p++)
+                if (*p == ':')
+                        colon = p + 1;
+        *n = (size_t)(end - colon);
+        return colon;
 }
 
 int fetch_xml_body(const struct fetch_source *src, struct sl_buf *body,

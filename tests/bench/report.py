@@ -360,7 +360,8 @@ def main():
              f"host: {platform.node()}, {os.cpu_count()} cores, "
              f"cases took {secs} s")
     L.append("- every figure is the median of the runs (n); rates are "
-             "NVD records per second; a ratio compares sluice with the "
+             "NVD records per second (the xml case: Nessus ReportHosts per "
+             "second); a ratio compares sluice with the "
              "bound or the peer measured in the same run on the same input;"
              " CPU is user+system seconds of the whole process, RSS its peak "
              "(/usr/bin/time)")
@@ -378,13 +379,16 @@ def main():
     # issue 22's targets; bare curl on loopback is information without a
     # target: a fetcher that must publish cannot beat a bound that does not
     targets = {"fetch": (0.8, None), "transform": (0.7, 3.0),
-               "load": (0.8, 1.5)}
-    no_target = {("fetch", "concurrency 4")}
+               "load": (0.8, 1.5), "xml": (0.7, None)}
+    # issue 27's target is the conversion's; the whole fetcher into Kafka
+    # beside the same bound is information
+    no_target = {("fetch", "concurrency 4"),
+                 ("xml", "Nessus report, sluice fetch --page into Kafka")}
 
     def target(case, v):
         tb, tp = targets[case]
         return (None if (case, v) in no_target else tb), tp
-    for case in ("fetch", "transform", "load"):
+    for case in ("fetch", "transform", "load", "xml"):
         for v in variants(case):
             s, b, p = (stat(case, v, i) for i in ("sluice", "bound", "peer"))
             if not s:
@@ -424,7 +428,7 @@ def main():
                 + ")")
 
     prow = []
-    for case in ("fetch", "transform", "load"):
+    for case in ("fetch", "transform", "load", "xml"):
         for v in variants(case):
             sr = rates_by_run(case, v, "sluice")
             pb = paired(sr, rates_by_run(case, v, "bound"))

@@ -9,7 +9,9 @@
 # default 42 = 19 992 NVD records), BENCH_PIPE_SCALE (pipeline, default 421 =
 # 200 396 records), BENCH_RUNS (repeats per case, default 5; the median is
 # reported), BENCH_PIPE_RUNS (default 5), BENCH_OUT (default
-# bench/results.md), BENCH_CASES (default "fetch transform load pipeline"),
+# bench/results.md), BENCH_CASES (default "fetch transform load pipeline
+# scale xml"; one case alone: BENCH_CASES=xml), BENCH_XML_MB (the xml
+# case's report size, default 64),
 # BENCH_LOAD_ROWS (the loader's default --batch-rows, 1000: the size of the
 # bound's batches), BENCH_BATCH_ROWS (the --batch-rows sweep),
 # BENCH_ROWS_DIR (a directory that keeps the mapped.* rows the transform
@@ -33,7 +35,7 @@ PSCALE=${BENCH_PIPE_SCALE:-421}
 RUNS=${BENCH_RUNS:-5}
 PRUNS=${BENCH_PIPE_RUNS:-5}
 OUT=${BENCH_OUT:-bench/results.md}
-CASES=${BENCH_CASES:-fetch transform load pipeline scale}
+CASES=${BENCH_CASES:-fetch transform load pipeline scale xml}
 # the loader's default --batch-rows (loaders/load_main.c): the bound
 # replays the loader's statements in batches of this size, as it cuts them
 export BENCH_LOAD_ROWS=${BENCH_LOAD_ROWS:-1000}
@@ -68,13 +70,14 @@ fi
 # version, the publish floor, the fetch-into-Kafka bound), built with the
 # Makefile's flags, linked with libsluice.a ---
 mkdir -p "$BUILD/bench"
-for prog in bench_transform_bound bench_json_bound bench_publish_floor bench_fetch_kafka_bound; do
-	cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icommon -O2 -g \
+for prog in bench_transform_bound bench_json_bound bench_publish_floor bench_fetch_kafka_bound \
+	bench_xml_bound; do
+	cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icommon -Iproducers -O2 -g \
 		-Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
 		-Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla \
-		-Wimplicit-fallthrough $(pkg-config --cflags rdkafka jansson) \
+		-Wimplicit-fallthrough $(pkg-config --cflags rdkafka jansson libxml-2.0) \
 		-o "$BUILD/bench/$prog" "$B/$prog.c" \
-		"$BUILD/libsluice.a" $(pkg-config --libs rdkafka libcurl jansson libpq) \
+		"$BUILD/libsluice.a" $(pkg-config --libs rdkafka libcurl jansson libpq libxml-2.0) \
 		-lpthread -lm || die "cannot build $B/$prog.c"
 done
 
@@ -704,6 +707,49 @@ case_scale() {
 			psql -qX -d postgres -c "DROP DATABASE bench_scale" >/dev/null
 		done
 	done
+}
+
+# ------------------------------------------------------------------ xml ----
+# Issue 27: a Nessus v2 report generated from the real sample's hosts
+# (tests/tools/gen_nessus.py, BENCH_XML_MB megabytes, default 64). sluice's
+# XML conversion (fetch_xml_stream, what `sluice fetch --page` runs on an
+# XML file before publishing, into a sink that drops its JSON pages)
+# against libxml2's reader alone reading the same file (the bound, target
+# >= 0.7 x), both in tests/bench/bench_xml_bound.c; then the whole
+# `sluice fetch --page` into Kafka against the same run's bound, for
+# information. Rates are ReportHosts per second.
+case_xml() {
+	local r line recs ms f=$W/bench.nessus hosts
+	local path=/NessusClientData_v2/Report/ReportHost
+	local arrays=(ReportItem tag cve bid xref see_also cpe)
+	local v1="Nessus report, convert" v2="Nessus report, sluice fetch --page into Kafka"
+	mk_broker 16 raw.nessus
+	hosts=$($PY tests/tools/gen_nessus.py data/nessus/nessus_v_unknown.nessus "$f" \
+		"${BENCH_XML_MB:-64}") || die "cannot generate the Nessus report"
+	log "xml: $(stat -c %s "$f") bytes, $hosts hosts"
+	kvf() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+	for ((r = 1; r <= RUNS; r++)); do
+		line=$("$BUILD/bench/bench_xml_bound" reader "$f" "$path") || fail "xml bound run $r"
+		[ "$(kvf records "$line")" == "$hosts" ] || fail "xml bound run $r: $line, want $hosts records"
+		record xml "$v1" "$r" bound "$hosts" "$(kvf wall_s "$line")" "$(kvf cpu_s "$line")" - -
+		record xml "$v2" "$r" bound "$hosts" "$(kvf wall_s "$line")" "$(kvf cpu_s "$line")" - -
+		line=$(/usr/bin/time -f "$TIMEFMT" -o "$W/xc$r.time" \
+			"$BUILD/bench/bench_xml_bound" convert "$f" "$path" "${arrays[@]}") ||
+			fail "xml convert run $r"
+		[ "$(kvf records "$line")" == "$hosts" ] || fail "xml convert run $r: $line, want $hosts records"
+		record xml "$v1" "$r" sluice "$hosts" "$(kvf wall_s "$line")" "$(kvf cpu_s "$line")" \
+			"$(timefile "$W/xc$r.time" | cut -d' ' -f2)" "pages=$(kvf pages "$line")"
+		/usr/bin/time -f "$TIMEFMT" -o "$W/xf$r.time" "$SLUICE_BIN" fetch \
+			producers/sources/nessus.json --page "$f" \
+			>/dev/null 2>"$SL_LOGDIR/xf$r.log" || fail "sluice fetch --page run $r"
+		line=$(grep -m1 event=sync_done "$SL_LOGDIR/xf$r.log")
+		recs=$(sed -n 's/.* records=\([0-9]*\).*/\1/p' <<<"$line")
+		ms=$(sed -n 's/.* ms=\([0-9]*\).*/\1/p' <<<"$line")
+		[ "$recs" == "$hosts" ] || fail "sluice fetch --page run $r published $recs records, want $hosts"
+		record xml "$v2" "$r" sluice "$recs" "$(echo "scale=3; $ms / 1000" | bc)" \
+			$(timefile "$W/xf$r.time") -
+	done
+	rm -f "$f"
 }
 
 START=$(date +%s)

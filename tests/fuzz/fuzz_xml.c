@@ -1,12 +1,16 @@
 /* fuzz_xml: fetch_xml_page (producers/fetch_xml.c), which every page of an
  * XML source passes through, on any bytes: it must never crash, leak or
  * read past them, and what it accepts must be a JSON page whose records
- * are an array (the contract the fetcher and the maps rely on). */
+ * are an array (the contract the fetcher and the maps rely on). The SOAP
+ * fault reader (fetch_xml_soap_fault), which reads every answer of a SOAP
+ * source first, gets the same bytes: its strings stay terminated and
+ * within their buffers. */
 #include "fetch_xml.h"
 #include "fuzz.h"
 
 #include <jansson.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,6 +28,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = 0;
         json_t *root;
 
+        char code[64], reason[64];
+        size_t ln;
+
+        if (fetch_xml_soap_fault((const char *)data, size, code, sizeof(code),
+                                 reason, sizeof(reason)) == 1 &&
+            (strlen(code) >= sizeof(code) || strlen(reason) >= sizeof(reason) ||
+             fetch_xml_fault_local(code, &ln) + ln > code + strlen(code)))
+                abort();
         if (fetch_xml_page(&o, (const char *)data, size, &page, &n, err,
                            sizeof(err)) != FETCH_XML_OK) {
                 if (page)

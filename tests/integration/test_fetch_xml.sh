@@ -70,10 +70,10 @@ n_qualys_assets() { q "SELECT count(*) FROM asset WHERE asset_uuid::text LIKE '5
 n_nessus_assets() { q "SELECT count(*) FROM asset WHERE asset_uuid::text LIKE '4e55e550-%'"; }
 n_qualys_findings() { q "SELECT count(*) FROM finding WHERE asset_uuid::text LIKE '5155a1ed-%'"; }
 n_nessus_findings() { q "SELECT count(*) FROM finding WHERE asset_uuid::text LIKE '4e55e550-%'"; }
-wait_out 60 "$want_dets" n_qualys_findings
+wait_out 60 = "$want_dets" n_qualys_findings
 check_eq "qualys: assets in PostgreSQL" "$(n_qualys_assets)" "$want_hosts"
 check_eq "qualys: findings in PostgreSQL (DETECTIONs)" "$(n_qualys_findings)" "$want_dets"
-wait_out 60 "$n_items" n_nessus_findings
+wait_out 60 = "$n_items" n_nessus_findings
 check_eq "nessus: assets in PostgreSQL" "$(n_nessus_assets)" "$n_hosts"
 check_eq "nessus: findings in PostgreSQL (ReportItems)" "$(n_nessus_findings)" "$n_items"
 check_eq "qualys: a detection's row as in the sample" \

@@ -1,6 +1,9 @@
 /* Unit tests of fetch_xml: the XML-to-JSON conversion rules, record
  * selection by element path, the next URL, and the refusals (entities,
- * external DTDs, depth, size, encodings). */
+ * external DTDs, depth, size, encodings); SOAP: faults read from answers,
+ * envelopes' XML-escaped substitution, and the soap section's lint. */
+#include "fetch_policy.h"
+#include "fetch_source.h"
 #include "fetch_xml.h"
 #include "tap.h"
 
@@ -208,11 +211,283 @@ static void test_paths(void)
                    "path: attribute step refused");
 }
 
+static void fault(const char *name, const char *xml, int want,
+                  const char *want_code, const char *want_reason)
+{
+        char code[128], reason[256];
+        int rc = fetch_xml_soap_fault(xml, strlen(xml), code, sizeof(code),
+                                      reason, sizeof(reason));
+
+        TAP_INT_EQ(rc, want, "fault %s: %d", name, want);
+        if (want != 1)
+                return;
+        TAP_STR_EQ(code, want_code, "fault %s: code", name);
+        TAP_STR_EQ(reason, want_reason, "fault %s: reason", name);
+}
+
+#define ENV11                                                                  \
+        "<soapenv:Envelope "                                                   \
+        "xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\">"
+#define ENV12                                                                  \
+        "<env:Envelope xmlns:env=\"http://www.w3.org/2003/05/soap-envelope\">"
+
+static void test_soap_faults(void)
+{
+        size_t n;
+        const char *l;
+
+        fault("1.1 with detail",
+              "<?xml version=\"1.0\"?>" ENV11 "<soapenv:Body><soapenv:Fault>"
+              "<faultcode>sf:INVALID_QUERY_LOCATOR</faultcode>"
+              "<faultstring>INVALID_QUERY_LOCATOR: invalid query "
+              "locator</faultstring><detail><x>1</x></detail>"
+              "</soapenv:Fault></soapenv:Body></soapenv:Envelope>",
+              1, "sf:INVALID_QUERY_LOCATOR",
+              "INVALID_QUERY_LOCATOR: invalid query locator");
+        fault("1.1 after a Header, text trimmed, &amp; read",
+              ENV11 "<soapenv:Header><h><faultcode>no</faultcode></h>"
+                    "</soapenv:Header><soapenv:Body><soapenv:Fault>"
+                    "<faultcode>\n  soapenv:Server \n</faultcode>"
+                    "<faultstring>a &amp; b</faultstring></soapenv:Fault>"
+                    "</soapenv:Body></soapenv:Envelope>",
+              1, "soapenv:Server", "a & b");
+        fault("1.2 with a subcode",
+              ENV12 "<env:Body><env:Fault><env:Code><env:Value>env:Receiver"
+                    "</env:Value><env:Subcode><env:Value>m:Busy</env:Value>"
+                    "</env:Subcode></env:Code><env:Reason><env:Text "
+                    "xml:lang=\"en\">try later</env:Text><env:Text "
+                    "xml:lang=\"fr\">plus tard</env:Text></env:Reason>"
+                    "</env:Fault></env:Body></env:Envelope>",
+              1, "env:Receiver / m:Busy", "try later");
+        fault("an answer",
+              ENV11 "<soapenv:Body><queryResponse><faultcode>x"
+                    "</faultcode></queryResponse></soapenv:Body>"
+                    "</soapenv:Envelope>",
+              0, NULL, NULL);
+        fault("not SOAP", "<Fault><faultcode>x</faultcode></Fault>", 0, NULL,
+              NULL);
+        fault("not XML", "{\"a\": 1}", -1, NULL, NULL);
+        fault("empty", "", -1, NULL, NULL);
+        fault("entities refused",
+              "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>" ENV11
+              "<soapenv:Body><soapenv:Fault><faultcode>&e;</faultcode>"
+              "</soapenv:Fault></soapenv:Body></soapenv:Envelope>",
+              -1, NULL, NULL);
+        l = fetch_xml_fault_local("soapenv:Server", &n);
+        TAP_OK(n == 6 && strncmp(l, "Server", n) == 0, "local: Server");
+        l = fetch_xml_fault_local("env:Receiver / m:Busy", &n);
+        TAP_OK(n == 8 && strncmp(l, "Receiver", n) == 0, "local: Receiver");
+        l = fetch_xml_fault_local("Client", &n);
+        TAP_OK(n == 6 && strncmp(l, "Client", n) == 0, "local: no prefix");
+}
+
+static void test_soap_template(void)
+{
+        struct fetch_vars v;
+        char err[256];
+        char *t;
+        int secret = 0;
+
+        memset(&v, 0, sizeof(v));
+        fetch_vars_set(&v, "next", "01g-2000 & <x> \"q\" 'a'");
+        setenv("SLUICE_TEST_SOAP_SECRET", "k<&>y", 1);
+        t = fetch_template_xml("<a>${next}</a><s>${env:SLUICE_TEST_SOAP_"
+                               "SECRET}</s>",
+                               &v, &secret, err, sizeof(err));
+        TAP_STR_EQ(t,
+                   "<a>01g-2000 &amp; &lt;x&gt; &quot;q&quot; &apos;a&apos;"
+                   "</a><s>k&lt;&amp;&gt;y</s>",
+                   "template: substitutions XML-escaped");
+        TAP_INT_EQ(secret, 1, "template: a secret is marked");
+        free(t);
+        t = fetch_template("<a>${next}</a>", &v, NULL, err, sizeof(err));
+        TAP_STR_EQ(t, "<a>01g-2000 & <x> \"q\" 'a'</a>",
+                   "template: plain templates unchanged");
+        free(t);
+}
+
+static void lint(const char *name, const char *soap_and_paging,
+                 const char *want)
+{
+        char *text = NULL, *errs = NULL;
+        struct fetch_source *src;
+
+        text = malloc(strlen(soap_and_paging) + 512);
+        snprintf(text, strlen(soap_and_paging) + 512,
+                 "{\"name\": \"s\", \"base_url\": \"http://x\", "
+                 "%s\"format\": \"xml\", \"records\": \"$.records\", %s}",
+                 strstr(soap_and_paging, "\"request\"")
+                     ? ""
+                     : "\"request\": {\"path\": \"/soap\"}, ",
+                 soap_and_paging);
+        src = fetch_source_loadb("s.json", text, strlen(text), &errs);
+        for (char *p = errs; p && *p; p++)
+                if (*p == '\n')
+                        *p = ' '; /* one TAP line */
+        if (!want) {
+                TAP_OK(src != NULL, "lint %s: ok (%s)", name, errs ? errs : "");
+        } else {
+                TAP_OK(src == NULL && errs && strstr(errs, want),
+                       "lint %s: says '%s' (%s)", name, want,
+                       errs ? errs : "accepted");
+        }
+        if (src && !want) {
+                TAP_STR_EQ(src->method, "POST", "lint %s: POST", name);
+        }
+        fetch_source_destroy(src);
+        free(errs);
+        free(text);
+}
+
+#define X_REC "\"xml\": {\"records\": \"/E/B/*/r\""
+
+static void test_soap_lint(void)
+{
+        lint("cursor",
+             X_REC ", \"next\": \"/E/B/*/l\"}, \"soap\": "
+                   "{\"envelope\": \"<e/>\", \"next_envelope\": "
+                   "\"<e>${next}</e>\"}, \"paging\": {\"style\": "
+                   "\"cursor\"}",
+             NULL);
+        lint("none, 1.2",
+             X_REC "}, \"soap\": {\"version\": \"1.2\", "
+                   "\"action\": \"urn:a\", \"envelope\": \"<e/>\"}",
+             NULL);
+        lint("no ${next}",
+             X_REC ", \"next\": \"/E/B/*/l\"}, \"soap\": "
+                   "{\"envelope\": \"<e/>\"}, \"paging\": "
+                   "{\"style\": \"cursor\"}",
+             "must hold ${next}");
+        lint("cursor without xml.next",
+             X_REC "}, \"soap\": {\"envelope\": \"<e>${next}</e>\"}, "
+                   "\"paging\": {\"style\": \"cursor\"}",
+             "needs xml.next");
+        lint("version",
+             X_REC "}, \"soap\": {\"version\": \"2\", "
+                   "\"envelope\": \"<e/>\"}",
+             "must be \"1.1\" or \"1.2\"");
+        lint("no envelope", X_REC "}, \"soap\": {}", "envelope");
+        lint("a body too",
+             X_REC "}, \"soap\": {\"envelope\": \"<e/>\"}, \"request\": "
+                   "{\"path\": \"/\", \"body\": \"x\"}",
+             "no request.body");
+        lint("next_url",
+             X_REC ", \"next\": \"/E/B/*/l\"}, \"soap\": "
+                   "{\"envelope\": \"<e/>\"}, \"paging\": "
+                   "{\"style\": \"next_url\"}",
+             "with soap: none, or cursor");
+        lint("prefixed retry fault",
+             X_REC "}, \"soap\": {\"envelope\": \"<e/>\", "
+                   "\"retry_faults\": [\"soapenv:Server\"]}",
+             "local name");
+}
+
+struct pages {
+        char all[4096]; /* the pages, one a line */
+        long n, nrec;
+        int fail_at; /* emit fails at this page (1-based), 0: never */
+};
+
+static int collect(const char *page, size_t len, long nrec, void *opaque,
+                   char *errstr, size_t errstr_size)
+{
+        struct pages *p = opaque;
+        size_t at = strlen(p->all);
+
+        p->n++;
+        p->nrec += nrec;
+        if (p->fail_at && p->n == p->fail_at) {
+                snprintf(errstr, errstr_size, "sink says no");
+                return -1;
+        }
+        snprintf(p->all + at, sizeof(p->all) - at, "%.*s\n", (int)len, page);
+        return 0;
+}
+
+/* Streams xml through a temporary file. */
+static int stream(const char *xml, size_t page_bytes, struct pages *p,
+                  long *npages, char *err, size_t err_size)
+{
+        struct fetch_xml_opts o = opts("/r/h", "/r/next");
+        struct fetch_xml_sink sink = {page_bytes, collect, p};
+        FILE *fp = tmpfile();
+        int rc;
+
+        fputs(xml, fp);
+        fflush(fp);
+        rewind(fp);
+        err[0] = '\0';
+        rc = fetch_xml_stream(&o, fileno(fp), &sink, npages, err, err_size);
+        fclose(fp);
+        return rc;
+}
+
+static void test_stream(void)
+{
+        struct pages p;
+        char err[256];
+        long n = 0;
+        int rc;
+
+        memset(&p, 0, sizeof(p));
+        rc = stream("<r><h>1</h><h a=\"x\">2</h><h><tag>t</tag></h>"
+                    "<next>u</next></r>",
+                    15, &p, &n, err, sizeof(err));
+        TAP_INT_EQ(rc, FETCH_XML_OK, "stream: converted (%s)", err);
+        TAP_INT_EQ(n, 3, "stream: a page each time one reaches 15 bytes");
+        TAP_STR_EQ(p.all,
+                   "{\"records\":[\"1\"]}\n"
+                   "{\"records\":[{\"@a\":\"x\",\"#text\":\"2\"}]}\n"
+                   "{\"records\":[{\"tag\":[\"t\"]}]}\n",
+                   "stream: the pages, records whole, no next");
+        TAP_INT_EQ(p.nrec, 3, "stream: records counted");
+
+        memset(&p, 0, sizeof(p));
+        rc = stream("<r><h>1</h><h>2</h></r>", 1 << 20, &p, &n, err,
+                    sizeof(err));
+        TAP_OK(rc == FETCH_XML_OK && n == 1 &&
+                   strcmp(p.all, "{\"records\":[\"1\",\"2\"]}\n") == 0,
+               "stream: a small document is one page");
+
+        memset(&p, 0, sizeof(p));
+        rc = stream("<r></r>", 16, &p, &n, err, sizeof(err));
+        TAP_OK(rc == FETCH_XML_OK && n == 1 &&
+                   strcmp(p.all, "{\"records\":[]}\n") == 0,
+               "stream: no records, one empty page");
+
+        memset(&p, 0, sizeof(p));
+        p.fail_at = 2;
+        rc = stream("<r><h>1</h><h>2</h><h>3</h></r>", 4, &p, &n, err,
+                    sizeof(err));
+        TAP_INT_EQ(rc, FETCH_XML_SINK, "stream: the sink's failure stops it");
+        TAP_STR_EQ(err, "sink says no", "stream: with the sink's error");
+        TAP_INT_EQ(p.n, 2, "stream: nothing read past it");
+
+        memset(&p, 0, sizeof(p));
+        rc = stream("<!DOCTYPE r [<!ENTITY e \"x\">]><r><h>&e;</h></r>", 4, &p,
+                    &n, err, sizeof(err));
+        TAP_OK(rc == FETCH_XML_REFUSED && p.n == 0 &&
+                   strstr(err, "declares entities"),
+               "stream: entities refused before any page (%s)", err);
+
+        memset(&p, 0, sizeof(p));
+        rc = stream("<r><h>1</h><h>2</h><h>3", 4, &p, &n, err, sizeof(err));
+        TAP_OK(rc == FETCH_XML_MALFORMED && p.n == 2 &&
+                   strstr(err, "not well-formed"),
+               "stream: truncated: malformed, the pages before it handed "
+               "over (%ld, %s)",
+               p.n, err);
+}
+
 int main(void)
 {
         test_rules();
         test_refusals();
         test_paths();
+        test_soap_faults();
+        test_soap_template();
+        test_soap_lint();
+        test_stream();
         printf("1..%d\n", tap_count);
         return tap_failed ? 1 : 0;
 }
