@@ -151,6 +151,7 @@ void sl_loss_record(const char *group, const char *topic, int32_t partition,
         enqueue(group, topic, partition, first, count, how);
         pthread_mutex_lock(&loss_lock);
         pending_msgs += count;
+        sl_metric_set(SL_M_LOSS_UNACKED, NULL, (double)pending_msgs);
         /* not acknowledgeable until published (sl_loss_publish) */
         pending_through = INT64_MAX;
         snprintf(pending_what, sizeof(pending_what), "%s[%d] offsets %lld-%lld",
@@ -222,6 +223,7 @@ int sl_loss_ready(char *why, size_t why_size)
                         sl_notice("event=data_loss_acknowledged messages=%lld",
                                   (long long)pending_msgs);
                         pending_msgs = 0;
+                        sl_metric_set(SL_M_LOSS_UNACKED, NULL, 0);
                         pending_through = 0;
                         published_through = 0;
                 }

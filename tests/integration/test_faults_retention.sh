@@ -104,6 +104,8 @@ check "every message still kept is read" wait_out 60 = "$((H1 - L1))" pages "$P"
 check_eq "read + lost = every message published" "$(($(pages "$P") + LOST))" "$H1"
 check_eq "sluice_messages_lost_total{topic=raw.nvd} counts it exactly" \
 	"$(metric "$P" 'sluice_messages_lost_total{topic="raw.nvd"}')" "$LOST"
+check_eq "sluice_data_loss_unacknowledged_messages says it" \
+	"$(metric "$P" sluice_data_loss_unacknowledged_messages)" "$LOST"
 check "/readyz answers 503 while the loss is not acknowledged" wait_out 20 = 503 http_code "http://127.0.0.1:$P/readyz"
 check "/readyz says why" bash -c "curl -s 'http://127.0.0.1:$P/readyz' | grep -q 'data lost: $LOST messages never read, last raw.nvd\[0\] offsets 0-$((L1 - 1))'"
 "$SLUICE_BIN" status --group-transform "$G" >"$D/st2.txt" 2>/dev/null
@@ -116,6 +118,8 @@ check_eq "the sluice.data_loss record names group, topic, partition and offsets"
 "$SLUICE_BIN" status --ack-loss >"$D/ack.txt" 2>/dev/null
 check "sluice status --ack-loss acknowledges" grep -q "DATA LOST: 1 loss records acknowledged" "$D/ack.txt"
 check "/readyz answers 200 once acknowledged" wait_out 20 = 200 http_code "http://127.0.0.1:$P/readyz"
+check_eq "sluice_data_loss_unacknowledged_messages is 0 once acknowledged" \
+	"$(metric "$P" sluice_data_loss_unacknowledged_messages)" 0
 "$SLUICE_BIN" status --group-transform "$G" >"$D/st3.txt" 2>/dev/null
 check "sluice status no longer lists it" bash -c "! grep -q 'DATA LOST' '$D/st3.txt'"
 stop_pid "$T2"
