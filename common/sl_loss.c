@@ -51,9 +51,10 @@ struct queued {
 static struct queued *queue; /* main thread only */
 static size_t nqueued, capqueued;
 
-/* Queues the loss record (main thread). */
-static void enqueue(const char *group, const char *topic, int32_t partition,
-                    int64_t first, int64_t count, const char *how)
+/* Queues the loss record (main thread). 0, or -1 when it could not be
+ * made. */
+static int enqueue(const char *group, const char *topic, int32_t partition,
+                   int64_t first, int64_t count, const char *how)
 {
         char when[40], key[512];
         json_t *rec;
@@ -74,7 +75,7 @@ static void enqueue(const char *group, const char *topic, int32_t partition,
         if (!text) {
                 sl_err("event=loss_record_failed topic=%s err=encode",
                        SL_LOSS_TOPIC);
-                return;
+                return -1;
         }
         snprintf(key, sizeof(key), "%s/%s/%d", group, topic, (int)partition);
         if (nqueued == capqueued) {
@@ -84,6 +85,7 @@ static void enqueue(const char *group, const char *topic, int32_t partition,
         queue[nqueued].key = sl_strdup(key);
         queue[nqueued].text = text;
         nqueued++;
+        return 0;
 }
 
 static void queue_clear(void)
@@ -138,6 +140,8 @@ static int64_t publish_queued(void)
 void sl_loss_record(const char *group, const char *topic, int32_t partition,
                     int64_t first, int64_t count, const char *how)
 {
+        int queued;
+
         if (count <= 0)
                 return;
         sl_err("event=data_lost group=%s topic=%s partition=%d "
@@ -148,8 +152,10 @@ void sl_loss_record(const char *group, const char *topic, int32_t partition,
                group, topic, (int)partition, (long long)first,
                (long long)(first + count - 1), (long long)count, how);
         sl_metric_add(SL_M_MESSAGES_LOST, SL_LV(topic), (double)count);
-        enqueue(group, topic, partition, first, count, how);
+        queued = enqueue(group, topic, partition, first, count, how) == 0;
         pthread_mutex_lock(&loss_lock);
+        if (!queued)
+                pending_failed = 1; /* shown until the worker restarts */
         pending_msgs += count;
         sl_metric_set(SL_M_LOSS_UNACKED, NULL, (double)pending_msgs);
         /* not acknowledgeable until published (sl_loss_publish) */

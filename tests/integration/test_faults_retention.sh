@@ -66,6 +66,10 @@ bg transform1 "$SLUICE_BIN" transform "$MAP" --group "$G1" --http-port "$P1" \
 T1=$LAST_PID
 check "transformer of $G1 is assigned" wait_for 30 grep -q "event=start_offsets" "$SL_LOGDIR/transform1.log"
 stop_pid "$T0"
+# the transformer commits the fresh partition's beginning asynchronously,
+# right after event=start_offsets: it must reach the broker before the
+# freeze, or the fetcher sees no offset of G1 and does not wait for it
+sleep 2
 kill -STOP "$T1"
 fetch fetch1 SLUICE_BACKPRESSURE_GROUPS="$G1" &
 F1=$!
