@@ -2,6 +2,7 @@
  * each consumer runs on its messages, and the record, counter and
  * readiness that a loss sets until an operator acknowledges it. */
 #include "sl_loss.h"
+#include "sl_arena.h"
 #include "sl_kafka.h"
 #include "sl_log.h"
 #include "sl_metrics.h"
@@ -20,7 +21,10 @@ static rd_kafka_t *loss_producer; /* main thread only */
 static rd_kafka_t *ack_rk;        /* under loss_lock */
 static int64_t pending_msgs;      /* lost, not yet acknowledged */
 static int64_t pending_through;   /* acknowledged once the ack group's
-                                     committed offset reaches this */
+                                     committed offset reaches this
+                                     (INT64_MAX: never, or not yet) */
+static int64_t published_through; /* the highest so far */
+static int pending_failed;        /* a record could not be published */
 static int64_t ack_checked_ms;
 static char pending_what[160]; /* the last loss, for /readyz */
 
@@ -38,44 +42,88 @@ static rd_kafka_conf_t *quiet_conf(const char *kind)
         return conf;
 }
 
-/* Publishes the loss record and waits for it; the high watermark of the
- * loss topic after it (what an acknowledgement must reach), or -1. */
-static int64_t publish(const char *group, const char *topic,
-                       int32_t partition, int64_t first, int64_t count,
-                       const char *how)
+/* Records made by sl_loss_record, published by sl_loss_publish (main
+ * thread, never inside a librdkafka callback). */
+struct queued {
+        char *key;
+        char *text; /* free()'s: sl_arena_dumps */
+};
+static struct queued *queue; /* main thread only */
+static size_t nqueued, capqueued;
+
+/* Queues the loss record (main thread). 0, or -1 when it could not be
+ * made. */
+static int enqueue(const char *group, const char *topic, int32_t partition,
+                   int64_t first, int64_t count, const char *how)
 {
-        char errstr[512], when[40], key[512];
-        rd_kafka_resp_err_t err;
+        char when[40], key[512];
+        json_t *rec;
+        char *text;
+
+        sl_time_format(sl_wall_ms(), when, sizeof(when));
+        rec = json_pack("{s:i,s:s,s:s,s:i,s:I,s:I,s:I,s:s,s:s,s:s,s:s}", "v", 1,
+                        "group", group, "topic", topic, "partition",
+                        (int)partition, "first_offset", (json_int_t)first,
+                        "last_offset", (json_int_t)(first + count - 1),
+                        "messages", (json_int_t)count, "how", how, "at", when,
+                        "role", sl_log_role(), "instance", sl_log_instance());
+        /* the workers allocate Jansson's blocks through sl_arena (a
+         * header before each): json_dumps' text is not free()'s to take
+         * (free() of it aborted the transformer), sl_arena_dumps' copy is */
+        text = rec ? sl_arena_dumps(rec, JSON_COMPACT) : NULL;
+        json_decref(rec);
+        if (!text) {
+                sl_err("event=loss_record_failed topic=%s err=encode",
+                       SL_LOSS_TOPIC);
+                return -1;
+        }
+        snprintf(key, sizeof(key), "%s/%s/%d", group, topic, (int)partition);
+        if (nqueued == capqueued) {
+                capqueued = capqueued ? capqueued * 2 : 8;
+                queue = sl_realloc(queue, capqueued * sizeof(*queue));
+        }
+        queue[nqueued].key = sl_strdup(key);
+        queue[nqueued].text = text;
+        nqueued++;
+        return 0;
+}
+
+static void queue_clear(void)
+{
+        for (size_t i = 0; i < nqueued; i++) {
+                free(queue[i].key);
+                free(queue[i].text);
+        }
+        nqueued = 0;
+}
+
+/* Publishes the queued records and waits for them; the high watermark of
+ * the loss topic after them (what an acknowledgement must reach), or -1
+ * (a record not published: no acknowledgement can cover it). */
+static int64_t publish_queued(void)
+{
+        char errstr[512];
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
         int64_t lo = -1, hi = -1;
-        json_t *rec = NULL;
-        char *text = NULL;
 
         if (!loss_producer) {
                 rd_kafka_conf_t *conf = quiet_conf("producer");
                 if (!conf)
                         return -1;
                 /* takes ownership of conf */
-                loss_producer = sl_kafka_producer_new(conf, errstr,
-                                                      sizeof(errstr));
+                loss_producer =
+                    sl_kafka_producer_new(conf, errstr, sizeof(errstr));
                 conf = NULL;
                 if (!loss_producer) {
                         sl_err("event=loss_record_failed msg=\"%s\"", errstr);
                         return -1;
                 }
         }
-        sl_time_format(sl_wall_ms(), when, sizeof(when));
-        rec = json_pack("{s:i,s:s,s:s,s:i,s:I,s:I,s:I,s:s,s:s,s:s,s:s}", "v",
-                        1, "group", group, "topic", topic, "partition",
-                        (int)partition, "first_offset", (json_int_t)first,
-                        "last_offset", (json_int_t)(first + count - 1),
-                        "messages", (json_int_t)count, "how", how, "at", when,
-                        "role", sl_log_role(), "instance", sl_log_instance());
-        text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
-        snprintf(key, sizeof(key), "%s/%s/%d", group, topic, (int)partition);
-        err = text ? sl_kafka_produce(loss_producer, SL_LOSS_TOPIC, 0, key,
-                                      strlen(key), text, strlen(text), NULL,
-                                      NULL)
-                   : RD_KAFKA_RESP_ERR__BAD_MSG;
+        for (size_t i = 0; i < nqueued && !err; i++)
+                err = sl_kafka_produce(loss_producer, SL_LOSS_TOPIC, 0,
+                                       queue[i].key, strlen(queue[i].key),
+                                       queue[i].text, strlen(queue[i].text),
+                                       NULL, NULL);
         if (!err && sl_kafka_flush(loss_producer, 10000) > 0)
                 err = RD_KAFKA_RESP_ERR__TIMED_OUT;
         if (!err)
@@ -86,15 +134,13 @@ static int64_t publish(const char *group, const char *topic,
                        SL_LOSS_TOPIC, rd_kafka_err2name(err));
                 hi = -1;
         }
-        free(text);
-        json_decref(rec);
         return hi;
 }
 
 void sl_loss_record(const char *group, const char *topic, int32_t partition,
                     int64_t first, int64_t count, const char *how)
 {
-        int64_t through;
+        int queued;
 
         if (count <= 0)
                 return;
@@ -106,18 +152,38 @@ void sl_loss_record(const char *group, const char *topic, int32_t partition,
                group, topic, (int)partition, (long long)first,
                (long long)(first + count - 1), (long long)count, how);
         sl_metric_add(SL_M_MESSAGES_LOST, SL_LV(topic), (double)count);
-        through = publish(group, topic, partition, first, count, how);
+        queued = enqueue(group, topic, partition, first, count, how) == 0;
         pthread_mutex_lock(&loss_lock);
+        if (!queued)
+                pending_failed = 1; /* shown until the worker restarts */
         pending_msgs += count;
-        /* unrecorded: no acknowledgement can cover it; it stays shown
-         * until the worker restarts */
-        pending_through = through < 0 ? INT64_MAX
-                          : through > pending_through ? through
-                                                      : pending_through;
+        sl_metric_set(SL_M_LOSS_UNACKED, NULL, (double)pending_msgs);
+        /* not acknowledgeable until published (sl_loss_publish) */
+        pending_through = INT64_MAX;
         snprintf(pending_what, sizeof(pending_what), "%s[%d] offsets %lld-%lld",
                  topic, (int)partition, (long long)first,
                  (long long)(first + count - 1));
         ack_checked_ms = sl_now_ms(); /* the first check after a while */
+        pthread_mutex_unlock(&loss_lock);
+}
+
+void sl_loss_publish(void)
+{
+        int64_t through;
+
+        if (!nqueued)
+                return;
+        through = publish_queued();
+        queue_clear();
+        pthread_mutex_lock(&loss_lock);
+        /* unpublished: no acknowledgement can cover it; it stays shown
+         * until the worker restarts */
+        if (through < 0)
+                pending_failed = 1;
+        pending_through = pending_failed                ? INT64_MAX
+                          : through > published_through ? through
+                                                        : published_through;
+        published_through = pending_through;
         pthread_mutex_unlock(&loss_lock);
 }
 
@@ -137,8 +203,8 @@ static int acknowledged(void)
                         return 0;
                 /* takes ownership of conf; never subscribes: it only reads
                  * the group's committed offset */
-                ack_rk = sl_kafka_consumer_new(conf, SL_LOSS_ACK_GROUP,
-                                               errstr, sizeof(errstr));
+                ack_rk = sl_kafka_consumer_new(conf, SL_LOSS_ACK_GROUP, errstr,
+                                               sizeof(errstr));
                 conf = NULL;
                 if (!ack_rk)
                         return 0;
@@ -163,7 +229,9 @@ int sl_loss_ready(char *why, size_t why_size)
                         sl_notice("event=data_loss_acknowledged messages=%lld",
                                   (long long)pending_msgs);
                         pending_msgs = 0;
+                        sl_metric_set(SL_M_LOSS_UNACKED, NULL, 0);
                         pending_through = 0;
+                        published_through = 0;
                 }
         }
         ready = pending_msgs == 0;
@@ -179,6 +247,10 @@ int sl_loss_ready(char *why, size_t why_size)
 
 void sl_loss_shutdown(void)
 {
+        sl_loss_publish(); /* what the worker's loop had no turn for */
+        free(queue);
+        queue = NULL;
+        capqueued = 0;
         pthread_mutex_lock(&loss_lock);
         if (ack_rk) {
                 rd_kafka_destroy(ack_rk);
@@ -308,7 +380,7 @@ int64_t sl_gaps_check(struct sl_gaps *g, rd_kafka_t *rk,
 
         e->next = rkm->offset + 1;
         if (expected < 0 || rkm->offset <= expected)
-            return 0; /* the first message, in order, or a seek back */
+                return 0; /* the first message, in order, or a seek back */
         /* A jump: messages deleted before they were read, or offsets that
          * never held one (compaction, transaction markers). The log start
          * tells: librdkafka's copy from the fetch that returned this
@@ -316,8 +388,8 @@ int64_t sl_gaps_check(struct sl_gaps *g, rd_kafka_t *rk,
         if (rd_kafka_get_watermark_offsets(rk, topic, rkm->partition, &lo,
                                            &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
             lo < 0)
-                rd_kafka_query_watermark_offsets(rk, topic, rkm->partition,
-                                                 &lo, &hi, 2000);
+                rd_kafka_query_watermark_offsets(rk, topic, rkm->partition, &lo,
+                                                 &hi, 2000);
         if (lo <= expected)
                 return 0;
         if (e->lost_to > expected)

@@ -24,11 +24,19 @@
 
 /* Records that group lost messages first..first+count-1 of
  * topic[partition]: logs event=data_lost at err, adds count to
- * sluice_messages_lost_total{topic}, publishes a record to SL_LOSS_TOPIC
- * (partition 0; its own producer, made on the first loss) and makes
- * /readyz answer 503 until the loss is acknowledged. Main thread only. */
+ * sluice_messages_lost_total{topic}, queues a record for SL_LOSS_TOPIC and
+ * makes /readyz answer 503 until the loss is acknowledged. Blocks on
+ * nothing: it may run inside a rebalance callback. Main thread only. */
 void sl_loss_record(const char *group, const char *topic, int32_t partition,
                     int64_t first, int64_t count, const char *how);
+
+/* Publishes the queued records to SL_LOSS_TOPIC (partition 0; its own
+ * producer, made on the first loss) and waits for them (up to ~15 s, only
+ * when something was queued). Call from the consumer's loop, outside any
+ * librdkafka callback; returns at once when nothing is queued. A record
+ * that cannot be published keeps /readyz at 503 until the worker restarts.
+ * Main thread only. */
+void sl_loss_publish(void);
 
 /* For /readyz: 1 when no loss recorded by this process waits for an
  * acknowledgement, 0 (and why) otherwise. Checks the acknowledgement (the
@@ -36,7 +44,8 @@ void sl_loss_record(const char *group, const char *topic, int32_t partition,
  * thread. */
 int sl_loss_ready(char *why, size_t why_size);
 
-/* Releases the handles made by the two above. */
+/* Publishes what is still queued, then releases the handles made by the
+ * functions above. */
 void sl_loss_shutdown(void);
 
 /* The next offset expected per partition of one consumer. */
@@ -61,8 +70,7 @@ void sl_gaps_start(struct sl_gaps *g, const char *topic, int32_t partition,
  * RD_KAFKA_OFFSET_BEGINNING expects its low watermark. Within timeout_ms
  * in all; a partition that cannot be asked in time is not checked. */
 void sl_gaps_start_list(struct sl_gaps *g, rd_kafka_t *rk,
-                        rd_kafka_topic_partition_list_t *parts,
-                        int timeout_ms);
+                        rd_kafka_topic_partition_list_t *parts, int timeout_ms);
 
 /* Checks a consumed message (not an error) against the offset expected of
  * its partition and moves that on. A jump over offsets the broker no

@@ -214,6 +214,14 @@ static const struct sl_metric_def catalog[SL_M_COUNT] = {
                                 "seconds the fetcher waited for the consumer "
                                 "groups of its raw topic to catch up before "
                                 "publishing more (SLUICE_BACKPRESSURE_GROUPS)"},
+    [SL_M_LOSS_UNACKED] = {"sluice_data_loss_unacknowledged_messages",
+                           SL_GAUGE,
+                           {NULL},
+                           NULL,
+                           0,
+                           "messages this worker found lost to retention "
+                           "that no one has acknowledged yet (sluice status "
+                           "--ack-loss); /readyz answers 503 while above 0"},
     [SL_M_LOAD_TABLE_PARKED] = {"sluice_load_table_parked",
                                 SL_GAUGE,
                                 {"table", NULL},

@@ -42,6 +42,7 @@ enum sl_metric_id {
         SL_M_FETCH_PAGES_DONE,     /* gauge {source}: pages done this sync */
         SL_M_MESSAGES_LOST,        /* counter {topic}: never read (sl_loss) */
         SL_M_BACKPRESSURE_SECS,    /* counter {source}: fetcher waited */
+        SL_M_LOSS_UNACKED,         /* gauge: lost, not yet acknowledged */
         SL_M_LOAD_TABLE_PARKED,    /* gauge {table}: 1 while parked */
         SL_M_FETCH_DUP_MEMBERS,    /* counter {source}: repeated names */
         SL_M_FETCH_BAD_RECORDS,    /* counter {source,reason}: set aside */

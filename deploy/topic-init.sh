@@ -3,8 +3,8 @@
 # the partitions the workers scale to. LIST holds one topic a line, as
 # `sluice lint --topics sources maps` prints them (the compose stack's
 # topic-list service writes it from the bundled source definitions and
-# maps, so a new source needs no edit here); the dead-letter, state and
-# lock topics are added here.
+# maps, so a new source needs no edit here); the dead-letter, state, lock
+# and data-loss topics are added here.
 #
 #   KAFKA_TOPICS      the kafka-topics.sh to run (default: the apache/kafka
 #                     image's /opt/kafka/bin/kafka-topics.sh)
@@ -47,3 +47,6 @@ done
 create sluice.state --partitions 1 --config cleanup.policy=compact
 # one partition: whoever holds it owns a source's sync (stand-by)
 create sluice.fetch_lock --partitions 1
+# one partition, kept forever: the record of messages lost to retention
+# (sluice status lists them; --ack-loss commits past them)
+create sluice.data_loss --partitions 1 --config retention.ms=-1

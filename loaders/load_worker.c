@@ -1103,6 +1103,9 @@ static void consume(struct worker *w)
                 }
                 rkm = rd_kafka_consumer_poll(w->rk, any_parked(w) ? 5 : 100);
                 sl_http_tick();
+                /* a loss recorded by the rebalance callback or a rewind is
+                 * published here, outside any callback */
+                sl_loss_publish();
                 /* the dead-letter producer's events (its statistics every
                  * 5 s with --http-port) queue until served; only while no
                  * lane writes, whose flush thread serves (and counts) the

@@ -689,6 +689,9 @@ int transform_run(struct map **maps, size_t nmaps,
                         rd_kafka_message_t *rkm =
                             rd_kafka_consumer_poll(w.consumer, 100);
                         sl_http_tick();
+                        /* a loss recorded by the rebalance callback (in
+                         * the poll above) is published here, outside it */
+                        sl_loss_publish();
                         /* the producer's events (its statistics every 5 s
                          * with --http-port) queue until served */
                         rd_kafka_poll(w.producer, 0);

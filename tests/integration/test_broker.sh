@@ -14,6 +14,7 @@ check_eq "raw.test has its 3 partitions" "$(parts raw.test)" 3
 check_eq "mapped.t has --partitions 2" "$(parts mapped.t)" 2
 check_eq "sluice.fetch_lock is created with 1 partition" "$(parts sluice.fetch_lock)" 1
 check_eq "sluice.state is created with 1 partition" "$(parts sluice.state)" 1
+check_eq "sluice.data_loss is created with 1 partition" "$(parts sluice.data_loss)" 1
 seq 1 500 | kcat -b "$SLUICE_BROKERS" -P -t raw.test -K: 2>>"$d/kcat.err"
 seq 1 500 | sed 's/^/k&:v/' | kcat -b "$SLUICE_BROKERS" -P -t raw.test -K: 2>>"$d/kcat.err"
 n=$(kcat -b "$SLUICE_BROKERS" -C -t raw.test -e -q 2>>"$d/kcat.err" | wc -l)

@@ -113,13 +113,15 @@ TOPICS_LOG=$d/calls KAFKA_TOPICS=$d/kafka-topics.sh KAFKA_BOOTSTRAP=k:1 \
 	bash deploy/topic-init.sh "$d/list" >"$d/init.out" 2>&1
 check_eq "topic-init.sh exits 0" "$?" 0
 export TOPICS_LOG=$d/calls
-check_eq "topic-init.sh creates each listed topic and the 5 of its own" \
-	"$(grep -c -- '--create --if-not-exists' "$d/calls")" "$(($(wc -l <"$d/list") + 5))"
+check_eq "topic-init.sh creates each listed topic and the 6 of its own" \
+	"$(grep -c -- '--create --if-not-exists' "$d/calls")" "$(($(wc -l <"$d/list") + 6))"
 check "raw.nvd is kept forever, with 8 partitions" \
 	grep -qx -- '--bootstrap-server k:1 --create --if-not-exists --topic raw.nvd --partitions 8 --config retention.ms=-1 --config max.message.bytes=4194304' "$d/calls"
 check "mapped.vulnerability_cpe_match is created" \
 	grep -q -- '--topic mapped.vulnerability_cpe_match --partitions 8' "$d/calls"
 check "sluice.state is compacted" grep -q -- '--topic sluice.state --partitions 1 --config cleanup.policy=compact' "$d/calls"
+check "sluice.data_loss has 1 partition, kept forever" \
+	grep -q -- '--topic sluice.data_loss --partitions 1 --config retention.ms=-1' "$d/calls"
 : >"$d/empty"
 if KAFKA_TOPICS=$d/kafka-topics.sh bash deploy/topic-init.sh "$d/empty" >/dev/null 2>&1; then
 	not_ok "topic-init.sh refuses an empty list"

@@ -134,7 +134,7 @@ if [ -n "${STRESS_PIPELINE:-}" ]; then
 	kill -0 "$tpid" 2>/dev/null && ok "the transformer is alive" || not_ok "the transformer died: $(tail -2 "$D/transform.log")"
 	kill -0 "$lpid" 2>/dev/null && ok "the loader is alive" || not_ok "the loader died: $(tail -2 "$D/load.log")"
 	check_eq "no row rejected" "$(q "SELECT coalesce(sum(rejected), 0) FROM sluice.load_batches")" 0
-	lost=$(cat "$D/transform.log" "$D/load.log" | grep -c 'Offset out of range\|event=messages_lost')
+	lost=$(cat "$D/transform.log" "$D/load.log" | grep -c 'Offset out of range\|event=data_lost')
 	check_eq "no consumer offset reset (messages dropped unread)" "$lost" 0
 	stop_pid "$tpid"
 	stop_pid "$lpid"
