@@ -18,6 +18,11 @@
 #
 # SLUICE_ALSO_UNITS=DIR: the unit tests of a second build (the plain one
 # under `make test`) join the queue.
+# SLUICE_ALSO_PLAIN="test_a test_b": these integration tests run a second
+# time on that build's binaries. A sanitized build has sl_arena off
+# (ASan must see each allocation), so only a plain build runs the
+# workers' arena: a free() of arena memory aborted the plain transformer
+# and never showed under ASan.
 set -u
 BUILD=${1:-build}
 PATTERN=${2:-}
@@ -57,6 +62,12 @@ for b in "$BUILD" ${SLUICE_ALSO_UNITS:-}; do
 		[ -x "$t" ] && want "$t" && items+=("unit $t")
 	done
 done
+if [ -n "${SLUICE_ALSO_UNITS:-}" ]; then
+	for s in ${SLUICE_ALSO_PLAIN:-}; do
+		t=tests/integration/$s.sh
+		[ -f "$t" ] && want "$t" && items+=("plain $t")
+	done
+fi
 [ "${#items[@]}" -gt 0 ] || { echo "no test matches '$PATTERN'"; echo "0 passed, 1 failed"; exit 1; }
 [ "$JOBS" -ge 1 ] 2>/dev/null || JOBS=1
 [ "$JOBS" -le "${#items[@]}" ] || JOBS=${#items[@]}
@@ -165,8 +176,13 @@ lane() {
 			run_one "$name" "$OUT/$i.log" "$t"
 		else
 			name="integration/$(basename "$t" .sh)"
+			local bin=$SLUICE_BIN build=$SLUICE_BUILD
+			if [ "$kind" == plain ]; then
+				name="integration($SLUICE_ALSO_UNITS)/$(basename "$t" .sh)"
+				bin=$PWD/$SLUICE_ALSO_UNITS/sluice build=$SLUICE_ALSO_UNITS
+			fi
 			if fixture_start 2>"$OUT/$i.fixture"; then
-				run_one "$name" "$OUT/$i.log" bash "$t"
+				SLUICE_BIN=$bin SLUICE_BUILD=$build run_one "$name" "$OUT/$i.log" bash "$t"
 				stop_pid "$SL_FIXTURE_PID"
 				[ -n "${SLUICE_TEST_KEEP:-}" ] || rm -rf "$SL_FIXTURE_DIR"
 			else
@@ -177,7 +193,7 @@ lane() {
 	done
 }
 
-echo "# ${#items[@]} tests of $BUILD${SLUICE_ALSO_UNITS:+ (and the unit tests of $SLUICE_ALSO_UNITS)}, $JOBS at a time${SLUICE_SANITIZED:+, sanitized: any ASan/UBSan/LSan report fails its test}"
+echo "# ${#items[@]} tests of $BUILD${SLUICE_ALSO_UNITS:+ (and the unit tests of $SLUICE_ALSO_UNITS${SLUICE_ALSO_PLAIN:+, and $SLUICE_ALSO_PLAIN on it})}, $JOBS at a time${SLUICE_SANITIZED:+, sanitized: any ASan/UBSan/LSan report fails its test}"
 lanes=()
 for ((j = 1; j <= JOBS; j++)); do
 	lane "$j" &
