@@ -38,6 +38,13 @@ static const struct sl_opt map_opts[] = {
      "overwrites a newer one"},
     {"fields", SL_OPT_OBJECT, 0, NULL, "column: field map"},
     {"children", SL_OPT_ARRAY, 0, NULL, "child tables from nested arrays"},
+    {"script", SL_OPT_STRING, 0, NULL,
+     "Lua run on each record after its fields: may change the row or drop "
+     "the record"},
+    {"script_instructions", SL_OPT_INT, 0, "1000000",
+     "Lua instructions a script may run per record"},
+    {"script_memory", SL_OPT_INT, 0, "16777216",
+     "bytes a script may allocate per record"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -53,6 +60,8 @@ static const struct sl_opt target_opts[] = {
     {"version", SL_OPT_STRING, 0, NULL, "version column"},
     {"fields", SL_OPT_OBJECT, 1, NULL, "column: field map"},
     {"children", SL_OPT_ARRAY, 0, NULL, "child tables"},
+    {"script", SL_OPT_STRING, 0, NULL,
+     "Lua run on each record after its fields"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -67,6 +76,8 @@ static const struct sl_opt child_opts[] = {
      "columns that make a child row unique within its parent"},
     {"where", SL_OPT_ARRAY, 0, NULL, "conditions on each element"},
     {"fields", SL_OPT_OBJECT, 1, NULL, "column: field map"},
+    {"script", SL_OPT_STRING, 0, NULL,
+     "Lua run on each element after its fields"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -76,6 +87,7 @@ static const struct sl_opt field_opts[] = {
      "source path, or paths tried in order until one is not null"},
     {"const", SL_OPT_ANY, 0, NULL, "a constant value"},
     {"template", SL_OPT_STRING, 0, NULL, "text with {path} placeholders"},
+    {"script", SL_OPT_STRING, 0, NULL, "Lua whose result is the value"},
     {"type", SL_OPT_STRING, 0, "text", "column type"},
     {"formats", SL_OPT_STRING_OR_ARRAY, 0, "iso8601",
      "date/timestamptz source formats, tried in order"},
@@ -784,6 +796,40 @@ static int parse_choices(struct lctx *c, const char *where, json_t *ch,
         return 0;
 }
 
+/* Compiles the script at `where` in the map's Lua state (made on the
+ * first script). New; NULL after a problem. */
+static struct map_script *script_compile(struct lctx *c, const char *where,
+                                         const char *src)
+{
+        char err[512];
+        struct map_script *s;
+
+        if (!c->m->lua) {
+                c->m->lua = map_lua_new(c->m->script_instructions,
+                                        c->m->script_memory, err, sizeof(err));
+                if (!c->m->lua) {
+                        problem(c, where, "%s", err);
+                        return NULL;
+                }
+        }
+        s = sl_calloc(1, sizeof(*s));
+        if (map_script_compile(c->m->lua, where, src, s, err, sizeof(err)) <
+            0) {
+                problem(c, where, "script does not compile: %s", err);
+                free(s);
+                return NULL;
+        }
+        return s;
+}
+
+static void script_free(struct map_script *s)
+{
+        if (!s)
+                return;
+        map_script_free(s);
+        free(s);
+}
+
 static int parse_field(struct lctx *c, const char *where, const char *column,
                        json_t *spec, struct map_field *f)
 {
@@ -837,10 +883,16 @@ static int parse_field(struct lctx *c, const char *where, const char *column,
                 subpath(path, sizeof(path), where, "template");
                 parse_template(c, path, json_string_value(v), f);
         }
+        v = json_object_get(spec, "script");
+        if (v) {
+                sources++;
+                subpath(path, sizeof(path), where, "script");
+                f->script = script_compile(c, path, json_string_value(v));
+        }
         if (sources != 1)
                 problem(c, where,
-                        "a field needs exactly one of path, const or "
-                        "template");
+                        "a field needs exactly one of path, const, "
+                        "template or script");
         v = json_object_get(spec, "type");
         if (v && parse_type(json_string_value(v), &f->type) < 0) {
                 subpath(path, sizeof(path), where, "type");
@@ -927,6 +979,7 @@ static int parse_field(struct lctx *c, const char *where, const char *column,
 
 static void field_free(struct map_field *f)
 {
+        script_free(f->script);
         free(f->column);
         for (size_t i = 0; i < f->npaths; i++)
                 path_free(&f->paths[i]);
@@ -1230,6 +1283,18 @@ static void parse_target_body(struct lctx *c, const char *where, json_t *spec,
                                 "coalesce column \"%s\" is not a field",
                                 t->coalesce[i]);
         }
+        v = json_object_get(spec, "script");
+        if (v) {
+                subpath(path, sizeof(path), where, "script");
+                t->script = script_compile(c, path, json_string_value(v));
+        }
+        /* what a script reads is not known: drift counts the whole
+         * record as read */
+        for (size_t i = 0; i < t->nfields; i++)
+                if (t->fields[i].script || t->script) {
+                        push_read(t, prefix, "");
+                        break;
+                }
         v = json_object_get(spec, "children");
         if (v)
                 parse_children(c, where, v, t, prefix);
@@ -1242,6 +1307,7 @@ static void parse_target_body(struct lctx *c, const char *where, json_t *spec,
 
 static void target_free(struct map_target *t)
 {
+        script_free(t->script);
         free(t->table);
         free(t->topic);
         if (t->records)
@@ -1288,12 +1354,14 @@ void map_destroy(struct map *m)
         for (size_t i = 0; i < m->npage_reads; i++)
                 free(m->page_reads[i]);
         free(m->page_reads);
+        /* after the scripts, whose references live in it */
+        map_lua_destroy(m->lua);
         free(m);
 }
 
 static const char *const target_keys[] = {
     "records", "table",  "where",    "coalesce", "case_insensitive",
-    "version", "fields", "children", NULL};
+    "version", "fields", "children", "script",   NULL};
 
 static const char *str_or(json_t *v)
 {
@@ -1310,6 +1378,14 @@ static struct map *parse_map(struct lctx *c, json_t *root)
         if (check_opts(c, map_opts, root, "") && !json_is_object(root))
                 return m;
         m->name = sl_strdup(str_or(json_object_get(root, "name")));
+        m->script_instructions = (long)json_integer_value(
+            json_object_get(root, "script_instructions"));
+        m->script_memory =
+            (size_t)json_integer_value(json_object_get(root, "script_memory"));
+        if (m->script_instructions < 0 ||
+            json_integer_value(json_object_get(root, "script_memory")) < 0)
+                problem(c, "script_instructions",
+                        "script limits must not be negative");
         m->source = sl_strdup(str_or(json_object_get(root, "source")));
         if (json_object_get(root, "topic"))
                 m->topic = sl_strdup(str_or(json_object_get(root, "topic")));

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "map_script.h"
+
 enum map_type {
         MAP_T_TEXT,
         MAP_T_INTEGER,
@@ -93,6 +95,7 @@ struct map_field {
         enum map_on_error on_error;
         json_t *def;
         int required;
+        struct map_script *script; /* the value from Lua, or NULL */
 };
 
 enum map_cond_op {
@@ -139,7 +142,8 @@ struct map_target {
         char **pk_parent;
         size_t npk;
         int is_child;
-        char **reads; /* normalized source paths read, for drift */
+        struct map_script *script; /* per-record Lua, or NULL */
+        char **reads;              /* normalized source paths read, for drift */
         size_t nreads;
         /* counters */
         uint64_t in, out, ignored, skipped, rejected;
@@ -157,6 +161,11 @@ struct map {
          * its records only when none reads inside them */
         char **page_reads;
         size_t npage_reads;
+        /* the Lua state of the map's scripts (NULL: none), and its
+         * per-record limits */
+        struct map_lua *lua;
+        long script_instructions;
+        size_t script_memory;
 };
 
 /* Where a record came from; every pointer may be NULL. */
