@@ -257,10 +257,12 @@ static void readonly(lua_State *L)
         lua_remove(L, -2);
 }
 
+/* Not xpcall: an error the count hook raises runs the message handler
+ * inside the hook, where hooks are off, so a handler could loop forever. */
 static const char *const base_safe[] = {
-    "assert", "error",    "ipairs",       "next",     "pairs",  "pcall",
-    "select", "tonumber", "tostring",     "type",     "xpcall", "rawequal",
-    "rawlen", "rawget",   "getmetatable", "_VERSION", NULL};
+    "assert", "error",        "ipairs",   "next", "pairs",    "pcall",
+    "select", "tonumber",     "tostring", "type", "rawequal", "rawlen",
+    "rawget", "getmetatable", "_VERSION", NULL};
 
 /* Most of a find's work is in C, where the budget does not count: a
  * plain find costs up to subject x needle byte compares, capped here.
@@ -636,7 +638,9 @@ static int call(struct call *c, char *errstr, size_t errstr_size)
         rc = lua_pcall(L, 1, 2, 0);
         lua_sethook(L, NULL, 0, 0);
         l->limit = 0;
-        if (rc == LUA_OK)
+        /* a script that caught the budget's or the memory's error and
+         * went on still fails */
+        if (rc == LUA_OK && !l->over_budget && !l->over_memory)
                 return 0;
         if (l->over_budget)
                 snprintf(errstr, errstr_size,
