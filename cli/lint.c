@@ -15,7 +15,7 @@
 static void lint_usage(FILE *fp)
 {
         fprintf(fp,
-                "usage: sluice lint [--topics] FILE|DIR...\n\n"
+                "usage: sluice lint [--topics | --effective] FILE|DIR...\n\n"
                 "Validates source definitions (files with a \"request\" "
                 "key) and transform maps;\na directory stands for the "
                 "*.json files in it. Each problem is printed as\n"
@@ -25,7 +25,10 @@ static void lint_usage(FILE *fp)
                 "            for a source, raw.<source> and every "
                 "mapped.<table> (children\n"
                 "            included) for a map. The compose stack's "
-                "topic-init creates them.\n\n"
+                "topic-init creates them.\n"
+                "  --effective  print each valid map as the worker reads "
+                "it: its \"extends\"\n"
+                "            chain resolved, on stdout\n\n"
                 "exit codes: 0 every file valid, 2 otherwise\n");
 }
 
@@ -66,19 +69,23 @@ int lint_main(int argc, char **argv)
 {
         static const struct option longopts[] = {
             {"topics", no_argument, NULL, 't'},
+            {"effective", no_argument, NULL, 'E'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
         char **files = NULL;
         size_t nfiles = 0;
         char errstr[512];
-        int bad = 0, topics = 0, opt, rc = SL_EXIT_USAGE;
+        int bad = 0, topics = 0, effective = 0, opt, rc = SL_EXIT_USAGE;
 
         optind = 1;
         while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
                 switch (opt) {
                 case 't':
                         topics = 1;
+                        break;
+                case 'E':
+                        effective = 1;
                         break;
                 case 'h':
                         lint_usage(stdout);
@@ -109,6 +116,8 @@ int lint_main(int argc, char **argv)
                 }
                 if (json_is_object(root) && json_object_get(root, "request"))
                         lrc = fetch_source_lint(files[i], stderr);
+                else if (effective)
+                        lrc = map_print_effective(files[i], stdout, stderr);
                 else
                         lrc = map_lint(files[i], stderr);
                 if (lrc == 0 && topics)
@@ -116,7 +125,7 @@ int lint_main(int argc, char **argv)
                 json_decref(root);
                 if (lrc < 0)
                         bad++;
-                else if (!topics)
+                else if (!topics && !effective)
                         printf("%s: ok\n", files[i]);
         }
         rc = bad ? SL_EXIT_USAGE : SL_EXIT_OK;

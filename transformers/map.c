@@ -4,6 +4,7 @@
 #include "map.h"
 #include "roles.h"
 #include "sl_config.h"
+#include "sl_extends.h"
 #include "sl_jsonpath.h"
 #include "sl_log.h"
 #include "sl_util.h"
@@ -1428,20 +1429,66 @@ static struct map *parse_map(struct lctx *c, json_t *root)
         return m;
 }
 
-struct map *map_loadb(const char *name, const char *text, size_t len,
-                      char **errs)
-{
-        char errstr[512];
-        struct lctx c = {.file = name, .text = text};
-        json_t *root;
-        struct map *m;
+static const char *const bundled_maps[] = {"transformers/maps", "maps",
+                                           "/usr/share/sluice/maps", NULL};
+static const struct sl_extends_kind map_kind = {"SLUICE_MAPS_PATH",
+                                                bundled_maps};
 
-        *errs = NULL;
+/* The effective definition of the map text (its "extends" resolved). New
+ * reference, or NULL with *errs. */
+static json_t *effective(const char *name, const char *text, size_t len,
+                         char **errs)
+{
+        char errstr[1024];
+        json_t *root, *eff;
+
         root = sl_config_loadb(name, text, len, errstr, sizeof(errstr));
         if (!root) {
                 *errs = sl_asprintf("%s\n", errstr);
                 return NULL;
         }
+        eff = sl_extends_resolve(&map_kind, name, root, errstr, sizeof(errstr));
+        json_decref(root);
+        if (!eff) {
+                /* the message names the file; this one goes first */
+                size_t n = strlen(name);
+                const char *msg = errstr;
+                if (strncmp(errstr, name, n) == 0 && errstr[n] == ':' &&
+                    errstr[n + 1] == ' ')
+                        msg = errstr + n + 2;
+                *errs = sl_asprintf("%s:1:1: %s\n", name, msg);
+        }
+        return eff;
+}
+
+json_t *map_effective(const char *path, char **errs)
+{
+        char errstr[512];
+        size_t len = 0;
+        char *text = sl_file_read(path, &len, errstr, sizeof(errstr));
+        json_t *eff;
+
+        *errs = NULL;
+        if (!text) {
+                *errs = sl_asprintf("%s:1:1: (root): %s\n", path, errstr);
+                return NULL;
+        }
+        eff = effective(path, text, len, errs);
+        free(text);
+        return eff;
+}
+
+struct map *map_loadb(const char *name, const char *text, size_t len,
+                      char **errs)
+{
+        struct lctx c = {.file = name, .text = text};
+        json_t *root;
+        struct map *m;
+
+        *errs = NULL;
+        root = effective(name, text, len, errs);
+        if (!root)
+                return NULL;
         m = parse_map(&c, root);
         json_decref(root);
         if (c.problems) {
@@ -1481,6 +1528,29 @@ int map_lint(const char *path, FILE *err)
         }
         map_destroy(m);
         return 0;
+}
+
+int map_print_effective(const char *path, FILE *out, FILE *err)
+{
+        char *errs = NULL;
+        json_t *eff = NULL;
+        int rc = -1;
+
+        if (map_lint(path, err) < 0)
+                return -1;
+        eff = map_effective(path, &errs);
+        if (!eff) {
+                fputs(errs ? errs : "invalid map\n", err);
+                goto out;
+        }
+        if (json_dumpf(eff, out, JSON_INDENT(2)) == 0) {
+                fputc('\n', out);
+                rc = 0;
+        }
+out:
+        json_decref(eff);
+        free(errs);
+        return rc;
 }
 
 static void log_target(const struct map *m, const struct map_target *t,

@@ -208,6 +208,12 @@ struct map *map_loadb(const char *name, const char *text, size_t len,
                       char **errs);
 void map_destroy(struct map *m);
 
+/* The map in `path` as the engine reads it: its "extends" chain resolved
+ * (sl_extends.h; bases are looked up in $SLUICE_MAPS_PATH, the file's
+ * directory, then the bundled maps). New reference; free with
+ * json_decref(). NULL with *errs (new; free with free()). */
+json_t *map_effective(const char *path, char **errs);
+
 /* Writes the map language's option reference (Markdown) generated from the
  * option tables that validate maps; docs/maps.md holds a copy that a test
  * compares. */
