@@ -797,6 +797,22 @@ static int parse_choices(struct lctx *c, const char *where, json_t *ch,
         return 0;
 }
 
+/* 1 when src holds the word w (a script that never names page or parent
+ * lets map_apply_bytes skip decoding the page around the records) */
+static int has_word(const char *src, const char *w)
+{
+        size_t n = strlen(w);
+
+        for (const char *p = strstr(src, w); p; p = strstr(p + 1, w)) {
+                int before =
+                    p > src && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+                int after = isalnum((unsigned char)p[n]) || p[n] == '_';
+                if (!before && !after)
+                        return 1;
+        }
+        return 0;
+}
+
 /* Compiles the script at `where` in the map's Lua state (made on the
  * first script). New; NULL after a problem. */
 static struct map_script *script_compile(struct lctx *c, const char *where,
@@ -813,6 +829,8 @@ static struct map_script *script_compile(struct lctx *c, const char *where,
                         return NULL;
                 }
         }
+        if (has_word(src, "page") || has_word(src, "parent"))
+                c->m->script_page = 1;
         s = sl_calloc(1, sizeof(*s));
         if (map_script_compile(c->m->lua, where, src, s, err, sizeof(err)) <
             0) {

@@ -164,6 +164,7 @@ struct map {
         /* the Lua state of the map's scripts (NULL: none), and its
          * per-record limits */
         struct map_lua *lua;
+        int script_page; /* a script names page or parent: decode it */
         long script_instructions;
         size_t script_memory;
 };

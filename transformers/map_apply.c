@@ -699,7 +699,7 @@ int map_apply_bytes(struct map *m, const char *bytes, size_t len,
                                 break;
                 }
         }
-        if (rc == 0 && (m->npage_reads || m->lua)) {
+        if (rc == 0 && (m->npage_reads || m->script_page)) {
                 /* the page around the records, for "^" paths (one path,
                  * page_reads_clear: the first target's) and scripts */
                 size_t open = 0, close = 0;
