@@ -41,7 +41,7 @@ struct fetch_source {
         json_t *headers;     /* borrowed object of string templates, or NULL */
         json_t *body;        /* borrowed: string or JSON value, or NULL */
         const char *records; /* JSON path of the records array */
-        int xml;                 /* "format": "xml": pages pass fetch_xml */
+        int xml;             /* "format": "xml": pages pass fetch_xml */
         const char *xml_records; /* element path of the records */
         const char *xml_next;    /* element path of the next URL, or NULL */
         const char **xml_arrays; /* owned array of names borrowed from
@@ -113,6 +113,13 @@ struct fetch_source *fetch_source_loadb(const char *file, const char *text,
                                         size_t len, char **errs);
 
 void fetch_source_destroy(struct fetch_source *src);
+
+/* The definition root (borrowed) read from file with its "extends" chain
+ * resolved (sl_extends.h; bases are looked up in $SLUICE_SOURCES_PATH,
+ * the file's directory, then the bundled sources): base URL, auth, limits,
+ * windows of a bundled source changed without copying it. New reference;
+ * NULL with a "FILE:1:1: message" line appended to *errs. */
+json_t *fetch_source_effective(const char *file, json_t *root, char **errs);
 
 /* Writes the reference of every option, as Markdown, to fp. */
 void fetch_source_reference(FILE *fp);
