@@ -3,7 +3,7 @@
 FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
         gcc make pkg-config libc6-dev librdkafka-dev libcurl4-openssl-dev \
-        libjansson-dev libpq-dev libmicrohttpd-dev libxml2-dev ca-certificates \
+        libjansson-dev libpq-dev libmicrohttpd-dev libxml2-dev liblua5.4-dev ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -25,7 +25,7 @@ ARG VERSION=unknown
 LABEL org.opencontainers.image.title="sluice" \
       org.opencontainers.image.version="$VERSION"
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        librdkafka1 libcurl4 libjansson4 libpq5 libmicrohttpd12 libxml2 \
+        librdkafka1 libcurl4 libjansson4 libpq5 libmicrohttpd12 libxml2 liblua5.4-0 \
         ca-certificates tini \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home /nonexistent sluice \

@@ -6,7 +6,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := rdkafka libcurl jansson libpq libmicrohttpd libxml-2.0
+PKGS    := rdkafka libcurl jansson libpq libmicrohttpd libxml-2.0 lua5.4
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wformat=2 \
            -Wvla -Wimplicit-fallthrough

@@ -2,6 +2,7 @@
  * maps, telling them apart by their shape (a source has "request"); with
  * --topics, lists the topics they need. */
 #include "cli_opt.h"
+#include "fetch_source.h"
 #include "map.h"
 #include "roles.h"
 #include "sl_config.h"
@@ -15,7 +16,7 @@
 static void lint_usage(FILE *fp)
 {
         fprintf(fp,
-                "usage: sluice lint [--topics] FILE|DIR...\n\n"
+                "usage: sluice lint [--topics | --effective] FILE|DIR...\n\n"
                 "Validates source definitions (files with a \"request\" "
                 "key) and transform maps;\na directory stands for the "
                 "*.json files in it. Each problem is printed as\n"
@@ -25,8 +26,34 @@ static void lint_usage(FILE *fp)
                 "            for a source, raw.<source> and every "
                 "mapped.<table> (children\n"
                 "            included) for a map. The compose stack's "
-                "topic-init creates them.\n\n"
+                "topic-init creates them.\n"
+                "  --effective  print each valid map as the worker reads "
+                "it: its \"extends\"\n"
+                "            chain resolved, on stdout\n\n"
                 "exit codes: 0 every file valid, 2 otherwise\n");
+}
+
+/* A source definition has "request", itself or through its "extends"
+ * (an extension of a bundled source may say only what it changes). With
+ * eff, the effective definition (new reference) when it is a source. */
+static int is_source(const char *path, json_t *root, json_t **eff)
+{
+        char *errs = NULL;
+        json_t *e;
+
+        *eff = NULL;
+        if (!json_is_object(root))
+                return 0;
+        if (!json_object_get(root, "extends"))
+                return json_object_get(root, "request") != NULL;
+        e = fetch_source_effective(path, root, &errs);
+        free(errs);
+        if (e && json_object_get(e, "request")) {
+                *eff = e;
+                return 1;
+        }
+        json_decref(e);
+        return json_object_get(root, "request") != NULL;
 }
 
 static void print_target_topics(const struct map_target *t, size_t n)
@@ -45,6 +72,7 @@ static int print_topics(const char *path, json_t *root)
         char *errs = NULL;
 
         if (json_object_get(root, "request")) {
+                /* root: the effective definition of a source */
                 const char *name =
                     json_string_value(json_object_get(root, "name"));
                 if (!name)
@@ -66,19 +94,23 @@ int lint_main(int argc, char **argv)
 {
         static const struct option longopts[] = {
             {"topics", no_argument, NULL, 't'},
+            {"effective", no_argument, NULL, 'E'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
         char **files = NULL;
         size_t nfiles = 0;
         char errstr[512];
-        int bad = 0, topics = 0, opt, rc = SL_EXIT_USAGE;
+        int bad = 0, topics = 0, effective = 0, opt, rc = SL_EXIT_USAGE;
 
         optind = 1;
         while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
                 switch (opt) {
                 case 't':
                         topics = 1;
+                        break;
+                case 'E':
+                        effective = 1;
                         break;
                 case 'h':
                         lint_usage(stdout);
@@ -100,6 +132,7 @@ int lint_main(int argc, char **argv)
                 }
         for (size_t i = 0; i < nfiles; i++) {
                 json_t *root = sl_config_load(files[i], errstr, sizeof(errstr));
+                json_t *eff = NULL;
                 int lrc;
 
                 if (!root) {
@@ -107,16 +140,26 @@ int lint_main(int argc, char **argv)
                         bad++;
                         continue;
                 }
-                if (json_is_object(root) && json_object_get(root, "request"))
+                if (is_source(files[i], root, &eff)) {
                         lrc = fetch_source_lint(files[i], stderr);
+                        if (lrc == 0 && effective && eff) {
+                                json_dumpf(eff, stdout, JSON_INDENT(2));
+                                fputc('\n', stdout);
+                        } else if (lrc == 0 && effective) {
+                                json_dumpf(root, stdout, JSON_INDENT(2));
+                                fputc('\n', stdout);
+                        }
+                } else if (effective)
+                        lrc = map_print_effective(files[i], stdout, stderr);
                 else
                         lrc = map_lint(files[i], stderr);
                 if (lrc == 0 && topics)
-                        lrc = print_topics(files[i], root);
+                        lrc = print_topics(files[i], eff ? eff : root);
+                json_decref(eff);
                 json_decref(root);
                 if (lrc < 0)
                         bad++;
-                else if (!topics)
+                else if (!topics && !effective)
                         printf("%s: ok\n", files[i]);
         }
         rc = bad ? SL_EXIT_USAGE : SL_EXIT_OK;

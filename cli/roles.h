@@ -21,6 +21,8 @@ int cursor_main(int argc, char **argv);    /* cli/cursor.c */
  * "FILE:LINE:COL: PATH: message" to err. 0 valid, -1 invalid. */
 int fetch_source_lint(const char *path, FILE *err); /* producers/ */
 int map_lint(const char *path, FILE *err);          /* transformers/ */
+/* map_lint, then the effective map (its "extends" resolved) as JSON */
+int map_print_effective(const char *path, FILE *out, FILE *err);
 
 /* Exit codes every subcommand uses (documented in --help and README). */
 enum {

@@ -29,7 +29,10 @@ static void load_usage(FILE *fp)
                 "  --group G           consumer group (default sluice-load)\n"
                 "  --schemas DIR       schema directory applied at start "
                 "(default ./schemas,\n"
-                "                      else $SLUICE_ROOT/schemas)\n"
+                "                      else $SLUICE_ROOT/schemas); again "
+                "(or DIR:DIR) for\n"
+                "                      your own tables/*.sql, applied "
+                "after it, in order\n"
                 "  --schema NAME       schema of the target tables (default "
                 "public, or\n"
                 "                      SLUICE_SCHEMA); tables are never "
@@ -118,9 +121,16 @@ int load_main(int argc, char **argv)
                 case 'g':
                         o.group = optarg;
                         break;
-                case 's':
-                        o.schemas = optarg;
+                case 's': {
+                        /* several: applied in the order given */
+                        static char *joined;
+                        char *prev = joined;
+                        joined = prev ? sl_asprintf("%s:%s", prev, optarg)
+                                      : sl_strdup(optarg);
+                        free(prev);
+                        o.schemas = joined;
                         break;
+                }
                 case 'S':
                         schema = optarg;
                         break;

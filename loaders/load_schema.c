@@ -25,11 +25,25 @@ char *load_schema_dir(const char *flag, char *errstr, size_t errstr_size)
         char *p;
 
         if (flag) {
-                if (is_dir(flag))
-                        return sl_strdup(flag);
-                snprintf(errstr, errstr_size,
-                         "schema directory %s: not a directory", flag);
-                return NULL;
+                const char *d = flag;
+                while (*d) {
+                        size_t n = strcspn(d, ":");
+                        char *one = sl_asprintf("%.*s", (int)n, d);
+                        int ok = n > 0 && is_dir(one);
+                        if (!ok) {
+                                snprintf(errstr, errstr_size,
+                                         "schema directory \"%s\": not a "
+                                         "directory",
+                                         one);
+                                free(one);
+                                return NULL;
+                        }
+                        free(one);
+                        d += n;
+                        if (*d)
+                                d++;
+                }
+                return sl_strdup(flag);
         }
         if (is_dir("schemas"))
                 return sl_strdup("schemas");
@@ -91,11 +105,14 @@ static char **table_files(const char *dir, int *n)
         return v;
 }
 
-/* Applies one file unless its checksum is recorded. 0, 1 (applied) or -1. */
+/* Applies one file unless its checksum is recorded (under rel, or
+ * prefix/rel). 0, 1 (applied) or -1. */
 static int apply_file(PGconn *conn, const char *dir, const char *rel,
-                      int versioned, char *errstr, size_t errstr_size)
+                      int versioned, const char *prefix, char *errstr,
+                      size_t errstr_size)
 {
         char *path = sl_asprintf("%s/%s", dir, rel);
+        char *key = prefix ? sl_asprintf("%s/%s", prefix, rel) : sl_strdup(rel);
         char *text = NULL, sum[17], detail[1024];
         const char *params[2];
         PGresult *res = NULL;
@@ -109,7 +126,7 @@ static int apply_file(PGconn *conn, const char *dir, const char *rel,
                 goto out;
         }
         load_schema_checksum(text, len, sum);
-        params[0] = rel;
+        params[0] = key;
         params[1] = sum;
         have = 0;
         /* Before sluice.sql first ran, the table does not exist yet. */
@@ -149,11 +166,12 @@ static int apply_file(PGconn *conn, const char *dir, const char *rel,
                          PQresultErrorMessage(res));
                 goto out;
         }
-        sl_info("event=schema_applied file=%s checksum=%s", rel, sum);
+        sl_info("event=schema_applied file=%s checksum=%s", key, sum);
         rc = 1;
 out:
         PQclear(res);
         free(text);
+        free(key);
         free(path);
         return rc;
 }
@@ -182,16 +200,42 @@ int load_schema_apply(PGconn *conn, const char *dir, int *applied, char *errstr,
                 goto out;
         }
         versioned = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        r = apply_file(conn, dir, "sluice.sql", versioned, errstr, errstr_size);
-        if (r < 0)
-                goto out;
-        *applied += r;
-        files = table_files(dir, &nfiles);
-        for (int i = 0; i < nfiles; i++) {
-                r = apply_file(conn, dir, files[i], 1, errstr, errstr_size);
-                if (r < 0)
-                        goto out;
-                *applied += r;
+        /* dir is DIR[:DIR...]: the first holds sluice.sql and the bundled
+         * tables; each further one only tables/NAME.sql (a user's own tables
+         * and ALTERs), recorded under its directory's name so that its
+         * files never clash with the first's */
+        for (const char *d = dir; *d;) {
+                size_t n = strcspn(d, ":");
+                char *one = sl_asprintf("%.*s", (int)n, d);
+                int first = d == dir;
+                if (first) {
+                        r = apply_file(conn, one, "sluice.sql", versioned, NULL,
+                                       errstr, errstr_size);
+                        if (r < 0) {
+                                free(one);
+                                goto out;
+                        }
+                        *applied += r;
+                }
+                files = table_files(one, &nfiles);
+                for (int i = 0; i < nfiles; i++) {
+                        r = apply_file(conn, one, files[i], 1,
+                                       first ? NULL : one, errstr, errstr_size);
+                        if (r < 0) {
+                                free(one);
+                                goto out;
+                        }
+                        *applied += r;
+                }
+                for (int i = 0; i < nfiles; i++)
+                        free(files[i]);
+                free(files);
+                files = NULL;
+                nfiles = 0;
+                free(one);
+                d += n;
+                if (*d)
+                        d++;
         }
         if (sl_pg_exec(conn, "COMMIT", detail, sizeof(detail)) < 0) {
                 snprintf(errstr, errstr_size, "applying schemas: %s", detail);

@@ -11,15 +11,18 @@
 #include "copy_encode.h"
 #include "sl_util.h"
 
-/* The schema directory to use: `flag` when given, else "schemas" in the
- * current directory, else $SLUICE_ROOT/schemas. New; free with free().
+/* The schema directory to use: `flag` when given (DIR or DIR:DIR...,
+ * each checked), else "schemas" in the current directory, else
+ * $SLUICE_ROOT/schemas. New; free with free().
  * NULL with errstr naming what was tried. */
 char *load_schema_dir(const char *flag, char *errstr, size_t errstr_size);
 
 /* Applies DIR/sluice.sql then DIR/tables/NAME.sql (in name order) in one
  * transaction under an advisory lock; a file whose checksum is already
- * recorded is skipped. *applied gets the number of files (re)applied.
- * 0, or -1 with errstr naming the file and PostgreSQL's message. */
+ * recorded is skipped. dir may be DIR:DIR2...: each further directory's
+ * tables/NAME.sql follow, in order, recorded as DIR2/tables/NAME.sql. *applied
+ * gets the number of files (re)applied. 0, or -1 with errstr naming the file
+ * and PostgreSQL's message. */
 int load_schema_apply(PGconn *conn, const char *dir, int *applied, char *errstr,
                       size_t errstr_size);
 

@@ -4,6 +4,8 @@
  * from them. */
 #include "fetch_source.h"
 #include "fetch_xml.h"
+#include "sl_config.h"
+#include "sl_extends.h"
 #include "sl_jsonpath.h"
 #include "sl_util.h"
 
@@ -1007,12 +1009,38 @@ static void fill(struct fetch_source *src)
         fill_xml(src);
 }
 
+static const char *const bundled_sources[] = {
+    "producers/sources", "sources", "/usr/share/sluice/sources", NULL};
+static const struct sl_extends_kind source_kind = {"SLUICE_SOURCES_PATH",
+                                                   bundled_sources};
+
+json_t *fetch_source_effective(const char *file, json_t *root, char **errs)
+{
+        char errstr[1024];
+        json_t *eff = sl_extends_resolve(&source_kind, file, root, errstr,
+                                         sizeof(errstr));
+
+        if (!eff) {
+                size_t n = strlen(file);
+                const char *msg = errstr;
+                char *line;
+                if (strncmp(errstr, file, n) == 0 && errstr[n] == ':' &&
+                    errstr[n + 1] == ' ')
+                        msg = errstr + n + 2;
+                line = sl_asprintf("%s%s:1:1: %s\n", *errs ? *errs : "", file,
+                                   msg);
+                free(*errs);
+                *errs = line;
+        }
+        return eff;
+}
+
 struct fetch_source *fetch_source_loadb(const char *file, const char *text,
                                         size_t len, char **errs)
 {
         struct fetch_source *src = NULL;
         char errstr[512];
-        json_t *root;
+        json_t *root, *eff;
         int bad;
 
         root = sl_config_loadb(file, text, len, errstr, sizeof(errstr));
@@ -1022,6 +1050,13 @@ struct fetch_source *fetch_source_loadb(const char *file, const char *text,
                 *errs = line;
                 return NULL;
         }
+        /* "extends": the bundled definition with this one laid over it
+         * (sl_extends.h) */
+        eff = fetch_source_effective(file, root, errs);
+        json_decref(root);
+        if (!eff)
+                return NULL;
+        root = eff;
         if (!json_is_object(root)) {
                 sl_config_problem(errs, file, text, "",
                                   "a source definition is a JSON object");

@@ -123,6 +123,13 @@ struct fetch_source *fetch_source_loadb(const char *file, const char *text,
 
 void fetch_source_destroy(struct fetch_source *src);
 
+/* The definition root (borrowed) read from file with its "extends" chain
+ * resolved (sl_extends.h; bases are looked up in $SLUICE_SOURCES_PATH,
+ * the file's directory, then the bundled sources): base URL, auth, limits,
+ * windows of a bundled source changed without copying it. New reference;
+ * NULL with a "FILE:1:1: message" line appended to *errs. */
+json_t *fetch_source_effective(const char *file, json_t *root, char **errs);
+
 /* Writes the reference of every option, as Markdown, to fp. */
 void fetch_source_reference(FILE *fp);
 

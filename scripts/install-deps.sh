@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(gcc make pkg-config ca-certificates curl procps iproute2
       librdkafka-dev libcurl4-openssl-dev libjansson-dev libpq-dev
-      libmicrohttpd-dev libxml2-dev postgresql postgresql-client python3 python3-jsonschema
+      libmicrohttpd-dev libxml2-dev liblua5.4-dev postgresql postgresql-client python3 python3-jsonschema
       kafkacat jq docker-compose clang clang-format valgrind openssl
       python3-confluent-kafka python3-psycopg2 gnuplot-nox time) # make bench
 missing=()

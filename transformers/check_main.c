@@ -18,7 +18,8 @@ static void usage(FILE *fp)
 {
         fprintf(fp,
                 "usage: sluice check MAP.json PAGE.json [--expect ROWS.json] "
-                "[--records-path PATH]\n\n"
+                "[--records-path PATH]\n"
+                "       sluice check --effective MAP.json\n\n"
                 "Dry-runs a transform map on a sample page. Prints the "
                 "mapped.* envelopes it\nwould produce as JSON lines on "
                 "stdout; dead letters, skipped and ignored\nrecords, source "
@@ -33,7 +34,10 @@ static void usage(FILE *fp)
                 "  --records-path PATH  the records_path header the page "
                 "would carry\n"
                 "  --reference          print the map language's option "
-                "reference (Markdown)\n\n"
+                "reference (Markdown)\n"
+                "  --effective          print the map as the worker reads "
+                "it (its \"extends\"\n"
+                "                       chain resolved) and exit\n\n"
                 "exit codes: 0 ok, 2 bad map or usage, 3 --expect "
                 "differed, 4 no rows: the map\nselected no record, or "
                 "every record was dead-lettered, skipped or ignored\n"
@@ -98,11 +102,12 @@ int check_main(int argc, char **argv)
         size_t len = 0, i;
         size_t rows = 0, dead = 0, skipped = 0, ignored = 0;
         json_t *v;
-        int rc = SL_EXIT_USAGE, opt;
+        int rc = SL_EXIT_USAGE, opt, effective = 0;
         static const struct option longopts[] = {
             {"expect", required_argument, NULL, 'e'},
             {"records-path", required_argument, NULL, 'r'},
             {"reference", no_argument, NULL, 'R'},
+            {"effective", no_argument, NULL, 'E'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -119,6 +124,9 @@ int check_main(int argc, char **argv)
                         return SL_EXIT_OK;
                 case 'e':
                         expect_path = optarg;
+                        break;
+                case 'E':
+                        effective = 1;
                         break;
                 case 'r':
                         records_hdr = optarg;
@@ -137,6 +145,10 @@ int check_main(int argc, char **argv)
                                argv[optind]);
                 return SL_EXIT_USAGE;
         }
+        if (effective && map_path && !page_path)
+                return map_print_effective(map_path, stdout, stderr) == 0
+                           ? SL_EXIT_OK
+                           : SL_EXIT_USAGE;
         if (!map_path || !page_path) {
                 sl_usage_error("check", "expected MAP.json and PAGE.json");
                 return SL_EXIT_USAGE;

@@ -4,6 +4,7 @@
 #include "map.h"
 #include "roles.h"
 #include "sl_config.h"
+#include "sl_extends.h"
 #include "sl_jsonpath.h"
 #include "sl_log.h"
 #include "sl_util.h"
@@ -38,6 +39,13 @@ static const struct sl_opt map_opts[] = {
      "overwrites a newer one"},
     {"fields", SL_OPT_OBJECT, 0, NULL, "column: field map"},
     {"children", SL_OPT_ARRAY, 0, NULL, "child tables from nested arrays"},
+    {"script", SL_OPT_STRING, 0, NULL,
+     "Lua run on each record after its fields: may change the row or drop "
+     "the record"},
+    {"script_instructions", SL_OPT_INT, 0, "1000000",
+     "Lua instructions a script may run per record"},
+    {"script_memory", SL_OPT_INT, 0, "16777216",
+     "bytes a script may allocate per record"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -53,6 +61,8 @@ static const struct sl_opt target_opts[] = {
     {"version", SL_OPT_STRING, 0, NULL, "version column"},
     {"fields", SL_OPT_OBJECT, 1, NULL, "column: field map"},
     {"children", SL_OPT_ARRAY, 0, NULL, "child tables"},
+    {"script", SL_OPT_STRING, 0, NULL,
+     "Lua run on each record after its fields"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -67,6 +77,8 @@ static const struct sl_opt child_opts[] = {
      "columns that make a child row unique within its parent"},
     {"where", SL_OPT_ARRAY, 0, NULL, "conditions on each element"},
     {"fields", SL_OPT_OBJECT, 1, NULL, "column: field map"},
+    {"script", SL_OPT_STRING, 0, NULL,
+     "Lua run on each element after its fields"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -76,6 +88,7 @@ static const struct sl_opt field_opts[] = {
      "source path, or paths tried in order until one is not null"},
     {"const", SL_OPT_ANY, 0, NULL, "a constant value"},
     {"template", SL_OPT_STRING, 0, NULL, "text with {path} placeholders"},
+    {"script", SL_OPT_STRING, 0, NULL, "Lua whose result is the value"},
     {"type", SL_OPT_STRING, 0, "text", "column type"},
     {"formats", SL_OPT_STRING_OR_ARRAY, 0, "iso8601",
      "date/timestamptz source formats, tried in order"},
@@ -784,6 +797,58 @@ static int parse_choices(struct lctx *c, const char *where, json_t *ch,
         return 0;
 }
 
+/* 1 when src holds the word w (a script that never names page or parent
+ * lets map_apply_bytes skip decoding the page around the records) */
+static int has_word(const char *src, const char *w)
+{
+        size_t n = strlen(w);
+
+        for (const char *p = strstr(src, w); p; p = strstr(p + 1, w)) {
+                int before =
+                    p > src && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+                int after = isalnum((unsigned char)p[n]) || p[n] == '_';
+                if (!before && !after)
+                        return 1;
+        }
+        return 0;
+}
+
+/* Compiles the script at `where` in the map's Lua state (made on the
+ * first script). New; NULL after a problem. */
+static struct map_script *script_compile(struct lctx *c, const char *where,
+                                         const char *src)
+{
+        char err[512];
+        struct map_script *s;
+
+        if (!c->m->lua) {
+                c->m->lua = map_lua_new(c->m->script_instructions,
+                                        c->m->script_memory, err, sizeof(err));
+                if (!c->m->lua) {
+                        problem(c, where, "%s", err);
+                        return NULL;
+                }
+        }
+        if (has_word(src, "page") || has_word(src, "parent"))
+                c->m->script_page = 1;
+        s = sl_calloc(1, sizeof(*s));
+        if (map_script_compile(c->m->lua, where, src, s, err, sizeof(err)) <
+            0) {
+                problem(c, where, "script does not compile: %s", err);
+                free(s);
+                return NULL;
+        }
+        return s;
+}
+
+static void script_free(struct map_script *s)
+{
+        if (!s)
+                return;
+        map_script_free(s);
+        free(s);
+}
+
 static int parse_field(struct lctx *c, const char *where, const char *column,
                        json_t *spec, struct map_field *f)
 {
@@ -837,10 +902,16 @@ static int parse_field(struct lctx *c, const char *where, const char *column,
                 subpath(path, sizeof(path), where, "template");
                 parse_template(c, path, json_string_value(v), f);
         }
+        v = json_object_get(spec, "script");
+        if (v) {
+                sources++;
+                subpath(path, sizeof(path), where, "script");
+                f->script = script_compile(c, path, json_string_value(v));
+        }
         if (sources != 1)
                 problem(c, where,
-                        "a field needs exactly one of path, const or "
-                        "template");
+                        "a field needs exactly one of path, const, "
+                        "template or script");
         v = json_object_get(spec, "type");
         if (v && parse_type(json_string_value(v), &f->type) < 0) {
                 subpath(path, sizeof(path), where, "type");
@@ -927,6 +998,7 @@ static int parse_field(struct lctx *c, const char *where, const char *column,
 
 static void field_free(struct map_field *f)
 {
+        script_free(f->script);
         free(f->column);
         for (size_t i = 0; i < f->npaths; i++)
                 path_free(&f->paths[i]);
@@ -1230,6 +1302,18 @@ static void parse_target_body(struct lctx *c, const char *where, json_t *spec,
                                 "coalesce column \"%s\" is not a field",
                                 t->coalesce[i]);
         }
+        v = json_object_get(spec, "script");
+        if (v) {
+                subpath(path, sizeof(path), where, "script");
+                t->script = script_compile(c, path, json_string_value(v));
+        }
+        /* what a script reads is not known: drift counts the whole
+         * record as read */
+        for (size_t i = 0; i < t->nfields; i++)
+                if (t->fields[i].script || t->script) {
+                        push_read(t, prefix, "");
+                        break;
+                }
         v = json_object_get(spec, "children");
         if (v)
                 parse_children(c, where, v, t, prefix);
@@ -1242,6 +1326,7 @@ static void parse_target_body(struct lctx *c, const char *where, json_t *spec,
 
 static void target_free(struct map_target *t)
 {
+        script_free(t->script);
         free(t->table);
         free(t->topic);
         if (t->records)
@@ -1288,12 +1373,14 @@ void map_destroy(struct map *m)
         for (size_t i = 0; i < m->npage_reads; i++)
                 free(m->page_reads[i]);
         free(m->page_reads);
+        /* after the scripts, whose references live in it */
+        map_lua_destroy(m->lua);
         free(m);
 }
 
 static const char *const target_keys[] = {
     "records", "table",  "where",    "coalesce", "case_insensitive",
-    "version", "fields", "children", NULL};
+    "version", "fields", "children", "script",   NULL};
 
 static const char *str_or(json_t *v)
 {
@@ -1310,6 +1397,14 @@ static struct map *parse_map(struct lctx *c, json_t *root)
         if (check_opts(c, map_opts, root, "") && !json_is_object(root))
                 return m;
         m->name = sl_strdup(str_or(json_object_get(root, "name")));
+        m->script_instructions = (long)json_integer_value(
+            json_object_get(root, "script_instructions"));
+        m->script_memory =
+            (size_t)json_integer_value(json_object_get(root, "script_memory"));
+        if (m->script_instructions < 0 ||
+            json_integer_value(json_object_get(root, "script_memory")) < 0)
+                problem(c, "script_instructions",
+                        "script limits must not be negative");
         m->source = sl_strdup(str_or(json_object_get(root, "source")));
         if (json_object_get(root, "topic"))
                 m->topic = sl_strdup(str_or(json_object_get(root, "topic")));
@@ -1352,20 +1447,66 @@ static struct map *parse_map(struct lctx *c, json_t *root)
         return m;
 }
 
-struct map *map_loadb(const char *name, const char *text, size_t len,
-                      char **errs)
-{
-        char errstr[512];
-        struct lctx c = {.file = name, .text = text};
-        json_t *root;
-        struct map *m;
+static const char *const bundled_maps[] = {"transformers/maps", "maps",
+                                           "/usr/share/sluice/maps", NULL};
+static const struct sl_extends_kind map_kind = {"SLUICE_MAPS_PATH",
+                                                bundled_maps};
 
-        *errs = NULL;
+/* The effective definition of the map text (its "extends" resolved). New
+ * reference, or NULL with *errs. */
+static json_t *effective(const char *name, const char *text, size_t len,
+                         char **errs)
+{
+        char errstr[1024];
+        json_t *root, *eff;
+
         root = sl_config_loadb(name, text, len, errstr, sizeof(errstr));
         if (!root) {
                 *errs = sl_asprintf("%s\n", errstr);
                 return NULL;
         }
+        eff = sl_extends_resolve(&map_kind, name, root, errstr, sizeof(errstr));
+        json_decref(root);
+        if (!eff) {
+                /* the message names the file; this one goes first */
+                size_t n = strlen(name);
+                const char *msg = errstr;
+                if (strncmp(errstr, name, n) == 0 && errstr[n] == ':' &&
+                    errstr[n + 1] == ' ')
+                        msg = errstr + n + 2;
+                *errs = sl_asprintf("%s:1:1: %s\n", name, msg);
+        }
+        return eff;
+}
+
+json_t *map_effective(const char *path, char **errs)
+{
+        char errstr[512];
+        size_t len = 0;
+        char *text = sl_file_read(path, &len, errstr, sizeof(errstr));
+        json_t *eff;
+
+        *errs = NULL;
+        if (!text) {
+                *errs = sl_asprintf("%s:1:1: (root): %s\n", path, errstr);
+                return NULL;
+        }
+        eff = effective(path, text, len, errs);
+        free(text);
+        return eff;
+}
+
+struct map *map_loadb(const char *name, const char *text, size_t len,
+                      char **errs)
+{
+        struct lctx c = {.file = name, .text = text};
+        json_t *root;
+        struct map *m;
+
+        *errs = NULL;
+        root = effective(name, text, len, errs);
+        if (!root)
+                return NULL;
         m = parse_map(&c, root);
         json_decref(root);
         if (c.problems) {
@@ -1405,6 +1546,29 @@ int map_lint(const char *path, FILE *err)
         }
         map_destroy(m);
         return 0;
+}
+
+int map_print_effective(const char *path, FILE *out, FILE *err)
+{
+        char *errs = NULL;
+        json_t *eff = NULL;
+        int rc = -1;
+
+        if (map_lint(path, err) < 0)
+                return -1;
+        eff = map_effective(path, &errs);
+        if (!eff) {
+                fputs(errs ? errs : "invalid map\n", err);
+                goto out;
+        }
+        if (json_dumpf(eff, out, JSON_INDENT(2)) == 0) {
+                fputc('\n', out);
+                rc = 0;
+        }
+out:
+        json_decref(eff);
+        free(errs);
+        return rc;
 }
 
 static void log_target(const struct map *m, const struct map_target *t,

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "map_script.h"
+
 enum map_type {
         MAP_T_TEXT,
         MAP_T_INTEGER,
@@ -93,6 +95,7 @@ struct map_field {
         enum map_on_error on_error;
         json_t *def;
         int required;
+        struct map_script *script; /* the value from Lua, or NULL */
 };
 
 enum map_cond_op {
@@ -139,7 +142,8 @@ struct map_target {
         char **pk_parent;
         size_t npk;
         int is_child;
-        char **reads; /* normalized source paths read, for drift */
+        struct map_script *script; /* per-record Lua, or NULL */
+        char **reads;              /* normalized source paths read, for drift */
         size_t nreads;
         /* counters */
         uint64_t in, out, ignored, skipped, rejected;
@@ -157,6 +161,12 @@ struct map {
          * its records only when none reads inside them */
         char **page_reads;
         size_t npage_reads;
+        /* the Lua state of the map's scripts (NULL: none), and its
+         * per-record limits */
+        struct map_lua *lua;
+        int script_page; /* a script names page or parent: decode it */
+        long script_instructions;
+        size_t script_memory;
 };
 
 /* Where a record came from; every pointer may be NULL. */
@@ -198,6 +208,12 @@ struct map *map_load(const char *path, char **errs);
 struct map *map_loadb(const char *name, const char *text, size_t len,
                       char **errs);
 void map_destroy(struct map *m);
+
+/* The map in `path` as the engine reads it: its "extends" chain resolved
+ * (sl_extends.h; bases are looked up in $SLUICE_MAPS_PATH, the file's
+ * directory, then the bundled maps). New reference; free with
+ * json_decref(). NULL with *errs (new; free with free()). */
+json_t *map_effective(const char *path, char **errs);
 
 /* Writes the map language's option reference (Markdown) generated from the
  * option tables that validate maps; docs/maps.md holds a copy that a test

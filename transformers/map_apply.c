@@ -100,8 +100,89 @@ static int where_ok(const struct map_target *t, json_t *rec, json_t *parent,
         return 1;
 }
 
-/* Builds the row of t for rec. 0, or -1 with errstr and the failing
- * column in *field (borrowed from the map). */
+static const struct map_field *field_get(const struct map_target *t,
+                                         const char *col)
+{
+        for (size_t i = 0; i < t->nfields; i++)
+                if (strcmp(t->fields[i].column, col) == 0)
+                        return &t->fields[i];
+        return NULL;
+}
+
+/* Runs t's record script on the row built from rec: the row the script
+ * leaves (its changed columns converted to their fields' types) replaces
+ * *row. 1: the script dropped the record; -1 with errstr and *field. */
+static int script_row(const struct map_target *t, json_t *rec, json_t *parent,
+                      json_t **row, const char **field, char *errstr,
+                      size_t errstr_size)
+{
+        char why[384];
+        const char *k;
+        json_t *out = NULL, *r = NULL, *v;
+        int rc;
+
+        rc = map_script_row(t->script, rec, parent, *row, &out, why,
+                            sizeof(why));
+        if (rc == 1)
+                return 1;
+        *field = t->script->name;
+        if (rc < 0) {
+                snprintf(errstr, errstr_size, "script: %s", why);
+                return -1;
+        }
+        rc = -1;
+        json_object_foreach(out, k, v)
+        {
+                if (!field_get(t, k)) {
+                        snprintf(errstr, errstr_size,
+                                 "script: %s: column \"%s\" is not a field "
+                                 "of %s",
+                                 t->script->name, k, t->table);
+                        goto out;
+                }
+        }
+        r = json_object();
+        for (size_t i = 0; i < t->nfields; i++) {
+                const struct map_field *f = &t->fields[i];
+                json_t *was = json_object_get(*row, f->column), *c;
+                v = json_object_get(out, f->column);
+                if (!v || json_is_null(v)) {
+                        c = json_null();
+                } else if (was && json_equal(v, was)) {
+                        c = json_incref(was);
+                } else {
+                        c = map_convert(f, v, why, sizeof(why));
+                        if (!c) {
+                                *field = f->column;
+                                snprintf(errstr, errstr_size,
+                                         "field %s: set by %s: %s", f->column,
+                                         t->script->name, why);
+                                goto out;
+                        }
+                }
+                if (f->required && json_is_null(c)) {
+                        *field = f->column;
+                        snprintf(errstr, errstr_size,
+                                 "field %s: required, no value (after %s)",
+                                 f->column, t->script->name);
+                        json_decref(c);
+                        goto out;
+                }
+                json_object_set_new(r, f->column, c);
+        }
+        json_decref(*row);
+        *row = r;
+        r = NULL;
+        rc = 0;
+out:
+        json_decref(r);
+        json_decref(out);
+        return rc;
+}
+
+/* Builds the row of t for rec. 0, 1 when t's script dropped the record,
+ * or -1 with errstr and the failing column in *field (borrowed from the
+ * map). */
 static int build_row(const struct map_target *t, json_t *rec, json_t *parent,
                      json_t **row, const char **field, char *errstr,
                      size_t errstr_size)
@@ -118,6 +199,14 @@ static int build_row(const struct map_target *t, json_t *rec, json_t *parent,
                         return -1;
                 }
                 json_object_set_new(r, t->fields[i].column, v);
+        }
+        if (t->script) {
+                int rc =
+                    script_row(t, rec, parent, &r, field, errstr, errstr_size);
+                if (rc != 0) {
+                        json_decref(r);
+                        return rc;
+                }
         }
         if (t->ci) {
                 for (size_t i = 0; i < t->ncoalesce; i++) {
@@ -212,9 +301,13 @@ static json_t *child_rows(const struct map_target *c, json_t *rec,
                 char why[512], unused[128];
                 const char *col = NULL, *empty = NULL;
                 json_t *row;
+                int built;
                 if (!where_ok(c, e, rec, unused, sizeof(unused)))
                         continue;
-                if (build_row(c, e, rec, &row, &col, why, sizeof(why)) < 0) {
+                built = build_row(c, e, rec, &row, &col, why, sizeof(why));
+                if (built == 1)
+                        continue; /* its script dropped it */
+                if (built < 0) {
                         snprintf(errstr, errstr_size, "%s[%zu]: %s", c->table,
                                  i, why);
                         snprintf(field, field_size, "%s.%s", c->table, col);
@@ -282,13 +375,24 @@ static int apply_record(struct map *m, struct map_target *t, json_t *rec,
 
         sl_buf_init(&key, 0);
         t->in++;
+        map_lua_set_page(m->lua, page);
         if (!where_ok(t, rec, page, why, sizeof(why))) {
                 t->ignored++;
                 if (em->note)
                         em->note(em->opaque, "ignored", t->table, why, rec);
                 goto out;
         }
-        if (build_row(t, rec, page, &row, &col, why, sizeof(why)) < 0) {
+        rc = build_row(t, rec, page, &row, &col, why, sizeof(why));
+        if (rc == 1) {
+                rc = 0;
+                t->ignored++;
+                snprintf(why, sizeof(why), "dropped by %s", t->script->name);
+                if (em->note)
+                        em->note(em->opaque, "ignored", t->table, why, rec);
+                goto out;
+        }
+        if (rc < 0) {
+                rc = 0;
                 snprintf(field, sizeof(field), "%s", col ? col : "");
                 goto reject;
         }
@@ -595,9 +699,9 @@ int map_apply_bytes(struct map *m, const char *bytes, size_t len,
                                 break;
                 }
         }
-        if (rc == 0 && m->npage_reads) {
+        if (rc == 0 && (m->npage_reads || m->script_page)) {
                 /* the page around the records, for "^" paths (one path,
-                 * page_reads_clear: the first target's) */
+                 * page_reads_clear: the first target's) and scripts */
                 size_t open = 0, close = 0;
                 struct sl_json_span *el = NULL;
                 const struct map_target *t = &m->targets[0];

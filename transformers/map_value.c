@@ -1001,10 +1001,22 @@ int map_field_eval(const struct map_field *f, json_t *rec, json_t *parent,
                    json_t **out, char *errstr, size_t errstr_size)
 {
         char why[384], shown[128];
-        json_t *v = source_value(f, rec, parent);
+        json_t *v;
         json_t *c;
 
         *out = NULL;
+        if (f->script) {
+                /* a script's failure is the record's, whatever on_error
+                 * says: on_error is about conversions */
+                v = map_script_value(f->script, rec, parent, why, sizeof(why));
+                if (!v) {
+                        snprintf(errstr, errstr_size, "field %s: script: %s",
+                                 f->column, why);
+                        return -1;
+                }
+        } else {
+                v = source_value(f, rec, parent);
+        }
         for (size_t i = 0; i < f->nfns; i++) {
                 json_t *x = map_fn_apply(&f->fns[i], v, why, sizeof(why));
                 if (!x)

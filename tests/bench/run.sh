@@ -9,9 +9,9 @@
 # default 42 = 19 992 NVD records), BENCH_PIPE_SCALE (pipeline, default 421 =
 # 200 396 records), BENCH_RUNS (repeats per case, default 5; the median is
 # reported), BENCH_PIPE_RUNS (default 5), BENCH_OUT (default
-# bench/results.md), BENCH_CASES (default "fetch transform load pipeline
-# scale xml"; one case alone: BENCH_CASES=xml), BENCH_XML_MB (the xml
-# case's report size, default 64),
+# bench/results.md), BENCH_CASES (default "fetch transform script load
+# pipeline scale xml"; one case alone: BENCH_CASES=xml), BENCH_XML_MB (the
+# xml case's report size, default 64),
 # BENCH_LOAD_ROWS (the loader's default --batch-rows, 1000: the size of the
 # bound's batches), BENCH_BATCH_ROWS (the --batch-rows sweep),
 # BENCH_ROWS_DIR (a directory that keeps the mapped.* rows the transform
@@ -35,7 +35,7 @@ PSCALE=${BENCH_PIPE_SCALE:-421}
 RUNS=${BENCH_RUNS:-5}
 PRUNS=${BENCH_PIPE_RUNS:-5}
 OUT=${BENCH_OUT:-bench/results.md}
-CASES=${BENCH_CASES:-fetch transform load pipeline scale xml}
+CASES=${BENCH_CASES:-fetch transform script load pipeline scale xml}
 # the loader's default --batch-rows (loaders/load_main.c): the bound
 # replays the loader's statements in batches of this size, as it cuts them
 export BENCH_LOAD_ROWS=${BENCH_LOAD_ROWS:-1000}
@@ -80,6 +80,16 @@ for prog in bench_transform_bound bench_json_bound bench_publish_floor bench_fet
 		"$BUILD/libsluice.a" $(pkg-config --libs rdkafka libcurl jansson libpq libxml-2.0) \
 		-lpthread -lm || die "cannot build $B/$prog.c"
 done
+
+# the script case's program maps in-process with the map engine, which
+# needs Lua as well
+cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icommon -Itransformers -O2 -g \
+	-Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla \
+	-Wimplicit-fallthrough $(pkg-config --cflags jansson lua5.4) \
+	-o "$BUILD/bench/bench_map_script" "$B/bench_map_script.c" "$BUILD/libsluice.a" \
+	$(pkg-config --libs rdkafka libcurl jansson libpq libxml-2.0 lua5.4) \
+	-lpthread -lm || die "cannot build $B/bench_map_script.c"
 
 W=$(sl_tmpdir)
 SL_LOGDIR=$W/logs
@@ -426,6 +436,25 @@ case_transform() {
 	done
 	for l in ${BENCH_LINGER-5 200}; do
 		tx_run "linger$l" "linger.ms $l" --kafka "linger.ms=$l"
+	done
+}
+
+# ---------------------------------------------------------------- script ---
+# What one Lua field costs (issue 28, target >= 0.8): the bundled NVD map
+# and its extension with one script field (tests/bench/nvd_cve_script.json)
+# map the real NVD sample ten times over, in-process the transformer's way
+# (bench_map_script.c), alternating pass by pass. Reported as impl sluice
+# (with the script) against impl bound (the same map without it).
+case_script() {
+	local r line pages=()
+	for ((r = 0; r < 10; r++)); do pages+=(data/nvd/nvd_cves_combined_dedup.json); done
+	for ((r = 1; r <= RUNS; r++)); do
+		line=$("$BUILD/bench/bench_map_script" transformers/maps/nvd_cve.json \
+			$B/nvd_cve_script.json 5 "${pages[@]}") || { fail "script case: $line"; continue; }
+		record transform_script "one script field" "$r" sluice $((NVD_N * 10)) \
+			"$(sed 's/.*script_s=\([0-9.]*\).*/\1/' <<<"$line")" - - "$line"
+		record transform_script "one script field" "$r" bound $((NVD_N * 10)) \
+			"$(sed 's/.*plain_s=\([0-9.]*\).*/\1/' <<<"$line")" - - -
 	done
 }
 

@@ -9,7 +9,7 @@
 set -eu
 MODE=$1 OUT=$2 LIB=$3
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PKGS="rdkafka libcurl jansson libpq libmicrohttpd libxml-2.0"
+PKGS="rdkafka libcurl jansson libpq libmicrohttpd libxml-2.0 lua5.4"
 # shellcheck disable=SC2046
 CPP="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I$ROOT/tests/fuzz \
  -I$ROOT/common -I$ROOT/cli -I$ROOT/producers -I$ROOT/transformers \

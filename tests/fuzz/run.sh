@@ -15,7 +15,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 SECONDS_EACH=${FUZZ_SECONDS:-20}
-TARGETS=${FUZZ_TARGETS:-"jsonpath map fetch_policy copy_encode envelope jsonscan jsonprefix jsondump xml"}
+TARGETS=${FUZZ_TARGETS:-"jsonpath map script fetch_policy copy_encode envelope jsonscan jsonprefix jsondump xml"}
 JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 B=build-fuzz
 FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined"

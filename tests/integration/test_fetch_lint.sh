@@ -23,6 +23,22 @@ for d in "$SLUICE_ROOT"/tests/golden/sources/*/; do
 	got=$(cd "$d" && "$SLUICE_BIN" fetch input.json --once 2>&1)
 	check_eq "fetch $name: refused as bad configuration" "$?" 2
 done
+# a source that extends a bundled one says only what it changes (issue 28)
+X=$(sl_tmpdir)
+printf '%s\n' '{"extends": "kev", "name": "kev_slow", "rate_limit": {"requests": 1}, "remove": ["description"]}' >"$X/kev_slow.json"
+"$SLUICE_BIN" lint --effective "$X/kev_slow.json" >"$X/eff.json" 2>"$X/err"
+check_eq "lint --effective of a source extension exits 0" "$?" 0
+check_eq "the effective source: the base's request and paging, the new limit, no description" \
+	"$(/usr/bin/python3 -c 'import json,sys; s = json.load(open(sys.argv[1])); print(s["name"], s["request"]["path"], s["rate_limit"], "description" in s, "extends" in s)' "$X/eff.json")" \
+	"kev_slow /known_exploited_vulnerabilities.json {'requests': 1, 'per_seconds': 60} False False"
+check_eq "its topic is its own" "$("$SLUICE_BIN" lint --topics "$X/kev_slow.json")" "raw.kev_slow"
+printf '%s\n' '{"extends": "kev", "name": "kev_bad", "remove": ["no_such_key"]}' >"$X/kev_bad.json"
+got=$("$SLUICE_BIN" lint "$X/kev_bad.json" 2>&1)
+check_eq "a removal that matches nothing is refused" "$?" 2
+case "$got" in
+*'kev_bad.json:1:1: remove: "no_such_key" is no field, table or key of the base'*) ok "and says where and what" ;;
+*) not_ok "removal message: $got" ;;
+esac
 ref=$("$SLUICE_BIN" fetch --reference)
 if grep -qF -- "$(head -c 2000 <<<"$ref")" "$SLUICE_ROOT/docs/sources.md" &&
 	/usr/bin/python3 -c 'import sys; sys.exit(0 if open(sys.argv[1]).read().find(sys.stdin.read()) >= 0 else 1)' \

@@ -53,6 +53,26 @@ for f in 'references\[\*\]\.url' 'references\[\*\]\.tags' 'weaknesses\[\*\]\.des
 done
 grep -q '^drift: vulnerability: source field weaknesses\[\*\]\.source is read by no map field' "$D/err" &&
 	ok "drift still names what nothing reads (weaknesses[*].source)" || not_ok "drift: $(grep drift "$D/err" | head -3)"
+# scripts run in check as in the worker (issue 28); --expect compares the
+# outputs, not the golden case's notes
+/usr/bin/python3 -c 'import json,sys; print(json.dumps([o for o in json.load(open(sys.argv[1])) if "note" not in o]))' \
+	"$G/script_values/expected.json" >"$D/script_expect.json"
+"$SLUICE_BIN" check "$G/script_values/map.json" "$G/script_values/input.json" \
+	--expect "$D/script_expect.json" >"$D/out" 2>"$D/err"
+check_eq "check of a map with scripts matches its expected outputs" "$?" "0"
+grep -q '^dead letter: script: script:3: E is refused$' "$D/err" &&
+	ok "a record script's error names its line" || not_ok "script error line: $(grep 'dead letter' "$D/err" | head -3)"
+grep -q '^ignored: scored: dropped by script$' "$D/err" &&
+	ok "a record script's false drops the record" || not_ok "script drop: $(cat "$D/err" | head -5)"
+"$SLUICE_BIN" lint "$G/script_lint/map.json" >/dev/null 2>"$D/err"
+check_eq "lint of a script that does not compile exits 2" "$?" "2"
+grep -q 'script_lint/map.json:8:16: fields.broken.script: script does not compile: fields.broken.script:2:' "$D/err" &&
+	ok "lint names the script's file:line" || not_ok "script lint: $(cat "$D/err")"
+"$SLUICE_BIN" check --effective "$G/extends_nvd/map.json" >"$D/eff.json" 2>"$D/err"
+check_eq "check --effective exits 0" "$?" "0"
+check_eq "the effective map keeps the base's fields and adds risk" \
+	"$(/usr/bin/python3 -c 'import json,sys; m = json.load(open(sys.argv[1])); print("published" in m["fields"], "risk" in m["fields"], "cisa_exploit_add" in m["fields"])' "$D/eff.json")" \
+	"True True False"
 ref=$("$SLUICE_BIN" check --reference)
 if [ -n "$ref" ] && /usr/bin/python3 -c 'import sys; sys.exit(0 if open(sys.argv[1]).read().find(sys.stdin.read()) >= 0 else 1)' \
 	"$SLUICE_ROOT/docs/maps.md" <<<"$ref"; then
