@@ -1,6 +1,7 @@
 /* broker.c: `sluice broker`, an embedded Kafka-protocol cluster for
  * development and tests (librdkafka's mock cluster on loopback ports). It
- * keeps data in memory only; docs/embedded-broker.md says what it does not do. */
+ * keeps data in memory only; docs/embedded-broker.md says what it does not do.
+ */
 #include "roles.h"
 #include "sl_kafka.h"
 #include "sl_log.h"

@@ -137,8 +137,8 @@ out:
 static void learn_limit(struct fetch_bp *bp, rd_kafka_t *rk)
 {
         char *cid = rd_kafka_clusterid(rk, ASK_TIMEOUT_MS);
-        int embedded = cid && strncmp(cid, MOCK_CLUSTER_ID,
-                                      strlen(MOCK_CLUSTER_ID)) == 0;
+        int embedded =
+            cid && strncmp(cid, MOCK_CLUSTER_ID, strlen(MOCK_CLUSTER_ID)) == 0;
         const char *from = "SLUICE_BACKPRESSURE_BYTES";
 
         if (cid)
@@ -199,16 +199,15 @@ static int measure(struct fetch_bp *bp, rd_kafka_t *rk, int64_t *worst,
 
                 if (!bp->grk[g]) {
                         char errstr[512];
-                        rd_kafka_conf_t *conf =
-                            sl_kafka_conf_new("consumer", errstr, sizeof(errstr));
+                        rd_kafka_conf_t *conf = sl_kafka_conf_new(
+                            "consumer", errstr, sizeof(errstr));
                         if (!conf)
                                 goto out;
                         rd_kafka_conf_set(conf, "statistics.interval.ms", "0",
                                           NULL, 0);
                         /* takes ownership of conf */
-                        bp->grk[g] = sl_kafka_consumer_new(conf, bp->groups[g],
-                                                           errstr,
-                                                           sizeof(errstr));
+                        bp->grk[g] = sl_kafka_consumer_new(
+                            conf, bp->groups[g], errstr, sizeof(errstr));
                         conf = NULL;
                         if (!bp->grk[g])
                                 goto out;
@@ -250,10 +249,10 @@ out:
 
 void fetch_bp_wait(struct fetch_bp *bp, rd_kafka_t *rk, size_t len)
 {
-        int64_t msgs = len > bp->chunk_bytes
-                           ? (int64_t)((len + bp->chunk_bytes - 1) /
-                                       bp->chunk_bytes)
-                           : 1;
+        int64_t msgs =
+            len > bp->chunk_bytes
+                ? (int64_t)((len + bp->chunk_bytes - 1) / bp->chunk_bytes)
+                : 1;
         int64_t t0 = sl_now_ms(), logged = 0;
         int waiting = 0;
 
@@ -291,8 +290,8 @@ void fetch_bp_wait(struct fetch_bp *bp, rd_kafka_t *rk, size_t len)
                 /* what librdkafka still holds is not in the high
                  * watermark yet: counted as if all of it went to the
                  * partition furthest behind */
-                lag_bytes = (int64_t)((double)(worst + rd_kafka_outq_len(rk)) *
-                                      avg);
+                lag_bytes =
+                    (int64_t)((double)(worst + rd_kafka_outq_len(rk)) * avg);
                 if (worst == 0 ||
                     (lag_bytes + (int64_t)len <= max_bytes &&
                      (!max_batches || worst + msgs <= max_batches))) {
@@ -322,8 +321,7 @@ void fetch_bp_wait(struct fetch_bp *bp, rd_kafka_t *rk, size_t len)
                               (double)(sl_now_ms() - t0) / 1000.0);
                 sl_notice("event=backpressure_resumed source=%s topic=%s "
                           "waited_ms=%lld",
-                          bp->source, bp->topic,
-                          (long long)(sl_now_ms() - t0));
+                          bp->source, bp->topic, (long long)(sl_now_ms() - t0));
         }
 out:
         bp->bytes_out += (double)len;

@@ -24,14 +24,14 @@ struct fetch_bp {
         int state; /* 0 limit not yet known, 1 on, -1 off */
         char topic[160];
         char source[128];
-        char *groups[FETCH_BP_MAX_GROUPS]; /* owned */
+        char *groups[FETCH_BP_MAX_GROUPS];    /* owned */
         rd_kafka_t *grk[FETCH_BP_MAX_GROUPS]; /* owned: reads the group's
                                                 committed offsets, never
                                                 joins it */
         int ngroups;
-        int64_t limit_bytes;   /* per partition */
-        int64_t limit_batches; /* per partition, 0 = none */
-        size_t chunk_bytes;    /* pages above this are split */
+        int64_t limit_bytes;        /* per partition */
+        int64_t limit_batches;      /* per partition, 0 = none */
+        size_t chunk_bytes;         /* pages above this are split */
         double bytes_out, msgs_out; /* published by this process */
         int64_t room;               /* bytes publishable without asking */
 };

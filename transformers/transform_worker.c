@@ -36,7 +36,7 @@ struct worker {
                                                      per partition */
         int64_t retry_at;
         int retry_ms, retries;
-        struct sl_buf out; /* the envelope being produced, reused */
+        struct sl_buf out;    /* the envelope being produced, reused */
         struct sl_gaps *gaps; /* messages lost to retention (sl_loss.h) */
 };
 
@@ -499,9 +499,8 @@ static void commit_beginnings(rd_kafka_t *rk,
 
                 /* still logical: an empty partition begins at its end */
                 if (tp && tp->offset == RD_KAFKA_OFFSET_BEGINNING &&
-                    rd_kafka_query_watermark_offsets(rk, tp->topic,
-                                                     tp->partition, &lo, &hi,
-                                                     1000) != 0)
+                    rd_kafka_query_watermark_offsets(
+                        rk, tp->topic, tp->partition, &lo, &hi, 1000) != 0)
                         continue;
                 if (lo >= 0)
                         rd_kafka_topic_partition_list_add(out, tp->topic,
