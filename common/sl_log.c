@@ -16,6 +16,8 @@ static char log_instance[128] = "";
 static int log_min = LOG_INFO;
 static int log_json = 0;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+/* the live line on the terminal (sl_log_live), "" when none */
+static char live_line[512];
 
 static const char *level_names[] = {"emerg",   "alert",  "crit", "err",
                                     "warning", "notice", "info", "debug"};
@@ -368,7 +370,29 @@ void sl_log(int level, const char *fmt, ...)
                 render_kv(&b, line);
         }
         pthread_mutex_lock(&log_lock);
-        fprintf(stderr, "%s\n", b.data ? b.data : "");
+        /* a live line (sl_log_live) is cleared, the log line written in
+         * its place, and the live line drawn again below it */
+        fprintf(stderr, "%s%s\n%s", live_line[0] ? "\r\033[K" : "",
+                b.data ? b.data : "", live_line);
+        if (live_line[0])
+                fflush(stderr);
         pthread_mutex_unlock(&log_lock);
         sl_buf_free(&b);
+}
+
+void sl_log_live(const char *text, int final)
+{
+        pthread_mutex_lock(&log_lock);
+        if (!text) {
+                if (live_line[0])
+                        fputs("\r\033[K", stderr);
+                live_line[0] = '\0';
+        } else {
+                snprintf(live_line, sizeof(live_line), "%s", text);
+                fprintf(stderr, "\r\033[K%s%s", live_line, final ? "\n" : "");
+                if (final)
+                        live_line[0] = '\0';
+        }
+        fflush(stderr);
+        pthread_mutex_unlock(&log_lock);
 }

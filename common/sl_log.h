@@ -31,6 +31,12 @@ void sl_log(int level, const char *fmt, ...)
  * Returns buf. */
 char *sl_log_quote(const char *s, char *buf, size_t size);
 
+/* A live line on a terminal (a fetch's progress): drawn in place on
+ * stderr and kept below the log lines, which are written above it rather
+ * than over it. `final` ends it with a newline; NULL erases it. Only for
+ * a stderr that is a terminal. */
+void sl_log_live(const char *text, int final);
+
 #define sl_err(...)    sl_log(LOG_ERR, __VA_ARGS__)
 #define sl_warn(...)   sl_log(LOG_WARNING, __VA_ARGS__)
 #define sl_notice(...) sl_log(LOG_NOTICE, __VA_ARGS__)

@@ -381,25 +381,57 @@ static void each_span(struct fetch_ctx *c, const struct fetch_req *r)
         }
 }
 
-/* The live line on a terminal: percent, rate, ETA, redrawn in place. */
+/* Seconds left, and what bounds them. The average rate so far is the
+ * estimate, except under a request limit: its window lets the first
+ * requests through at once, so the average starts far above what the
+ * limit allows and the estimate jumps (0:11, then 1:33) once the limiter
+ * holds requests back. With a limit the estimate is never shorter than
+ * the pages left at the limit's rate, and says that the limit bounds it.
+ * -1 when unknown. */
+static double eta_seconds(const struct fetch_ctx *c, double rate,
+                          const char **bound)
+{
+        long left = c->total_pages - c->pages;
+        double eta = rate > 0 ? (double)left / rate : -1;
+
+        *bound = "rate";
+        if (c->src->rate_requests > 0 && c->src->rate_seconds > 0) {
+                double at_limit = (double)left * c->src->rate_seconds /
+                                  (double)c->src->rate_requests;
+                if (eta < 0 || at_limit > eta) {
+                        eta = at_limit;
+                        *bound = "ratelimit";
+                }
+        }
+        return eta;
+}
+
+/* The live line on a terminal: percent, rate, ETA, drawn in place below
+ * the log lines (sl_log_live). */
 static void progress_tty(struct fetch_ctx *c, int final, double rate)
 {
-        double eta = rate > 0 ? (double)(c->total_pages - c->pages) / rate : 0;
+        char line[256];
+        const char *bound;
+        double eta = eta_seconds(c, rate, &bound);
         long pct = c->total_pages > 0 ? c->pages * 100 / c->total_pages : 0;
 
         if (c->total_pages <= 0) {
-                fprintf(stderr, "\r%s: %ld pages, %ld records, %.1f pages/s ",
-                        c->src->name, c->pages, c->records, rate);
+                snprintf(line, sizeof(line),
+                         "%s: %ld pages, %ld records, "
+                         "%.1f pages/s",
+                         c->src->name, c->pages, c->records, rate);
         } else {
-                fprintf(stderr,
-                        "\r%s: %3ld%% %ld/%ld pages, %ld records, "
-                        "%.1f pages/s, ETA %ld:%02ld ",
-                        c->src->name, pct, c->pages, c->total_pages, c->records,
-                        rate, (long)eta / 60, (long)eta % 60);
+                if (eta < 0)
+                        eta = 0;
+                snprintf(line, sizeof(line),
+                         "%s: %3ld%% %ld/%ld pages, %ld records, "
+                         "%.1f pages/s, ETA %ld:%02ld%s",
+                         c->src->name, pct, c->pages, c->total_pages,
+                         c->records, rate, (long)eta / 60, (long)eta % 60,
+                         strcmp(bound, "ratelimit") == 0 ? " (rate limit)"
+                                                         : "");
         }
-        if (final)
-                fputc('\n', stderr);
-        fflush(stderr);
+        sl_log_live(line, final);
 }
 
 /* Progress: gauges always; on a terminal a line redrawn every 200 ms;
@@ -423,15 +455,15 @@ static void progress(struct fetch_ctx *c, int final)
                 return;
         c->last_progress = now;
         if (c->total_pages > 0 && !final) {
-                double eta =
-                    rate > 0 ? (double)(c->total_pages - c->pages) / rate : -1;
+                const char *bound;
+                double eta = eta_seconds(c, rate, &bound);
                 sl_info("event=progress source=%s run=%s pages=%ld "
                         "total_pages=%ld percent=%.1f records=%ld "
-                        "pages_per_s=%.2f eta_s=%.0f ratelimit_pauses=%ld "
-                        "ratelimit_wait_ms=%lld",
+                        "pages_per_s=%.2f eta_s=%.0f eta_bound=%s "
+                        "ratelimit_pauses=%ld ratelimit_wait_ms=%lld",
                         c->src->name, c->out.run, c->pages, c->total_pages,
                         100.0 * (double)c->pages / (double)c->total_pages,
-                        c->records, rate, eta, c->http.pauses,
+                        c->records, rate, eta, bound, c->http.pauses,
                         (long long)c->http.pause_ms);
         } else {
                 sl_info("event=%s source=%s run=%s pages=%ld records=%ld "
