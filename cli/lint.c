@@ -16,7 +16,8 @@ static void lint_usage(FILE *fp)
 {
         fprintf(fp,
                 "usage: sluice lint [--topics] FILE|DIR...\n\n"
-                "Validates source definitions (files with a \"request\" "
+                "Validates lookup definitions (files with an \"input\" "
+                "key), source\ndefinitions (files with a \"request\" "
                 "key) and transform maps;\na directory stands for the "
                 "*.json files in it. Each problem is printed as\n"
                 "FILE:LINE:COL: PATH: message.\n\n"
@@ -45,11 +46,15 @@ static int print_topics(const char *path, json_t *root)
         char *errs = NULL;
 
         if (json_object_get(root, "request")) {
+                /* a source, or a lookup (which has "input" too): both
+                 * publish to raw.<name>; a lookup also to dlq.lookup */
                 const char *name =
                     json_string_value(json_object_get(root, "name"));
                 if (!name)
                         return -1;
                 printf("raw.%s\n", name);
+                if (json_object_get(root, "input"))
+                        printf("dlq.lookup\n");
                 return 0;
         }
         m = map_load(path, &errs);
@@ -107,7 +112,10 @@ int lint_main(int argc, char **argv)
                         bad++;
                         continue;
                 }
-                if (json_is_object(root) && json_object_get(root, "request"))
+                if (json_is_object(root) && json_object_get(root, "input"))
+                        lrc = lookup_lint(files[i], stderr);
+                else if (json_is_object(root) &&
+                         json_object_get(root, "request"))
                         lrc = fetch_source_lint(files[i], stderr);
                 else
                         lrc = map_lint(files[i], stderr);

@@ -16,11 +16,13 @@ int status_main(int argc, char **argv);    /* cli/status.c */
 int dlq_main(int argc, char **argv);       /* cli/dlq.c */
 int health_main(int argc, char **argv);    /* cli/health.c */
 int cursor_main(int argc, char **argv);    /* cli/cursor.c */
+int lookup_main(int argc, char **argv);    /* lookups/lookup_main.c */
 
 /* Lint hooks: validate one file, print each problem as a line
  * "FILE:LINE:COL: PATH: message" to err. 0 valid, -1 invalid. */
 int fetch_source_lint(const char *path, FILE *err); /* producers/ */
 int map_lint(const char *path, FILE *err);          /* transformers/ */
+int lookup_lint(const char *path, FILE *err);       /* lookups/ */
 
 /* Exit codes every subcommand uses (documented in --help and README). */
 enum {
