@@ -411,12 +411,16 @@ static int take(struct lworker *w, const char *type)
                 if (quota_wait)
                         sl_info("event=quota_spent lookup=%s wait_ms=%lld",
                                 w->d->name, (long long)wait);
-                /* in steps: a stop or a health probe is not kept waiting */
+                /* in steps: a stop or a health probe is not kept waiting.
+                 * The consumer is not polled meanwhile (a message it gave
+                 * would have to be kept): a wait longer than
+                 * max.poll.interval.ms (5 min) takes this worker out of
+                 * the group, and its uncommitted batch goes to another
+                 * worker, which answers it from the cache or waits too */
                 while (wait > 0 && !sl_stop) {
                         int64_t step = wait > 200 ? 200 : wait;
                         sl_http_tick();
                         rd_kafka_poll(w->producer, 0);
-                        rd_kafka_consumer_poll(w->consumer, 0);
                         sl_sleep_ms(step);
                         wait -= step;
                 }
@@ -673,7 +677,6 @@ static int resolve(struct lworker *w)
                          * the cache */
                         sl_http_tick();
                         rd_kafka_poll(w->producer, 0);
-                        rd_kafka_consumer_poll(w->consumer, 0);
                         sl_sleep_ms(200);
                 }
         }
