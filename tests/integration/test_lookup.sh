@@ -11,8 +11,21 @@ trap sl_cleanup EXIT
 
 command -v kcat >/dev/null || { not_ok "kcat is installed"; sl_done; exit; }
 short_sessions
+
+# the definitions: bundled ones lint, a bad one is told file:line:col
+check "the bundled lookup definitions lint" "$SLUICE_BIN" lint "$SLUICE_ROOT/lookups/defs/"
+B=$(sl_tmpdir)
+printf '{\n  "name": "x",\n  "input": {"topic": "t", "observables": [{"path": "a", "type": "ip"}]},\n  "base_url": "https://h",\n  "request": {"path": "/"},\n  "quota": {"requests": 5, "period": "week"}\n}\n' >"$B/bad.json"
+"$SLUICE_BIN" lint "$B/bad.json" 2>"$B/err"
+check_eq "a bad lookup definition fails lint" "$?" "2"
+check "its error names file, line, column and key" \
+	grep -qF "$B/bad.json:6:28: quota.period: must be minute, hour, day or month" "$B/err"
+ref=$("$SLUICE_BIN" lookup --reference)
+in_doc() { python3 -c 'import sys; sys.exit(sys.stdin.read() not in open(sys.argv[1]).read())' "$1"; }
+check "docs/lookups.md holds the current reference, whole" in_doc "$SLUICE_ROOT/docs/lookups.md" <<<"$ref"
 broker_start --topic mapped.finding:2 --topic mapped.vulnerability:2 \
-	--topic raw.abuseipdb:2 --topic raw.epss:2 --topic dlq.lookup:1 ||
+	--topic raw.abuseipdb:2 --topic raw.epss:2 --topic dlq.lookup:1 \
+	--topic mapped.threat_indicator:1 --topic raw.urlhaus_host:1 ||
 	{ not_ok "broker starts"; sl_done; exit; }
 fixture_start || { not_ok "fixture starts"; sl_done; exit; }
 new_db lookup_basic || exit 1
@@ -117,4 +130,22 @@ check_eq "found and not found told apart (2 numbers end in 0)" \
 	"found=23,not_found=2"
 check_eq "one answer per request on raw.epss" "$(count raw.epss)" "3"
 stop_pid "$E"
+
+# URLhaus host: a form POST about the host of each URL indicator; a host
+# URLhaus does not know is not found (query_status no_results)
+for u in "http://216.10.244.155/a.sh" "https://User@Evil.Example:8443/x?y" \
+	"http://216.10.244.155:80/b" "http://clean.example/z"; do
+	printf '%s\t{"op":"upsert","row":{"indicator_type":"url","indicator":"%s"}}\n' "$u" "$u"
+done >"$D/urls"
+printf 'h\t{"op":"upsert","row":{"indicator_type":"domain","indicator":"http://skipped.example/"}}\n' >>"$D/urls"
+produce mapped.threat_indicator "$D/urls"
+bg uh "$SLUICE_BIN" lookup "$SLUICE_ROOT/lookups/defs/urlhaus_host.json" \
+	--base-url "$SLUICE_FIXTURE_URL/urlhaus" --schemas "$SLUICE_ROOT/schemas"
+U=$LAST_PID
+wait_out 40 = 3 q "SELECT count(*) FROM sluice.lookup_cache WHERE lookup = 'urlhaus_host' AND published"
+check_eq "hosts taken out of the URLs, lower-cased, without user and port" \
+	"$(q "SELECT string_agg(observable || '=' || outcome, ',' ORDER BY observable) FROM sluice.lookup_cache WHERE lookup = 'urlhaus_host'")" \
+	"216.10.244.155=found,clean.example=not_found,evil.example=found"
+check_eq "asked once each, by POST" "$(fxv urlhaus_host requests)" "3"
+stop_pid "$U"
 sl_done
