@@ -88,6 +88,19 @@ int lookup_db_init(PGconn *conn, const struct lookup_def *d, char *errstr,
         return 0;
 }
 
+int lookup_db_register(PGconn *conn, const struct lookup_def *d,
+                       const char *group, char *errstr, size_t errstr_size)
+{
+        const char *p[3] = {d->name, d->topic, group};
+
+        return exec0(conn,
+                     "INSERT INTO sluice.lookups (lookup, topic, group_id) "
+                     "VALUES ($1, $2, $3) ON CONFLICT (lookup) DO UPDATE SET "
+                     "topic = EXCLUDED.topic, group_id = EXCLUDED.group_id, "
+                     "started_at = now()",
+                     3, p, errstr, errstr_size);
+}
+
 int lookup_db_claim(PGconn *conn, const struct lookup_def *d, const char *me,
                     const char *obs, const char *type, struct lookup_row *row,
                     char *errstr, size_t errstr_size)

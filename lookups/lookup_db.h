@@ -38,6 +38,11 @@ void lookup_row_free(struct lookup_row *r);
 int lookup_db_init(PGconn *conn, const struct lookup_def *d, char *errstr,
                    size_t errstr_size);
 
+/* Records the lookup's input topic and consumer group in sluice.lookups
+ * (for `sluice status`). 0, or -1 with errstr. */
+int lookup_db_register(PGconn *conn, const struct lookup_def *d,
+                       const char *group, char *errstr, size_t errstr_size);
+
 /* Claims observable for worker `me`, or says why not. row is filled for
  * LOOKUP_UNSENT. Returns the claim, or -1 with errstr. */
 int lookup_db_claim(PGconn *conn, const struct lookup_def *d, const char *me,

@@ -809,7 +809,8 @@ int lookup_run(const struct lookup_def *d, const struct lookup_opts *opts,
         w.conn = sl_pg_connect(errstr, errstr_size);
         if (!w.conn)
                 goto out;
-        if (lookup_db_init(w.conn, d, errstr, errstr_size) < 0)
+        if (lookup_db_init(w.conn, d, errstr, errstr_size) < 0 ||
+            lookup_db_register(w.conn, d, opts->group, errstr, errstr_size) < 0)
                 goto out;
         conf = sl_kafka_conf_new("producer", errstr, errstr_size);
         if (!conf)

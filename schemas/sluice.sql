@@ -143,3 +143,12 @@ CREATE TABLE IF NOT EXISTS sluice.lookup_quota (
         used          bigint NOT NULL,
         quota         bigint NOT NULL
 );
+
+-- Every lookup a worker ran, for `sluice status`: its input topic and
+-- consumer group (whose lag is the lookup's backlog). Written at start-up.
+CREATE TABLE IF NOT EXISTS sluice.lookups (
+        lookup      text PRIMARY KEY,
+        topic       text NOT NULL,
+        group_id    text NOT NULL,
+        started_at  timestamptz NOT NULL DEFAULT now()
+);

@@ -96,6 +96,12 @@ check_eq "the quota counts 13 requests" \
 	"$(q "SELECT used FROM sluice.lookup_quota WHERE lookup = 'abuseipdb'")" "13"
 stop_pid "$L1"
 check_eq "SIGTERM stops the worker cleanly" "$?" "0"
+"$SLUICE_BIN" status --json >"$D/status.json" 2>"$D/status.err"
+check_eq "sluice status lists the lookup: backlog, outcomes, quota" \
+	"$(python3 -c 'import json,sys
+l = [x for x in json.load(open(sys.argv[1]))["lookups"] if x["lookup"] == "abuseipdb"][0]
+print(l["topic"], l["backlog"], l["found"], l["error"], l["in_flight"], l["quota_used"], l["quota"])' "$D/status.json")" \
+	"mapped.finding 0 12 1 0 13 1000"
 
 # the same rows again, under a new group: every answer is in the cache
 HP=$((20000 + RANDOM % 20000))
