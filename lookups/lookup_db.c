@@ -112,6 +112,19 @@ int lookup_db_claim(PGconn *conn, const struct lookup_def *d, const char *me,
 
         memset(row, 0, sizeof(*row));
         snprintf(claim, sizeof(claim), "%ld", d->claim_s);
+        /* the common case first, in one round trip: fresh and delivered */
+        res = run(conn,
+                  "SELECT 1 FROM sluice.lookup_cache WHERE lookup = $1 AND "
+                  "observable = $2 AND outcome IN ('found', 'not_found', "
+                  "'error') AND published AND expires_at > clock_timestamp()",
+                  2, p, PGRES_TUPLES_OK, errstr, errstr_size);
+        if (!res)
+                return -1;
+        if (PQntuples(res) == 1) {
+                PQclear(res);
+                return LOOKUP_HIT;
+        }
+        PQclear(res);
         /* a new observable, a stale answer, or a claim nobody sent
          * before it ran out: ours */
         res = run(conn,
