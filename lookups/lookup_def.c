@@ -40,7 +40,8 @@ static const struct sl_opt top_opts[] = {
      "token buckets, each {\"requests\", \"per_seconds\", \"burst\", "
      "\"type\"}: one without type paces the whole lookup, one with a type "
      "paces the requests about that observable type; kept in PostgreSQL, "
-     "shared by every worker of the lookup"},
+     "shared by every worker of the lookup; refilled over per_seconds x "
+     "1.02 + 25 ms, a margin for the jitter of arrivals at the server"},
     {"quota", SL_OPT_OBJECT, 0, NULL,
      "requests allowed per calendar period (see `quota`)"},
     {"claim_seconds", SL_OPT_INT, 0, "60",
