@@ -879,7 +879,7 @@ struct fetch_source *fetch_source_from(const char *file, const char *text,
                                        json_t *def, const char *name,
                                        char **errs)
 {
-        static const char *const keys[] = {"base_url", "request", "auth",
+        static const char *const keys[] = {"base_url", "request",  "auth",
                                            "retry",    "timeouts", "tls",
                                            "limits"};
         json_t *root = json_object();
