@@ -1,6 +1,6 @@
 # sluice: make | make test | make check | make demo | make bench | make clean
 #
-# Every .c under common/ producers/ transformers/ loaders/ cli/ (but
+# Every .c under common/ producers/ transformers/ loaders/ lookups/ cli/ (but
 # cli/main.c) goes into build/libsluice.a, which the binary, the unit tests
 # and the benchmarks link. New files need no Makefile change.
 
@@ -12,7 +12,7 @@ WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
            -Wvla -Wimplicit-fallthrough
 CFLAGS  ?= -O2 -g
 CPPFLAGS_ALL := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-           -Icommon -Icli -Iproducers -Itransformers -Iloaders \
+           -Icommon -Icli -Iproducers -Itransformers -Iloaders -Ilookups \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS_ALL := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 ifeq ($(SAN),1)
@@ -26,7 +26,7 @@ endif
 
 LIB_SRCS := $(filter-out cli/main.c, \
             $(wildcard common/*.c producers/*.c transformers/*.c \
-                       loaders/*.c cli/*.c))
+                       loaders/*.c lookups/*.c cli/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 FIX_SRCS := $(wildcard tests/fixtures/*.c)
 FIX_OBJS := $(FIX_SRCS:%.c=$(BUILD)/%.o)
@@ -98,7 +98,8 @@ check: test
 	$(MAKE) format-check
 
 FORMAT_FILES = $(wildcard common/*.[ch] producers/*.[ch] transformers/*.[ch] \
-                          loaders/*.[ch] cli/*.[ch] tests/unit/*.[ch] \
+                          loaders/*.[ch] lookups/*.[ch] cli/*.[ch] \
+                          tests/unit/*.[ch] \
                           tests/fixtures/*.[ch])
 format:
 	clang-format -i $(FORMAT_FILES)

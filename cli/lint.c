@@ -1,5 +1,6 @@
-/* lint.c: `sluice lint FILE|DIR...`: validates source definitions and
- * maps, telling them apart by their shape (a source has "request"); with
+/* lint.c: `sluice lint FILE|DIR...`: validates lookup definitions, source
+ * definitions and maps, telling them apart by their shape (a lookup has
+ * "input", a source "request"); with
  * --topics, lists the topics they need. */
 #include "cli_opt.h"
 #include "fetch_source.h"
@@ -17,7 +18,8 @@ static void lint_usage(FILE *fp)
 {
         fprintf(fp,
                 "usage: sluice lint [--topics | --effective] FILE|DIR...\n\n"
-                "Validates source definitions (files with a \"request\" "
+                "Validates lookup definitions (files with an \"input\" "
+                "key), source\ndefinitions (files with a \"request\" "
                 "key) and transform maps;\na directory stands for the "
                 "*.json files in it. Each problem is printed as\n"
                 "FILE:LINE:COL: PATH: message.\n\n"
@@ -72,12 +74,16 @@ static int print_topics(const char *path, json_t *root)
         char *errs = NULL;
 
         if (json_object_get(root, "request")) {
-                /* root: the effective definition of a source */
+                /* root: the effective definition of a source, or a
+                 * lookup (which has "input" too): both publish to
+                 * raw.<name>; a lookup also to dlq.lookup */
                 const char *name =
                     json_string_value(json_object_get(root, "name"));
                 if (!name)
                         return -1;
                 printf("raw.%s\n", name);
+                if (json_object_get(root, "input"))
+                        printf("dlq.lookup\n");
                 return 0;
         }
         m = map_load(path, &errs);
@@ -140,7 +146,13 @@ int lint_main(int argc, char **argv)
                         bad++;
                         continue;
                 }
-                if (is_source(files[i], root, &eff)) {
+                if (json_is_object(root) && json_object_get(root, "input")) {
+                        lrc = lookup_lint(files[i], stderr);
+                        if (lrc == 0 && effective) {
+                                json_dumpf(root, stdout, JSON_INDENT(2));
+                                fputc('\n', stdout);
+                        }
+                } else if (is_source(files[i], root, &eff)) {
                         lrc = fetch_source_lint(files[i], stderr);
                         if (lrc == 0 && effective && eff) {
                                 json_dumpf(eff, stdout, JSON_INDENT(2));

@@ -16,6 +16,8 @@ static const struct {
     {"fetch", fetch_main, "run a fetcher: HTTP API -> raw.<source>"},
     {"transform", transform_main, "run a transformer: raw.* -> mapped.<table>"},
     {"load", load_main, "run a loader: mapped.* -> PostgreSQL"},
+    {"lookup", lookup_main,
+     "run a lookup worker: observables -> API -> raw.<lookup>"},
     {"replay", replay_main, "move a consumer group's offsets"},
     {"check", check_main, "dry-run a map on a sample page"},
     {"lint", lint_main, "validate source definitions and maps"},
@@ -61,7 +63,7 @@ static void usage(FILE *fp)
 static int is_worker(const char *name)
 {
         return strcmp(name, "fetch") == 0 || strcmp(name, "transform") == 0 ||
-               strcmp(name, "load") == 0;
+               strcmp(name, "load") == 0 || strcmp(name, "lookup") == 0;
 }
 
 /* Workers take --http-port/--http-bind here, so every role serves the same

@@ -16,6 +16,7 @@ int status_main(int argc, char **argv);    /* cli/status.c */
 int dlq_main(int argc, char **argv);       /* cli/dlq.c */
 int health_main(int argc, char **argv);    /* cli/health.c */
 int cursor_main(int argc, char **argv);    /* cli/cursor.c */
+int lookup_main(int argc, char **argv);    /* lookups/lookup_main.c */
 
 /* Lint hooks: validate one file, print each problem as a line
  * "FILE:LINE:COL: PATH: message" to err. 0 valid, -1 invalid. */
@@ -23,6 +24,7 @@ int fetch_source_lint(const char *path, FILE *err); /* producers/ */
 int map_lint(const char *path, FILE *err);          /* transformers/ */
 /* map_lint, then the effective map (its "extends" resolved) as JSON */
 int map_print_effective(const char *path, FILE *out, FILE *err);
+int lookup_lint(const char *path, FILE *err);       /* lookups/ */
 
 /* Exit codes every subcommand uses (documented in --help and README). */
 enum {

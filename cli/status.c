@@ -385,6 +385,106 @@ static const char *str_or(json_t *obj, const char *key, const char *dflt)
         return s ? s : dflt;
 }
 
+/* Each lookup a worker ran (sluice.lookups): its cache by outcome, its
+ * quota, and its backlog, the lag of its group on its input topic. */
+static json_t *lookups_status(PGconn *conn)
+{
+        json_t *out = json_array();
+        PGresult *res = PQexec(
+            conn,
+            "SELECT l.lookup, l.topic, l.group_id, "
+            "(SELECT count(*) FROM sluice.lookup_cache c WHERE c.lookup = "
+            "l.lookup AND c.outcome = 'found'), "
+            "(SELECT count(*) FROM sluice.lookup_cache c WHERE c.lookup = "
+            "l.lookup AND c.outcome = 'not_found'), "
+            "(SELECT count(*) FROM sluice.lookup_cache c WHERE c.lookup = "
+            "l.lookup AND c.outcome = 'error'), "
+            "(SELECT count(*) FROM sluice.lookup_cache c WHERE c.lookup = "
+            "l.lookup AND c.outcome IN ('pending', 'sent')), "
+            "q.used, q.quota FROM sluice.lookups l LEFT JOIN "
+            "sluice.lookup_quota q ON q.lookup = l.lookup ORDER BY 1");
+
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+                for (int i = 0; i < PQntuples(res); i++) {
+                        long long n[6] = {0, 0, 0, 0, -1, -1};
+                        json_t *l;
+                        for (int k = 0; k < 6; k++)
+                                if (!PQgetisnull(res, i, 3 + k))
+                                        sl_parse_ll(PQgetvalue(res, i, 3 + k),
+                                                    &n[k]);
+                        l = json_pack(
+                            "{s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "lookup",
+                            PQgetvalue(res, i, 0), "topic",
+                            PQgetvalue(res, i, 1), "group",
+                            PQgetvalue(res, i, 2), "found", (json_int_t)n[0],
+                            "not_found", (json_int_t)n[1], "error",
+                            (json_int_t)n[2], "in_flight", (json_int_t)n[3]);
+                        if (n[4] >= 0) {
+                                json_object_set_new(l, "quota_used",
+                                                    json_integer(n[4]));
+                                json_object_set_new(l, "quota",
+                                                    json_integer(n[5]));
+                        }
+                        json_array_append_new(out, l);
+                }
+        }
+        PQclear(res);
+        return out;
+}
+
+/* Adds "backlog" to each lookup: messages of its topic its group has not
+ * committed (a group that never committed: the whole topic). */
+static void lookups_backlog(json_t *lookups)
+{
+        size_t i;
+        json_t *l;
+
+        json_array_foreach(lookups, i, l)
+        {
+                const char *topic =
+                    json_string_value(json_object_get(l, "topic"));
+                const char *group =
+                    json_string_value(json_object_get(l, "group"));
+                char errstr[256];
+                rd_kafka_t *rk =
+                    sl_kafka_consumer_new(NULL, group, errstr, sizeof(errstr));
+                const struct rd_kafka_metadata *md = NULL;
+                rd_kafka_topic_t *rkt;
+                rd_kafka_topic_partition_list_t *c;
+                long long backlog = 0;
+                int nparts;
+
+                if (!rk)
+                        continue;
+                rkt = rd_kafka_topic_new(rk, topic, NULL);
+                if (rd_kafka_metadata(rk, 0, rkt, &md, STATUS_TIMEOUT_MS) ||
+                    md->topic_cnt != 1) {
+                        if (md)
+                                rd_kafka_metadata_destroy(md);
+                        rd_kafka_topic_destroy(rkt);
+                        rd_kafka_destroy(rk);
+                        continue;
+                }
+                nparts = md->topics[0].partition_cnt;
+                rd_kafka_metadata_destroy(md);
+                rd_kafka_topic_destroy(rkt);
+                c = rd_kafka_topic_partition_list_new(nparts);
+                for (int p = 0; p < nparts; p++)
+                        rd_kafka_topic_partition_list_add(c, topic, p);
+                rd_kafka_committed(rk, c, STATUS_TIMEOUT_MS);
+                for (int p = 0; p < nparts; p++) {
+                        int64_t lo = 0, hi = 0;
+                        int64_t at = c->elems[p].offset;
+                        rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi,
+                                                         STATUS_TIMEOUT_MS);
+                        backlog += hi - (at >= lo ? at : lo);
+                }
+                rd_kafka_topic_partition_list_destroy(c);
+                json_object_set_new(l, "backlog", json_integer(backlog));
+                rd_kafka_destroy(rk);
+        }
+}
+
 static void print_text(json_t *st)
 {
         const char *key;
@@ -450,6 +550,36 @@ static void print_text(json_t *st)
                     (long long)json_integer_value(
                         json_object_get(v, "rejected")),
                     str_or(v, "last_batch", ""));
+        }
+        if (json_array_size(json_object_get(st, "lookups"))) {
+                printf("\nLOOKUPS (sluice.lookup_cache)\n");
+                printf("  %-20s %-32s %8s %8s %8s %8s %8s %12s\n", "lookup",
+                       "input", "backlog", "found", "notfound", "error",
+                       "asking", "quota");
+        }
+        json_array_foreach(json_object_get(st, "lookups"), i, v)
+        {
+                char quota[32] = "-", backlog[24] = "-";
+                if (json_object_get(v, "quota"))
+                        snprintf(quota, sizeof(quota), "%lld/%lld",
+                                 (long long)json_integer_value(
+                                     json_object_get(v, "quota_used")),
+                                 (long long)json_integer_value(
+                                     json_object_get(v, "quota")));
+                if (json_object_get(v, "backlog"))
+                        snprintf(backlog, sizeof(backlog), "%lld",
+                                 (long long)json_integer_value(
+                                     json_object_get(v, "backlog")));
+                printf(
+                    "  %-20s %-32s %8s %8lld %8lld %8lld %8lld %12s\n",
+                    str_or(v, "lookup", "-"), str_or(v, "topic", "-"), backlog,
+                    (long long)json_integer_value(json_object_get(v, "found")),
+                    (long long)json_integer_value(
+                        json_object_get(v, "not_found")),
+                    (long long)json_integer_value(json_object_get(v, "error")),
+                    (long long)json_integer_value(
+                        json_object_get(v, "in_flight")),
+                    quota);
         }
         if (json_array_size(json_object_get(st, "parked_tables")))
                 printf("\nPARKED TABLES (the loader cannot write them; "
@@ -556,6 +686,7 @@ int status_main(int argc, char **argv)
                 json_object_set_new(st, "tables", tables_status(conn));
                 json_object_set_new(st, "parked_tables",
                                     parked_status(conn, lgroup));
+                json_object_set_new(st, "lookups", lookups_status(conn));
         } else {
                 json_object_set_new(errors, "database", json_string(errstr));
                 json_object_set_new(st, "tables", json_array());
@@ -572,6 +703,7 @@ int status_main(int argc, char **argv)
                     topics_status(rk, tgroup, load_offsets, &sources));
                 json_object_set_new(st, "data_loss",
                                     loss_status(rk, ack_loss, errors));
+                lookups_backlog(json_object_get(st, "lookups"));
         } else {
                 json_object_set_new(errors, "kafka", json_string(errstr));
                 json_object_set_new(st, "topics", json_array());

@@ -247,6 +247,37 @@ static const struct sl_metric_def catalog[SL_M_COUNT] = {
                                 "dead-letter topic (invalid UTF-8, a "
                                 "number out of range) while the page's "
                                 "other records went on"},
+    [SL_M_LOOKUPS] = {"sluice_lookups_total",
+                      SL_COUNTER,
+                      {"lookup", "outcome", NULL},
+                      NULL,
+                      0,
+                      "observables answered by the API, by outcome: found, "
+                      "not_found, error"},
+    [SL_M_LOOKUP_CACHE] = {"sluice_lookup_cache_total",
+                           SL_COUNTER,
+                           {"lookup", "result", NULL},
+                           NULL,
+                           0,
+                           "observables met by a lookup worker, by "
+                           "result: hit (fresh in sluice.lookup_cache) or "
+                           "miss (asked)"},
+    [SL_M_LOOKUP_QUOTA_LEFT] = {"sluice_lookup_quota_remaining",
+                                SL_GAUGE,
+                                {"lookup", NULL},
+                                NULL,
+                                0,
+                                "requests left in the lookup's quota "
+                                "period, as of this worker's last request"},
+    [SL_M_LOOKUP_WAITS] = {"sluice_lookup_waits_total",
+                           SL_COUNTER,
+                           {"lookup", "reason", NULL},
+                           NULL,
+                           0,
+                           "times a lookup worker waited before asking: "
+                           "rate (a token bucket), quota (spent for the "
+                           "period), retry (a throttle answer or a "
+                           "transient failure)"},
     /* the names client libraries use for their process collector, so
      * existing dashboards work; sampled at each render */
     [SL_M_PROC_CPU] = {"process_cpu_seconds_total",

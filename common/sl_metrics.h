@@ -46,6 +46,10 @@ enum sl_metric_id {
         SL_M_LOAD_TABLE_PARKED,    /* gauge {table}: 1 while parked */
         SL_M_FETCH_DUP_MEMBERS,    /* counter {source}: repeated names */
         SL_M_FETCH_BAD_RECORDS,    /* counter {source,reason}: set aside */
+        SL_M_LOOKUPS,              /* counter {lookup,outcome}: answered */
+        SL_M_LOOKUP_CACHE,         /* counter {lookup,result}: hit/miss */
+        SL_M_LOOKUP_QUOTA_LEFT,    /* gauge {lookup}: requests left */
+        SL_M_LOOKUP_WAITS,         /* counter {lookup,reason}: waits */
         /* the process, sampled when /metrics is rendered */
         SL_M_PROC_CPU,     /* counter: user + system CPU seconds */
         SL_M_PROC_RSS,     /* gauge: resident bytes */

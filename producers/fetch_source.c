@@ -1035,13 +1035,14 @@ json_t *fetch_source_effective(const char *file, json_t *root, char **errs)
         return eff;
 }
 
+static struct fetch_source *from_root(const char *file, const char *text,
+                                      json_t *root, char **errs);
+
 struct fetch_source *fetch_source_loadb(const char *file, const char *text,
                                         size_t len, char **errs)
 {
-        struct fetch_source *src = NULL;
         char errstr[512];
         json_t *root, *eff;
-        int bad;
 
         root = sl_config_loadb(file, text, len, errstr, sizeof(errstr));
         if (!root) {
@@ -1063,6 +1064,35 @@ struct fetch_source *fetch_source_loadb(const char *file, const char *text,
                 json_decref(root);
                 return NULL;
         }
+        return from_root(file, text, root, errs);
+}
+
+struct fetch_source *fetch_source_from(const char *file, const char *text,
+                                       json_t *def, const char *name,
+                                       char **errs)
+{
+        static const char *const keys[] = {"base_url", "request",  "auth",
+                                           "retry",    "timeouts", "tls",
+                                           "limits"};
+        json_t *root = json_object();
+
+        json_object_set_new(root, "name", json_string(name));
+        json_object_set_new(root, "records", json_string("$"));
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+                json_t *v = json_object_get(def, keys[i]);
+                if (v)
+                        json_object_set(root, keys[i], v);
+        }
+        return from_root(file, text, root, errs);
+}
+
+/* Checks a parsed definition (taken over) and fills the source. */
+static struct fetch_source *from_root(const char *file, const char *text,
+                                      json_t *root, char **errs)
+{
+        struct fetch_source *src = NULL;
+        int bad;
+
         bad = sl_opt_check(top_opts, root, file, text, "", errs);
         bad += check_section(request_opts, root, "request", file, text, errs);
         bad += check_section(auth_opts, root, "auth", file, text, errs);

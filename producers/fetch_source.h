@@ -121,6 +121,15 @@ struct fetch_source *fetch_source_load(const char *path, char **errs);
 struct fetch_source *fetch_source_loadb(const char *file, const char *text,
                                         size_t len, char **errs);
 
+/* A source made of the HTTP keys of another kind of definition (a lookup,
+ * lookups/): base_url, request, auth, retry, timeouts, tls and limits of
+ * def (borrowed) are checked as a source's, under the same paths in text
+ * (file names it), with records "$" and no paging. New; free with
+ * fetch_source_destroy(). NULL with the problems in *errs. */
+struct fetch_source *fetch_source_from(const char *file, const char *text,
+                                       json_t *def, const char *name,
+                                       char **errs);
+
 void fetch_source_destroy(struct fetch_source *src);
 
 /* The definition root (borrowed) read from file with its "extends" chain

@@ -97,3 +97,58 @@ CREATE TABLE IF NOT EXISTS sluice.parked_tables (
         checked_at      timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (consumer_group, instance, table_name)
 );
+
+-- Lookups (`sluice lookup`, docs/lookups.md). One row per lookup and
+-- observable: what the API answered and until when that stays fresh. A
+-- worker claims a row before asking (claimed_by, claim_until; outcome
+-- 'pending'), marks it 'sent' just before the request goes out, and
+-- writes the outcome, the answer and expires_at when it comes back;
+-- published turns true once the answer (or the dead letter) is delivered.
+-- A claim that ran out while 'sent' means a worker died with the request
+-- in flight: the API may have seen it, so it is not asked again before
+-- error_seconds (the observable goes to dlq.lookup).
+CREATE TABLE IF NOT EXISTS sluice.lookup_cache (
+        lookup       text NOT NULL,
+        observable   text NOT NULL,
+        obs_type     text NOT NULL,
+        outcome      text NOT NULL,
+        fetched_at   timestamptz,
+        expires_at   timestamptz,
+        claimed_by   text,
+        claim_until  timestamptz,
+        http_status  integer,
+        answer       text,
+        error        text,
+        published    boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (lookup, observable),
+        CHECK (outcome IN ('pending', 'sent', 'found', 'not_found', 'error'))
+);
+
+-- Token buckets of the lookups' rate_limits (scope '*' paces the whole
+-- lookup, a type name the requests about that type), shared by every
+-- worker: a token is taken under the row's lock.
+CREATE TABLE IF NOT EXISTS sluice.lookup_buckets (
+        lookup      text NOT NULL,
+        scope       text NOT NULL,
+        tokens      double precision NOT NULL,
+        refilled_at timestamptz NOT NULL,
+        PRIMARY KEY (lookup, scope)
+);
+
+-- Requests made in the current quota period (a calendar minute, hour,
+-- day or month in UTC), per lookup.
+CREATE TABLE IF NOT EXISTS sluice.lookup_quota (
+        lookup        text PRIMARY KEY,
+        period_start  timestamptz NOT NULL,
+        used          bigint NOT NULL,
+        quota         bigint NOT NULL
+);
+
+-- Every lookup a worker ran, for `sluice status`: its input topic and
+-- consumer group (whose lag is the lookup's backlog). Written at start-up.
+CREATE TABLE IF NOT EXISTS sluice.lookups (
+        lookup      text PRIMARY KEY,
+        topic       text NOT NULL,
+        group_id    text NOT NULL,
+        started_at  timestamptz NOT NULL DEFAULT now()
+);
