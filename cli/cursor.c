@@ -193,6 +193,8 @@ static int cursor_change(const char *source, const char *cursor,
         /* lock_take initialises lock whatever happens */
         if (lock_take(&lock, source, wait_s, errstr, sizeof(errstr)) < 0) {
                 fprintf(stderr, "sluice cursor %s: %s\n", verb, errstr);
+                /* never owned, and the process ends now (fetch_out.h) */
+                fetch_lock_abandon(&lock);
                 goto out;
         }
         if (state_write(source, cursor, verb, errstr, sizeof(errstr)) < 0 ||

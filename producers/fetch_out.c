@@ -647,6 +647,11 @@ int fetch_lock_poll(struct fetch_lock *l, int timeout_ms)
         return owner;
 }
 
+void fetch_lock_abandon(struct fetch_lock *l)
+{
+        l->rk = NULL;
+}
+
 void fetch_lock_free(struct fetch_lock *l)
 {
         if (l->rk) {
