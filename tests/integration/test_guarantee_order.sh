@@ -56,7 +56,7 @@ replay() {
 	term 1
 	local i
 	for ((i = 0; i < 10; i++)); do
-		timeout 20 "$SLUICE_BIN" replay --group sluice-load --topic "$1" --to earliest --timeout-ms 10000 \
+		timeout 20 "$SLUICE_BIN" replay --group sluice-load --topic "$1" --to earliest --create --timeout-ms 10000 \
 			>>"$D/replay.out" 2>>"$D/replay.err" && return 0
 		sleep 0.5
 	done
