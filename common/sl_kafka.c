@@ -393,3 +393,23 @@ void sl_kafka_header_add(rd_kafka_headers_t *hdrs, const char *name,
 {
         rd_kafka_header_add(hdrs, name, -1, value, -1);
 }
+
+rd_kafka_topic_partition_list_t *
+sl_kafka_offsets_after(rd_kafka_message_t *const *msgs, size_t n)
+{
+        rd_kafka_topic_partition_list_t *offs =
+            rd_kafka_topic_partition_list_new((int)n);
+
+        for (size_t i = 0; i < n; i++) {
+                const char *t = rd_kafka_topic_name(msgs[i]->rkt);
+                rd_kafka_topic_partition_t *p =
+                    rd_kafka_topic_partition_list_find(offs, t,
+                                                       msgs[i]->partition);
+                if (!p)
+                        p = rd_kafka_topic_partition_list_add(
+                            offs, t, msgs[i]->partition);
+                if (msgs[i]->offset + 1 > p->offset)
+                        p->offset = msgs[i]->offset + 1;
+        }
+        return offs;
+}

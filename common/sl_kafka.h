@@ -57,6 +57,11 @@ rd_kafka_t *sl_kafka_producer_new(rd_kafka_conf_t *conf, char *errstr,
 rd_kafka_t *sl_kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
                                   char *errstr, size_t errstr_size);
 
+/* The offsets to commit after msgs[0..n): per topic and partition, one
+ * past the highest offset among them. New; the caller destroys it. */
+rd_kafka_topic_partition_list_t *
+sl_kafka_offsets_after(rd_kafka_message_t *const *msgs, size_t n);
+
 /* Gives each partition of parts still at RD_KAFKA_OFFSET_BEGINNING the
  * concrete offset where it begins, its low watermark, so that a consumer
  * assigned them starts fetching them all at once (librdkafka 2.0.2 looks a

@@ -278,20 +278,9 @@ static void refusal_clear(struct worker *w)
 static int commit_batch(struct worker *w, rd_kafka_message_t **msgs, size_t n)
 {
         rd_kafka_topic_partition_list_t *offs =
-            rd_kafka_topic_partition_list_new((int)n);
+            sl_kafka_offsets_after(msgs, n);
         rd_kafka_resp_err_t err;
 
-        for (size_t i = 0; i < n; i++) {
-                const char *t = rd_kafka_topic_name(msgs[i]->rkt);
-                rd_kafka_topic_partition_t *p =
-                    rd_kafka_topic_partition_list_find(offs, t,
-                                                       msgs[i]->partition);
-                if (!p)
-                        p = rd_kafka_topic_partition_list_add(
-                            offs, t, msgs[i]->partition);
-                if (msgs[i]->offset + 1 > p->offset)
-                        p->offset = msgs[i]->offset + 1;
-        }
         err = rd_kafka_commit(w->consumer, offs, 0);
         if (err) {
                 /* the batch will be repeated by whoever gets the
