@@ -23,12 +23,13 @@ static void lint_usage(FILE *fp)
                 "key) and transform maps;\na directory stands for the "
                 "*.json files in it. Each problem is printed as\n"
                 "FILE:LINE:COL: PATH: message.\n\n"
-                "  --topics  print instead the topics the files need, one a "
-                "line: raw.<name>\n"
-                "            for a source, raw.<source> and every "
-                "mapped.<table> (children\n"
-                "            included) for a map. The compose stack's "
-                "topic-init creates them.\n"
+                "  --topics  print instead the topics the files need, "
+                "each once, one a line:\n"
+                "            raw.<name> for a source, raw.<source> and "
+                "every mapped.<table>\n"
+                "            (children included) for a map. The compose "
+                "stack's topic-init\n"
+                "            creates them.\n"
                 "  --effective  print each valid map as the worker reads "
                 "it: its \"extends\"\n"
                 "            chain resolved, on stdout\n\n"
@@ -58,18 +59,30 @@ static int is_source(const char *path, json_t *root, json_t **eff)
         return json_object_get(root, "request") != NULL;
 }
 
-static void print_target_topics(const struct map_target *t, size_t n)
+/* Prints topic unless seen (the set of topics printed so far) has it:
+ * a map and its source both need raw.<source>, printed once. */
+static void topic_out(json_t *seen, const char *topic)
+{
+        if (json_object_get(seen, topic))
+                return;
+        json_object_set_new(seen, topic, json_true());
+        printf("%s\n", topic);
+}
+
+static void print_target_topics(json_t *seen, const struct map_target *t,
+                                size_t n)
 {
         for (size_t i = 0; i < n; i++) {
-                printf("%s\n", t[i].topic);
-                print_target_topics(t[i].children, t[i].nchildren);
+                topic_out(seen, t[i].topic);
+                print_target_topics(seen, t[i].children, t[i].nchildren);
         }
 }
 
 /* The topics one valid file needs, to stdout. 0, or -1 when the file
  * does not load (its problems are printed by the lint pass). */
-static int print_topics(const char *path, json_t *root)
+static int print_topics(json_t *seen, const char *path, json_t *root)
 {
+        char raw[256];
         struct map *m;
         char *errs = NULL;
 
@@ -81,17 +94,18 @@ static int print_topics(const char *path, json_t *root)
                     json_string_value(json_object_get(root, "name"));
                 if (!name)
                         return -1;
-                printf("raw.%s\n", name);
+                snprintf(raw, sizeof(raw), "raw.%s", name);
+                topic_out(seen, raw);
                 if (json_object_get(root, "input"))
-                        printf("dlq.lookup\n");
+                        topic_out(seen, "dlq.lookup");
                 return 0;
         }
         m = map_load(path, &errs);
         free(errs);
         if (!m)
                 return -1;
-        printf("%s\n", m->topic);
-        print_target_topics(m->targets, m->ntargets);
+        topic_out(seen, m->topic);
+        print_target_topics(seen, m->targets, m->ntargets);
         map_destroy(m);
         return 0;
 }
@@ -106,6 +120,7 @@ int lint_main(int argc, char **argv)
         };
         char **files = NULL;
         size_t nfiles = 0;
+        json_t *seen = json_object();
         char errstr[512];
         int bad = 0, topics = 0, effective = 0, opt, rc = SL_EXIT_USAGE;
 
@@ -166,7 +181,7 @@ int lint_main(int argc, char **argv)
                 else
                         lrc = map_lint(files[i], stderr);
                 if (lrc == 0 && topics)
-                        lrc = print_topics(files[i], eff ? eff : root);
+                        lrc = print_topics(seen, files[i], eff ? eff : root);
                 json_decref(eff);
                 json_decref(root);
                 if (lrc < 0)
@@ -179,5 +194,6 @@ out:
         for (size_t i = 0; i < nfiles; i++)
                 free(files[i]);
         free(files);
+        json_decref(seen);
         return rc;
 }

@@ -32,6 +32,10 @@ check_eq "the effective source: the base's request and paging, the new limit, no
 	"$(/usr/bin/python3 -c 'import json,sys; s = json.load(open(sys.argv[1])); print(s["name"], s["request"]["path"], s["rate_limit"], "description" in s, "extends" in s)' "$X/eff.json")" \
 	"kev_slow /known_exploited_vulnerabilities.json {'requests': 1, 'per_seconds': 60} False False"
 check_eq "its topic is its own" "$("$SLUICE_BIN" lint --topics "$X/kev_slow.json")" "raw.kev_slow"
+# a source and its map both need raw.<source>: listed once
+all=$("$SLUICE_BIN" lint --topics "$SLUICE_ROOT/producers/sources" "$SLUICE_ROOT/transformers/maps")
+check_eq "lint --topics lists each topic once" "$(sort <<<"$all" | uniq -d)" ""
+check_eq "raw.nvd among them" "$(grep -cx raw.nvd <<<"$all")" 1
 printf '%s\n' '{"extends": "kev", "name": "kev_bad", "remove": ["no_such_key"]}' >"$X/kev_bad.json"
 got=$("$SLUICE_BIN" lint "$X/kev_bad.json" 2>&1)
 check_eq "a removal that matches nothing is refused" "$?" 2
