@@ -120,7 +120,7 @@ int lint_main(int argc, char **argv)
         };
         char **files = NULL;
         size_t nfiles = 0;
-        json_t *seen = json_object();
+        json_t *seen = NULL;
         char errstr[512];
         int bad = 0, topics = 0, effective = 0, opt, rc = SL_EXIT_USAGE;
 
@@ -145,6 +145,7 @@ int lint_main(int argc, char **argv)
                 sl_usage_error("lint", "expected at least one FILE");
                 return SL_EXIT_USAGE;
         }
+        seen = json_object();
         for (int i = optind; i < argc; i++)
                 if (sl_config_expand(argv[i], &files, &nfiles, errstr,
                                      sizeof(errstr)) < 0) {
