@@ -95,10 +95,17 @@ enum group_admin_rc group_admin_describe(rd_kafka_t *rk, const char *group,
         for (size_t i = 0; i < gi->members && used < sizeof(gi->who); i++) {
                 const rd_kafka_MemberDescription_t *m =
                     rd_kafka_ConsumerGroupDescription_member(g, i);
-                int w = snprintf(gi->who + used, sizeof(gi->who) - used,
-                                 "%s%s@%s", i ? ", " : "",
-                                 rd_kafka_MemberDescription_client_id(m),
-                                 rd_kafka_MemberDescription_host(m));
+                const char *host = rd_kafka_MemberDescription_host(m);
+                int w;
+
+                /* Kafka gives the host as Java's InetAddress prints it,
+                 * "/10.0.0.7": the address is what a person looks for */
+                if (host && host[0] == '/')
+                        host++;
+                w = snprintf(gi->who + used, sizeof(gi->who) - used, "%s%s@%s",
+                             i ? ", " : "",
+                             rd_kafka_MemberDescription_client_id(m),
+                             host ? host : "?");
                 if (w < 0)
                         break;
                 used += (size_t)w;

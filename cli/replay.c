@@ -266,9 +266,33 @@ static int embedded_broker(rd_kafka_t *rk)
         return mock;
 }
 
+/* One line per partition of target: "topic[p] was -> new", with "moved"
+ * once the move is done. Printed only after it is (or in a dry run): a
+ * refused or failed move must not read as one that happened. */
+static void print_moves(const struct replay_opts *o,
+                        const rd_kafka_topic_partition_list_t *target,
+                        const rd_kafka_topic_partition_list_t *committed)
+{
+        char was[32], now[32];
+
+        for (int i = 0; i < target->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &target->elems[i];
+                const rd_kafka_topic_partition_t *c =
+                    rd_kafka_topic_partition_list_find(committed, o->topic,
+                                                       tp->partition);
+
+                printf("%s[%d] %s%s -> %s\n", o->topic, (int)tp->partition,
+                       o->dry_run ? "" : "moved ",
+                       group_admin_offset_str(c ? c->offset
+                                                : RD_KAFKA_OFFSET_INVALID,
+                                              was, sizeof(was)),
+                       group_admin_offset_str(tp->offset, now, sizeof(now)));
+        }
+}
+
 static int do_replay(const struct replay_opts *o)
 {
-        char errstr[512], was[32], now[32];
+        char errstr[512];
         rd_kafka_conf_t *conf = NULL;
         rd_kafka_t *rk = NULL;
         rd_kafka_topic_partition_list_t *target = NULL;
@@ -423,7 +447,6 @@ static int do_replay(const struct replay_opts *o)
         }
         for (int i = 0; i < target->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &target->elems[i];
-                const rd_kafka_topic_partition_t *c;
                 int64_t lo = 0, hi = 0;
                 err = rd_kafka_query_watermark_offsets(
                     rk, o->topic, tp->partition, &lo, &hi, 10000);
@@ -451,14 +474,6 @@ static int do_replay(const struct replay_opts *o)
                 }
                 if (tp->offset > hi)
                         tp->offset = hi;
-                c = rd_kafka_topic_partition_list_find(committed, o->topic,
-                                                       tp->partition);
-                printf("%s[%d] %s%s -> %s\n", o->topic, (int)tp->partition,
-                       o->dry_run ? "" : "moved ",
-                       group_admin_offset_str(c ? c->offset
-                                                : RD_KAFKA_OFFSET_INVALID,
-                                              was, sizeof(was)),
-                       group_admin_offset_str(tp->offset, now, sizeof(now)));
         }
         if (!o->dry_run) {
                 int r = -1;
@@ -487,6 +502,7 @@ static int do_replay(const struct replay_opts *o)
                 if (r < 0)
                         goto fail;
         }
+        print_moves(o, target, committed);
         if (move_pg_offsets(o, target) < 0)
                 goto out;
         if (o->dry_run)
