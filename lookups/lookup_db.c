@@ -253,6 +253,18 @@ int lookup_db_sent(PGconn *conn, const struct lookup_def *d, const char *me,
         return got;
 }
 
+int lookup_db_release(PGconn *conn, const struct lookup_def *d, const char *me,
+                      char *errstr, size_t errstr_size)
+{
+        const char *p[2] = {d->name, me};
+
+        return exec0(conn,
+                     "UPDATE sluice.lookup_cache SET claim_until = "
+                     "clock_timestamp() WHERE lookup = $1 AND claimed_by = $2 "
+                     "AND outcome = 'pending'",
+                     2, p, errstr, errstr_size);
+}
+
 int lookup_db_record(PGconn *conn, const struct lookup_def *d, const char *obs,
                      const char *outcome, int http_status, const char *answer,
                      const char *error, char *errstr, size_t errstr_size)

@@ -58,6 +58,11 @@ int lookup_db_sent(PGconn *conn, const struct lookup_def *d, const char *me,
                    const char *const *obs, size_t n, int *ok, int back,
                    char *errstr, size_t errstr_size);
 
+/* Ends the claims of `me` not yet sent ('pending'): another worker may
+ * take them at once. 0, or -1 with errstr. */
+int lookup_db_release(PGconn *conn, const struct lookup_def *d, const char *me,
+                      char *errstr, size_t errstr_size);
+
 /* Records an outcome ("found", "not_found", "error") with its answer or
  * error text (either may be NULL), fresh for the outcome's TTL, not yet
  * published. 0, or -1 with errstr. */

@@ -43,6 +43,13 @@ struct lworker {
         struct item *items;
         size_t nitems, cap;
         long quota_left;
+        /* the consumer's partitions are paused while a batch waits (held),
+         * and messages the consumer still hands out meanwhile are kept
+         * for the next batch, in order */
+        int held;
+        int64_t polled_at;
+        rd_kafka_message_t **kept;
+        size_t nkept, kept_cap;
         /* the answer of the request in flight (done callback) */
         long status;
         char *body;
@@ -374,6 +381,89 @@ static const char *classify(struct lworker *w, const char *obs)
         return "found";
 }
 
+/* ---- waiting without leaving the group ---- */
+
+/* Pauses or resumes every partition assigned now. */
+static void pause_assigned(struct lworker *w, int pause)
+{
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        rd_kafka_resp_err_t err;
+
+        err = rd_kafka_assignment(w->consumer, &parts);
+        if (!err && parts->cnt > 0)
+                err = pause ? rd_kafka_pause_partitions(w->consumer, parts)
+                            : rd_kafka_resume_partitions(w->consumer, parts);
+        if (err)
+                sl_warn("event=%s_failed err=%s", pause ? "pause" : "resume",
+                        rd_kafka_err2name(err));
+        if (parts)
+                rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Polls the consumer once, for up to ms. A batch in hand holds the
+ * partitions paused, so the poll serves heartbeats, rebalances and
+ * max.poll.interval.ms without fetching; a message it hands out all the
+ * same (fetched before the pause) is kept for the next batch. */
+static void poll_held(struct lworker *w, int ms)
+{
+        rd_kafka_message_t *rkm;
+
+        if (!w->held) {
+                pause_assigned(w, 1);
+                w->held = 1;
+        }
+        rkm = rd_kafka_consumer_poll(w->consumer, ms);
+        w->polled_at = sl_now_ms();
+        sl_http_tick();
+        rd_kafka_poll(w->producer, 0);
+        if (!rkm)
+                return;
+        if (rkm->err) {
+                if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        sl_warn("event=consume_error err=%s",
+                                rd_kafka_err2name(rkm->err));
+                rd_kafka_message_destroy(rkm);
+                return;
+        }
+        if (w->nkept == w->kept_cap) {
+                w->kept_cap = w->kept_cap ? w->kept_cap * 2 : 16;
+                w->kept = sl_realloc(w->kept, w->kept_cap * sizeof(*w->kept));
+        }
+        w->kept[w->nkept++] = rkm;
+}
+
+/* Waits ms (or until stopped), polling the consumer: a wait for a quota
+ * to reset may last hours, and a consumer not polled for
+ * max.poll.interval.ms leaves its group. */
+static void idle(struct lworker *w, int64_t ms)
+{
+        int64_t end = sl_now_ms() + ms;
+
+        for (;;) {
+                int64_t left = end - sl_now_ms();
+                if (sl_stop || left <= 0)
+                        return;
+                poll_held(w, left > 100 ? 100 : (int)left);
+        }
+}
+
+/* Polls the consumer when it has not been for a second: a batch that
+ * asks for long without waiting stays in the group too. */
+static void keep_alive(struct lworker *w)
+{
+        if (sl_now_ms() - w->polled_at >= 1000)
+                poll_held(w, 0);
+}
+
+/* The batch is done: the partitions fetch again. */
+static void unhold(struct lworker *w)
+{
+        if (w->held) {
+                pause_assigned(w, 0);
+                w->held = 0;
+        }
+}
+
 static int pg_fail(struct lworker *w, const char *what, const char *errstr)
 {
         char q[400];
@@ -382,7 +472,7 @@ static int pg_fail(struct lworker *w, const char *what, const char *errstr)
                 sl_log_quote(errstr, q, sizeof(q)));
         if (PQstatus(w->conn) != CONNECTION_OK)
                 PQreset(w->conn);
-        sl_sleep_ms(1000);
+        idle(w, 1000);
         return -1;
 }
 
@@ -397,6 +487,7 @@ static int take(struct lworker *w, const char *type)
         for (;;) {
                 if (sl_stop)
                         return -1;
+                keep_alive(w);
                 wait = lookup_db_take(w->conn, w->d, type, &quota_wait,
                                       &w->quota_left, errstr, sizeof(errstr));
                 if (w->quota_left >= 0)
@@ -411,19 +502,9 @@ static int take(struct lworker *w, const char *type)
                 if (quota_wait)
                         sl_info("event=quota_spent lookup=%s wait_ms=%lld",
                                 w->d->name, (long long)wait);
-                /* in steps: a stop or a health probe is not kept waiting.
-                 * The consumer is not polled meanwhile (a message it gave
-                 * would have to be kept): a wait longer than
-                 * max.poll.interval.ms (5 min) takes this worker out of
-                 * the group, and its uncommitted batch goes to another
-                 * worker, which answers it from the cache or waits too */
-                while (wait > 0 && !sl_stop) {
-                        int64_t step = wait > 200 ? 200 : wait;
-                        sl_http_tick();
-                        rd_kafka_poll(w->producer, 0);
-                        sl_sleep_ms(step);
-                        wait -= step;
-                }
+                /* polling: a stop or a health probe is not kept waiting,
+                 * and the group keeps this worker */
+                idle(w, wait);
         }
 }
 
@@ -554,13 +635,7 @@ static int ask(struct lworker *w, struct item **its, size_t n)
                                 "attempt=%d wait_ms=%lld err=%s",
                                 w->d->name, obs[0], attempt, (long long)wait,
                                 sl_log_quote(errstr, q, sizeof(q)));
-                        while (wait > 0 && !sl_stop) {
-                                int64_t step = wait > 200 ? 200 : wait;
-                                sl_http_tick();
-                                rd_kafka_poll(w->producer, 0);
-                                sl_sleep_ms(step);
-                                wait -= step;
-                        }
+                        idle(w, wait);
                 }
         }
 out:
@@ -673,11 +748,9 @@ static int resolve(struct lworker *w)
                 if (left == 0)
                         return 0;
                 if (busy) {
-                        /* another worker is asking: its answer will be in
-                         * the cache */
-                        sl_http_tick();
-                        rd_kafka_poll(w->producer, 0);
-                        sl_sleep_ms(200);
+                        /* another worker is asking (or waiting for its
+                         * quota): its answer will be in the cache */
+                        idle(w, 200);
                 }
         }
 }
@@ -691,16 +764,20 @@ static void items_clear(struct lworker *w)
         w->nitems = 0;
 }
 
-static int deliver(struct lworker *w)
+/* Waits up to timeout_ms for the batch's outputs to be delivered, then
+ * marks them published in the cache. 0, or -1 when not all were. */
+static int deliver(struct lworker *w, int64_t timeout_ms)
 {
-        int64_t deadline = sl_now_ms() + 330000;
+        int64_t deadline = sl_now_ms() + timeout_ms;
         char errstr[400];
         const char **obs;
         size_t n = 0;
         int rc;
 
-        while (rd_kafka_outq_len(w->producer) > 0 && sl_now_ms() < deadline)
+        while (rd_kafka_outq_len(w->producer) > 0 && sl_now_ms() < deadline) {
                 rd_kafka_flush(w->producer, 500);
+                keep_alive(w);
+        }
         if (rd_kafka_outq_len(w->producer) > 0 || w->delivery_failures ||
             w->produce_failures)
                 return -1;
@@ -718,10 +795,25 @@ static int deliver(struct lworker *w)
 
 static void commit(struct lworker *w, rd_kafka_message_t **msgs, size_t n)
 {
-        rd_kafka_topic_partition_list_t *offs =
-            sl_kafka_offsets_after(msgs, n);
+        rd_kafka_topic_partition_list_t *offs = sl_kafka_offsets_after(msgs, n);
+        rd_kafka_topic_partition_list_t *mine = NULL;
         rd_kafka_resp_err_t err;
 
+        /* a partition revoked while the batch waited is its new owner's
+         * now (which answers it from the cache): not committed here */
+        err = rd_kafka_assignment(w->consumer, &mine);
+        for (int i = offs->cnt - 1; !err && i >= 0; i--) {
+                const rd_kafka_topic_partition_t *p = &offs->elems[i];
+                if (!rd_kafka_topic_partition_list_find(mine, p->topic,
+                                                        p->partition))
+                        rd_kafka_topic_partition_list_del_by_idx(offs, i);
+        }
+        if (mine)
+                rd_kafka_topic_partition_list_destroy(mine);
+        if (!err && offs->cnt == 0) {
+                rd_kafka_topic_partition_list_destroy(offs);
+                return;
+        }
         err = rd_kafka_commit(w->consumer, offs, 0);
         if (err) {
                 /* the batch is repeated by whoever gets the partitions:
@@ -734,7 +826,7 @@ static void commit(struct lworker *w, rd_kafka_message_t **msgs, size_t n)
 
 /* 0 when the batch was answered, delivered and committed; -1 when
  * stopped first (nothing committed). */
-static int process(struct lworker *w, rd_kafka_message_t **msgs, size_t n)
+static int process_held(struct lworker *w, rd_kafka_message_t **msgs, size_t n)
 {
         items_clear(w);
         for (size_t i = 0; i < n; i++)
@@ -742,9 +834,14 @@ static int process(struct lworker *w, rd_kafka_message_t **msgs, size_t n)
         sl_metric_add(SL_M_RECORDS_IN, SL_LV(w->d->name), (double)w->nitems);
         for (;;) {
                 w->delivery_failures = w->produce_failures = 0;
-                if (resolve(w) < 0)
+                if (resolve(w) < 0) {
+                        /* stopped, maybe in a long wait: what was answered
+                         * is delivered and marked so, or the next worker
+                         * would publish it again */
+                        deliver(w, 3000);
                         return -1;
-                if (deliver(w) == 0)
+                }
+                if (deliver(w, 330000) == 0)
                         break;
                 if (sl_stop)
                         return -1;
@@ -752,20 +849,41 @@ static int process(struct lworker *w, rd_kafka_message_t **msgs, size_t n)
                 /* produced again from the cache */
                 for (size_t i = 0; i < w->nitems; i++)
                         w->items[i].done = w->items[i].out = 0;
-                sl_sleep_ms(1000);
+                idle(w, 1000);
         }
         commit(w, msgs, n);
         return 0;
 }
 
+/* 0 when the batch was answered, delivered and committed; -1 when
+ * stopped first (nothing committed). The partitions paused while it
+ * waited fetch again after it. */
+static int process(struct lworker *w, rd_kafka_message_t **msgs, size_t n)
+{
+        int rc;
+
+        w->polled_at = sl_now_ms();
+        rc = process_held(w, msgs, n);
+        unhold(w);
+        return rc;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-        (void)opaque;
+        struct lworker *w = opaque;
+
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 sl_info("event=assigned partitions=%d", parts->cnt);
                 rd_kafka_assign(rk, parts);
+                /* a batch is waiting: its new partitions wait with it */
+                if (w->held)
+                        rd_kafka_pause_partitions(rk, parts);
         } else {
+                /* messages kept from them are their new owner's */
+                for (size_t i = 0; i < w->nkept; i++)
+                        rd_kafka_message_destroy(w->kept[i]);
+                w->nkept = 0;
                 /* a batch in hand is not committed: its next owner
                  * answers it from the cache, or waits for this worker's
                  * claims */
@@ -839,6 +957,12 @@ int lookup_run(const struct lookup_def *d, const struct lookup_opts *opts,
                 int64_t batch_end = sl_now_ms() + 200;
                 char fatal[512];
 
+                /* first those kept while the last batch waited */
+                while (n < (size_t)opts->batch_max && w.nkept > 0) {
+                        msgs[n++] = w.kept[0];
+                        memmove(w.kept, w.kept + 1,
+                                --w.nkept * sizeof(*w.kept));
+                }
                 while (n < (size_t)opts->batch_max && !sl_stop) {
                         rd_kafka_message_t *rkm =
                             rd_kafka_consumer_poll(w.consumer, 100);
@@ -881,6 +1005,15 @@ out:
         if (w.consumer) {
                 rd_kafka_consumer_close(w.consumer);
                 rd_kafka_destroy(w.consumer);
+        }
+        for (size_t i = 0; i < w.nkept; i++)
+                rd_kafka_message_destroy(w.kept[i]);
+        free(w.kept);
+        if (w.conn && PQstatus(w.conn) == CONNECTION_OK) {
+                /* claims not yet sent are handed on at once, rather than
+                 * when they run out: the next worker asks without waiting */
+                char ignored[400];
+                lookup_db_release(w.conn, d, w.me, ignored, sizeof(ignored));
         }
         if (w.producer) {
                 sl_kafka_flush(w.producer, 10000);

@@ -797,8 +797,11 @@ bench_lookup_backlog() {
 print([l for l in json.load(sys.stdin)["lookups"] if l["lookup"] == "epss"][0].get("backlog", -1))'
 }
 case_lookup() {
-	local n=${BENCH_LOOKUP_N:-20000} r t0 t1 lp
-	mk_broker 4 mapped.vulnerability mapped.vuln_ask raw.epss dlq.lookup
+	local n=${BENCH_LOOKUP_N:-20000} r t0 t1 lp asks=()
+	# each asking run its own input topic (and group): a run does not
+	# meet the backlog of the runs before it
+	for ((r = 1; r <= RUNS; r++)); do asks+=("mapped.vuln_ask$r"); done
+	mk_broker 4 mapped.vulnerability "${asks[@]}" raw.epss dlq.lookup
 	new_db bench_lookup || die "database"
 	$PY -c 'import json, sys
 for i in range(int(sys.argv[1])):
@@ -845,9 +848,10 @@ for i in range(int(sys.argv[1])):
 	$PY -c 'import json, sys
 d = json.load(open(sys.argv[1]))
 d["batch"]["max"] = 1
-d["input"]["topic"] = "mapped.vuln_ask"
 d["rate_limits"] = [{"requests": 20, "per_seconds": 1, "burst": 1}]
-json.dump(d, open(sys.argv[2], "w"))' lookups/defs/epss.json "$W/epss20.json"
+for r in range(1, int(sys.argv[3]) + 1):
+    d["input"]["topic"] = "mapped.vuln_ask%d" % r
+    json.dump(d, open(sys.argv[2] + ".%d.json" % r, "w"))' lookups/defs/epss.json "$W/epss20" "$RUNS"
 	for ((r = 1; r <= RUNS; r++)); do
 		q "DELETE FROM sluice.lookup_cache; DELETE FROM sluice.lookup_buckets" >/dev/null
 		curl -s -X POST "$fx/_fixture/reset" >/dev/null
@@ -856,8 +860,8 @@ for i in range(int(sys.argv[1])):
     cve = "CVE-2032-%d%05d" % (int(sys.argv[2]), i)
     print(cve + "\t" + json.dumps({"v": 1, "table": "vulnerability", "op": "upsert",
                                   "key": {"cve_id": cve}, "row": {"cve_id": cve}}))' "$na" "$r" >"$W/la.kv"
-		kcat -P -b "$SLUICE_BROKERS" -t mapped.vuln_ask -K '\t' <"$W/la.kv" || die "kcat"
-		"$SLUICE_BIN" lookup "$W/epss20.json" --base-url "$fx/epss" --group "ba-$r" \
+		kcat -P -b "$SLUICE_BROKERS" -t "mapped.vuln_ask$r" -K '\t' <"$W/la.kv" || die "kcat"
+		"$SLUICE_BIN" lookup "$W/epss20.$r.json" --base-url "$fx/epss" --group "ba-$r" \
 			--schemas schemas --batch 500 >"$SL_LOGDIR/la$r.out" 2>"$SL_LOGDIR/la$r.log" &
 		lp=$!
 		wait_out 600 -ge "$na" q "SELECT count(*) FROM sluice.lookup_cache
