@@ -508,7 +508,7 @@ static int emitted_rows(struct map_target *t, json_t *emitted, json_t *row,
                         snprintf(errstr, errstr_size,
                                  "script: %s: emitted a row of %s, but the "
                                  "record's own row of %s, its parent, is "
-                                 "not output (%s)",
+                                 "not output (%.128s)",
                                  who, dt->table, t->table, skip);
                         snprintf(field, field_size, "%s", t->script->name);
                         json_decref(r);
