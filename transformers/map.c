@@ -41,8 +41,8 @@ static const struct sl_opt map_opts[] = {
     {"fields", SL_OPT_OBJECT, 0, NULL, "column: field map"},
     {"children", SL_OPT_ARRAY, 0, NULL, "child tables from nested arrays"},
     {"script", SL_OPT_STRING, 0, NULL,
-     "Lua run on each record after its fields: may change the row or drop "
-     "the record"},
+     "Lua run on each record after its fields: may change the row, drop "
+     "the record or emit() more rows"},
     {"script_instructions", SL_OPT_INT, 0, "1000000",
      "Lua instructions a script may run per record"},
     {"script_memory", SL_OPT_INT, 0, "16777216",
@@ -65,7 +65,7 @@ static const struct sl_opt target_opts[] = {
     {"fields", SL_OPT_OBJECT, 1, NULL, "column: field map"},
     {"children", SL_OPT_ARRAY, 0, NULL, "child tables"},
     {"script", SL_OPT_STRING, 0, NULL,
-     "Lua run on each record after its fields"},
+     "Lua run on each record after its fields (may emit() more rows)"},
     {NULL, 0, 0, NULL, NULL},
 };
 
