@@ -445,9 +445,14 @@ static json_t *upsert_env(const struct map_target *t, json_t *row,
 struct out_env {
         json_t *env;
         struct map_target *t; /* whose topic and counter */
-        char *key;            /* the Kafka key (owned) */
+        char *key; /* its own Kafka key (owned), NULL: the record's */
         size_t key_len;
 };
+
+/* Envelopes of a record kept on the stack (its own row and its child
+ * sets, most maps); a record with more (rows its script emitted) takes
+ * them from the heap. */
+#define OUT_ENVS_STACK 8
 
 /* The rows t's record script emitted (emitted, as map_script_row gives
  * them), checked all before any goes out: each target row becomes an
@@ -498,7 +503,7 @@ static int emitted_rows(struct map_target *t, json_t *emitted, json_t *row,
                         }
                         outs[*nouts].env = upsert_env(t, r, lineage);
                         outs[*nouts].t = t;
-                        outs[*nouts].key = sl_strdup(key.data ? key.data : "");
+                        outs[*nouts].key = sl_strdup(key.data);
                         outs[*nouts].key_len = key.len;
                         (*nouts)++;
                         json_decref(r);
@@ -547,8 +552,8 @@ static int apply_record(struct map *m, struct map_target *t, json_t *rec,
                                            .nchildren = t->nchildren,
                                            .max = m->script_rows};
         json_t *row = NULL, *emitted = NULL, **crows = NULL;
-        struct out_env *outs = NULL;
-        size_t nouts = 0;
+        struct out_env outs_stack[OUT_ENVS_STACK], *outs = outs_stack;
+        size_t nouts = 0, nemitted;
         struct sl_buf key;
         int rc = 0;
 
@@ -579,24 +584,27 @@ static int apply_record(struct map *m, struct map_target *t, json_t *rec,
                 sl_buf_reset(&key);
         }
         rc = 0;
-        outs = sl_calloc(1 + json_array_size(emitted) + t->nchildren,
-                         sizeof(*outs));
+        nemitted = json_array_size(emitted);
+        if (1 + nemitted + t->nchildren > OUT_ENVS_STACK)
+                outs = sl_calloc(1 + nemitted + t->nchildren, sizeof(*outs));
         if (!note) {
                 outs[0].env = upsert_env(t, row, lineage);
                 outs[0].t = t;
-                outs[0].key = sl_strdup(key.data ? key.data : "");
-                outs[0].key_len = key.len;
+                outs[0].key = NULL;
                 nouts = 1;
         }
-        crows = sl_calloc(t->nchildren + 1, sizeof(*crows));
-        if (emitted_rows(t, emitted, row, note ? skip : NULL, lineage, outs,
-                         &nouts, crows, why, sizeof(why), field,
-                         sizeof(field)) < 0)
-                goto reject;
+        if (nemitted) {
+                crows = sl_calloc(t->nchildren + 1, sizeof(*crows));
+                if (emitted_rows(t, emitted, row, note ? skip : NULL, lineage,
+                                 outs, &nouts, crows, why, sizeof(why), field,
+                                 sizeof(field)) < 0)
+                        goto reject;
+        }
         for (size_t c = 0; c < t->nchildren && !note; c++) {
                 struct map_target *ch = &t->children[c];
-                json_t *rows = child_rows(ch, rec, row, crows[c + 1], why,
-                                          sizeof(why), field, sizeof(field));
+                json_t *rows =
+                    child_rows(ch, rec, row, crows ? crows[c + 1] : NULL, why,
+                               sizeof(why), field, sizeof(field));
                 json_t *cenv, *ckey;
                 if (!rows) {
                         memmove(why + 6, why, sizeof(why) - 7);
@@ -628,8 +636,7 @@ static int apply_record(struct map *m, struct map_target *t, json_t *rec,
                 json_object_set(cenv, "lineage", lineage);
                 outs[nouts].env = cenv;
                 outs[nouts].t = ch;
-                outs[nouts].key = sl_strdup(key.data ? key.data : "");
-                outs[nouts].key_len = key.len;
+                outs[nouts].key = NULL;
                 nouts++;
         }
         if (note) {
@@ -644,8 +651,12 @@ static int apply_record(struct map *m, struct map_target *t, json_t *rec,
          * record's own row, the rows its script emitted, its child sets) */
         for (size_t i = 0; i < nouts; i++) {
                 json_t *e = outs[i].env;
-                rc = em->row(em->opaque, outs[i].t->topic, outs[i].key,
-                             outs[i].key_len, e);
+                if (outs[i].key)
+                        rc = em->row(em->opaque, outs[i].t->topic, outs[i].key,
+                                     outs[i].key_len, e);
+                else
+                        rc = em->row(em->opaque, outs[i].t->topic, key.data,
+                                     key.len, e);
                 if (rc)
                         goto out;
                 if (outs[i].t == t)
@@ -667,7 +678,8 @@ out:
                 json_decref(outs[i].env);
                 free(outs[i].key);
         }
-        free(outs);
+        if (outs != outs_stack)
+                free(outs);
         for (size_t c = 0; crows && c <= t->nchildren; c++)
                 json_decref(crows[c]);
         free(crows);
