@@ -10,6 +10,7 @@
 #include "sl_util.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,12 +41,14 @@ static const struct sl_opt map_opts[] = {
     {"fields", SL_OPT_OBJECT, 0, NULL, "column: field map"},
     {"children", SL_OPT_ARRAY, 0, NULL, "child tables from nested arrays"},
     {"script", SL_OPT_STRING, 0, NULL,
-     "Lua run on each record after its fields: may change the row or drop "
-     "the record"},
+     "Lua run on each record after its fields: may change the row, drop "
+     "the record or emit() more rows"},
     {"script_instructions", SL_OPT_INT, 0, "1000000",
      "Lua instructions a script may run per record"},
     {"script_memory", SL_OPT_INT, 0, "16777216",
      "bytes a script may allocate per record"},
+    {"script_rows", SL_OPT_INT, 0, "1000",
+     "rows a record script may emit() per record"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -62,7 +65,7 @@ static const struct sl_opt target_opts[] = {
     {"fields", SL_OPT_OBJECT, 1, NULL, "column: field map"},
     {"children", SL_OPT_ARRAY, 0, NULL, "child tables"},
     {"script", SL_OPT_STRING, 0, NULL,
-     "Lua run on each record after its fields"},
+     "Lua run on each record after its fields (may emit() more rows)"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -1317,6 +1320,13 @@ static void parse_target_body(struct lctx *c, const char *where, json_t *spec,
         v = json_object_get(spec, "children");
         if (v)
                 parse_children(c, where, v, t, prefix);
+        /* the names emit(row, child) may give */
+        if (t->nchildren) {
+                t->child_names =
+                    sl_calloc(t->nchildren, sizeof(*t->child_names));
+                for (size_t i = 0; i < t->nchildren; i++)
+                        t->child_names[i] = t->children[i].table;
+        }
         if (t->reads && !t->nreads && prefix[0]) {
                 t->reads[0] = sl_strdup(prefix);
                 t->nreads = 1;
@@ -1348,6 +1358,7 @@ static void target_free(struct map_target *t)
         for (size_t i = 0; i < t->nchildren; i++)
                 target_free(&t->children[i]);
         free(t->children);
+        free(t->child_names);
         for (size_t i = 0; i < t->npk; i++) {
                 free(t->pk_child[i]);
                 free(t->pk_parent[i]);
@@ -1405,6 +1416,17 @@ static struct map *parse_map(struct lctx *c, json_t *root)
             json_integer_value(json_object_get(root, "script_memory")) < 0)
                 problem(c, "script_instructions",
                         "script limits must not be negative");
+        if (json_object_get(root, "script_rows")) {
+                json_int_t rows =
+                    json_integer_value(json_object_get(root, "script_rows"));
+                if (rows < 0 || rows > INT_MAX)
+                        problem(c, "script_rows", "script_rows must be 0 to %d",
+                                INT_MAX);
+                else
+                        m->script_rows = (size_t)rows;
+        } else {
+                m->script_rows = MAP_SCRIPT_ROWS_DEFAULT;
+        }
         m->source = sl_strdup(str_or(json_object_get(root, "source")));
         if (json_object_get(root, "topic"))
                 m->topic = sl_strdup(str_or(json_object_get(root, "topic")));

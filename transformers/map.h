@@ -143,6 +143,7 @@ struct map_target {
         size_t npk;
         int is_child;
         struct map_script *script; /* per-record Lua, or NULL */
+        const char **child_names;  /* children[i].table, for emit() */
         char **reads;              /* normalized source paths read, for drift */
         size_t nreads;
         /* counters */
@@ -167,6 +168,7 @@ struct map {
         int script_page; /* a script names page or parent: decode it */
         long script_instructions;
         size_t script_memory;
+        size_t script_rows; /* rows a record script may emit per record */
 };
 
 /* Where a record came from; every pointer may be NULL. */

@@ -109,20 +109,83 @@ static const struct map_field *field_get(const struct map_target *t,
         return NULL;
 }
 
-/* Runs t's record script on the row built from rec: the row the script
- * leaves (its changed columns converted to their fields' types) replaces
- * *row. 1: the script dropped the record; -1 with errstr and *field. */
-static int script_row(const struct map_target *t, json_t *rec, json_t *parent,
-                      json_t **row, const char **field, char *errstr,
-                      size_t errstr_size)
+/* The columns a script gave (out: column -> value) as a row of t: every
+ * field of t, each value not equal to the one in was (may be NULL)
+ * converted to its field's type. `who` names the script in messages
+ * ("script", or "script:5" for a row it emitted). New, or NULL with errstr
+ * and *field. */
+static json_t *script_columns(const struct map_target *t, json_t *out,
+                              json_t *was, const char *who, int emitted,
+                              const char **field, char *errstr,
+                              size_t errstr_size)
 {
         char why[384];
         const char *k;
-        json_t *out = NULL, *r = NULL, *v;
+        json_t *r, *v;
+
+        json_object_foreach(out, k, v)
+        {
+                if (!field_get(t, k)) {
+                        snprintf(errstr, errstr_size,
+                                 "script: %s: column \"%s\" is not a field "
+                                 "of %s",
+                                 who, k, t->table);
+                        return NULL;
+                }
+        }
+        r = json_object();
+        for (size_t i = 0; i < t->nfields; i++) {
+                const struct map_field *f = &t->fields[i];
+                json_t *before = was ? json_object_get(was, f->column) : NULL;
+                json_t *c;
+                v = json_object_get(out, f->column);
+                if (!v || json_is_null(v)) {
+                        c = json_null();
+                } else if (before && json_equal(v, before)) {
+                        c = json_incref(before);
+                } else {
+                        c = map_convert(f, v, why, sizeof(why));
+                        if (!c) {
+                                *field = f->column;
+                                snprintf(errstr, errstr_size,
+                                         "field %s: %s %s: %s", f->column,
+                                         emitted ? "emitted by" : "set by", who,
+                                         why);
+                                json_decref(r);
+                                return NULL;
+                        }
+                }
+                if (f->required && json_is_null(c)) {
+                        *field = f->column;
+                        snprintf(errstr, errstr_size,
+                                 "field %s: required, no value (%s %s)",
+                                 f->column, emitted ? "emitted by" : "after",
+                                 who);
+                        json_decref(c);
+                        json_decref(r);
+                        return NULL;
+                }
+                json_object_set_new(r, f->column, c);
+        }
+        return r;
+}
+
+/* Runs t's record script on the row built from rec: the row the script
+ * leaves (its changed columns converted to their fields' types) replaces
+ * *row, and with ex the rows it emitted are in *emitted (as
+ * map_script_row gives them). 1: the script dropped the record; -1 with
+ * errstr and *field. */
+static int script_row(const struct map_target *t, json_t *rec, json_t *parent,
+                      const struct map_script_emit *ex, json_t **row,
+                      json_t **emitted, const char **field, char *errstr,
+                      size_t errstr_size)
+{
+        char why[384];
+        json_t *out = NULL, *r;
         int rc;
 
-        rc = map_script_row(t->script, rec, parent, *row, &out, why,
-                            sizeof(why));
+        rc = map_script_row(t->script, rec, parent, *row, ex, &out, emitted,
+                            why, sizeof(why));
         if (rc == 1)
                 return 1;
         *field = t->script->name;
@@ -130,66 +193,51 @@ static int script_row(const struct map_target *t, json_t *rec, json_t *parent,
                 snprintf(errstr, errstr_size, "script: %s", why);
                 return -1;
         }
-        rc = -1;
-        json_object_foreach(out, k, v)
-        {
-                if (!field_get(t, k)) {
-                        snprintf(errstr, errstr_size,
-                                 "script: %s: column \"%s\" is not a field "
-                                 "of %s",
-                                 t->script->name, k, t->table);
-                        goto out;
+        r = script_columns(t, out, *row, t->script->name, 0, field, errstr,
+                           errstr_size);
+        json_decref(out);
+        if (!r) {
+                if (emitted) {
+                        json_decref(*emitted);
+                        *emitted = NULL;
                 }
-        }
-        r = json_object();
-        for (size_t i = 0; i < t->nfields; i++) {
-                const struct map_field *f = &t->fields[i];
-                json_t *was = json_object_get(*row, f->column), *c;
-                v = json_object_get(out, f->column);
-                if (!v || json_is_null(v)) {
-                        c = json_null();
-                } else if (was && json_equal(v, was)) {
-                        c = json_incref(was);
-                } else {
-                        c = map_convert(f, v, why, sizeof(why));
-                        if (!c) {
-                                *field = f->column;
-                                snprintf(errstr, errstr_size,
-                                         "field %s: set by %s: %s", f->column,
-                                         t->script->name, why);
-                                goto out;
-                        }
-                }
-                if (f->required && json_is_null(c)) {
-                        *field = f->column;
-                        snprintf(errstr, errstr_size,
-                                 "field %s: required, no value (after %s)",
-                                 f->column, t->script->name);
-                        json_decref(c);
-                        goto out;
-                }
-                json_object_set_new(r, f->column, c);
+                return -1;
         }
         json_decref(*row);
         *row = r;
-        r = NULL;
-        rc = 0;
-out:
-        json_decref(r);
-        json_decref(out);
-        return rc;
+        return 0;
+}
+
+/* Lower-cases t's coalesce columns in row (case_insensitive). */
+static void lower_coalesce(const struct map_target *t, json_t *row)
+{
+        for (size_t i = 0; i < t->ncoalesce; i++) {
+                json_t *v = json_object_get(row, t->coalesce[i]);
+                char *low;
+                if (!json_is_string(v))
+                        continue;
+                low = sl_strdup(json_string_value(v));
+                for (char *p = low; *p; p++)
+                        *p = (char)tolower((unsigned char)*p);
+                json_object_set_new(row, t->coalesce[i], json_string(low));
+                free(low);
+        }
 }
 
 /* Builds the row of t for rec. 0, 1 when t's script dropped the record,
  * or -1 with errstr and the failing column in *field (borrowed from the
- * map). */
+ * map). With ex and emitted (a target's record), *emitted is what its
+ * script emitted (new; NULL when it has none or after -1). */
 static int build_row(const struct map_target *t, json_t *rec, json_t *parent,
-                     json_t **row, const char **field, char *errstr,
+                     const struct map_script_emit *ex, json_t **row,
+                     json_t **emitted, const char **field, char *errstr,
                      size_t errstr_size)
 {
         json_t *r = json_object();
 
         *row = NULL;
+        if (emitted)
+                *emitted = NULL;
         for (size_t i = 0; i < t->nfields; i++) {
                 json_t *v;
                 if (map_field_eval(&t->fields[i], rec, parent, &v, errstr,
@@ -201,27 +249,15 @@ static int build_row(const struct map_target *t, json_t *rec, json_t *parent,
                 json_object_set_new(r, t->fields[i].column, v);
         }
         if (t->script) {
-                int rc =
-                    script_row(t, rec, parent, &r, field, errstr, errstr_size);
+                int rc = script_row(t, rec, parent, ex, &r, emitted, field,
+                                    errstr, errstr_size);
                 if (rc != 0) {
                         json_decref(r);
                         return rc;
                 }
         }
-        if (t->ci) {
-                for (size_t i = 0; i < t->ncoalesce; i++) {
-                        json_t *v = json_object_get(r, t->coalesce[i]);
-                        char *low;
-                        if (!json_is_string(v))
-                                continue;
-                        low = sl_strdup(json_string_value(v));
-                        for (char *p = low; *p; p++)
-                                *p = (char)tolower((unsigned char)*p);
-                        json_object_set_new(r, t->coalesce[i],
-                                            json_string(low));
-                        free(low);
-                }
-        }
+        if (t->ci)
+                lower_coalesce(t, r);
         *row = r;
         return 0;
 }
@@ -282,11 +318,30 @@ static json_t *select_records(const struct sl_jsonpath *jp, json_t *root)
         return items;
 }
 
-/* Child rows of one parent record: the "replace" envelope's rows. New
- * array, or NULL with errstr/field on a rejected element. */
+/* The key of child row `row` among its parent's rows, in key: its
+ * coalesce columns, or all its columns when it has none. -1 with the
+ * empty column in *empty. */
+static int child_key(const struct map_target *c, json_t *row,
+                     struct sl_buf *key, const char **empty)
+{
+        char *all;
+
+        if (c->ncoalesce)
+                return key_text(c->coalesce, c->ncoalesce, row, key, empty);
+        all = sl_arena_dumps(row, JSON_COMPACT | JSON_SORT_KEYS);
+        sl_buf_reset(key);
+        sl_buf_puts(key, all ? all : "");
+        free(all);
+        return 0;
+}
+
+/* Child rows of one parent record: the "replace" envelope's rows, the
+ * rows the parent's script emitted to c (extra, may be NULL: their parent
+ * key set and their key checked) after its elements'. New array, or NULL
+ * with errstr/field on a rejected element. */
 static json_t *child_rows(const struct map_target *c, json_t *rec,
-                          json_t *parent_row, char *errstr, size_t errstr_size,
-                          char *field, size_t field_size)
+                          json_t *parent_row, json_t *extra, char *errstr,
+                          size_t errstr_size, char *field, size_t field_size)
 {
         json_t *elems = select_records(c->records, rec);
         json_t *rows = json_array();
@@ -304,7 +359,8 @@ static json_t *child_rows(const struct map_target *c, json_t *rec,
                 int built;
                 if (!where_ok(c, e, rec, unused, sizeof(unused)))
                         continue;
-                built = build_row(c, e, rec, &row, &col, why, sizeof(why));
+                built = build_row(c, e, rec, NULL, &row, NULL, &col, why,
+                                  sizeof(why));
                 if (built == 1)
                         continue; /* its script dropped it */
                 if (built < 0) {
@@ -320,25 +376,23 @@ static json_t *child_rows(const struct map_target *c, json_t *rec,
                             row, c->pk_child[k],
                             json_object_get(parent_row, c->pk_parent[k]));
                 /* one row per child key: the first wins */
-                if (c->ncoalesce) {
-                        if (key_text(c->coalesce, c->ncoalesce, row, &key,
-                                     &empty) < 0) {
-                                json_decref(row);
-                                continue;
-                        }
-                } else {
-                        char *all =
-                            sl_arena_dumps(row, JSON_COMPACT | JSON_SORT_KEYS);
-                        sl_buf_reset(&key);
-                        sl_buf_puts(&key, all ? all : "");
-                        free(all);
-                }
-                if (json_object_get(seen, key.data)) {
+                if (child_key(c, row, &key, &empty) < 0 ||
+                    json_object_get(seen, key.data)) {
                         json_decref(row);
                         continue;
                 }
                 json_object_set_new(seen, key.data, json_true());
                 json_array_append_new(rows, row);
+        }
+        /* the emitted rows join the set on the same terms */
+        json_array_foreach(rows ? extra : NULL, i, e)
+        {
+                const char *empty = NULL;
+                if (child_key(c, e, &key, &empty) < 0 ||
+                    json_object_get(seen, key.data))
+                        continue;
+                json_object_set_new(seen, key.data, json_true());
+                json_array_append(rows, e);
         }
         sl_buf_free(&key);
         json_decref(seen);
@@ -363,51 +417,15 @@ static json_t *dead_letter(const struct map *m, const struct map_target *t,
         return d;
 }
 
-static int apply_record(struct map *m, struct map_target *t, json_t *rec,
-                        json_t *page, json_t *lineage,
-                        const struct map_emit *em)
+/* The upsert envelope of one row of t. New. */
+static json_t *upsert_env(const struct map_target *t, json_t *row,
+                          json_t *lineage)
 {
-        char why[768], field[256] = "";
-        const char *col = NULL, *empty = NULL;
-        json_t *row = NULL, *env = NULL, *keyobj, *envs = NULL;
-        struct sl_buf key;
-        int rc = 0;
+        json_t *keyobj = json_object(), *env = json_object();
 
-        sl_buf_init(&key, 0);
-        t->in++;
-        map_lua_set_page(m->lua, page);
-        if (!where_ok(t, rec, page, why, sizeof(why))) {
-                t->ignored++;
-                if (em->note)
-                        em->note(em->opaque, "ignored", t->table, why, rec);
-                goto out;
-        }
-        rc = build_row(t, rec, page, &row, &col, why, sizeof(why));
-        if (rc == 1) {
-                rc = 0;
-                t->ignored++;
-                snprintf(why, sizeof(why), "dropped by %s", t->script->name);
-                if (em->note)
-                        em->note(em->opaque, "ignored", t->table, why, rec);
-                goto out;
-        }
-        if (rc < 0) {
-                rc = 0;
-                snprintf(field, sizeof(field), "%s", col ? col : "");
-                goto reject;
-        }
-        if (key_text(t->coalesce, t->ncoalesce, row, &key, &empty) < 0) {
-                t->skipped++;
-                snprintf(why, sizeof(why), "empty coalesce key %s", empty);
-                if (em->note)
-                        em->note(em->opaque, "skipped", t->table, why, rec);
-                goto out;
-        }
-        keyobj = json_object();
         for (size_t i = 0; i < t->ncoalesce; i++)
                 json_object_set(keyobj, t->coalesce[i],
                                 json_object_get(row, t->coalesce[i]));
-        env = json_object();
         json_object_set_new(env, "v", json_integer(1));
         json_object_set_new(env, "table", json_string(t->table));
         json_object_set_new(env, "op", json_string("upsert"));
@@ -420,12 +438,173 @@ static int apply_record(struct map *m, struct map_target *t, json_t *rec,
                                     json_string(t->version));
         }
         json_object_set(env, "lineage", lineage);
-        envs = json_array();
-        json_array_append(envs, env);
-        for (size_t c = 0; c < t->nchildren; c++) {
+        return env;
+}
+
+/* One envelope a record gives, ready to go out. */
+struct out_env {
+        json_t *env;
+        struct map_target *t; /* whose topic and counter */
+        char *key; /* its own Kafka key (owned), NULL: the record's */
+        size_t key_len;
+};
+
+/* Envelopes of a record kept on the stack (its own row and its child
+ * sets, most maps); a record with more (rows its script emitted) takes
+ * them from the heap. */
+#define OUT_ENVS_STACK 8
+
+/* The rows t's record script emitted (emitted, as map_script_row gives
+ * them), checked all before any goes out: each target row becomes an
+ * envelope in outs (its own key), each child row joins crows[child]
+ * (its parent key set from row, NULL when the record's own row does not
+ * go out: `skip` says why). 0, or -1 with errstr and field. */
+static int emitted_rows(struct map_target *t, json_t *emitted, json_t *row,
+                        const char *skip, json_t *lineage, struct out_env *outs,
+                        size_t *nouts, json_t **crows, char *errstr,
+                        size_t errstr_size, char *field, size_t field_size)
+{
+        struct sl_buf key;
+        json_t *e;
+        size_t i;
+        int rc = -1;
+
+        sl_buf_init(&key, 0);
+        json_array_foreach(emitted, i, e)
+        {
+                size_t ci =
+                    (size_t)json_integer_value(json_object_get(e, "child"));
+                struct map_target *dt = ci ? &t->children[ci - 1] : t;
+                const char *col = t->script->name, *empty = NULL;
+                char who[256];
+                json_t *r;
+
+                snprintf(who, sizeof(who), "%s:%d", t->script->name,
+                         (int)json_integer_value(json_object_get(e, "line")));
+                r = script_columns(dt, json_object_get(e, "row"), NULL, who, 1,
+                                   &col, errstr, errstr_size);
+                if (!r) {
+                        snprintf(field, field_size, "%s%s%s",
+                                 ci ? dt->table : "", ci ? "." : "", col);
+                        goto out;
+                }
+                if (ci == 0) {
+                        if (t->ci)
+                                lower_coalesce(t, r);
+                        if (key_text(t->coalesce, t->ncoalesce, r, &key,
+                                     &empty) < 0) {
+                                snprintf(errstr, errstr_size,
+                                         "script: %s: emitted a row of %s "
+                                         "without its key column %s",
+                                         who, t->table, empty);
+                                snprintf(field, field_size, "%s", empty);
+                                json_decref(r);
+                                goto out;
+                        }
+                        outs[*nouts].env = upsert_env(t, r, lineage);
+                        outs[*nouts].t = t;
+                        outs[*nouts].key = sl_strdup(key.data);
+                        outs[*nouts].key_len = key.len;
+                        (*nouts)++;
+                        json_decref(r);
+                        continue;
+                }
+                if (skip) {
+                        snprintf(errstr, errstr_size,
+                                 "script: %s: emitted a row of %s, but the "
+                                 "record's own row of %s, its parent, is "
+                                 "not output (%.128s)",
+                                 who, dt->table, t->table, skip);
+                        snprintf(field, field_size, "%s", t->script->name);
+                        json_decref(r);
+                        goto out;
+                }
+                for (size_t k = 0; k < dt->npk; k++)
+                        json_object_set(r, dt->pk_child[k],
+                                        json_object_get(row, dt->pk_parent[k]));
+                if (dt->ncoalesce && key_text(dt->coalesce, dt->ncoalesce, r,
+                                              &key, &empty) < 0) {
+                        snprintf(errstr, errstr_size,
+                                 "script: %s: emitted a row of %s without "
+                                 "its key column %s",
+                                 who, dt->table, empty);
+                        snprintf(field, field_size, "%s.%s", dt->table, empty);
+                        json_decref(r);
+                        goto out;
+                }
+                if (!crows[ci])
+                        crows[ci] = json_array();
+                json_array_append_new(crows[ci], r);
+        }
+        rc = 0;
+out:
+        sl_buf_free(&key);
+        return rc;
+}
+
+static int apply_record(struct map *m, struct map_target *t, json_t *rec,
+                        json_t *page, json_t *lineage,
+                        const struct map_emit *em)
+{
+        char why[768], field[256] = "", skip[512] = "";
+        const char *col = NULL, *empty = NULL, *note = NULL;
+        const struct map_script_emit ex = {.children = t->child_names,
+                                           .nchildren = t->nchildren,
+                                           .max = m->script_rows};
+        json_t *row = NULL, *emitted = NULL, **crows = NULL;
+        struct out_env outs_stack[OUT_ENVS_STACK], *outs = outs_stack;
+        size_t nouts = 0, nemitted;
+        struct sl_buf key;
+        int rc = 0;
+
+        sl_buf_init(&key, 0);
+        t->in++;
+        map_lua_set_page(m->lua, page);
+        if (!where_ok(t, rec, page, why, sizeof(why))) {
+                t->ignored++;
+                if (em->note)
+                        em->note(em->opaque, "ignored", t->table, why, rec);
+                goto out;
+        }
+        rc = build_row(t, rec, page, &ex, &row, &emitted, &col, why,
+                       sizeof(why));
+        if (rc < 0) {
+                rc = 0;
+                snprintf(field, sizeof(field), "%s", col ? col : "");
+                goto reject;
+        }
+        if (rc == 1) {
+                /* the record's own row is dropped; rows its script
+                 * emitted to its table still go out */
+                note = "ignored";
+                snprintf(skip, sizeof(skip), "dropped by %s", t->script->name);
+        } else if (key_text(t->coalesce, t->ncoalesce, row, &key, &empty) < 0) {
+                note = "skipped";
+                snprintf(skip, sizeof(skip), "empty coalesce key %s", empty);
+                sl_buf_reset(&key);
+        }
+        rc = 0;
+        nemitted = json_array_size(emitted);
+        if (1 + nemitted + t->nchildren > OUT_ENVS_STACK)
+                outs = sl_calloc(1 + nemitted + t->nchildren, sizeof(*outs));
+        if (!note) {
+                outs[0].env = upsert_env(t, row, lineage);
+                outs[0].t = t;
+                outs[0].key = NULL;
+                nouts = 1;
+        }
+        if (nemitted) {
+                crows = sl_calloc(t->nchildren + 1, sizeof(*crows));
+                if (emitted_rows(t, emitted, row, note ? skip : NULL, lineage,
+                                 outs, &nouts, crows, why, sizeof(why), field,
+                                 sizeof(field)) < 0)
+                        goto reject;
+        }
+        for (size_t c = 0; c < t->nchildren && !note; c++) {
                 struct map_target *ch = &t->children[c];
-                json_t *rows = child_rows(ch, rec, row, why, sizeof(why), field,
-                                          sizeof(field));
+                json_t *rows =
+                    child_rows(ch, rec, row, crows ? crows[c + 1] : NULL, why,
+                               sizeof(why), field, sizeof(field));
                 json_t *cenv, *ckey;
                 if (!rows) {
                         memmove(why + 6, why, sizeof(why) - 7);
@@ -455,22 +634,36 @@ static int apply_record(struct map *m, struct map_target *t, json_t *rec,
                                         json_object_get(row, t->version));
                 }
                 json_object_set(cenv, "lineage", lineage);
-                json_array_append_new(envs, cenv);
+                outs[nouts].env = cenv;
+                outs[nouts].t = ch;
+                outs[nouts].key = NULL;
+                nouts++;
         }
-        /* every row of the record is ready: emit them together */
-        for (size_t i = 0; i < json_array_size(envs); i++) {
-                json_t *e = json_array_get(envs, i);
-                const char *topic =
-                    i == 0 ? t->topic : t->children[i - 1].topic;
-                rc = em->row(em->opaque, topic, key.data, key.len, e);
+        if (note) {
+                if (note[0] == 'i')
+                        t->ignored++;
+                else
+                        t->skipped++;
+                if (em->note)
+                        em->note(em->opaque, note, t->table, skip, rec);
+        }
+        /* every row of the record is ready: emit them together (the
+         * record's own row, the rows its script emitted, its child sets) */
+        for (size_t i = 0; i < nouts; i++) {
+                json_t *e = outs[i].env;
+                if (outs[i].key)
+                        rc = em->row(em->opaque, outs[i].t->topic, outs[i].key,
+                                     outs[i].key_len, e);
+                else
+                        rc = em->row(em->opaque, outs[i].t->topic, key.data,
+                                     key.len, e);
                 if (rc)
                         goto out;
-                if (i == 0) {
+                if (outs[i].t == t)
                         t->out++;
-                } else {
-                        struct map_target *ch = &t->children[i - 1];
-                        ch->out += json_array_size(json_object_get(e, "rows"));
-                }
+                else
+                        outs[i].t->out +=
+                            json_array_size(json_object_get(e, "rows"));
         }
         goto out;
 reject:
@@ -481,8 +674,16 @@ reject:
                 json_decref(d);
         }
 out:
-        json_decref(envs);
-        json_decref(env);
+        for (size_t i = 0; i < nouts; i++) {
+                json_decref(outs[i].env);
+                free(outs[i].key);
+        }
+        if (outs != outs_stack)
+                free(outs);
+        for (size_t c = 0; crows && c <= t->nchildren; c++)
+                json_decref(crows[c]);
+        free(crows);
+        json_decref(emitted);
         json_decref(row);
         sl_buf_free(&key);
         return rc;

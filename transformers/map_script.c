@@ -24,13 +24,16 @@ struct map_lua {
         long instructions; /* per call */
         size_t memory;     /* per call, bytes */
         size_t used;       /* bytes the state holds */
-        size_t limit;      /* used may not pass it; 0: no limit */
+        size_t charged;    /* bytes of the rows the call emitted */
+        size_t limit;      /* used + charged may not pass it; 0: no limit */
         int over_budget;
         int over_memory;
+        int over_rows;
         int line; /* where the budget or the memory ran out, 0: unknown */
         unsigned gen;
         int env; /* registry reference of the sandbox's globals */
         json_t *page;
+        struct call *cur; /* the call running, for emit() */
 };
 
 #define JSON_VIEW "sluice.json"
@@ -75,7 +78,8 @@ static void *lalloc(void *ud, void *ptr, size_t osize, size_t nsize)
                 l->used -= old;
                 return NULL;
         }
-        if (l->limit && nsize > old && l->used - old + nsize > l->limit) {
+        if (l->limit && nsize > old &&
+            l->used - old + nsize + l->charged > l->limit) {
                 if (!l->over_memory && l->L)
                         l->line = current_line(l->L);
                 l->over_memory = 1;
@@ -264,6 +268,8 @@ static const char *const base_safe[] = {
     "select", "tonumber",     "tostring", "type", "rawequal", "rawlen",
     "rawget", "getmetatable", "_VERSION", NULL};
 
+static int lua_emit(lua_State *L);
+
 /* Most of a find's work is in C, where the budget does not count: a
  * plain find costs up to subject x needle byte compares, capped here.
  * Lua patterns (find, match, gmatch, gsub) are left out of the sandbox
@@ -342,6 +348,8 @@ static int sandbox_open(lua_State *L)
         }
         lua_pushcfunction(L, safe_setmetatable);
         lua_setfield(L, env, "setmetatable");
+        lua_pushcfunction(L, lua_emit);
+        lua_setfield(L, env, "emit");
         add_lib(L, env, "string", g + 1, no_string);
         /* string.find, plain only: the copy's metatable holds the copy */
         lua_getfield(L, env, "string");
@@ -481,6 +489,8 @@ struct call {
         struct map_script *s;
         json_t *rec, *parent, *row;
         enum call_mode mode;
+        const struct map_script_emit *ex; /* NULL: emit() is refused */
+        json_t *emitted;                  /* what emit() was given, or NULL */
 };
 
 /* Runs in protected mode: pushes the inputs, calls the script. Leaves the
@@ -515,7 +525,7 @@ static int runner(lua_State *L)
 /* Lua value at idx to JSON, raising nothing (it runs unprotected). NULL
  * with errstr. */
 static json_t *to_json(lua_State *L, struct map_lua *l, int idx, int depth,
-                       char *errstr, size_t errstr_size)
+                       const char *verb, char *errstr, size_t errstr_size)
 {
         idx = lua_absindex(L, idx);
         switch (lua_type(L, idx)) {
@@ -528,8 +538,9 @@ static json_t *to_json(lua_State *L, struct map_lua *l, int idx, int depth,
                         return json_integer((json_int_t)lua_tointeger(L, idx));
                 if (!isfinite(lua_tonumber(L, idx))) {
                         snprintf(errstr, errstr_size,
-                                 "returned a number JSON cannot hold "
-                                 "(nan or inf)");
+                                 "%s a number JSON cannot hold "
+                                 "(nan or inf)",
+                                 verb);
                         return NULL;
                 }
                 return json_real(lua_tonumber(L, idx));
@@ -539,7 +550,7 @@ static json_t *to_json(lua_State *L, struct map_lua *l, int idx, int depth,
                 json_t *j = json_stringn(s, n);
                 if (!j)
                         snprintf(errstr, errstr_size,
-                                 "returned text that is not UTF-8");
+                                 "%s text that is not UTF-8", verb);
                 return j;
         }
         case LUA_TUSERDATA: {
@@ -554,7 +565,7 @@ static json_t *to_json(lua_State *L, struct map_lua *l, int idx, int depth,
                 json_t *out;
                 if (depth >= MAX_DEPTH || !lua_checkstack(L, 4)) {
                         snprintf(errstr, errstr_size,
-                                 "returned tables nested too deep");
+                                 "%s tables nested too deep", verb);
                         return NULL;
                 }
                 lua_pushnil(L);
@@ -566,8 +577,9 @@ static json_t *to_json(lua_State *L, struct map_lua *l, int idx, int depth,
                 }
                 if (is_array && count != n) {
                         snprintf(errstr, errstr_size,
-                                 "returned a table that is neither a "
-                                 "sequence nor has only string keys");
+                                 "%s a table that is neither a "
+                                 "sequence nor has only string keys",
+                                 verb);
                         return NULL;
                 }
                 if (is_array) {
@@ -575,7 +587,7 @@ static json_t *to_json(lua_State *L, struct map_lua *l, int idx, int depth,
                         for (lua_Integer i = 1; i <= n; i++) {
                                 json_t *e;
                                 lua_rawgeti(L, idx, i);
-                                e = to_json(L, l, -1, depth + 1, errstr,
+                                e = to_json(L, l, -1, depth + 1, verb, errstr,
                                             errstr_size);
                                 lua_pop(L, 1);
                                 if (!e) {
@@ -594,12 +606,14 @@ static json_t *to_json(lua_State *L, struct map_lua *l, int idx, int depth,
                                 lua_pop(L, 2);
                                 json_decref(out);
                                 snprintf(errstr, errstr_size,
-                                         "returned a table that is neither "
+                                         "%s a table that is neither "
                                          "a sequence nor has only string "
-                                         "keys");
+                                         "keys",
+                                         verb);
                                 return NULL;
                         }
-                        e = to_json(L, l, -1, depth + 1, errstr, errstr_size);
+                        e = to_json(L, l, -1, depth + 1, verb, errstr,
+                                    errstr_size);
                         if (!e) {
                                 lua_pop(L, 2);
                                 json_decref(out);
@@ -613,9 +627,84 @@ static json_t *to_json(lua_State *L, struct map_lua *l, int idx, int depth,
         default:
                 break;
         }
-        snprintf(errstr, errstr_size, "returned a %s, not a JSON value",
+        snprintf(errstr, errstr_size, "%s a %s, not a JSON value", verb,
                  luaL_typename(L, idx));
         return NULL;
+}
+
+static int table_empty(lua_State *L, int idx)
+{
+        idx = lua_absindex(L, idx);
+        lua_pushnil(L);
+        if (!lua_next(L, idx))
+                return 1;
+        lua_pop(L, 2);
+        return 0;
+}
+
+/* What an emitted row costs against the memory cap: its JSON text and a
+ * little for the tree around it. */
+#define EMIT_ROW_OVERHEAD 64
+
+/* emit(row[, child]): one more row of the record script's target, or of
+ * its child table `child`, that goes out with the record's own rows. The
+ * row is converted at once (a later change of the table does not reach
+ * it) and kept out of Lua until the call returns. */
+static int lua_emit(lua_State *L)
+{
+        struct map_lua *l = state_of(L);
+        struct call *c = l->cur;
+        char why[256];
+        lua_Integer child = 0;
+        size_t cost;
+        json_t *row;
+
+        if (!c || !c->ex)
+                return luaL_error(L, "emit: only a target's record script "
+                                     "may emit rows");
+        luaL_checktype(L, 1, LUA_TTABLE);
+        if (!lua_isnoneornil(L, 2)) {
+                const char *name = luaL_checkstring(L, 2);
+                for (size_t i = 0; i < c->ex->nchildren && !child; i++)
+                        if (strcmp(c->ex->children[i], name) == 0)
+                                child = (lua_Integer)i + 1;
+                if (!child)
+                        return luaL_error(L,
+                                          "emit: \"%s\" is not a child table "
+                                          "of this target",
+                                          name);
+        }
+        if (lua_rawlen(L, 1) > 0)
+                return luaL_error(L, "emit: a row is a table of columns, "
+                                     "not a list");
+        if (json_array_size(c->emitted) >= c->ex->max) {
+                /* sticky, as the budget: pcall does not get past it */
+                if (!l->over_rows)
+                        l->line = current_line(L);
+                l->over_rows = 1;
+                return luaL_error(L, "emit: more than %d rows",
+                                  (int)c->ex->max);
+        }
+        row = table_empty(L, 1)
+                  ? json_object()
+                  : to_json(L, l, 1, 0, "emitted", why, sizeof(why));
+        if (!row)
+                return luaL_error(L, "emit: %s", why);
+        cost = json_dumpb(row, NULL, 0, JSON_COMPACT) + EMIT_ROW_OVERHEAD;
+        if (l->limit && l->used + l->charged + cost > l->limit) {
+                json_decref(row);
+                if (!l->over_memory)
+                        l->line = current_line(L);
+                l->over_memory = 1;
+                return luaL_error(L, "not enough memory");
+        }
+        l->charged += cost;
+        if (!c->emitted)
+                c->emitted = json_array();
+        json_array_append_new(
+            c->emitted, json_pack("{s:I, s:i, s:o}", "child", (json_int_t)child,
+                                  "line", current_line(L), "row", row));
+        return 0;
 }
 
 /* Calls c's script. 0 with its results on the stack, or -1 with errstr
@@ -628,8 +717,11 @@ static int call(struct call *c, char *errstr, size_t errstr_size)
 
         l->over_budget = 0;
         l->over_memory = 0;
+        l->over_rows = 0;
         l->line = 0;
+        l->charged = 0;
         l->limit = l->used + l->memory;
+        l->cur = c;
         lua_settop(L, 0);
         lua_sethook(L, hook, LUA_MASKCOUNT,
                     l->instructions > INT_MAX ? INT_MAX : (int)l->instructions);
@@ -638,10 +730,15 @@ static int call(struct call *c, char *errstr, size_t errstr_size)
         rc = lua_pcall(L, 1, 2, 0);
         lua_sethook(L, NULL, 0, 0);
         l->limit = 0;
-        /* a script that caught the budget's or the memory's error and
-         * went on still fails */
-        if (rc == LUA_OK && !l->over_budget && !l->over_memory)
+        l->charged = 0;
+        l->cur = NULL;
+        /* a script that caught the budget's, the memory's or the row
+         * cap's error and went on still fails */
+        if (rc == LUA_OK && !l->over_budget && !l->over_memory && !l->over_rows)
                 return 0;
+        /* all or nothing: the rows of a failed call go with it */
+        json_decref(c->emitted);
+        c->emitted = NULL;
         if (l->over_budget)
                 snprintf(errstr, errstr_size,
                          "%s:%d: instruction budget (%ld) exceeded", c->s->name,
@@ -650,6 +747,10 @@ static int call(struct call *c, char *errstr, size_t errstr_size)
                 snprintf(errstr, errstr_size,
                          "%s:%d: memory limit (%zu bytes) exceeded", c->s->name,
                          l->line, l->memory);
+        else if (l->over_rows)
+                snprintf(errstr, errstr_size,
+                         "%s:%d: emit: more than %zu rows (script_rows)",
+                         c->s->name, l->line, c->ex->max);
         else if (lua_type(L, -1) == LUA_TSTRING)
                 snprintf(errstr, errstr_size, "%s", lua_tostring(L, -1));
         else
@@ -658,16 +759,6 @@ static int call(struct call *c, char *errstr, size_t errstr_size)
         lua_settop(L, 0);
         l->gen++;
         return -1;
-}
-
-static int table_empty(lua_State *L, int idx)
-{
-        idx = lua_absindex(L, idx);
-        lua_pushnil(L);
-        if (!lua_next(L, idx))
-                return 1;
-        lua_pop(L, 2);
-        return 0;
 }
 
 /* After a call: the views of this record die. */
@@ -686,7 +777,7 @@ json_t *map_script_value(struct map_script *s, json_t *rec, json_t *parent,
 
         if (call(&c, errstr, errstr_size) < 0)
                 return NULL;
-        v = to_json(s->lua->L, s->lua, -1, 0, why, sizeof(why));
+        v = to_json(s->lua->L, s->lua, -1, 0, "returned", why, sizeof(why));
         if (!v)
                 snprintf(errstr, errstr_size, "%s: %s", s->name, why);
         done(s->lua);
@@ -694,20 +785,27 @@ json_t *map_script_value(struct map_script *s, json_t *rec, json_t *parent,
 }
 
 int map_script_row(struct map_script *s, json_t *rec, json_t *parent,
-                   json_t *row, json_t **out, char *errstr, size_t errstr_size)
+                   json_t *row, const struct map_script_emit *ex, json_t **out,
+                   json_t **emitted, char *errstr, size_t errstr_size)
 {
-        struct call c = {
-            .s = s, .rec = rec, .parent = parent, .row = row, .mode = CALL_ROW};
+        struct call c = {.s = s,
+                         .rec = rec,
+                         .parent = parent,
+                         .row = row,
+                         .mode = CALL_ROW,
+                         .ex = emitted ? ex : NULL};
         lua_State *L = s->lua->L;
         char why[256];
-        int idx;
+        int idx, rc = -1;
 
         *out = NULL;
+        if (emitted)
+                *emitted = NULL;
         if (call(&c, errstr, errstr_size) < 0)
                 return -1;
         if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
-                done(s->lua);
-                return 1;
+                rc = 1;
+                goto out;
         }
         if (lua_isnil(L, -1))
                 idx = -2; /* the row table as the script left it */
@@ -718,21 +816,27 @@ int map_script_row(struct map_script *s, json_t *rec, json_t *parent,
                          "%s: a record script returns nothing, false or a "
                          "row table, not a %s",
                          s->name, luaL_typename(L, -1));
-                done(s->lua);
-                return -1;
+                goto out;
         }
         if (lua_rawlen(L, idx) > 0) {
                 snprintf(errstr, errstr_size,
                          "%s: the row is a table of columns, not a list",
                          s->name);
-                done(s->lua);
-                return -1;
+                goto out;
         }
         *out = table_empty(L, idx)
                    ? json_object()
-                   : to_json(L, s->lua, idx, 0, why, sizeof(why));
-        if (!*out)
+                   : to_json(L, s->lua, idx, 0, "returned", why, sizeof(why));
+        if (!*out) {
                 snprintf(errstr, errstr_size, "%s: %s", s->name, why);
+                goto out;
+        }
+        rc = 0;
+out:
         done(s->lua);
-        return *out ? 0 : -1;
+        if (rc >= 0 && emitted)
+                *emitted = c.emitted ? c.emitted : json_array();
+        else
+                json_decref(c.emitted);
+        return rc;
 }

@@ -4,8 +4,9 @@
  * an instruction budget and a memory cap. The sandbox has no io, os,
  * package, debug, coroutine, load, require or string.dump, takes no
  * bytecode, and its globals and libraries are read-only, so nothing of one
- * record reaches the next. Not thread-safe: one state serves the thread
- * that maps (a transformer applies its maps on one thread). */
+ * record reaches the next. Its one global of sluice's own is emit(), which
+ * a target's record script calls to add rows. Not thread-safe: one state serves
+ * the thread that maps (a transformer applies its maps on one thread). */
 #ifndef SLUICE_MAP_SCRIPT_H
 #define SLUICE_MAP_SCRIPT_H
 
@@ -23,6 +24,7 @@ struct map_script {
 
 #define MAP_SCRIPT_INSTRUCTIONS_DEFAULT 1000000L
 #define MAP_SCRIPT_MEMORY_DEFAULT       ((size_t)16 << 20)
+#define MAP_SCRIPT_ROWS_DEFAULT         1000
 
 /* A sandboxed state whose calls may each run `instructions` Lua VM
  * instructions and allocate `memory` bytes beyond what the state held
@@ -49,11 +51,27 @@ void map_script_free(struct map_script *s);
 json_t *map_script_value(struct map_script *s, json_t *rec, json_t *parent,
                          char *errstr, size_t errstr_size);
 
+/* What a record script may add with emit(row[, child]): rows of its own
+ * table, or of one of its child tables named in `children` (borrowed).
+ * A call may emit `max` rows at most; each counts against the memory cap
+ * (the bytes of its JSON text). */
+struct map_script_emit {
+        const char *const *children;
+        size_t nchildren;
+        size_t max;
+};
+
 /* Runs a target's record script on rec with `row` the mapped row (a
  * table the script may change). Returns 1 when the script returned false
  * (drop the record), 0 with *out set (new reference: the row table as the
- * script left it, or the table it returned), -1 with errstr. */
+ * script left it, or the table it returned), -1 with errstr. With ex (NULL:
+ * emit() is an error in this script) and emitted, *emitted is set when the
+ * call returns 0 or 1: a new array of the rows the script emitted, in
+ * order, each {"child": I, "line": N, "row": {COLUMN: VALUE...}} (I 0 for
+ * the target's own table, else its child table ex->children[I - 1]; N the
+ * script's line); when it returns -1 nothing it emitted is kept. */
 int map_script_row(struct map_script *s, json_t *rec, json_t *parent,
-                   json_t *row, json_t **out, char *errstr, size_t errstr_size);
+                   json_t *row, const struct map_script_emit *ex, json_t **out,
+                   json_t **emitted, char *errstr, size_t errstr_size);
 
 #endif

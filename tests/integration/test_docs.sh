@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_docs: the docs stand on their own and say what the code does.
-# - docs/metrics.md's metric table and docs/sources.md's option reference
-#   are what scripts/gen-docs.sh (make docs) writes from the code: a metric
-#   or option added, changed or removed without regenerating fails here;
+# - docs/metrics.md's metric table, docs/sources.md's option reference and
+#   docs/maps.md's option tables are what scripts/gen-docs.sh (make docs)
+#   writes from the code: a metric or option added, changed or removed
+#   without regenerating fails here;
 # - nothing cites files that are not in the repository (../shared,
 #   DESIGN.md, STYLE.md);
 # - docs/sources.md has one paging table with every style and its loop
@@ -17,7 +18,7 @@ d=$(sl_tmpdir)
 cp -r docs "$d/docs"
 scripts/gen-docs.sh "$SLUICE_BIN" "$d/docs" 2>"$d/gen.err"
 check_eq "gen-docs.sh exits 0" "$?" 0
-for f in metrics.md sources.md; do
+for f in metrics.md sources.md maps.md; do
 	if diff -u "docs/$f" "$d/docs/$f" >"$d/$f.diff"; then
 		ok "docs/$f is what make docs generates from the code"
 	else

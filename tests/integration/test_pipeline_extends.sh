@@ -4,7 +4,9 @@
 # "extends": "nvd_cve", adds a risk column computed by a Lua script and a
 # child table of their own, and drops the CPE matches; their own schema
 # directory, given as a second --schemas, adds the column to the bundled
-# vulnerability table and creates their table. The real NVD sample goes
+# vulnerability table and creates their table. Their record script emit()s
+# one more note per CVE (lang "x-risk", chars the risk x 10), a row that
+# joins the CVE's note set and must land in PostgreSQL with the others. The real NVD sample goes
 # raw.nvd -> sluice transform -> mapped.* -> sluice load, and every CVE's
 # risk must equal the one computed here from the source, independently.
 source "$SLUICE_ROOT/tests/lib.sh"
@@ -25,6 +27,7 @@ cat >"$D/maps/nvd_risk.json" <<'MAP'
   "extends": "nvd_cve",
   "name": "nvd_risk",
   "remove": ["vulnerability_cpe_match"],
+  "script": "emit({lang = 'x-risk', chars = math.floor(tonumber(row.risk) * 10 + 0.5)}, 'vulnerability_note')",
   "fields": {
     "risk": {"type": "numeric",
              "script": "local s = 0\nlocal m = record.metrics\nfor _, x in ipairs(m and m.cvssMetricV31 or {}) do\n  s = math.max(s, x.cvssData.baseScore)\nend\nif record.cisaExploitAdd then s = s + 2 end\nreturn math.min(s, 10)"}
@@ -67,7 +70,7 @@ page = json.load(open(sys.argv[1]))
 with open(sys.argv[2] + "/page", "w") as f:
     f.write(json.dumps(page, separators=(",", ":")) + "\n")
 with open(sys.argv[2] + "/want.sql", "w") as f:
-    f.write("CREATE TABLE want (cve_id text PRIMARY KEY, risk numeric, notes int);\n")
+    f.write("CREATE TABLE want (cve_id text PRIMARY KEY, risk numeric, notes int, risk10 int);\n")
     f.write("COPY want FROM stdin;\n")
     for v in page["vulnerabilities"]:
         c = v["cve"]
@@ -75,7 +78,8 @@ with open(sys.argv[2] + "/want.sql", "w") as f:
         if c.get("cisaExploitAdd"):
             s += 2
         s = min(s, 10)
-        f.write("%s\t%r\t%d\n" % (c["id"], s, len({d["lang"] for d in c.get("descriptions", [])})))
+        f.write("%s\t%r\t%d\t%d\n" % (c["id"], s, len({d["lang"] for d in c.get("descriptions", [])}),
+                                       int(s * 10 + 0.5)))
     f.write("\\.\n")
 PY
 psql -qX -v ON_ERROR_STOP=1 -f "$D/want.sql" >"$D/want.log" 2>&1 &&
@@ -102,10 +106,14 @@ check_eq "every CVE's risk equals the one computed from the source" \
 	"$(q 'SELECT count(*) FROM vulnerability v JOIN want w USING (cve_id) WHERE v.risk = w.risk')" "$want"
 check_eq "some CVEs carry the KEV bonus (the script's branch ran)" \
 	"$(q "SELECT count(*) > 0 FROM vulnerability v JOIN want w USING (cve_id) WHERE v.risk = 10")" "t"
-check_eq "the user's table holds each CVE's description languages" \
-	"$(q 'SELECT count(*) FROM vulnerability_note')" "$(q 'SELECT sum(notes) FROM want')"
+check_eq "the user's table holds each CVE's description languages and the emitted note" \
+	"$(q 'SELECT count(*) FROM vulnerability_note')" "$(q 'SELECT sum(notes) + count(*) FROM want')"
 check_eq "chars counted by the script" \
-	"$(q "SELECT count(*) FROM vulnerability_note WHERE chars IS NULL OR chars <= 0")" "0"
+	"$(q "SELECT count(*) FROM vulnerability_note WHERE lang <> 'x-risk' AND (chars IS NULL OR chars <= 0)")" "0"
+check_eq "every CVE has the note its record script emitted, with its risk x 10" \
+	"$(q "SELECT count(*) FROM vulnerability_note n JOIN want w USING (cve_id) WHERE n.lang = 'x-risk' AND n.chars = w.risk10")" "$want"
+check_eq "the emitted note is in the CVE's note set (with the record's lineage)" \
+	"$(q "SELECT count(*) FROM vulnerability_note WHERE lang = 'x-risk' AND _lineage->>'map' = 'nvd_risk'")" "$want"
 check_eq "the removed child table got nothing" \
 	"$(q "SELECT count(*) FROM vulnerability_cpe_match")" "0"
 check_eq "lineage names the user's map" \
