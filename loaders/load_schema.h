@@ -7,6 +7,7 @@
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "copy_encode.h"
 #include "sl_util.h"
@@ -63,6 +64,11 @@ struct load_table {
         long unanalyzed; /* ... since it last analyzed it */
         int no_analyze;  /* PostgreSQL refused this role's ANALYZE of it
                             (not its owner): not asked again */
+        int64_t read_ms; /* sl_now_ms() when read from the catalog */
+        char **absent;   /* names rows gave that were not columns when it
+                            was read (owned): not a reason to read it again
+                            soon (load_batch.c) */
+        int nabsent;
 };
 
 /* The schema that holds the target tables: "public" unless set (the
