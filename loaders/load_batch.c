@@ -2018,8 +2018,8 @@ again:
                         return status == SL_ERR_RECORD ? SL_ERR_FATAL
                                                        : SL_ERR_RETRY;
                 }
-                absent_note(t, b);
                 units_restore(b, pend);
+                absent_note(t, b);
                 memset(st, 0, sizeof(*st));
                 st->messages = (long)b->n;
                 free(idx);
