@@ -286,12 +286,15 @@ void load_ctx_forget_tables(struct load_ctx *ctx)
         ctx->ntables = 0;
 }
 
+/* The cached shape of table name, read from the catalog when not cached
+ * yet (*fresh = 1 then). */
 static struct load_table *table_cached(struct load_ctx *ctx, const char *name,
-                                       enum sl_status *status, char *errstr,
-                                       size_t errstr_size)
+                                       int *fresh, enum sl_status *status,
+                                       char *errstr, size_t errstr_size)
 {
         struct load_table *t;
 
+        *fresh = 0;
         for (int i = 0; i < ctx->ntables; i++)
                 if (strcmp(ctx->tables[i]->name, name) == 0) {
                         *status = SL_OK;
@@ -303,10 +306,165 @@ static struct load_table *table_cached(struct load_ctx *ctx, const char *name,
         ctx->tables = sl_realloc(ctx->tables, sizeof(*ctx->tables) *
                                                   (size_t)(ctx->ntables + 1));
         ctx->tables[ctx->ntables++] = t;
+        *fresh = 1;
         sl_info("event=table_checked table=%s columns=%d unique_indexes=%d "
                 "lineage=%s",
                 name, t->ncols, t->nidx, t->lineage >= 0 ? "yes" : "no");
         return t;
+}
+
+/* A name that was not a column of t when t was read is looked for in the
+ * catalog again only after this long: rows that keep carrying a dropped
+ * column (or one never added) would otherwise cost a catalog read per
+ * batch. */
+#define LOAD_REREAD_MS 10000
+
+/* 1 when name may be a column added since t was read: t lacks it, and
+ * it was not already missing at t's read (or that was a while ago). */
+static int name_unknown(const struct load_table *t, const char *name)
+{
+        if (load_table_col(t, name) >= 0)
+                return 0;
+        if (sl_now_ms() - t->read_ms >= LOAD_REREAD_MS)
+                return 1;
+        for (int i = 0; i < t->nabsent; i++)
+                if (strcmp(t->absent[i], name) == 0)
+                        return 0;
+        return 1;
+}
+
+static const char *obj_unknown(const struct load_table *t, json_t *obj)
+{
+        const char *name;
+        json_t *v;
+
+        json_object_foreach(obj, name, v)
+        {
+                (void)v;
+                if (name_unknown(t, name))
+                        return name;
+        }
+        return NULL;
+}
+
+/* The first column name a pending message of b gives (in its key, row,
+ * child rows or version_column) that t may have gained since it was
+ * read, or NULL. Borrowed from b. */
+static const char *batch_unknown(const struct load_table *t,
+                                 struct load_batch *b)
+{
+        const char *name = NULL;
+
+        for (size_t i = 0; i < b->n && !name; i++) {
+                struct load_unit *u = &b->units[i];
+                const char *vname;
+                json_t *r;
+                size_t k;
+
+                if (u->state != LOAD_UNIT_PENDING)
+                        continue;
+                name = obj_unknown(t, json_object_get(u->env, "key"));
+                vname = json_string_value(
+                    json_object_get(u->env, "version_column"));
+                if (!name && vname && name_unknown(t, vname))
+                        name = vname;
+                if (!name && u->op == 'u')
+                        name = obj_unknown(t, json_object_get(u->env, "row"));
+                if (u->op == 'r')
+                        json_array_foreach(json_object_get(u->env, "rows"), k,
+                                           r) if (!name) name =
+                            obj_unknown(t, r);
+        }
+        return name;
+}
+
+/* Remembers the names b gives that t lacks (see LOAD_REREAD_MS). */
+static void absent_note(struct load_table *t, struct load_batch *b)
+{
+        const char *name;
+
+        if (sl_now_ms() - t->read_ms >= LOAD_REREAD_MS)
+                return;
+        while ((name = batch_unknown(t, b)) != NULL) {
+                t->absent = sl_realloc(t->absent, sizeof(*t->absent) *
+                                                      (size_t)(t->nabsent + 1));
+                t->absent[t->nabsent++] = sl_strdup(name);
+        }
+}
+
+/* ", "-joined names of a's columns that b lacks, or whose type differs
+ * (types != 0), into q ("-" for none). */
+static void cols_diff(struct sl_buf *q, const struct load_table *a,
+                      const struct load_table *b, int types)
+{
+        size_t len = q->len;
+
+        for (int i = 0; i < a->ncols; i++) {
+                int c = load_table_col(b, a->cols[i].name);
+
+                if (types
+                        ? c < 0 || strcmp(a->cols[i].type, b->cols[c].type) == 0
+                        : c >= 0)
+                        continue;
+                sl_buf_printf(q, "%s%s", q->len > len ? "," : "",
+                              a->cols[i].name);
+        }
+        if (q->len == len)
+                sl_buf_puts(q, "-");
+}
+
+/* Reads t's table from the catalog again, the cached shape being stale
+ * (why: the SQLSTATE that said so, or the unknown column a row gave),
+ * and puts the new shape in t's place in the cache (t is destroyed). The
+ * new shape, or NULL with *status and errstr when the table is gone
+ * (SL_ERR_RECORD) or the catalog could not be read: t is dropped from the
+ * cache either way. */
+static struct load_table *table_reread(struct load_ctx *ctx,
+                                       struct load_table *t, const char *why,
+                                       enum sl_status *status, char *errstr,
+                                       size_t errstr_size)
+{
+        struct load_table *nt;
+        struct sl_buf q;
+        char qw[200];
+        int at = 0;
+
+        while (at < ctx->ntables && ctx->tables[at] != t)
+                at++;
+        nt = load_table_get(ctx->conn, t->name, status, errstr, errstr_size);
+        if (!nt) {
+                sl_warn("event=table_reread_failed table=%s reason=%s "
+                        "lane=%d",
+                        t->name, sl_log_quote(why, qw, sizeof(qw)), ctx->lane);
+                if (at < ctx->ntables)
+                        ctx->tables[at] = ctx->tables[--ctx->ntables];
+                load_table_destroy(t);
+                return NULL;
+        }
+        nt->unchecked = t->unchecked;
+        nt->unanalyzed = t->unanalyzed;
+        nt->no_analyze = t->no_analyze;
+        sl_buf_init(&q, 0);
+        sl_buf_puts(&q, "added=");
+        cols_diff(&q, nt, t, 0);
+        sl_buf_puts(&q, " dropped=");
+        cols_diff(&q, t, nt, 0);
+        sl_buf_puts(&q, " retyped=");
+        cols_diff(&q, nt, t, 1);
+        if (strcmp(q.data, "added=- dropped=- retyped=-") == 0)
+                sl_info("event=table_columns_unchanged table=%s reason=%s "
+                        "lane=%d",
+                        t->name, sl_log_quote(why, qw, sizeof(qw)), ctx->lane);
+        else
+                sl_notice("event=table_columns_changed table=%s %s "
+                          "reason=%s lane=%d",
+                          t->name, q.data, sl_log_quote(why, qw, sizeof(qw)),
+                          ctx->lane);
+        sl_buf_free(&q);
+        if (at < ctx->ntables)
+                ctx->tables[at] = nt;
+        load_table_destroy(t);
+        return nt;
 }
 
 /* The shape a flush writes: which columns, which key, which version. */
@@ -320,6 +478,9 @@ struct plan {
         int ridx;          /* replace: unique index of the child rows */
         int vcol;          /* version column, or -1 */
         const char *vname; /* as the envelopes name it */
+        int may_reread;    /* the batch's first apply: a refusal that says
+                              the table changed is not the rows' fault */
+        int stale;         /* ... and it was refused so (bisect) */
 };
 
 /* Collects the column indexes named by an object's keys into cols (at
@@ -1305,6 +1466,21 @@ static void stats_add(struct load_stats *a, const struct load_stats *b)
         a->deleted += b->deleted;
 }
 
+/* 1 when PostgreSQL refused a statement because the table is not the
+ * shape the loader read (a column dropped or retyped, the table dropped)
+ * rather than because of a row: undefined_column, datatype_mismatch,
+ * cannot_coerce, undefined_table. */
+static int shape_changed(const char *sqlstate)
+{
+        static const char *const states[] = {"42703", "42804", "42846",
+                                             "42P01"};
+
+        for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+                if (strcmp(sqlstate, states[i]) == 0)
+                        return 1;
+        return 0;
+}
+
 /* Applies idx[0..n); when PostgreSQL rejects the data, splits the range
  * in halves until each bad message stands alone, and rejects it. */
 static enum sl_status bisect(struct load_ctx *ctx, struct plan *p,
@@ -1320,6 +1496,13 @@ static enum sl_status bisect(struct load_ctx *ctx, struct plan *p,
         if (rc != SL_OK)
                 return SL_ERR_RETRY;
         rc = apply(ctx, p, b, idx, n, &seg, f);
+        if (rc == SL_ERR_RECORD && p->may_reread &&
+            shape_changed(f->sqlstate)) {
+                /* load_batch_flush reads the table again and retries */
+                p->stale = 1;
+                return SL_ERR_RETRY;
+        }
+        p->may_reread = 0;
         if (rc == SL_OK) {
                 stats_add(st, &seg);
                 return run(ctx->conn, "RELEASE SAVEPOINT sl_seg", NULL, f) ==
@@ -1702,6 +1885,74 @@ static void stats_keep(struct load_ctx *ctx, struct load_table *t,
         analyze(ctx, t, tuples, changed);
 }
 
+/* Makes the plan of b's pending messages for table t (staging table,
+ * checks, dedupe). SL_OK, SL_ERR_RETRY, or SL_ERR_FATAL (plan_make). */
+static enum sl_status prepare(struct load_ctx *ctx, struct load_batch *b,
+                              struct load_table *t, struct plan *p,
+                              char *errstr, size_t errstr_size)
+{
+        enum sl_status rc;
+
+        if (!t->stage && stage_make(ctx, t, errstr, errstr_size) < 0)
+                return SL_ERR_RETRY;
+        memset(p, 0, sizeof(*p));
+        p->t = t;
+        /* check_row completes rows: in the envelopes' arena */
+        sl_arena_enter(&b->arena);
+        rc = plan_make(p, b, errstr, errstr_size);
+        sl_arena_leave();
+        if (rc != SL_OK)
+                return rc;
+        dedupe(b);
+        return SL_OK;
+}
+
+/* Puts back the messages that were pending before the plan (pend[i]) as
+ * pending, for a new plan. */
+static void units_restore(struct load_batch *b, const char *pend)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                struct load_unit *u = &b->units[i];
+
+                if (!pend[i] || u->state == LOAD_UNIT_PENDING)
+                        continue;
+                free(u->error);
+                free(u->field);
+                free(u->sqlstate);
+                u->error = u->field = u->sqlstate = NULL;
+                u->state = LOAD_UNIT_PENDING;
+        }
+}
+
+/* The table's shape for b: the cached one, read again first when a
+ * message names a column the cache lacks (a column added since: the
+ * loader adopts it without a restart). *reread = 1 when the catalog was
+ * read for this batch. */
+static struct load_table *table_for(struct load_ctx *ctx, struct load_batch *b,
+                                    int *reread, enum sl_status *status,
+                                    char *errstr, size_t errstr_size)
+{
+        struct load_table *t;
+        const char *unknown;
+        char why[200];
+
+        t = table_cached(ctx, b->table, reread, status, errstr, errstr_size);
+        if (!t)
+                return NULL;
+        unknown = batch_unknown(t, b);
+        if (!unknown)
+                return t;
+        if (!*reread) {
+                snprintf(why, sizeof(why), "column %s", unknown);
+                t = table_reread(ctx, t, why, status, errstr, errstr_size);
+                *reread = 1;
+                if (!t)
+                        return NULL;
+        }
+        absent_note(t, b);
+        return t;
+}
+
 enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
                                 struct load_stats *st, char *errstr,
                                 size_t errstr_size)
@@ -1712,7 +1963,8 @@ enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
         enum sl_status rc, status;
         size_t *idx = NULL, n = 0;
         int64_t t0 = sl_now_ms();
-        int failed_before;
+        int failed_before, reread = 0;
+        char *pend = NULL, why[40];
 
         memset(st, 0, sizeof(*st));
         st->messages = (long)b->n;
@@ -1727,21 +1979,21 @@ enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
                                             "table ([a-z0-9_]+)",
                                             b->topic);
         } else {
-                t = table_cached(ctx, b->table, &status, errstr, errstr_size);
+                t = table_for(ctx, b, &reread, &status, errstr, errstr_size);
                 if (!t) /* missing: the table, not the batch, is at fault */
                         return status == SL_ERR_RECORD ? SL_ERR_FATAL
                                                        : SL_ERR_RETRY;
-                if (!t->stage && stage_make(ctx, t, errstr, errstr_size) < 0)
-                        return SL_ERR_RETRY;
-                p.t = t;
-                /* check_row completes rows: in the envelopes' arena */
-                sl_arena_enter(&b->arena);
-                rc = plan_make(&p, b, errstr, errstr_size);
-                sl_arena_leave();
-                if (rc != SL_OK)
+                pend = sl_calloc(b->n + 1, 1);
+                for (size_t i = 0; i < b->n; i++)
+                        pend[i] = b->units[i].state == LOAD_UNIT_PENDING;
+                rc = prepare(ctx, b, t, &p, errstr, errstr_size);
+                if (rc != SL_OK) {
+                        free(pend);
                         return rc;
-                dedupe(b);
+                }
+                p.may_reread = !reread;
         }
+again:
         idx = sl_calloc(b->n + 1, sizeof(*idx));
         for (size_t i = 0; i < b->n; i++)
                 if (b->units[i].state == LOAD_UNIT_PENDING)
@@ -1749,6 +2001,37 @@ enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
         rc = run(ctx->conn, "BEGIN", NULL, &f);
         if (rc == SL_OK && n > 0)
                 rc = bisect(ctx, &p, b, idx, n, st, &f);
+        if (rc != SL_OK && p.stale) {
+                /* the table changed under the cached shape: once per
+                 * batch, read it again and write the batch with it */
+                PGresult *res = PQexec(ctx->conn, "ROLLBACK");
+                int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+                PQclear(res);
+                if (!ok)
+                        goto rollback;
+                snprintf(why, sizeof(why), "sqlstate %s", f.sqlstate);
+                t = table_reread(ctx, p.t, why, &status, errstr, errstr_size);
+                if (!t) {
+                        free(idx);
+                        free(pend);
+                        return status == SL_ERR_RECORD ? SL_ERR_FATAL
+                                                       : SL_ERR_RETRY;
+                }
+                units_restore(b, pend);
+                absent_note(t, b);
+                memset(st, 0, sizeof(*st));
+                st->messages = (long)b->n;
+                free(idx);
+                idx = NULL;
+                n = 0;
+                rc = prepare(ctx, b, t, &p, errstr, errstr_size);
+                if (rc != SL_OK) {
+                        free(pend);
+                        return rc;
+                }
+                goto again;
+        }
         if (rc != SL_OK)
                 goto rollback;
         failed_before = ctx->dlq_failed;
@@ -1793,9 +2076,10 @@ enum sl_status load_batch_flush(struct load_ctx *ctx, struct load_batch *b,
                 b->table, st->messages, st->inserted, st->updated,
                 st->unchanged, st->deleted, st->rejected, st->superseded,
                 ctx->lane, (long long)(sl_now_ms() - t0));
-        if (p.ridx >= 0)
+        if (t && p.ridx >= 0)
                 stats_keep(ctx, t, st);
         free(idx);
+        free(pend);
         return SL_OK;
 rollback:
         if (PQstatus(ctx->conn) == CONNECTION_OK) {
@@ -1805,5 +2089,6 @@ rollback:
         snprintf(errstr, errstr_size, "writing %s: %s%s%s", b->table, f.msg,
                  f.sqlstate[0] ? " SQLSTATE " : "", f.sqlstate);
         free(idx);
+        free(pend);
         return SL_ERR_RETRY;
 }

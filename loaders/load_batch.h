@@ -102,8 +102,13 @@ void load_batch_clear(struct load_batch *b);
 void load_batch_take(struct load_batch *b, rd_kafka_message_t *rkm);
 void load_batch_add(struct load_batch *b, const rd_kafka_message_t *rkm);
 
-/* Writes the batch in one transaction. SL_OK: committed (st filled),
- * the batch may be cleared. SL_ERR_RETRY: nothing was committed (the
+/* Writes the batch in one transaction. The table's shape comes from
+ * ctx's catalog cache, read again (once per batch at most) when a message
+ * names a column the cache lacks, or when PostgreSQL refuses the batch's
+ * first write because the table changed (42703, 42804, 42846, 42P01: the
+ * batch is then rolled back and written again with the new shape); each
+ * change is logged as event=table_columns_changed. SL_OK: committed (st
+ * filled), the batch may be cleared. SL_ERR_RETRY: nothing was committed (the
  * transaction was rolled back); errstr says why; the caller reconnects
  * and rewinds. SL_ERR_FATAL: the table cannot be written at all (it does
  * not exist in the schema, or has no unique index on the batch's key);

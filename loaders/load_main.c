@@ -32,7 +32,13 @@ static void load_usage(FILE *fp)
                 "                      else $SLUICE_ROOT/schemas); again "
                 "(or DIR:DIR) for\n"
                 "                      your own tables/*.sql, applied "
-                "after it, in order\n"
+                "after it, in order;\n"
+                "                      tables/NNN_name.sql files are "
+                "migrations, each applied\n"
+                "                      once, in version order "
+                "(sluice.schema_migrations)\n"
+                "  --schemas-only      apply the schemas and migrations, "
+                "then exit 0\n"
                 "  --schema NAME       schema of the target tables (default "
                 "public, or\n"
                 "                      SLUICE_SCHEMA); tables are never "
@@ -60,8 +66,9 @@ static void load_usage(FILE *fp)
                 "  -h, --help          this text\n\n"
                 "environment: SLUICE_BROKERS, SLUICE_KAFKA_<PROP>, PGHOST, "
                 "PGPORT, PGDATABASE,\nPGUSER, ... or DATABASE_URL.\n"
-                "exit codes: 0 after SIGTERM/SIGINT, 1 database or brokers "
-                "unreachable,\n2 bad usage.\n");
+                "exit codes: 0 after SIGTERM/SIGINT (or --schemas-only "
+                "applied), 1 database\nor brokers unreachable or a schema "
+                "file failed, 2 bad usage.\n");
 }
 
 static int parse_pos(const char *flag, const char *arg, long *out)
@@ -85,6 +92,7 @@ int load_main(int argc, char **argv)
             {"group", required_argument, NULL, 'g'},
             {"schemas", required_argument, NULL, 's'},
             {"schema", required_argument, NULL, 'S'},
+            {"schemas-only", no_argument, NULL, 'O'},
             {"topics", required_argument, NULL, 't'},
             {"dlq-topic", required_argument, NULL, 'd'},
             {"batch-rows", required_argument, NULL, 'r'},
@@ -133,6 +141,9 @@ int load_main(int argc, char **argv)
                 }
                 case 'S':
                         schema = optarg;
+                        break;
+                case 'O':
+                        o.schemas_only = 1;
                         break;
                 case 't':
                         o.topics = optarg;

@@ -176,12 +176,206 @@ out:
         return rc;
 }
 
+/* A migration's version: the file name (tables/NNN_name.sql) is digits,
+ * an underscore, a name, ".sql". 1 with *version, or 0 for a plain
+ * file. */
+static int migration_version(const char *rel, long long *version)
+{
+        const char *name = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+        size_t nd = strspn(name, "0123456789");
+        char digits[24];
+
+        if (nd == 0 || nd > 18 || name[nd] != '_' ||
+            strlen(name + nd) <= strlen("_.sql"))
+                return 0;
+        memcpy(digits, name, nd);
+        digits[nd] = '\0';
+        return sl_parse_ll(digits, version) == 0 && *version >= 0;
+}
+
+struct migration {
+        char *rel; /* tables/NNN_name.sql (borrowed from the file list) */
+        long long version;
+};
+
+static int cmp_migration(const void *a, const void *b)
+{
+        const struct migration *x = a, *y = b;
+
+        if (x->version != y->version)
+                return x->version < y->version ? -1 : 1;
+        return strcmp(x->rel, y->rel);
+}
+
+/* Applies one migration unless sluice.schema_migrations has it (dir,
+ * version). One already applied must be the same file (name and
+ * checksum): an edit is an error, never applied again. One recorded in
+ * sluice.schema_version with the same text (applied there before
+ * migrations existed) is recorded without being run. 0, 1 (applied) or
+ * -1. */
+static int apply_migration(PGconn *conn, const char *dir, const char *key_dir,
+                           const char *prefix, const struct migration *m,
+                           char *errstr, size_t errstr_size)
+{
+        char *path = sl_asprintf("%s/%s", dir, m->rel);
+        char *key =
+            prefix ? sl_asprintf("%s/%s", prefix, m->rel) : sl_strdup(m->rel);
+        const char *name = m->rel + strlen("tables/");
+        char *text = NULL, sum[17], ver[24], detail[1024];
+        const char *params[4], *old[2];
+        PGresult *res = NULL;
+        size_t len;
+        int rc = -1, adopt;
+
+        text = sl_file_read(path, &len, detail, sizeof(detail));
+        if (!text) {
+                snprintf(errstr, errstr_size, "schema migration %s: %s", path,
+                         detail);
+                goto out;
+        }
+        load_schema_checksum(text, len, sum);
+        snprintf(ver, sizeof(ver), "%lld", m->version);
+        params[0] = key_dir;
+        params[1] = ver;
+        params[2] = name;
+        params[3] = sum;
+        old[0] = key;
+        old[1] = sum;
+        res = PQexecParams(conn,
+                           "SELECT name, checksum, applied_at::text FROM "
+                           "sluice.schema_migrations WHERE dir = $1 AND "
+                           "version = $2",
+                           2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                snprintf(errstr, errstr_size, "schema migration %s: %s", path,
+                         PQresultErrorMessage(res));
+                goto out;
+        }
+        if (PQntuples(res) > 0) {
+                if (strcmp(PQgetvalue(res, 0, 0), name) != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "schema migration %s: version %s of %s was "
+                                 "applied as %s (at %s); give this one a "
+                                 "new version",
+                                 path, ver, dir, PQgetvalue(res, 0, 0),
+                                 PQgetvalue(res, 0, 2));
+                        goto out;
+                }
+                if (strcmp(PQgetvalue(res, 0, 1), sum) != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "schema migration %s: changed since it was "
+                                 "applied (at %s; checksum %s, now %s); an "
+                                 "applied migration is never applied again: "
+                                 "restore it and put the change in a new "
+                                 "numbered file",
+                                 path, PQgetvalue(res, 0, 2),
+                                 PQgetvalue(res, 0, 1), sum);
+                        goto out;
+                }
+                rc = 0;
+                goto out;
+        }
+        PQclear(res);
+        res = PQexecParams(conn,
+                           "SELECT 1 FROM sluice.schema_version "
+                           "WHERE file = $1 AND checksum = $2",
+                           2, NULL, old, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                snprintf(errstr, errstr_size, "schema migration %s: %s", path,
+                         PQresultErrorMessage(res));
+                goto out;
+        }
+        adopt = PQntuples(res) > 0;
+        PQclear(res);
+        res = NULL;
+        if (!adopt && sl_pg_exec(conn, text, detail, sizeof(detail)) < 0) {
+                snprintf(errstr, errstr_size, "schema migration %s: %s", path,
+                         detail);
+                goto out;
+        }
+        res = PQexecParams(conn,
+                           "INSERT INTO sluice.schema_migrations (dir, "
+                           "version, name, checksum) VALUES ($1, $2, $3, $4)",
+                           4, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                snprintf(errstr, errstr_size,
+                         "schema migration %s: recording it: %s", path,
+                         PQresultErrorMessage(res));
+                goto out;
+        }
+        sl_info("event=%s file=%s version=%s checksum=%s",
+                adopt ? "migration_adopted" : "migration_applied", key, ver,
+                sum);
+        rc = adopt ? 0 : 1;
+out:
+        PQclear(res);
+        free(text);
+        free(key);
+        free(path);
+        return rc;
+}
+
+/* Applies the files of one schema directory: its migrations in version
+ * order, then its plain table files in name order. first: the first
+ * directory (its files recorded without a prefix, its migrations under
+ * dir ""). 0, or -1 with errstr. */
+static int apply_dir(PGconn *conn, const char *one, int first, int *applied,
+                     char *errstr, size_t errstr_size)
+{
+        struct migration *mig = NULL;
+        char **files;
+        int nfiles = 0, nmig = 0, rc = -1, r;
+
+        files = table_files(one, &nfiles);
+        mig = sl_calloc((size_t)nfiles + 1, sizeof(*mig));
+        for (int i = 0; i < nfiles; i++)
+                if (migration_version(files[i], &mig[nmig].version))
+                        mig[nmig++].rel = files[i];
+        if (nmig > 1)
+                qsort(mig, (size_t)nmig, sizeof(*mig), cmp_migration);
+        for (int i = 0; i + 1 < nmig; i++)
+                if (mig[i].version == mig[i + 1].version) {
+                        snprintf(errstr, errstr_size,
+                                 "schema directory %s: migrations %s and %s "
+                                 "have the same version %lld",
+                                 one, mig[i].rel, mig[i + 1].rel,
+                                 mig[i].version);
+                        goto out;
+                }
+        for (int i = 0; i < nmig; i++) {
+                r = apply_migration(conn, one, first ? "" : one,
+                                    first ? NULL : one, &mig[i], errstr,
+                                    errstr_size);
+                if (r < 0)
+                        goto out;
+                *applied += r;
+        }
+        for (int i = 0; i < nfiles; i++) {
+                long long v;
+
+                if (migration_version(files[i], &v))
+                        continue;
+                r = apply_file(conn, one, files[i], 1, first ? NULL : one,
+                               errstr, errstr_size);
+                if (r < 0)
+                        goto out;
+                *applied += r;
+        }
+        rc = 0;
+out:
+        for (int i = 0; i < nfiles; i++)
+                free(files[i]);
+        free(files);
+        free(mig);
+        return rc;
+}
+
 int load_schema_apply(PGconn *conn, const char *dir, int *applied, char *errstr,
                       size_t errstr_size)
 {
-        char **files = NULL, detail[1024];
+        char detail[1024];
         PGresult *res = NULL;
-        int nfiles = 0, rc = -1, r, versioned;
+        int rc = -1, r, versioned;
 
         *applied = 0;
         if (sl_pg_exec(conn, "BEGIN", detail, sizeof(detail)) < 0 ||
@@ -217,22 +411,10 @@ int load_schema_apply(PGconn *conn, const char *dir, int *applied, char *errstr,
                         }
                         *applied += r;
                 }
-                files = table_files(one, &nfiles);
-                for (int i = 0; i < nfiles; i++) {
-                        r = apply_file(conn, one, files[i], 1,
-                                       first ? NULL : one, errstr, errstr_size);
-                        if (r < 0) {
-                                free(one);
-                                goto out;
-                        }
-                        *applied += r;
-                }
-                for (int i = 0; i < nfiles; i++)
-                        free(files[i]);
-                free(files);
-                files = NULL;
-                nfiles = 0;
+                r = apply_dir(conn, one, first, applied, errstr, errstr_size);
                 free(one);
+                if (r < 0)
+                        goto out;
                 d += n;
                 if (*d)
                         d++;
@@ -246,9 +428,6 @@ out:
         PQclear(res);
         if (rc < 0 && PQstatus(conn) == CONNECTION_OK)
                 sl_pg_exec(conn, "ROLLBACK", detail, sizeof(detail));
-        for (int i = 0; i < nfiles; i++)
-                free(files[i]);
-        free(files);
         return rc;
 }
 
@@ -274,6 +453,9 @@ void load_table_destroy(struct load_table *t)
         }
         for (int i = 0; i < t->nidx; i++)
                 free(t->idx[i].cols);
+        for (int i = 0; i < t->nabsent; i++)
+                free(t->absent[i]);
+        free(t->absent);
         free(t->cols);
         free(t->slots);
         free(t->idx);
@@ -400,6 +582,7 @@ struct load_table *load_table_get(PGconn *conn, const char *name,
         t = sl_calloc(1, sizeof(*t));
         t->name = sl_strdup(name);
         t->lineage = t->loaded_at = -1;
+        t->read_ms = sl_now_ms();
         oid = sl_strdup(PQgetvalue(res, 0, 0));
         q1 = quote_ident(conn, PQgetvalue(res, 0, 1));
         q2 = quote_ident(conn, PQgetvalue(res, 0, 2));

@@ -1,12 +1,14 @@
 /* load_schema: applies sluice.sql and tables/NAME.sql of a schema directory,
  * idempotently, recording each file's version and checksum in
- * sluice.schema_version; and reads a target table's shape from the
+ * sluice.schema_version (migrations, tables/NNN_name.sql, once each, in
+ * sluice.schema_migrations); and reads a target table's shape from the
  * catalog (columns, types, unique indexes) for the loader. */
 #ifndef LOAD_SCHEMA_H
 #define LOAD_SCHEMA_H
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "copy_encode.h"
 #include "sl_util.h"
@@ -20,9 +22,12 @@ char *load_schema_dir(const char *flag, char *errstr, size_t errstr_size);
 /* Applies DIR/sluice.sql then DIR/tables/NAME.sql (in name order) in one
  * transaction under an advisory lock; a file whose checksum is already
  * recorded is skipped. dir may be DIR:DIR2...: each further directory's
- * tables/NAME.sql follow, in order, recorded as DIR2/tables/NAME.sql. *applied
- * gets the number of files (re)applied. 0, or -1 with errstr naming the file
- * and PostgreSQL's message. */
+ * tables/NAME.sql follow, in order, recorded as DIR2/tables/NAME.sql.
+ * In each directory, the migrations tables/NNN_name.sql come first, in
+ * version order, each applied once and recorded in
+ * sluice.schema_migrations (an applied one whose checksum changed is an
+ * error). *applied gets the number of files (re)applied. 0, or -1 with
+ * errstr naming the file and PostgreSQL's message. */
 int load_schema_apply(PGconn *conn, const char *dir, int *applied, char *errstr,
                       size_t errstr_size);
 
@@ -63,6 +68,11 @@ struct load_table {
         long unanalyzed; /* ... since it last analyzed it */
         int no_analyze;  /* PostgreSQL refused this role's ANALYZE of it
                             (not its owner): not asked again */
+        int64_t read_ms; /* sl_now_ms() when read from the catalog */
+        char **absent;   /* names rows gave that were not columns when it
+                            was read (owned): not a reason to read it again
+                            soon (load_batch.c) */
+        int nabsent;
 };
 
 /* The schema that holds the target tables: "public" unless set (the

@@ -1187,6 +1187,10 @@ int load_worker_run(const struct load_opts *o)
                 goto out;
         }
         sl_info("event=schemas dir=%s applied=%d", dir, applied);
+        if (o->schemas_only) {
+                rc = SL_EXIT_OK;
+                goto out;
+        }
 
         conf = sl_kafka_conf_new("producer", errstr, sizeof(errstr));
         if (!conf) {

@@ -20,6 +20,7 @@ struct load_opts {
         long max_backoff_ms;   /* cap of the retry backoff */
         long connections;      /* PostgreSQL connections (lanes), each
                                   writing its share of the partitions */
+        int schemas_only;      /* apply the schemas, then return 0 */
 };
 
 /* Runs the loader until SIGTERM/SIGINT (sl_stop). Returns an exit code:

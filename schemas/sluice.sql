@@ -12,6 +12,18 @@ CREATE TABLE IF NOT EXISTS sluice.schema_version (
         applied_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- One row per applied migration: a file tables/NNN_name.sql of a schema
+-- directory (dir: the directory as given, '' for the first one), applied
+-- once, in version order, and never again; its checksum must not change.
+CREATE TABLE IF NOT EXISTS sluice.schema_migrations (
+        dir         text NOT NULL,
+        version     bigint NOT NULL,
+        name        text NOT NULL,
+        checksum    text NOT NULL,
+        applied_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (dir, version)
+);
+
 -- The loader's consumed positions, written in the same transaction as the
 -- rows they produced; the loader seeks to them on partition assignment.
 CREATE TABLE IF NOT EXISTS sluice.offsets (
