@@ -24,7 +24,7 @@ int fetch_source_lint(const char *path, FILE *err); /* producers/ */
 int map_lint(const char *path, FILE *err);          /* transformers/ */
 /* map_lint, then the effective map (its "extends" resolved) as JSON */
 int map_print_effective(const char *path, FILE *out, FILE *err);
-int lookup_lint(const char *path, FILE *err);       /* lookups/ */
+int lookup_lint(const char *path, FILE *err); /* lookups/ */
 
 /* Exit codes every subcommand uses (documented in --help and README). */
 enum {

@@ -331,9 +331,9 @@ static json_t *loss_status(rd_kafka_t *rk, int ack, json_t *errors)
                         json_object_set_new(errors, "data_loss",
                                             json_string(errstr));
                 } else {
-                        json_object_set_new(out, "acknowledged_now",
-                                            json_integer(hi - (at < lo ? lo
-                                                                       : at)));
+                        json_object_set_new(
+                            out, "acknowledged_now",
+                            json_integer(hi - (at < lo ? lo : at)));
                         at = hi;
                 }
         }
@@ -508,8 +508,8 @@ static void print_text(json_t *st)
                 free(c);
         }
         printf("\nTOPICS (%s)\n", str_or(st, "brokers", "unreachable"));
-        printf("  %-42s %5s %10s %10s %10s %8s\n", "topic", "parts",
-               "messages", "lag", "dropped", "lost");
+        printf("  %-42s %5s %10s %10s %10s %8s\n", "topic", "parts", "messages",
+               "lag", "dropped", "lost");
         json_array_foreach(json_object_get(st, "topics"), i, v)
         {
                 json_t *lag = json_object_get(v, "lag");
@@ -598,18 +598,16 @@ static void print_text(json_t *st)
                        "with sluice status --ack-loss)\n",
                        (long long)json_integer_value(
                            json_object_get(loss, "messages")));
-        json_array_foreach(json_object_get(loss, "records"), i, v)
-            printf("  %-20s %-20s %s[%lld] offsets %lld-%lld: %lld messages "
-                   "(%s)\n",
-                   str_or(v, "at", "-"), str_or(v, "group", "-"),
-                   str_or(v, "topic", "-"),
-                   (long long)json_integer_value(json_object_get(v, "partition")),
-                   (long long)json_integer_value(
-                       json_object_get(v, "first_offset")),
-                   (long long)json_integer_value(
-                       json_object_get(v, "last_offset")),
-                   (long long)json_integer_value(json_object_get(v, "messages")),
-                   str_or(v, "how", "-"));
+        json_array_foreach(json_object_get(loss, "records"), i, v) printf(
+            "  %-20s %-20s %s[%lld] offsets %lld-%lld: %lld messages "
+            "(%s)\n",
+            str_or(v, "at", "-"), str_or(v, "group", "-"),
+            str_or(v, "topic", "-"),
+            (long long)json_integer_value(json_object_get(v, "partition")),
+            (long long)json_integer_value(json_object_get(v, "first_offset")),
+            (long long)json_integer_value(json_object_get(v, "last_offset")),
+            (long long)json_integer_value(json_object_get(v, "messages")),
+            str_or(v, "how", "-"));
         json_object_foreach(json_object_get(st, "errors"), key, v)
             printf("\n%s: %s\n", key, json_string_value(v));
 }

@@ -277,8 +277,7 @@ static void refusal_clear(struct worker *w)
 
 static int commit_batch(struct worker *w, rd_kafka_message_t **msgs, size_t n)
 {
-        rd_kafka_topic_partition_list_t *offs =
-            sl_kafka_offsets_after(msgs, n);
+        rd_kafka_topic_partition_list_t *offs = sl_kafka_offsets_after(msgs, n);
         rd_kafka_resp_err_t err;
 
         err = rd_kafka_commit(w->consumer, offs, 0);
