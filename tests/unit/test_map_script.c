@@ -214,11 +214,14 @@ static void emit_case(const char *what, const char *script, long rows,
         }
         run_emit(m, &g);
         got = emit_summary(&g);
-        if (want[0] == '#')
-                TAP_OK(json_array_size(g.envs) == (size_t)atoi(want + 1),
+        if (want[0] == '#') {
+                char *end;
+                unsigned long n = strtoul(want + 1, &end, 10);
+
+                TAP_OK(*end == '\0' && json_array_size(g.envs) == n,
                        "%s: %s envelopes (%zu)", what, want + 1,
                        json_array_size(g.envs));
-        else
+        } else
                 TAP_STR_EQ(got, want, "%s: outputs", what);
         d = json_string_value(json_array_get(g.deads, 0));
         if (dead) {
