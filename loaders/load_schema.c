@@ -105,6 +105,48 @@ static char **table_files(const char *dir, int *n)
         return v;
 }
 
+/* Reads a schema file and its checksum; what names it in errors
+ * ("schema file", "schema migration"). The text (to free), or NULL. */
+static char *read_schema_file(const char *path, const char *what, char *sum,
+                              char *errstr, size_t errstr_size)
+{
+        char detail[1024], *text;
+        size_t len;
+
+        text = sl_file_read(path, &len, detail, sizeof(detail));
+        if (!text) {
+                snprintf(errstr, errstr_size, "%s %s: %s", what, path, detail);
+                return NULL;
+        }
+        load_schema_checksum(text, len, sum);
+        return text;
+}
+
+/* Whether sluice.schema_version records key with this checksum: 1, 0 or
+ * -1 (errstr names the file). */
+static int version_recorded(PGconn *conn, const char *key, const char *sum,
+                            const char *what, const char *path, char *errstr,
+                            size_t errstr_size)
+{
+        const char *params[2] = {key, sum};
+        PGresult *res;
+        int have;
+
+        res = PQexecParams(conn,
+                           "SELECT 1 FROM sluice.schema_version "
+                           "WHERE file = $1 AND checksum = $2",
+                           2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                snprintf(errstr, errstr_size, "%s %s: %s", what, path,
+                         PQresultErrorMessage(res));
+                PQclear(res);
+                return -1;
+        }
+        have = PQntuples(res) > 0;
+        PQclear(res);
+        return have;
+}
+
 /* Applies one file unless its checksum is recorded (under rel, or
  * prefix/rel). 0, 1 (applied) or -1. */
 static int apply_file(PGconn *conn, const char *dir, const char *rel,
@@ -116,34 +158,19 @@ static int apply_file(PGconn *conn, const char *dir, const char *rel,
         char *text = NULL, sum[17], detail[1024];
         const char *params[2];
         PGresult *res = NULL;
-        size_t len;
         int rc = -1, have;
 
-        text = sl_file_read(path, &len, detail, sizeof(detail));
-        if (!text) {
-                snprintf(errstr, errstr_size, "schema file %s: %s", path,
-                         detail);
+        text = read_schema_file(path, "schema file", sum, errstr, errstr_size);
+        if (!text)
                 goto out;
-        }
-        load_schema_checksum(text, len, sum);
         params[0] = key;
         params[1] = sum;
-        have = 0;
         /* Before sluice.sql first ran, the table does not exist yet. */
-        if (versioned) {
-                res = PQexecParams(conn,
-                                   "SELECT 1 FROM sluice.schema_version "
-                                   "WHERE file = $1 AND checksum = $2",
-                                   2, NULL, params, NULL, NULL, 0);
-                if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                        snprintf(errstr, errstr_size, "schema file %s: %s",
-                                 path, PQresultErrorMessage(res));
-                        goto out;
-                }
-                have = PQntuples(res) > 0;
-                PQclear(res);
-                res = NULL;
-        }
+        have = versioned ? version_recorded(conn, key, sum, "schema file", path,
+                                            errstr, errstr_size)
+                         : 0;
+        if (have < 0)
+                goto out;
         if (have) {
                 rc = 0;
                 goto out;
@@ -222,25 +249,19 @@ static int apply_migration(PGconn *conn, const char *dir, const char *key_dir,
             prefix ? sl_asprintf("%s/%s", prefix, m->rel) : sl_strdup(m->rel);
         const char *name = m->rel + strlen("tables/");
         char *text = NULL, sum[17], ver[24], detail[1024];
-        const char *params[4], *old[2];
+        const char *params[4];
         PGresult *res = NULL;
-        size_t len;
         int rc = -1, adopt;
 
-        text = sl_file_read(path, &len, detail, sizeof(detail));
-        if (!text) {
-                snprintf(errstr, errstr_size, "schema migration %s: %s", path,
-                         detail);
+        text = read_schema_file(path, "schema migration", sum, errstr,
+                                errstr_size);
+        if (!text)
                 goto out;
-        }
-        load_schema_checksum(text, len, sum);
         snprintf(ver, sizeof(ver), "%lld", m->version);
         params[0] = key_dir;
         params[1] = ver;
         params[2] = name;
         params[3] = sum;
-        old[0] = key;
-        old[1] = sum;
         res = PQexecParams(conn,
                            "SELECT name, checksum, applied_at::text FROM "
                            "sluice.schema_migrations WHERE dir = $1 AND "
@@ -276,18 +297,11 @@ static int apply_migration(PGconn *conn, const char *dir, const char *key_dir,
                 goto out;
         }
         PQclear(res);
-        res = PQexecParams(conn,
-                           "SELECT 1 FROM sluice.schema_version "
-                           "WHERE file = $1 AND checksum = $2",
-                           2, NULL, old, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                snprintf(errstr, errstr_size, "schema migration %s: %s", path,
-                         PQresultErrorMessage(res));
-                goto out;
-        }
-        adopt = PQntuples(res) > 0;
-        PQclear(res);
         res = NULL;
+        adopt = version_recorded(conn, key, sum, "schema migration", path,
+                                 errstr, errstr_size);
+        if (adopt < 0)
+                goto out;
         if (!adopt && sl_pg_exec(conn, text, detail, sizeof(detail)) < 0) {
                 snprintf(errstr, errstr_size, "schema migration %s: %s", path,
                          detail);
