@@ -76,13 +76,16 @@ int lookup_db_published(PGconn *conn, const struct lookup_def *d,
                         size_t errstr_size);
 
 /* Takes one token from every bucket that paces a request about `type`
- * (the lookup's and the type's) and one unit of quota, all or none.
- * Returns 0 when taken; else the ms to wait before asking again (>0),
- * with *quota_wait set when the quota is what is spent; -1 with errstr
- * on a database error. *quota_left gets what remains of the quota (-1:
- * no quota). */
+ * (the lookup's and the type's) and one unit of quota, all or none, and
+ * with them marks obs[0..nobs) 'sent' as lookup_db_sent does (ok[i] set
+ * for those still claimed by me): one round trip. Returns 0 when taken;
+ * else the ms to wait before asking again (>0), nothing marked, with
+ * *quota_wait set when the quota is what is spent; -1 with errstr on a
+ * database error. *quota_left gets what remains of the quota (-1: no
+ * quota). */
 int64_t lookup_db_take(PGconn *conn, const struct lookup_def *d,
-                       const char *type, int *quota_wait, long *quota_left,
+                       const char *type, const char *me, const char *const *obs,
+                       size_t nobs, int *ok, int *quota_wait, long *quota_left,
                        char *errstr, size_t errstr_size);
 
 #endif

@@ -476,20 +476,35 @@ static int pg_fail(struct lworker *w, const char *what, const char *errstr)
         return -1;
 }
 
-/* Waits for a token and a unit of quota for a request about type. 0 when
+/* Waits for a token and a unit of quota for a request about type, and
+ * marks obs[0..n) sent with it (ok[i] set for those still mine). 0 when
  * taken, -1 when stopped or the database failed. */
-static int take(struct lworker *w, const char *type)
+static int take(struct lworker *w, const char *type, const char *const *obs,
+                size_t n, int *ok)
 {
         char errstr[400];
-        int64_t wait;
-        int quota_wait;
+        int64_t wait, due = 0, t0 = sl_now_ms();
+        int quota_wait, waits = 0;
 
         for (;;) {
+                int64_t sent_at;
+
                 if (sl_stop)
                         return -1;
                 keep_alive(w);
-                wait = lookup_db_take(w->conn, w->d, type, &quota_wait,
-                                      &w->quota_left, errstr, sizeof(errstr));
+                sent_at = sl_now_ms();
+                wait = lookup_db_take(w->conn, w->d, type, w->me, obs, n, ok,
+                                      &quota_wait, &w->quota_left, errstr,
+                                      sizeof(errstr));
+                if (wait == 0)
+                        /* late: how long after the token was due it was
+                         * taken (the slack of lookup_db_take covers a few
+                         * ms of it) */
+                        sl_debug("event=token lookup=%s waits=%d "
+                                 "took_ms=%lld late_ms=%lld",
+                                 w->d->name, waits,
+                                 (long long)(sl_now_ms() - t0),
+                                 (long long)(due ? sl_now_ms() - due : 0));
                 if (w->quota_left >= 0)
                         sl_metric_set(SL_M_LOOKUP_QUOTA_LEFT, SL_LV(w->d->name),
                                       (double)w->quota_left);
@@ -504,7 +519,13 @@ static int take(struct lworker *w, const char *type)
                                 w->d->name, (long long)wait);
                 /* polling: a stop or a health probe is not kept waiting,
                  * and the group keeps this worker */
-                idle(w, wait);
+                waits++;
+                /* from when the statement went out: the server read its
+                 * clock after that, so the token is not yet due then, and
+                 * the time the answer took to come back is not waited
+                 * twice */
+                due = sent_at + wait;
+                idle(w, due - sl_now_ms());
         }
 }
 
@@ -548,22 +569,15 @@ static int ask(struct lworker *w, struct item **its, size_t n)
         struct fetch_req *r = NULL;
         char errstr[600];
         int attempt = 0, rc = -1;
+        int64_t t_http;
         size_t m;
 
         for (;;) {
-                int got;
-
                 m = 0;
                 for (size_t i = 0; i < n; i++)
                         obs[i] = its[i]->obs;
-                if (take(w, its[0]->type) < 0)
+                if (take(w, its[0]->type, obs, n, ok) < 0)
                         goto out;
-                got = lookup_db_sent(w->conn, w->d, w->me, obs, n, ok, 0,
-                                     errstr, sizeof(errstr));
-                if (got < 0) {
-                        pg_fail(w, "sent", errstr);
-                        continue;
-                }
                 /* a claim taken over meanwhile: left to its new owner,
                  * resolved again by the caller */
                 for (size_t i = 0; i < n; i++)
@@ -586,10 +600,16 @@ static int ask(struct lworker *w, struct item **its, size_t n)
                 }
                 w->status = 0;
                 attempt++;
+                t_http = sl_now_ms();
                 rc = fetch_http_run(&w->http, &r, 1, on_done, w, errstr,
                                     sizeof(errstr));
                 if (rc == SL_OK) {
+                        int64_t t_settle = sl_now_ms();
                         settle(w, its, n, obs, NULL, NULL);
+                        sl_debug("event=asked lookup=%s observables=%zu "
+                                 "http_ms=%lld settle_ms=%lld",
+                                 w->d->name, n, (long long)(t_settle - t_http),
+                                 (long long)(sl_now_ms() - t_settle));
                         rc = 0;
                         goto out;
                 }
