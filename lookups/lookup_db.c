@@ -114,6 +114,7 @@ int lookup_db_claim(PGconn *conn, const struct lookup_def *d, const char *me,
 {
         char claim[32];
         const char *p[5] = {d->name, obs, type, me, claim};
+        const char *mine[3] = {d->name, obs, me};
         PGresult *res;
         int rc = -1;
 
@@ -170,11 +171,15 @@ int lookup_db_claim(PGconn *conn, const struct lookup_def *d, const char *me,
                 return LOOKUP_LOST;
         }
         PQclear(res);
+        /* the answer's worker holds its claim until the output is
+         * delivered (lookup_db_record): while that claim lives, the answer
+         * is on its way and publishing it here would publish it twice */
         res = run(conn,
                   "SELECT outcome, published, coalesce(http_status, 0), "
-                  "answer, error FROM sluice.lookup_cache WHERE lookup = $1 "
-                  "AND observable = $2",
-                  2, p, PGRES_TUPLES_OK, errstr, errstr_size);
+                  "answer, error, coalesce(claimed_by <> $3 AND claim_until "
+                  "> clock_timestamp(), false) FROM sluice.lookup_cache "
+                  "WHERE lookup = $1 AND observable = $2",
+                  3, mine, PGRES_TUPLES_OK, errstr, errstr_size);
         if (!res)
                 return -1;
         if (PQntuples(res) != 1) {
@@ -191,6 +196,10 @@ int lookup_db_claim(PGconn *conn, const struct lookup_def *d, const char *me,
         }
         if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
                 rc = LOOKUP_HIT;
+                goto out;
+        }
+        if (strcmp(PQgetvalue(res, 0, 5), "t") == 0) {
+                rc = LOOKUP_BUSY;
                 goto out;
         }
         sl_parse_int(PQgetvalue(res, 0, 2), &row->http_status);
@@ -272,26 +281,32 @@ int lookup_db_release(PGconn *conn, const struct lookup_def *d, const char *me,
                      2, p, errstr, errstr_size);
 }
 
-int lookup_db_record(PGconn *conn, const struct lookup_def *d, const char *obs,
-                     const char *outcome, int http_status, const char *answer,
-                     const char *error, char *errstr, size_t errstr_size)
+int lookup_db_record(PGconn *conn, const struct lookup_def *d, const char *me,
+                     const char *obs, const char *outcome, int http_status,
+                     const char *answer, const char *error, char *errstr,
+                     size_t errstr_size)
 {
-        char status[16], ttl[32];
+        char status[16], ttl[32], claim[32];
         long s = strcmp(outcome, "found") == 0       ? d->ttl_found_s
                  : strcmp(outcome, "not_found") == 0 ? d->ttl_not_found_s
                                                      : d->ttl_error_s;
-        const char *p[7] = {d->name, obs, outcome, status, answer, error, ttl};
+        const char *p[9] = {d->name, obs, outcome, status, answer,
+                            error,   ttl, me,      claim};
 
         snprintf(status, sizeof(status), "%d", http_status);
         snprintf(ttl, sizeof(ttl), "%ld", s);
+        snprintf(claim, sizeof(claim), "%ld", d->claim_s);
+        /* the claim is kept (renewed) until the output is delivered and
+         * lookup_db_published ends it */
         return exec0(conn,
                      "UPDATE sluice.lookup_cache SET outcome = $3, "
                      "http_status = nullif($4::int, 0), answer = $5, error "
                      "= $6, fetched_at = clock_timestamp(), expires_at = "
                      "clock_timestamp() + $7 * interval '1 second', "
-                     "published = false, claimed_by = NULL, claim_until = "
-                     "NULL WHERE lookup = $1 AND observable = $2",
-                     7, p, errstr, errstr_size);
+                     "published = false, claimed_by = $8, claim_until = "
+                     "clock_timestamp() + $9 * interval '1 second' WHERE "
+                     "lookup = $1 AND observable = $2",
+                     9, p, errstr, errstr_size);
 }
 
 int lookup_db_published(PGconn *conn, const struct lookup_def *d,
@@ -307,7 +322,8 @@ int lookup_db_published(PGconn *conn, const struct lookup_def *d,
         {
                 const char *p[2] = {d->name, arr};
                 rc = exec0(conn,
-                           "UPDATE sluice.lookup_cache SET published = true "
+                           "UPDATE sluice.lookup_cache SET published = "
+                           "true, claimed_by = NULL, claim_until = NULL "
                            "WHERE lookup = $1 AND observable = "
                            "ANY($2::text[]) AND outcome IN ('found', "
                            "'not_found', 'error')",

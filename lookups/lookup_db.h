@@ -65,12 +65,16 @@ int lookup_db_release(PGconn *conn, const struct lookup_def *d, const char *me,
 
 /* Records an outcome ("found", "not_found", "error") with its answer or
  * error text (either may be NULL), fresh for the outcome's TTL, not yet
- * published. 0, or -1 with errstr. */
-int lookup_db_record(PGconn *conn, const struct lookup_def *d, const char *obs,
-                     const char *outcome, int http_status, const char *answer,
-                     const char *error, char *errstr, size_t errstr_size);
+ * published, still claimed by me (for claim_seconds more): another worker
+ * does not publish it too while my output is on its way. 0, or -1 with
+ * errstr. */
+int lookup_db_record(PGconn *conn, const struct lookup_def *d, const char *me,
+                     const char *obs, const char *outcome, int http_status,
+                     const char *answer, const char *error, char *errstr,
+                     size_t errstr_size);
 
-/* The output of these observables was delivered. 0, or -1 with errstr. */
+/* The output of these observables was delivered: marked published, the
+ * claims ended. 0, or -1 with errstr. */
 int lookup_db_published(PGconn *conn, const struct lookup_def *d,
                         const char *const *obs, size_t n, char *errstr,
                         size_t errstr_size);

@@ -27,6 +27,7 @@ struct item {
         const char *type; /* borrowed from the definition */
         int done;
         int out; /* an output of it was produced this batch */
+        int pub; /* that output delivered and marked published */
 };
 
 struct lworker {
@@ -154,6 +155,7 @@ static void item_add(struct lworker *w, const char *obs, const char *type)
         w->items[w->nitems].type = type;
         w->items[w->nitems].done = 0;
         w->items[w->nitems].out = 0;
+        w->items[w->nitems].pub = 0;
         w->nitems++;
 }
 
@@ -476,6 +478,49 @@ static int pg_fail(struct lworker *w, const char *what, const char *errstr)
         return -1;
 }
 
+/* Before a long wait: the outputs produced so far are delivered and
+ * marked published now rather than when the batch ends, which ends their
+ * claims (lookup_db_record keeps them until then) before they can run
+ * out: a claim run out lets another worker publish the answer again.
+ * Nothing is marked when a delivery failed (the batch is repeated). */
+static void deliver_early(struct lworker *w)
+{
+        int64_t deadline = sl_now_ms() + 10000;
+        char errstr[400];
+        const char **obs;
+        size_t n = 0;
+
+        for (size_t i = 0; i < w->nitems; i++)
+                if (w->items[i].out && !w->items[i].pub)
+                        n++;
+        if (n == 0)
+                return;
+        while (rd_kafka_outq_len(w->producer) > 0 && sl_now_ms() < deadline) {
+                rd_kafka_flush(w->producer, 500);
+                keep_alive(w);
+        }
+        if (rd_kafka_outq_len(w->producer) > 0 || w->delivery_failures ||
+            w->produce_failures)
+                return;
+        obs = sl_calloc(n, sizeof(*obs));
+        n = 0;
+        for (size_t i = 0; i < w->nitems; i++)
+                if (w->items[i].out && !w->items[i].pub)
+                        obs[n++] = w->items[i].obs;
+        if (lookup_db_published(w->conn, w->d, obs, n, errstr,
+                                sizeof(errstr)) == 0) {
+                for (size_t i = 0; i < w->nitems; i++)
+                        if (w->items[i].out)
+                                w->items[i].pub = 1;
+        } else {
+                /* the batch's end marks them, or repeats the batch */
+                char q[400];
+                sl_warn("event=db_failed op=published err=%s",
+                        sl_log_quote(errstr, q, sizeof(q)));
+        }
+        free(obs);
+}
+
 /* Waits for a token and a unit of quota for a request about type, and
  * marks obs[0..n) sent with it (ok[i] set for those still mine). 0 when
  * taken, -1 when stopped or the database failed. */
@@ -525,6 +570,8 @@ static int take(struct lworker *w, const char *type, const char *const *obs,
                  * the time the answer took to come back is not waited
                  * twice */
                 due = sent_at + wait;
+                if (wait >= 1000)
+                        deliver_early(w);
                 idle(w, due - sl_now_ms());
         }
 }
@@ -539,7 +586,7 @@ static void settle(struct lworker *w, struct item **its, size_t n,
 
         for (size_t i = 0; i < n; i++) {
                 const char *oc = outcome ? outcome : classify(w, obs[i]);
-                while (lookup_db_record(w->conn, w->d, obs[i], oc,
+                while (lookup_db_record(w->conn, w->d, w->me, obs[i], oc,
                                         (int)w->status, body, error, errstr,
                                         sizeof(errstr)) < 0) {
                         pg_fail(w, "record", errstr);
@@ -770,6 +817,7 @@ static int resolve(struct lworker *w)
                 if (busy) {
                         /* another worker is asking (or waiting for its
                          * quota): its answer will be in the cache */
+                        deliver_early(w);
                         idle(w, 200);
                 }
         }
@@ -868,7 +916,8 @@ static int process_held(struct lworker *w, rd_kafka_message_t **msgs, size_t n)
                 sl_warn("event=batch_retry messages=%zu", n);
                 /* produced again from the cache */
                 for (size_t i = 0; i < w->nitems; i++)
-                        w->items[i].done = w->items[i].out = 0;
+                        w->items[i].done = w->items[i].out = w->items[i].pub =
+                            0;
                 idle(w, 1000);
         }
         commit(w, msgs, n);
