@@ -4,7 +4,6 @@
 #include "lookup_db.h"
 #include "sl_util.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,28 @@ void lookup_row_free(struct lookup_row *r)
         memset(r, 0, sizeof(*r));
 }
 
+/* res when it has the status wanted; else NULL (res cleared) with its
+ * error in errstr. */
+static PGresult *checked(PGresult *res, ExecStatusType want, char *errstr,
+                         size_t errstr_size)
+{
+        const char *state;
+        char msg[300];
+        size_t len;
+
+        if (PQresultStatus(res) == want)
+                return res;
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+        len = strlen(msg);
+        while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+                msg[--len] = '\0';
+        snprintf(errstr, errstr_size, "%s (SQLSTATE %s)", msg,
+                 state ? state : "?");
+        PQclear(res);
+        return NULL;
+}
+
 /* Runs sql with params; res kept when it has the status wanted. */
 static PGresult *run(PGconn *conn, const char *sql, int n,
                      const char *const *params, ExecStatusType want,
@@ -23,21 +44,7 @@ static PGresult *run(PGconn *conn, const char *sql, int n,
 {
         PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
 
-        if (PQresultStatus(res) != want) {
-                const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-                char msg[300];
-                size_t len;
-
-                snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
-                len = strlen(msg);
-                while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-                        msg[--len] = '\0';
-                snprintf(errstr, errstr_size, "%s (SQLSTATE %s)", msg,
-                         state ? state : "?");
-                PQclear(res);
-                return NULL;
-        }
-        return res;
+        return checked(res, want, errstr, errstr_size);
 }
 
 static int exec0(PGconn *conn, const char *sql, int n,
@@ -107,6 +114,7 @@ int lookup_db_claim(PGconn *conn, const struct lookup_def *d, const char *me,
 {
         char claim[32];
         const char *p[5] = {d->name, obs, type, me, claim};
+        const char *mine[3] = {d->name, obs, me};
         PGresult *res;
         int rc = -1;
 
@@ -163,11 +171,15 @@ int lookup_db_claim(PGconn *conn, const struct lookup_def *d, const char *me,
                 return LOOKUP_LOST;
         }
         PQclear(res);
+        /* the answer's worker holds its claim until the output is
+         * delivered (lookup_db_record): while that claim lives, the answer
+         * is on its way and publishing it here would publish it twice */
         res = run(conn,
                   "SELECT outcome, published, coalesce(http_status, 0), "
-                  "answer, error FROM sluice.lookup_cache WHERE lookup = $1 "
-                  "AND observable = $2",
-                  2, p, PGRES_TUPLES_OK, errstr, errstr_size);
+                  "answer, error, coalesce(claimed_by <> $3 AND claim_until "
+                  "> clock_timestamp(), false) FROM sluice.lookup_cache "
+                  "WHERE lookup = $1 AND observable = $2",
+                  3, mine, PGRES_TUPLES_OK, errstr, errstr_size);
         if (!res)
                 return -1;
         if (PQntuples(res) != 1) {
@@ -184,6 +196,10 @@ int lookup_db_claim(PGconn *conn, const struct lookup_def *d, const char *me,
         }
         if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
                 rc = LOOKUP_HIT;
+                goto out;
+        }
+        if (strcmp(PQgetvalue(res, 0, 5), "t") == 0) {
+                rc = LOOKUP_BUSY;
                 goto out;
         }
         sl_parse_int(PQgetvalue(res, 0, 2), &row->http_status);
@@ -265,26 +281,32 @@ int lookup_db_release(PGconn *conn, const struct lookup_def *d, const char *me,
                      2, p, errstr, errstr_size);
 }
 
-int lookup_db_record(PGconn *conn, const struct lookup_def *d, const char *obs,
-                     const char *outcome, int http_status, const char *answer,
-                     const char *error, char *errstr, size_t errstr_size)
+int lookup_db_record(PGconn *conn, const struct lookup_def *d, const char *me,
+                     const char *obs, const char *outcome, int http_status,
+                     const char *answer, const char *error, char *errstr,
+                     size_t errstr_size)
 {
-        char status[16], ttl[32];
+        char status[16], ttl[32], claim[32];
         long s = strcmp(outcome, "found") == 0       ? d->ttl_found_s
                  : strcmp(outcome, "not_found") == 0 ? d->ttl_not_found_s
                                                      : d->ttl_error_s;
-        const char *p[7] = {d->name, obs, outcome, status, answer, error, ttl};
+        const char *p[9] = {d->name, obs, outcome, status, answer,
+                            error,   ttl, me,      claim};
 
         snprintf(status, sizeof(status), "%d", http_status);
         snprintf(ttl, sizeof(ttl), "%ld", s);
+        snprintf(claim, sizeof(claim), "%ld", d->claim_s);
+        /* the claim is kept (renewed) until the output is delivered and
+         * lookup_db_published ends it */
         return exec0(conn,
                      "UPDATE sluice.lookup_cache SET outcome = $3, "
                      "http_status = nullif($4::int, 0), answer = $5, error "
                      "= $6, fetched_at = clock_timestamp(), expires_at = "
                      "clock_timestamp() + $7 * interval '1 second', "
-                     "published = false, claimed_by = NULL, claim_until = "
-                     "NULL WHERE lookup = $1 AND observable = $2",
-                     7, p, errstr, errstr_size);
+                     "published = false, claimed_by = $8, claim_until = "
+                     "clock_timestamp() + $9 * interval '1 second' WHERE "
+                     "lookup = $1 AND observable = $2",
+                     9, p, errstr, errstr_size);
 }
 
 int lookup_db_published(PGconn *conn, const struct lookup_def *d,
@@ -300,7 +322,8 @@ int lookup_db_published(PGconn *conn, const struct lookup_def *d,
         {
                 const char *p[2] = {d->name, arr};
                 rc = exec0(conn,
-                           "UPDATE sluice.lookup_cache SET published = true "
+                           "UPDATE sluice.lookup_cache SET published = "
+                           "true, claimed_by = NULL, claim_until = NULL "
                            "WHERE lookup = $1 AND observable = "
                            "ANY($2::text[]) AND outcome IN ('found', "
                            "'not_found', 'error')",
@@ -310,150 +333,181 @@ int lookup_db_published(PGconn *conn, const struct lookup_def *d,
         return rc;
 }
 
-/* Ends the transaction: COMMIT when commit, else ROLLBACK. */
-static int finish(PGconn *conn, int commit, char *errstr, size_t errstr_size)
+/* The bucket's refill rate, tokens a second. A margin, as the fetcher's
+ * rate window keeps one (fetch_rate_margin_ms): the server counts
+ * arrivals, which jitter; pacing at its exact limit met 429s in the
+ * bench. */
+static double bucket_rate(const struct lookup_rate *r)
 {
-        return exec0(conn, commit ? "COMMIT" : "ROLLBACK", 0, NULL, errstr,
-                     errstr_size);
+        return (double)r->requests / (r->per_seconds * 1.02 + 0.025);
+}
+
+/* A bucket holds up to burst tokens, and the refill of LOOKUP_SLACK_S
+ * more: a worker that wakes (or a request cycle that ends) a few ms
+ * after a token came does not lose those ms for good, the next token
+ * comes that much sooner. Any window of the bucket's period still holds
+ * fewer than burst + requests tokens (the margin above is larger). */
+#define LOOKUP_SLACK_S 0.010
+
+/* Takes every bucket in scope and one unit of quota, all or none, in one
+ * statement (one round trip): the rows are locked in scope order (one
+ * lock order for every worker), the clock read once they are held, and
+ * the refill computed by the server. Returns wait (ms, 0: taken), a flag
+ * set when the quota is spent, what is left of the quota (NULL: no
+ * quota), and how many bucket and quota rows were found. */
+static const char take_sql[] =
+    "WITH lk AS MATERIALIZED (SELECT scope, tokens, refilled_at FROM "
+    "sluice.lookup_buckets WHERE lookup = $1 AND scope = ANY($2::text[]) "
+    "ORDER BY scope FOR UPDATE), "
+    "q AS MATERIALIZED (SELECT used, period_start, quota FROM "
+    "sluice.lookup_quota WHERE lookup = $1 AND $5::text IS NOT NULL FOR "
+    "UPDATE), "
+    /* the clock once every lock is held (the counts read lk and q to
+     * their end first): a worker that waited for a lock does not set
+     * refilled_at before its holder did */
+    "n AS MATERIALIZED (SELECT clock_timestamp() AS t, nb, nq FROM "
+    "(SELECT count(*) AS nb FROM lk) a, (SELECT count(*) AS nq FROM q) "
+    "b), "
+    "c AS MATERIALIZED (SELECT lk.scope, p.rate, least(p.cap, lk.tokens + "
+    "p.rate * greatest(0, extract(epoch FROM n.t - lk.refilled_at))) AS "
+    "have FROM lk JOIN unnest($2::text[], $3::float8[], $4::float8[]) AS "
+    "p(scope, rate, cap) USING (scope), n), "
+    "qc AS MATERIALIZED (SELECT CASE WHEN q.period_start < date_trunc($5, "
+    "n.t AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' THEN 0 ELSE q.used END AS "
+    "used, q.quota, extract(epoch FROM (date_trunc($5, n.t AT TIME ZONE "
+    "'UTC') + ('1 ' || $5)::interval) AT TIME ZONE 'UTC' - n.t) AS until "
+    "FROM q, n), "
+    "w AS MATERIALIZED (SELECT greatest(coalesce((SELECT max(ceil((1 - "
+    "have) / rate * 1000)) FROM c WHERE have < 1), 0), coalesce((SELECT "
+    "ceil(until * 1000) + 1 FROM qc WHERE used >= quota), 0)) AS wait, "
+    "EXISTS (SELECT 1 FROM qc WHERE used >= quota) AS spent), "
+    "ub AS (UPDATE sluice.lookup_buckets b SET tokens = c.have - 1, "
+    "refilled_at = greatest(b.refilled_at, n.t) FROM c, n, w WHERE w.wait "
+    "= 0 AND b.lookup = $1 AND b.scope = c.scope RETURNING 1), "
+    "uq AS (UPDATE sluice.lookup_quota x SET used = qc.used + 1, "
+    "period_start = date_trunc($5, n.t AT TIME ZONE 'UTC') AT TIME ZONE "
+    "'UTC' FROM qc, n, w WHERE w.wait = 0 AND x.lookup = $1 RETURNING 1), "
+    /* with the token, the claims still mine are marked sent: one round
+     * trip between the token and the request */
+    "s AS (UPDATE sluice.lookup_cache x SET outcome = 'sent' FROM w WHERE "
+    "w.wait = 0 AND x.lookup = $1 AND x.observable = ANY($7::text[]) AND "
+    "x.claimed_by = $6 AND x.outcome = 'pending' RETURNING x.observable) "
+    "SELECT w.wait::bigint, w.spent, (SELECT qc.quota - qc.used - CASE "
+    "WHEN w.wait = 0 THEN 1 ELSE 0 END FROM qc), n.nb, n.nq, (SELECT "
+    "count(*) FROM ub), (SELECT count(*) FROM uq), s.observable FROM w "
+    "CROSS JOIN n LEFT JOIN s ON true";
+
+/* Runs take_sql, prepared once per session (planning its CTEs is most
+ * of its cost); prepared again when the session lost it (a reset). */
+static PGresult *run_take(PGconn *conn, const char *const *p, char *errstr,
+                          size_t errstr_size)
+{
+        static const char name[] = "sluice_lookup_take";
+        PGresult *res = PQexecPrepared(conn, name, 7, p, NULL, NULL, 0);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+        if (PQresultStatus(res) == PGRES_TUPLES_OK || !state ||
+            strcmp(state, "26000") != 0)
+                return checked(res, PGRES_TUPLES_OK, errstr, errstr_size);
+        /* 26000: not prepared in this session yet */
+        PQclear(res);
+        res = checked(PQprepare(conn, name, take_sql, 7, NULL),
+                      PGRES_COMMAND_OK, errstr, errstr_size);
+        if (!res)
+                return NULL;
+        PQclear(res);
+        res = PQexecPrepared(conn, name, 7, p, NULL, NULL, 0);
+        return checked(res, PGRES_TUPLES_OK, errstr, errstr_size);
+}
+
+/* Numbers as a PostgreSQL float8[] literal, into b. */
+static void float_array(struct sl_buf *b, const double *v, int n)
+{
+        sl_buf_puts(b, "{");
+        for (int i = 0; i < n; i++)
+                sl_buf_printf(b, "%s%.17g", i ? "," : "", v[i]);
+        sl_buf_puts(b, "}");
 }
 
 int64_t lookup_db_take(PGconn *conn, const struct lookup_def *d,
-                       const char *type, int *quota_wait, long *quota_left,
+                       const char *type, const char *me, const char *const *obs,
+                       size_t nobs, int *ok, int *quota_wait, long *quota_left,
                        char *errstr, size_t errstr_size)
 {
+        const char *scopes[LOOKUP_MAX_LIMITS];
+        double rate[LOOKUP_MAX_LIMITS], cap[LOOKUP_MAX_LIMITS];
+        const char *period = lookup_period_name(d->quota_period);
+        struct sl_buf rb, cb;
+        char *sarr = NULL, *oarr = NULL;
         PGresult *res = NULL;
-        char now[64];
-        double tokens[LOOKUP_MAX_LIMITS];
-        int idx[LOOKUP_MAX_LIMITS], n = 0;
-        int64_t wait = 0;
-        long used = 0;
+        long long wait = -1, v = 0;
+        int n = 0;
 
         *quota_wait = 0;
         *quota_left = -1;
         if (d->nrates == 0 && d->quota_period == LOOKUP_PERIOD_NONE)
-                return 0;
-        if (exec0(conn, "BEGIN", 0, NULL, errstr, errstr_size) < 0)
-                return -1;
-        res = run(conn, "SELECT clock_timestamp()::text", 0, NULL,
-                  PGRES_TUPLES_OK, errstr, errstr_size);
-        if (!res)
-                goto out;
-        snprintf(now, sizeof(now), "%s", PQgetvalue(res, 0, 0));
-        PQclear(res);
-        res = NULL;
-        /* every bucket in scope order, then the quota: one lock order for
-         * every worker */
+                return lookup_db_sent(conn, d, me, obs, nobs, ok, 0, errstr,
+                                      errstr_size) < 0
+                           ? -1
+                           : 0;
         for (int i = 0; i < d->nrates; i++) {
                 const struct lookup_rate *r = &d->rates[i];
-                const char *p[3] = {d->name, scope_of(r), now};
-                /* a margin, as the fetcher's rate window keeps one
-                 * (fetch_rate_margin_ms): the server counts arrivals, which
-                 * jitter; pacing at its exact limit met 429s in the bench */
-                double period = r->per_seconds * 1.02 + 0.025;
-                double have, elapsed, rate = (double)r->requests / period;
-
                 if (r->type && strcmp(r->type, type) != 0)
                         continue;
-                res = run(conn,
-                          "SELECT tokens, greatest(0, extract(epoch FROM "
-                          "$3::timestamptz - refilled_at)) FROM "
-                          "sluice.lookup_buckets WHERE lookup = $1 AND "
-                          "scope = $2 FOR UPDATE",
-                          3, p, PGRES_TUPLES_OK, errstr, errstr_size);
-                if (!res)
-                        goto out;
-                if (PQntuples(res) != 1) {
-                        snprintf(errstr, errstr_size, "no bucket row for %s/%s",
-                                 d->name, scope_of(r));
-                        goto out;
-                }
-                sl_parse_double(PQgetvalue(res, 0, 0), &have);
-                sl_parse_double(PQgetvalue(res, 0, 1), &elapsed);
-                PQclear(res);
-                res = NULL;
-                have += elapsed * rate;
-                if (have > (double)r->burst)
-                        have = (double)r->burst;
-                if (have < 1.0) {
-                        int64_t w = (int64_t)ceil((1.0 - have) / rate * 1000.0);
-                        if (w > wait)
-                                wait = w;
-                }
-                tokens[n] = have;
-                idx[n++] = i;
+                scopes[n] = scope_of(r);
+                rate[n] = bucket_rate(r);
+                cap[n] = (double)r->burst + rate[n] * LOOKUP_SLACK_S;
+                n++;
         }
-        if (d->quota_period != LOOKUP_PERIOD_NONE) {
-                const char *p[3] = {d->name, now,
-                                    lookup_period_name(d->quota_period)};
-                double until = 0;
-                res = run(conn,
-                          "SELECT CASE WHEN period_start < date_trunc($3, "
-                          "$2::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE "
-                          "'UTC' THEN 0 ELSE used END, extract(epoch FROM "
-                          "(date_trunc($3, $2::timestamptz AT TIME ZONE "
-                          "'UTC') + ('1 ' || $3)::interval) AT TIME ZONE "
-                          "'UTC' - $2::timestamptz) FROM sluice.lookup_quota "
-                          "WHERE lookup = $1 FOR UPDATE",
-                          3, p, PGRES_TUPLES_OK, errstr, errstr_size);
-                if (!res)
-                        goto out;
-                if (PQntuples(res) != 1) {
-                        snprintf(errstr, errstr_size, "no quota row for %s",
-                                 d->name);
-                        goto out;
-                }
-                {
-                        long long u = 0;
-                        sl_parse_ll(PQgetvalue(res, 0, 0), &u);
-                        used = (long)u;
-                }
-                sl_parse_double(PQgetvalue(res, 0, 1), &until);
-                PQclear(res);
-                res = NULL;
-                *quota_left = d->quota - used;
-                if (used >= d->quota) {
-                        int64_t w = (int64_t)ceil(until * 1000.0) + 1;
-                        *quota_wait = 1;
-                        if (w > wait)
-                                wait = w;
-                }
+        sl_buf_init(&rb, 0);
+        sl_buf_init(&cb, 0);
+        float_array(&rb, rate, n);
+        float_array(&cb, cap, n);
+        sarr = text_array(scopes, (size_t)n);
+        oarr = text_array(obs, nobs);
+        {
+                const char *p[7] = {d->name, sarr, rb.data, cb.data,
+                                    period,  me,   oarr};
+                res = run_take(conn, p, errstr, errstr_size);
         }
-        if (wait > 0)
-                return finish(conn, 0, errstr, errstr_size) < 0 ? -1 : wait;
-        for (int k = 0; k < n; k++) {
-                char tok[64];
-                const char *p[4] = {d->name, scope_of(&d->rates[idx[k]]), tok,
-                                    now};
-                snprintf(tok, sizeof(tok), "%.9f", tokens[k] - 1.0);
-                if (exec0(conn,
-                          "UPDATE sluice.lookup_buckets SET tokens = $3, "
-                          "refilled_at = $4::timestamptz WHERE lookup = $1 "
-                          "AND scope = $2",
-                          4, p, errstr, errstr_size) < 0)
-                        goto out;
+        if (!res)
+                goto out;
+        if (PQntuples(res) < 1) {
+                snprintf(errstr, errstr_size, "token: %d rows", PQntuples(res));
+                goto out;
         }
-        if (d->quota_period != LOOKUP_PERIOD_NONE) {
-                char u[32];
-                const char *p[4] = {d->name, u, now,
-                                    lookup_period_name(d->quota_period)};
-                snprintf(u, sizeof(u), "%ld", used + 1);
-                if (exec0(conn,
-                          "UPDATE sluice.lookup_quota SET used = $2, "
-                          "period_start = date_trunc($4, $3::timestamptz AT "
-                          "TIME ZONE 'UTC') AT TIME ZONE 'UTC' WHERE lookup "
-                          "= $1",
-                          4, p, errstr, errstr_size) < 0)
-                        goto out;
-                *quota_left = d->quota - used - 1;
+        sl_parse_ll(PQgetvalue(res, 0, 3), &v);
+        if (v != n) {
+                snprintf(errstr, errstr_size, "no bucket row for %s", d->name);
+                goto out;
         }
-        if (finish(conn, 1, errstr, errstr_size) < 0)
-                return -1;
-        return 0;
+        sl_parse_ll(PQgetvalue(res, 0, 4), &v);
+        if (period && v != 1) {
+                snprintf(errstr, errstr_size, "no quota row for %s", d->name);
+                goto out;
+        }
+        if (sl_parse_ll(PQgetvalue(res, 0, 0), &wait) < 0 || wait < 0) {
+                snprintf(errstr, errstr_size, "token: bad wait '%s'",
+                         PQgetvalue(res, 0, 0));
+                wait = -1;
+                goto out;
+        }
+        *quota_wait = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+        if (!PQgetisnull(res, 0, 2) &&
+            sl_parse_ll(PQgetvalue(res, 0, 2), &v) == 0)
+                *quota_left = (long)v;
+        for (size_t i = 0; i < nobs; i++) {
+                ok[i] = 0;
+                for (int k = 0; k < PQntuples(res); k++)
+                        if (!PQgetisnull(res, k, 7) &&
+                            strcmp(PQgetvalue(res, k, 7), obs[i]) == 0)
+                                ok[i] = 1;
+        }
 out:
         PQclear(res);
-        if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
-                char ignored[64];
-                finish(conn, 0, ignored, sizeof(ignored));
-        }
-        return -1;
+        free(oarr);
+        free(sarr);
+        sl_buf_free(&rb);
+        sl_buf_free(&cb);
+        return wait;
 }

@@ -65,24 +65,31 @@ int lookup_db_release(PGconn *conn, const struct lookup_def *d, const char *me,
 
 /* Records an outcome ("found", "not_found", "error") with its answer or
  * error text (either may be NULL), fresh for the outcome's TTL, not yet
- * published. 0, or -1 with errstr. */
-int lookup_db_record(PGconn *conn, const struct lookup_def *d, const char *obs,
-                     const char *outcome, int http_status, const char *answer,
-                     const char *error, char *errstr, size_t errstr_size);
+ * published, still claimed by me (for claim_seconds more): another worker
+ * does not publish it too while my output is on its way. 0, or -1 with
+ * errstr. */
+int lookup_db_record(PGconn *conn, const struct lookup_def *d, const char *me,
+                     const char *obs, const char *outcome, int http_status,
+                     const char *answer, const char *error, char *errstr,
+                     size_t errstr_size);
 
-/* The output of these observables was delivered. 0, or -1 with errstr. */
+/* The output of these observables was delivered: marked published, the
+ * claims ended. 0, or -1 with errstr. */
 int lookup_db_published(PGconn *conn, const struct lookup_def *d,
                         const char *const *obs, size_t n, char *errstr,
                         size_t errstr_size);
 
 /* Takes one token from every bucket that paces a request about `type`
- * (the lookup's and the type's) and one unit of quota, all or none.
- * Returns 0 when taken; else the ms to wait before asking again (>0),
- * with *quota_wait set when the quota is what is spent; -1 with errstr
- * on a database error. *quota_left gets what remains of the quota (-1:
- * no quota). */
+ * (the lookup's and the type's) and one unit of quota, all or none, and
+ * with them marks obs[0..nobs) 'sent' as lookup_db_sent does (ok[i] set
+ * for those still claimed by me): one round trip. Returns 0 when taken;
+ * else the ms to wait before asking again (>0), nothing marked, with
+ * *quota_wait set when the quota is what is spent; -1 with errstr on a
+ * database error. *quota_left gets what remains of the quota (-1: no
+ * quota). */
 int64_t lookup_db_take(PGconn *conn, const struct lookup_def *d,
-                       const char *type, int *quota_wait, long *quota_left,
+                       const char *type, const char *me, const char *const *obs,
+                       size_t nobs, int *ok, int *quota_wait, long *quota_left,
                        char *errstr, size_t errstr_size);
 
 #endif

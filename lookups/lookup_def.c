@@ -41,7 +41,9 @@ static const struct sl_opt top_opts[] = {
      "\"type\"}: one without type paces the whole lookup, one with a type "
      "paces the requests about that observable type; kept in PostgreSQL, "
      "shared by every worker of the lookup; refilled over per_seconds x "
-     "1.02 + 25 ms, a margin for the jitter of arrivals at the server"},
+     "1.02 + 25 ms, a margin for the jitter of arrivals at the server; "
+     "a bucket holds burst tokens and 10 ms of refill more, so a worker "
+     "that wakes a few ms late does not lose them"},
     {"quota", SL_OPT_OBJECT, 0, NULL,
      "requests allowed per calendar period (see `quota`)"},
     {"claim_seconds", SL_OPT_INT, 0, "60",

@@ -27,6 +27,7 @@ struct item {
         const char *type; /* borrowed from the definition */
         int done;
         int out; /* an output of it was produced this batch */
+        int pub; /* that output delivered and marked published */
 };
 
 struct lworker {
@@ -154,6 +155,7 @@ static void item_add(struct lworker *w, const char *obs, const char *type)
         w->items[w->nitems].type = type;
         w->items[w->nitems].done = 0;
         w->items[w->nitems].out = 0;
+        w->items[w->nitems].pub = 0;
         w->nitems++;
 }
 
@@ -476,20 +478,78 @@ static int pg_fail(struct lworker *w, const char *what, const char *errstr)
         return -1;
 }
 
-/* Waits for a token and a unit of quota for a request about type. 0 when
+/* Before a long wait: the outputs produced so far are delivered and
+ * marked published now rather than when the batch ends, which ends their
+ * claims (lookup_db_record keeps them until then) before they can run
+ * out: a claim run out lets another worker publish the answer again.
+ * Nothing is marked when a delivery failed (the batch is repeated). */
+static void deliver_early(struct lworker *w)
+{
+        int64_t deadline = sl_now_ms() + 10000;
+        char errstr[400];
+        const char **obs;
+        size_t n = 0;
+
+        for (size_t i = 0; i < w->nitems; i++)
+                if (w->items[i].out && !w->items[i].pub)
+                        n++;
+        if (n == 0)
+                return;
+        while (rd_kafka_outq_len(w->producer) > 0 && sl_now_ms() < deadline) {
+                rd_kafka_flush(w->producer, 500);
+                keep_alive(w);
+        }
+        if (rd_kafka_outq_len(w->producer) > 0 || w->delivery_failures ||
+            w->produce_failures)
+                return;
+        obs = sl_calloc(n, sizeof(*obs));
+        n = 0;
+        for (size_t i = 0; i < w->nitems; i++)
+                if (w->items[i].out && !w->items[i].pub)
+                        obs[n++] = w->items[i].obs;
+        if (lookup_db_published(w->conn, w->d, obs, n, errstr,
+                                sizeof(errstr)) == 0) {
+                for (size_t i = 0; i < w->nitems; i++)
+                        if (w->items[i].out)
+                                w->items[i].pub = 1;
+        } else {
+                /* the batch's end marks them, or repeats the batch */
+                char q[400];
+                sl_warn("event=db_failed op=published err=%s",
+                        sl_log_quote(errstr, q, sizeof(q)));
+        }
+        free(obs);
+}
+
+/* Waits for a token and a unit of quota for a request about type, and
+ * marks obs[0..n) sent with it (ok[i] set for those still mine). 0 when
  * taken, -1 when stopped or the database failed. */
-static int take(struct lworker *w, const char *type)
+static int take(struct lworker *w, const char *type, const char *const *obs,
+                size_t n, int *ok)
 {
         char errstr[400];
-        int64_t wait;
-        int quota_wait;
+        int64_t wait, due = 0, t0 = sl_now_ms();
+        int quota_wait, waits = 0;
 
         for (;;) {
+                int64_t sent_at;
+
                 if (sl_stop)
                         return -1;
                 keep_alive(w);
-                wait = lookup_db_take(w->conn, w->d, type, &quota_wait,
-                                      &w->quota_left, errstr, sizeof(errstr));
+                sent_at = sl_now_ms();
+                wait = lookup_db_take(w->conn, w->d, type, w->me, obs, n, ok,
+                                      &quota_wait, &w->quota_left, errstr,
+                                      sizeof(errstr));
+                if (wait == 0)
+                        /* late: how long after the token was due it was
+                         * taken (the slack of lookup_db_take covers a few
+                         * ms of it) */
+                        sl_debug("event=token lookup=%s waits=%d "
+                                 "took_ms=%lld late_ms=%lld",
+                                 w->d->name, waits,
+                                 (long long)(sl_now_ms() - t0),
+                                 (long long)(due ? sl_now_ms() - due : 0));
                 if (w->quota_left >= 0)
                         sl_metric_set(SL_M_LOOKUP_QUOTA_LEFT, SL_LV(w->d->name),
                                       (double)w->quota_left);
@@ -504,7 +564,15 @@ static int take(struct lworker *w, const char *type)
                                 w->d->name, (long long)wait);
                 /* polling: a stop or a health probe is not kept waiting,
                  * and the group keeps this worker */
-                idle(w, wait);
+                waits++;
+                /* from when the statement went out: the server read its
+                 * clock after that, so the token is not yet due then, and
+                 * the time the answer took to come back is not waited
+                 * twice */
+                due = sent_at + wait;
+                if (wait >= 1000)
+                        deliver_early(w);
+                idle(w, due - sl_now_ms());
         }
 }
 
@@ -518,7 +586,7 @@ static void settle(struct lworker *w, struct item **its, size_t n,
 
         for (size_t i = 0; i < n; i++) {
                 const char *oc = outcome ? outcome : classify(w, obs[i]);
-                while (lookup_db_record(w->conn, w->d, obs[i], oc,
+                while (lookup_db_record(w->conn, w->d, w->me, obs[i], oc,
                                         (int)w->status, body, error, errstr,
                                         sizeof(errstr)) < 0) {
                         pg_fail(w, "record", errstr);
@@ -548,22 +616,15 @@ static int ask(struct lworker *w, struct item **its, size_t n)
         struct fetch_req *r = NULL;
         char errstr[600];
         int attempt = 0, rc = -1;
+        int64_t t_http;
         size_t m;
 
         for (;;) {
-                int got;
-
                 m = 0;
                 for (size_t i = 0; i < n; i++)
                         obs[i] = its[i]->obs;
-                if (take(w, its[0]->type) < 0)
+                if (take(w, its[0]->type, obs, n, ok) < 0)
                         goto out;
-                got = lookup_db_sent(w->conn, w->d, w->me, obs, n, ok, 0,
-                                     errstr, sizeof(errstr));
-                if (got < 0) {
-                        pg_fail(w, "sent", errstr);
-                        continue;
-                }
                 /* a claim taken over meanwhile: left to its new owner,
                  * resolved again by the caller */
                 for (size_t i = 0; i < n; i++)
@@ -586,10 +647,16 @@ static int ask(struct lworker *w, struct item **its, size_t n)
                 }
                 w->status = 0;
                 attempt++;
+                t_http = sl_now_ms();
                 rc = fetch_http_run(&w->http, &r, 1, on_done, w, errstr,
                                     sizeof(errstr));
                 if (rc == SL_OK) {
+                        int64_t t_settle = sl_now_ms();
                         settle(w, its, n, obs, NULL, NULL);
+                        sl_debug("event=asked lookup=%s observables=%zu "
+                                 "http_ms=%lld settle_ms=%lld",
+                                 w->d->name, n, (long long)(t_settle - t_http),
+                                 (long long)(sl_now_ms() - t_settle));
                         rc = 0;
                         goto out;
                 }
@@ -750,6 +817,7 @@ static int resolve(struct lworker *w)
                 if (busy) {
                         /* another worker is asking (or waiting for its
                          * quota): its answer will be in the cache */
+                        deliver_early(w);
                         idle(w, 200);
                 }
         }
@@ -848,7 +916,8 @@ static int process_held(struct lworker *w, rd_kafka_message_t **msgs, size_t n)
                 sl_warn("event=batch_retry messages=%zu", n);
                 /* produced again from the cache */
                 for (size_t i = 0; i < w->nitems; i++)
-                        w->items[i].done = w->items[i].out = 0;
+                        w->items[i].done = w->items[i].out = w->items[i].pub =
+                            0;
                 idle(w, 1000);
         }
         commit(w, msgs, n);
