@@ -168,17 +168,52 @@ static void learn_limit(struct fetch_bp *bp, rd_kafka_t *rk)
         bp->state = 1;
 }
 
+/* The committed offsets of group g on the topic's n partitions (new list
+ * in *c), the group's consumer made on first use. 0, or -1. */
+static int committed(struct fetch_bp *bp, int g, int n,
+                     rd_kafka_topic_partition_list_t **c)
+{
+        *c = NULL;
+        if (!bp->grk[g]) {
+                char errstr[512];
+                rd_kafka_conf_t *conf =
+                    sl_kafka_conf_new("consumer", errstr, sizeof(errstr));
+                if (!conf)
+                        return -1;
+                rd_kafka_conf_set(conf, "statistics.interval.ms", "0", NULL, 0);
+                /* takes ownership of conf */
+                bp->grk[g] = sl_kafka_consumer_new(conf, bp->groups[g], errstr,
+                                                   sizeof(errstr));
+                conf = NULL;
+                if (!bp->grk[g])
+                        return -1;
+        }
+        *c = rd_kafka_topic_partition_list_new(n);
+        for (int p = 0; p < n; p++)
+                rd_kafka_topic_partition_list_add(*c, bp->topic, p);
+        if (rd_kafka_committed(bp->grk[g], *c, ASK_TIMEOUT_MS)) {
+                rd_kafka_topic_partition_list_destroy(*c);
+                *c = NULL;
+                return -1;
+        }
+        return 0;
+}
+
 /* The largest lag, in messages, of a group that consumes the topic over
  * its partitions; its group and partition. 0, or -1 when the cluster
  * could not be asked. A group with no committed offset on any partition
- * is not reading the topic yet and counts for nothing. */
+ * is not reading the topic yet and counts for nothing. The groups'
+ * offsets are asked first: when none reads the topic, its watermarks
+ * (one request per partition, each a round trip the fetch loop waits
+ * for, before every page) are not asked at all. */
 static int measure(struct fetch_bp *bp, rd_kafka_t *rk, int64_t *worst,
                    const char **wgroup, int32_t *wpart)
 {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, bp->topic, NULL);
         const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_partition_list_t *cs[FETCH_BP_MAX_GROUPS] = {NULL};
         int64_t *lo = NULL, *hi = NULL;
-        int n = 0, rc = -1;
+        int n = 0, rc = -1, reading = 0;
 
         *worst = 0;
         *wgroup = NULL;
@@ -187,6 +222,24 @@ static int measure(struct fetch_bp *bp, rd_kafka_t *rk, int64_t *worst,
             md->topic_cnt != 1 || md->topics[0].err)
                 goto out;
         n = md->topics[0].partition_cnt;
+        for (int g = 0; g < bp->ngroups; g++) {
+                int any = 0;
+
+                if (committed(bp, g, n, &cs[g]) < 0)
+                        goto out;
+                for (int p = 0; p < n; p++)
+                        any |=
+                            !cs[g]->elems[p].err && cs[g]->elems[p].offset >= 0;
+                if (!any) {
+                        rd_kafka_topic_partition_list_destroy(cs[g]);
+                        cs[g] = NULL;
+                }
+                reading |= any;
+        }
+        if (!reading) {
+                rc = 0;
+                goto out;
+        }
         lo = sl_calloc((size_t)n + 1, sizeof(*lo));
         hi = sl_calloc((size_t)n + 1, sizeof(*hi));
         for (int p = 0; p < n; p++)
@@ -194,34 +247,9 @@ static int measure(struct fetch_bp *bp, rd_kafka_t *rk, int64_t *worst,
                                                      &hi[p], ASK_TIMEOUT_MS))
                         goto out;
         for (int g = 0; g < bp->ngroups; g++) {
-                rd_kafka_topic_partition_list_t *c;
-                int any = 0;
+                rd_kafka_topic_partition_list_t *c = cs[g];
 
-                if (!bp->grk[g]) {
-                        char errstr[512];
-                        rd_kafka_conf_t *conf = sl_kafka_conf_new(
-                            "consumer", errstr, sizeof(errstr));
-                        if (!conf)
-                                goto out;
-                        rd_kafka_conf_set(conf, "statistics.interval.ms", "0",
-                                          NULL, 0);
-                        /* takes ownership of conf */
-                        bp->grk[g] = sl_kafka_consumer_new(
-                            conf, bp->groups[g], errstr, sizeof(errstr));
-                        conf = NULL;
-                        if (!bp->grk[g])
-                                goto out;
-                }
-                c = rd_kafka_topic_partition_list_new(n);
-                for (int p = 0; p < n; p++)
-                        rd_kafka_topic_partition_list_add(c, bp->topic, p);
-                if (rd_kafka_committed(bp->grk[g], c, ASK_TIMEOUT_MS)) {
-                        rd_kafka_topic_partition_list_destroy(c);
-                        goto out;
-                }
-                for (int p = 0; p < n; p++)
-                        any |= !c->elems[p].err && c->elems[p].offset >= 0;
-                for (int p = 0; p < n && any; p++) {
+                for (int p = 0; c && p < n; p++) {
                         int64_t at = c->elems[p].offset;
                         int32_t part = c->elems[p].partition;
                         int64_t lag;
@@ -234,10 +262,12 @@ static int measure(struct fetch_bp *bp, rd_kafka_t *rk, int64_t *worst,
                                 *wpart = part;
                         }
                 }
-                rd_kafka_topic_partition_list_destroy(c);
         }
         rc = 0;
 out:
+        for (int g = 0; g < bp->ngroups; g++)
+                if (cs[g])
+                        rd_kafka_topic_partition_list_destroy(cs[g]);
         free(lo);
         free(hi);
         if (md)

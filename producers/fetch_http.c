@@ -13,6 +13,10 @@
 #include <strings.h>
 
 #define RESP_MAX ((size_t)512 << 20)
+/* room reserved beyond a Content-Length: a page too large for one message
+ * is split into chunks in its own buffer (fetch_split_in_place), each
+ * chunk with a copy of the page's envelope */
+#define RESP_SLACK(cl) (((size_t)(cl) >> 8) + ((size_t)64 << 10))
 
 int fetch_http_init(struct fetch_http *h, const struct fetch_source *src,
                     char *errstr, size_t errstr_size)
@@ -265,7 +269,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *opaque)
                  * bodies; a compressed one only starts smaller) */
                 if (sl_parse_ll(r->hdr_length, &cl) == 0 && cl > 0 &&
                     (unsigned long long)cl <= r->resp.max)
-                        sl_buf_reserve(&r->resp, (size_t)cl);
+                        sl_buf_reserve(&r->resp, (size_t)cl + RESP_SLACK(cl));
         } else if (IS("message"))
                 keep(&r->hdr_message, v, vlen);
 #undef IS

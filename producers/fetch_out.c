@@ -175,6 +175,81 @@ size_t fetch_split_spans(const char *text, size_t len, size_t arr_open,
         return n;
 }
 
+size_t fetch_split_in_place(char *body, size_t len, size_t cap, size_t arr_open,
+                            size_t arr_close, const struct sl_json_span *recs,
+                            size_t nrec, size_t max_bytes,
+                            struct fetch_chunks *c)
+{
+        size_t head = arr_open + 1, tail = len - arr_close;
+        size_t *first = NULL, *dst = NULL;
+        size_t n = 0, total = 0;
+        char *tl = NULL;
+
+        memset(c, 0, sizeof(*c));
+        if (nrec < 2 || arr_close < arr_open || arr_close > len)
+                return 0;
+        first = sl_malloc((nrec + 1) * sizeof(size_t));
+        dst = sl_malloc((nrec + 1) * sizeof(size_t));
+        /* chunk j: the envelope's head, its records as the page spaced
+         * them (from the first's start, for the first chunk from the
+         * array's bracket on, so that it stays where it is, to the last's
+         * end), the tail */
+        for (size_t i = 0; i < nrec;) {
+                size_t a = i, from = a ? recs[a].off : head, span;
+                for (i++; i < nrec; i++) {
+                        span = recs[i].off + recs[i].len - from;
+                        if (head + span + tail > max_bytes)
+                                break;
+                }
+                first[n] = a;
+                dst[n] = total;
+                span = recs[i - 1].off + recs[i - 1].len - from;
+                total += head + span + tail + 1;
+                n++;
+        }
+        first[n] = nrec;
+        /* moved from the last chunk to the first, so a chunk must land at
+         * or after the end of the records still to move before it; spacing
+         * wider than an envelope between chunks (or no room after the
+         * page) leaves the page to the copying split */
+        if (n < 2 || total > cap)
+                goto refuse;
+        for (size_t j = 1; j < n; j++) {
+                const struct sl_json_span *last = &recs[first[j] - 1];
+                if (dst[j] < last->off + last->len)
+                        goto refuse;
+        }
+        tl = sl_malloc(tail ? tail : 1);
+        memcpy(tl, body + arr_close, tail);
+        c->chunk = sl_malloc(n * sizeof(char *));
+        c->len = sl_malloc(n * sizeof(size_t));
+        for (size_t j = n; j-- > 0;) {
+                size_t from = j ? recs[first[j]].off : head;
+                const struct sl_json_span *z = &recs[first[j + 1] - 1];
+                size_t span = z->off + z->len - from;
+                char *w = body + dst[j];
+
+                memmove(w + head, body + from, span);
+                if (j > 0)
+                        memcpy(w, body, head);
+                memcpy(w + head + span, tl, tail);
+                c->chunk[j] = w;
+                c->len[j] = head + span + tail;
+                w[c->len[j]] = '\0';
+        }
+        free(tl);
+        free(first);
+        free(dst);
+        c->block = body;
+        c->block_bytes = cap;
+        c->n = n;
+        return n;
+refuse:
+        free(first);
+        free(dst);
+        return 0;
+}
+
 size_t fetch_split(const char *text, size_t len, const char *path,
                    size_t max_bytes, struct fetch_chunks *c)
 {
@@ -275,6 +350,7 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
         struct fetch_chunks c = {0};
         struct fetch_block *blk = NULL;
         long rc = nrec;
+        int in_place = 0;
 
         /* the raw topic's readers must keep up: waits rather than
          * publishing what the broker would drop unread */
@@ -284,7 +360,18 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
         while (p->len > o->max_bytes && o->block_bytes > FETCH_BLOCKS_MAX &&
                !sl_stop)
                 rd_kafka_poll(o->rk, 50);
-        if (p->len > o->max_bytes && p->nrec >= 0)
+        /* in the page's own buffer when it may be taken: no second copy
+         * of the page, and no fresh memory to fault in (the copy into a
+         * new block cost more in page faults than in bytes moved) */
+        if (p->len > o->max_bytes && p->nrec >= 0 && p->own &&
+            p->own->data == p->body &&
+            fetch_split_in_place(p->own->data, p->len, p->own->cap, p->arr_open,
+                                 p->arr_close, p->recs, (size_t)p->nrec,
+                                 o->max_bytes, &c) > 0) {
+                p->own->data = NULL;
+                p->own->len = p->own->cap = 0;
+                in_place = 1;
+        } else if (p->len > o->max_bytes && p->nrec >= 0)
                 fetch_split_spans(p->body, p->len, p->arr_open, p->arr_close,
                                   p->recs, (size_t)p->nrec, o->max_bytes, &c);
         else if (p->len > o->max_bytes)
@@ -314,8 +401,9 @@ long fetch_out_page(struct fetch_out *o, const struct fetch_page *p,
                         break;
                 }
         }
-        sl_debug("event=page_split source=%s page=%ld chunks=%zu", o->source,
-                 p->page, c.n);
+        sl_debug("event=page_split source=%s page=%ld chunks=%zu "
+                 "in_place=%d",
+                 o->source, p->page, c.n, in_place);
 out:
         if (blk && --blk->refs == 0) {
                 o->block_bytes -= blk->bytes;

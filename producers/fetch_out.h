@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sl_buf;
+
 #define FETCH_STATE_TOPIC "sluice.state"
 #define FETCH_LOCK_TOPIC  "sluice.fetch_lock"
 
@@ -60,6 +62,10 @@ struct fetch_page {
         const char *content_type;
         const char *source_format; /* "xml": converted to JSON, or NULL */
         int64_t fetched_wall_ms;
+        /* the buffer body lies in, or NULL (body borrowed): a page split
+         * into chunks may be split in it (fetch_split_in_place), which
+         * takes its memory over and leaves it empty */
+        struct sl_buf *own;
 };
 
 /* Queues the page (or its chunks). Returns the number of records in it, or
@@ -112,6 +118,18 @@ size_t fetch_split(const char *text, size_t len, const char *path,
 size_t fetch_split_spans(const char *text, size_t len, size_t arr_open,
                          size_t arr_close, const struct sl_json_span *recs,
                          size_t nrec, size_t max_bytes, struct fetch_chunks *c);
+/* fetch_split_spans without a second copy of the page: the chunks are
+ * laid out in body itself (capacity cap bytes), each chunk's records
+ * moved once, in the order and spacing the page has them. On success body
+ * becomes c->block (taken over: free with fetch_chunks_free) and the
+ * number of chunks (>= 2) is returned. 0, with body untouched, when the
+ * page makes fewer than 2 chunks, the chunks need more than cap bytes, or
+ * the space between two chunks' records is wider than their envelope
+ * (the caller then splits by copying). */
+size_t fetch_split_in_place(char *body, size_t len, size_t cap, size_t arr_open,
+                            size_t arr_close, const struct sl_json_span *recs,
+                            size_t nrec, size_t max_bytes,
+                            struct fetch_chunks *c);
 void fetch_chunks_free(struct fetch_chunks *c);
 
 /* The stand-by lock: membership of consumer group sluice-fetch-<source>

@@ -574,6 +574,13 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
         p.arr_close = r->arr_close;
         p.content_type = r->content_type;
         p.source_format = c->src->xml ? "xml" : NULL;
+        /* the cursor's values first: a page split in its own buffer
+         * (p.own) no longer has its records where r->recs says */
+        if (c->cursor_path && r->nrec >= 0)
+                each_span(c, r);
+        else if (c->cursor_path && r->json)
+                sl_jsonpath_each(c->records_path, r->json, each_record, c);
+        p.own = &r->resp;
         n = fetch_out_page(&c->out, &p, errstr, errstr_size);
         if (n < 0)
                 return -1;
@@ -583,10 +590,6 @@ static int publish(struct fetch_req *r, void *opaque, char *errstr,
         sl_metric_add(SL_M_RECORDS_IN, SL_LV(c->src->name), (double)n);
         sl_metric_add(SL_M_RECORDS_OUT, SL_LV(c->src->name, "published"),
                       (double)n);
-        if (c->cursor_path && r->nrec >= 0)
-                each_span(c, r);
-        else if (c->cursor_path && r->json)
-                sl_jsonpath_each(c->records_path, r->json, each_record, c);
         sl_debug("event=page source=%s page=%ld records=%ld status=%ld",
                  c->src->name, r->tag, n, r->status);
         progress(c, 0);

@@ -18,7 +18,7 @@ SRC=$SLUICE_ROOT/producers/sources
 want=$(fx_get /kev/known_exploited_vulnerabilities.json | jq '.vulnerabilities|length')
 sed 's/"interval_seconds"/"max_message_bytes": 500000, "interval_seconds"/' \
 	"$SRC/kev.json" >"$D/kev.json"
-if fetch_once kev "$D/kev.json" "$SLUICE_FIXTURE_URL/kev"; then ok "kev: sync exits 0"; else not_ok "kev: sync failed: $(tail -3 "$SL_LOGDIR/kev.log")"; fi
+if SLUICE_LOG_LEVEL=debug fetch_once kev "$D/kev.json" "$SLUICE_FIXTURE_URL/kev"; then ok "kev: sync exits 0"; else not_ok "kev: sync failed: $(tail -3 "$SL_LOGDIR/kev.log")"; fi
 read -r pages recs msgs < <(raw_count raw.kev)
 check_eq "kev: one page" "$pages" 1
 check_eq "kev: every record published" "$recs" "$want"
@@ -32,9 +32,23 @@ big=$(kcat -b "$SLUICE_BROKERS" -C -t raw.kev -e -q -f '%S\n' | sort -n | tail -
 # chunks keep the envelope
 env=$(kcat -b "$SLUICE_BROKERS" -C -t raw.kev -e -q -f '%s\n' | jq -r '.catalogVersion' | sort -u)
 check_eq "kev: every chunk keeps the envelope" "$env" "$(fx_get /kev/known_exploited_vulnerabilities.json | jq -r .catalogVersion)"
+# the page is split in its own buffer (no second copy of it), and its
+# chunks, in order, hold exactly the page's records
+grep -q 'event=page_split source=kev page=0 chunks=3 in_place=1' "$SL_LOGDIR/kev.log" &&
+	ok "kev: split in the page's own buffer" ||
+	not_ok "kev: not split in place: $(grep -m1 event=page_split "$SL_LOGDIR/kev.log")"
+got=$(kcat -b "$SLUICE_BROKERS" -C -t raw.kev -e -q -J |
+	jq -s -c 'sort_by(.key | split(":")[3] | split("/")[0] | tonumber) |
+		.[].payload | fromjson | .vulnerabilities[]' | md5sum)
+check_eq "kev: the chunks hold the page's records, in order" "$got" \
+	"$(fx_get /kev/known_exploited_vulnerabilities.json | jq -c '.vulnerabilities[]' | md5sum)"
 # bundled definition unchanged: the whole catalog fits in two messages
-fetch_once kev2 "$SRC/kev.json" "$SLUICE_FIXTURE_URL/kev"
+# with the pages' memory touched while joining the stand-by lock
+SLUICE_FETCH_WARM_MB=8 fetch_once kev2 "$SRC/kev.json" "$SLUICE_FIXTURE_URL/kev"
 check_eq "kev bundled: exit 0" "$?" 0
+SLUICE_FETCH_WARM_MB=lots fetch_once kevw "$SRC/kev.json" "$SLUICE_FIXTURE_URL/kev"
+check_eq "warm: a bad SLUICE_FETCH_WARM_MB exits 2" "$?" 2
+check "warm: the error names the variable" grep -q 'SLUICE_FETCH_WARM_MB wants megabytes' "$SL_LOGDIR/kevw.log"
 
 # --- NVD: offset + total, parallel pages, secret query value masked ------------
 total=$(fx_get '/nvd/rest/json/cves/2.0?resultsPerPage=1' | jq .totalResults)

@@ -213,6 +213,75 @@ static void test_split(void)
         fetch_chunks_free(&c);
 }
 
+/* The same split in the page's own buffer: the chunks are the page's
+ * envelope around runs of its records as the page spaced them; a buffer
+ * without room, or spacing wider than the envelope, is left untouched for
+ * the copying split. */
+static void test_split_in_place(void)
+{
+        const char *page = "{\"n\": 3, \"items\": [{\"a\": 1.10}, "
+                           "{\"a\": 2}, {\"a\": 3}], \"z\": true}";
+        size_t len = strlen(page), nrec = 0, open = 0, close = 0, cap;
+        struct sl_json_span *recs = NULL;
+        struct fetch_chunks c;
+        char *body;
+        size_t n;
+        long got =
+            sl_json_locate_array(page, len, "$.items", &open, &close, &recs);
+
+        TAP_INT_EQ(got, 3, "in place: three records located");
+        if (got != 3)
+                return;
+        nrec = (size_t)got;
+        cap = 3 * len;
+        body = malloc(cap);
+        memcpy(body, page, len + 1);
+        n = fetch_split_in_place(body, len, len + 1, open, close, recs, nrec,
+                                 50, &c);
+        TAP_INT_EQ(n, 0, "in place: no room after the page, refused");
+        TAP_STR_EQ(body, page, "in place: a refused page is untouched");
+        n = fetch_split_in_place(body, len, cap, open, close, recs, nrec, 50,
+                                 &c);
+        TAP_INT_EQ(n, 2, "in place: two chunks of at most 50 bytes");
+        if (n == 2) {
+                TAP_OK(c.block == body, "in place: the page's buffer is "
+                                        "the block");
+                TAP_INT_EQ(c.len[0], strlen(c.chunk[0]),
+                           "in place: the length excludes the NUL");
+                TAP_STR_EQ(c.chunk[0],
+                           "{\"n\": 3, \"items\": [{\"a\": 1.10}],"
+                           " \"z\": true}",
+                           "in place: first keeps the envelope");
+                TAP_STR_EQ(c.chunk[1],
+                           "{\"n\": 3, \"items\": [{\"a\": 2}, {\"a\":"
+                           " 3}], \"z\": true}",
+                           "in place: second keeps the page's spacing");
+                fetch_chunks_free(&c);
+        } else {
+                free(body);
+        }
+        free(recs);
+        {
+                /* records further apart than an envelope is long */
+                const char *wide = "{\"i\":[1,                    2,   "
+                                   "                 3]}";
+                size_t wl = strlen(wide);
+
+                recs = NULL;
+                got =
+                    sl_json_locate_array(wide, wl, "$.i", &open, &close, &recs);
+                body = malloc(4 * wl);
+                memcpy(body, wide, wl + 1);
+                n = got == 3 ? fetch_split_in_place(body, wl, 4 * wl, open,
+                                                    close, recs, 3, 8, &c)
+                             : 99;
+                TAP_INT_EQ(n, 0, "in place: wide spacing refused");
+                TAP_STR_EQ(body, wide, "in place: and left untouched");
+                free(body);
+                free(recs);
+        }
+}
+
 static void test_time(void)
 {
         char out[40];
@@ -279,6 +348,7 @@ int main(void)
         test_template_mask();
         test_optional_set_param();
         test_split();
+        test_split_in_place();
         test_time();
         test_curl_permanent();
         return TAP_DONE();
