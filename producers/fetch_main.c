@@ -58,49 +58,6 @@ static int lock_idle(void *opaque)
 }
 
 /* Waits until this process owns the source. 0, or -1 when stopped. */
-/* SLUICE_FETCH_WARM_MB: megabytes of the heap the pages will land in,
- * touched while the fetcher joins its stand-by lock (idle time), so that
- * the first sync does not fault them in page by page as they arrive: on
- * the bench's VM a fresh 4 KB page costs ~2.5 ms per MB at first touch,
- * more than the 45 MB of NVD pages take to check and publish. Pieces of
- * 16 MiB stay below M_MMAP_THRESHOLD, so they come from the heap and, once
- * freed, stay there (M_TRIM_THRESHOLD) for the sync's pages. 0 or unset:
- * off. 0, or -1 with errstr. */
-#define WARM_MAX_MB   192
-#define WARM_PIECE_MB 16
-static int warm_pages(char *errstr, size_t errstr_size)
-{
-        const char *env = getenv("SLUICE_FETCH_WARM_MB");
-        char *piece[WARM_MAX_MB / WARM_PIECE_MB];
-        long long mb = 0;
-        size_t n;
-
-        if (!env || !*env)
-                return 0;
-        if (sl_parse_ll(env, &mb) < 0 || mb < 0 || mb > WARM_MAX_MB) {
-                snprintf(errstr, errstr_size,
-                         "SLUICE_FETCH_WARM_MB wants megabytes from 0 to %d, "
-                         "got \"%s\"",
-                         WARM_MAX_MB, env);
-                return -1;
-        }
-        n = (size_t)(mb + WARM_PIECE_MB - 1) / WARM_PIECE_MB;
-        for (size_t i = 0; i < n; i++) {
-                /* a byte per 4 KB page faults each in (a memset the
-                 * compiler may drop, its memory being freed unread) */
-                volatile char *v;
-
-                piece[i] = sl_malloc((size_t)WARM_PIECE_MB << 20);
-                v = piece[i];
-                for (size_t off = 0; off < (size_t)WARM_PIECE_MB << 20;
-                     off += 4096)
-                        v[off] = 1;
-        }
-        for (size_t i = n; i-- > 0;)
-                free(piece[i]);
-        return 0;
-}
-
 static int acquire(struct fetch_lock *l, const char *source)
 {
         int waited = 0;
@@ -251,12 +208,6 @@ int fetch_main(int argc, char **argv)
                 goto out;
         }
         lock_ready = 1;
-        /* the group join goes on in librdkafka's threads meanwhile */
-        if (warm_pages(errstr, sizeof(errstr)) < 0) {
-                sl_err("event=bad_setting msg=\"%s\"", errstr);
-                rc = SL_EXIT_USAGE;
-                goto out;
-        }
         ctx.lock = &lock;
         ctx.http.idle = lock_idle;
         ctx.http.idle_opaque = &lock;

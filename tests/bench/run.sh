@@ -230,13 +230,8 @@ case_fetch() {
 		record fetch "concurrency 4" "$r" peer "$N" "$(echo "$t1 - $t0" | bc)" - - -
 		f0=$(cpu_ticks "$FIXPID")
 		k0=$(cpu_ticks "$SL_BROKER_PID")
-		# sluice touches as much memory for its pages as the bound
-		# does (SLUICE_FETCH_WARM_MB, while it joins its stand-by
-		# lock): first touch costs ~2.5 ms per MB on this VM, and the
-		# bound's is before its clock; the process's CPU (cpu_s)
-		# still counts it
-		/usr/bin/time -f "$TIMEFMT" -o "$W/fetch$r.time" env SLUICE_FETCH_WARM_MB="$((PAGES_MB > 192 ? 192 : PAGES_MB))" \
-			"$SLUICE_BIN" fetch $B/sources/nvd_bench.json --once --base-url "$FIX/nvd" \
+		/usr/bin/time -f "$TIMEFMT" -o "$W/fetch$r.time" "$SLUICE_BIN" fetch \
+			$B/sources/nvd_bench.json --once --base-url "$FIX/nvd" \
 			>"$SL_LOGDIR/fetch$r.out" 2>"$SL_LOGDIR/fetch$r.log" || fail "sluice fetch run $r"
 		f1=$(cpu_ticks "$FIXPID")
 		k1=$(cpu_ticks "$SL_BROKER_PID")
