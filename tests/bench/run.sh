@@ -193,8 +193,8 @@ case_fetch() {
 	# when that was faster in the same run: the bound is the faster of
 	# the two, run by run (impl bound, extra best=)
 	local f0 f1 k0 k1 cms bsec osec bfix
-	# the memory the into-Kafka bound maps and touches before its clock:
-	# the pages' size, rounded up
+	# the memory the into-Kafka bound reserves before its clock (first
+	# touched inside it, as sluice's is): the pages' size, rounded up
 	PAGES_MB=$((($(cat "$W"/pages/p*.json | wc -c) >> 20) + 1))
 	for ((r = 1; r <= RUNS; r++)); do
 		f0=$(cpu_ticks "$FIXPID")
