@@ -487,6 +487,10 @@ sluice_load() {
 	shift 4
 	local c0
 	c0=$(pg_ticks)
+	# emptied here, not only by the redirection below, which the
+	# background job may do after the wait has read the previous run's
+	# log of the same name
+	: >"$SL_LOGDIR/ld$r.log"
 	/usr/bin/time -f "$TIMEFMT" -o "$W/ld.time" "$SLUICE_BIN" load --group "$g" \
 		--topics "$topics" "$@" >"$SL_LOGDIR/ld$r.out" 2>"$SL_LOGDIR/ld$r.log" &
 	local lp=$! pp=""
