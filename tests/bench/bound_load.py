@@ -20,7 +20,17 @@ run.sh cuts each into N session scripts (batch i on session i mod N, each
 session with its own staging table), N the loader's connections, and the
 bound is the fastest of 1 and N sessions, text and binary: the fastest
 known way to do the loader's statements with the same resources. Exit 1
-when the log lacks them."""
+when the log lacks them.
+
+What the bound leaves out, all of it work the loader must do, so that it
+can only be faster than any loader: consuming the envelopes from Kafka,
+decoding and checking them, deduplicating a batch (the captured keys are
+distinct, so its batches need none) and encoding the COPY text; the
+savepoint each batch is written under (to isolate rejected rows); and
+the sluice.offsets and sluice.load_batches rows written in each batch's
+transaction (the offsets committed with the rows). Its upsert is the
+loader's own statement, so the lineage column and the newest-wins rule
+are the same work."""
 import json
 import os
 import re

@@ -17,7 +17,9 @@
 # BENCH_ROWS_DIR (a directory that keeps the mapped.* rows the transform
 # case captured, so that a later load-only run reuses them), BENCH_LOAD_CONNS
 # (the loader's default --connections, 2: the load bound's sessions),
-# BENCH_SCALE_MULTS (the scale curve's sizes, default "1 5 25" x
+# BENCH_LOAD_SWEEPS (0: the load case's conflict runs only),
+# BENCH_LOAD_PERF (a directory for a `perf record -a -g` of each sluice
+# load run), BENCH_SCALE_MULTS (the scale curve's sizes, default "1 5 25" x
 # BENCH_SCALE), BENCH_SCALE_PARTS (its partitions per topic, default 64),
 # BENCH_SCALE_RUNS (its rounds, default 1), BENCH_LOOKUP_N (the lookup
 # case's observables, default 20000; BENCH_CASES=lookup runs it).
@@ -483,20 +485,64 @@ load_verify() { # WHAT: the table holds exactly the N new rows
 sluice_load() {
 	local r=$1 v=$2 topics=$3 want=$4 g="bl-$RANDOM-$1" i w
 	shift 4
+	local c0
+	c0=$(pg_ticks)
+	# emptied here, not only by the redirection below, which the
+	# background job may do after the wait has read the previous run's
+	# log of the same name
+	: >"$SL_LOGDIR/ld$r.log"
 	/usr/bin/time -f "$TIMEFMT" -o "$W/ld.time" "$SLUICE_BIN" load --group "$g" \
 		--topics "$topics" "$@" >"$SL_LOGDIR/ld$r.out" 2>"$SL_LOGDIR/ld$r.log" &
-	local lp=$!
-	for ((i = 0; i < 3000; i++)); do
-		[ "$(q "SELECT coalesce(sum(messages), 0) FROM sluice.load_batches WHERE consumer_group = '$g'" 2>/dev/null)" -ge "$want" ] 2>/dev/null && break
-		sleep 0.2
+	local lp=$! pp=""
+	if [ -n "${BENCH_LOAD_PERF:-}" ]; then
+		# a profile of the whole machine while the loader runs (the
+		# loader and its PostgreSQL backends among the rest)
+		mkdir -p "$BENCH_LOAD_PERF"
+		perf record -q -a -g -o "$BENCH_LOAD_PERF/ld$r.data" 2>/dev/null &
+		pp=$!
+	fi
+	# done when the committed batches the loader logs (event=batch, after
+	# each COMMIT) add up to every message: read from its log rather than
+	# asked of PostgreSQL, since a psql every 0.2 s (a process and a
+	# backend each) took CPU from the loader inside its timed window that
+	# the bound's runs do not lose; sluice.load_batches checks it after
+	for ((i = 0; i < 6000; i++)); do
+		[ "$(logged_messages "$SL_LOGDIR/ld$r.log")" -ge "$want" ] && break
+		sleep 0.1
 	done
 	stop_timed "$lp"
+	if [ -n "$pp" ]; then
+		kill -INT "$pp"
+		wait "$pp"
+	fi
+	LOAD_PG_CPU=$(pg_cpu_since "$c0")
 	w=$(q "SELECT sum(messages), extract(epoch FROM max(finished_at) - min(started_at)) FROM sluice.load_batches WHERE consumer_group = '$g'")
 	[ "${w%%|*}" == "$want" ] || fail "sluice load $v run $r: ${w%%|*} messages, want $want"
 	LOAD_SECS=${w#*|}
 }
+# logged_messages LOG: the messages of the batches a loader's log says it
+# committed
+logged_messages() {
+	awk -F'messages=' '/event=batch / {split($2, a, " "); s += a[1]} END {print s + 0}' "$1"
+}
+# pg_ticks: the CPU clock ticks the cluster's ended processes used (the
+# postmaster's reaped children: the backends of sessions that closed);
+# pg_cpu_since T0: the seconds since ticks T0, once the sessions that ran
+# have closed. The load case's notes carry it (pg_cpu_s) for sluice and
+# for each way of the bound: what PostgreSQL itself needed for the work,
+# to set beside the loader's own CPU on a 2-core machine.
+pg_ticks() { awk '{print $16 + $17}' "/proc/$(head -1 "$SL_PGDATA/postmaster.pid")/stat"; }
+pg_cpu_since() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		[ "$(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()")" == 0 ] && break
+		sleep 0.1
+	done
+	sleep 0.1
+	echo "scale=2; ($(pg_ticks) - $1) / $TICKS" | bc
+}
 case_load() {
-	local r pct t0 t1 line
+	local r pct t0 t1 line c0
 	mk_broker 8 "${VTOPICS[@]}"
 	new_db bench_load || die "database"
 	if [ ! -s "$W/mapped.vulnerability.kv" ]; then
@@ -539,6 +585,7 @@ case_load() {
 			for sess in t1 "t$LOAD_CONNS" b1 "b$LOAD_CONNS"; do
 				load_prep "$pct"
 				pids=()
+				c0=$(pg_ticks)
 				t0=$(date +%s.%N)
 				for f in "$W/bound/$sess".*.sql; do
 					psql -qX -v ON_ERROR_STOP=1 -f "$f" >/dev/null &
@@ -548,7 +595,8 @@ case_load() {
 				t1=$(date +%s.%N)
 				load_verify "bound $sess $pct%"
 				secs=$(echo "$t1 - $t0" | bc)
-				record load "$pct % conflicts" "$r" "bound_$sess" "$N" "$secs" - - -
+				record load "$pct % conflicts" "$r" "bound_$sess" "$N" "$secs" - - \
+					"pg_cpu_s=$(pg_cpu_since "$c0")"
 				if [ -z "$best" ] || [ "$(echo "$secs < $best" | bc)" == 1 ]; then
 					best=$secs bv=$sess
 				fi
@@ -558,7 +606,8 @@ case_load() {
 			load_prep "$pct"
 			sluice_load "$r" "$pct%" '^mapped\.vulnerability$' "$N"
 			load_verify "sluice $pct%"
-			record load "$pct % conflicts" "$r" sluice "$N" "$LOAD_SECS" $(timefile "$W/ld.time") -
+			record load "$pct % conflicts" "$r" sluice "$N" "$LOAD_SECS" $(timefile "$W/ld.time") \
+				"pg_cpu_s=$LOAD_PG_CPU"
 
 			load_prep "$pct"
 			line=$(/usr/bin/time -f "$TIMEFMT" -o "$W/peer.time" $PY $B/peer_load.py \
@@ -570,6 +619,8 @@ case_load() {
 				$(timefile "$W/peer.time") -
 		done
 	done
+	# BENCH_LOAD_SWEEPS=0: the conflict runs alone
+	[ "${BENCH_LOAD_SWEEPS:-1}" == 0 ] && return 0
 	for rows in ${BENCH_BATCH_ROWS:-2000 5000 20000}; do
 		load_prep 0
 		sluice_load "b$rows" "batch $rows" '^mapped\.vulnerability$' "$N" --batch-rows "$rows"
