@@ -11,30 +11,36 @@
  * Nothing is checked, parsed or split on JSON boundaries, so this is the
  * least a fetcher that must get the pages into Kafka does. The producer's
  * metadata, connection and idempotent producer id are in place before the
- * clock starts, as a fetcher's are before its sync. The memory the pages
- * land in is reserved beforehand (SLAB_MB, each page carved from it at
- * its Content-Length, never realloc'ed: a first version that realloc'ed
- * each page spent 45 % of its CPU clearing and faulting pages) but first
- * touched inside the clock, as a fetcher's fresh process must: on this VM
- * first touch costs ~2.5 ms per MB, and an earlier version that touched
- * the slab before its clock left that work out of the bound alone (issue
- * 22, second pass: the fetcher measured 0.5 x a bound that did less
- * work, then 1.2 x once it too warmed its heap outside its window).
- * libcurl reads 512 KiB at a
- * time, as sluice's fetcher does (fewer reads and callbacks than 16 KiB). The
- * old bound (curl into files, then a kcat process publishing them) summed the
- * two with no overlap and paid kcat's start-up: it stays in the table as a
- * peer.
+ * clock starts, as a fetcher's are before its sync. Each page lands in
+ * memory taken at its Content-Length (never realloc'ed: a first version
+ * that realloc'ed each page spent 45 % of its CPU clearing and faulting
+ * pages), freed the moment its last piece is delivered; as in the
+ * fetcher, glibc serves megabyte blocks from its heap and keeps what is
+ * freed (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD), so later pages and
+ * librdkafka's compression buffers reuse memory already touched instead
+ * of mapping fresh pages (on this VM first touch costs ~2.5 ms per MB).
+ * SLAB_MB > 0 carves the pages from one block reserved before the clock
+ * instead, kept to the end. History (issue 22, second pass): a version
+ * touched that block before its clock, leaving the faults out of the
+ * bound alone; then, with the faults in its clock but without the heap
+ * settings, the fetcher measured 1.2 x the bound (14.5k page faults in
+ * the bound's run against 8-10k in the fetcher's whole process). libcurl reads
+ * 512 KiB at a time, as sluice's fetcher does (fewer reads and callbacks than
+ * 16 KiB). The old bound (curl into files, then a kcat process publishing them)
+ * summed the two with no overlap and paid kcat's start-up: it stays in the
+ * table as a peer.
  *
  * usage: bench_fetch_kafka_bound TOPIC CONCURRENCY PIECE_BYTES SLAB_MB
  *        URL...
- *   SLUICE_BROKERS the cluster; a page that does not fit in what is left
- *   of SLAB_MB, or has no Content-Length, grows by realloc
+ *   SLUICE_BROKERS the cluster; SLAB_MB 0 (the bound): each page malloc'ed
+ *   at its Content-Length, freed on delivery; a page that does not fit in
+ *   what is left of SLAB_MB, or has no Content-Length, grows by realloc
  * prints one line: pages=N bytes=N messages=N fetched_s=X wall_s=Y cpu_s=Z
  * (fetched_s: when the last page was in; cpu_s: the process's CPU, all
  * threads, over the timed part). Exit 1 when a page fails or a message is
  * not delivered. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +55,9 @@ struct page {
         char *data;
         size_t len, cap;
         int index;
-        int in_slab; /* data is in the slab, not malloc'ed */
+        int in_slab;  /* data is in the slab, not malloc'ed */
+        int done;     /* fetched and produced */
+        long pending; /* its messages not yet delivered */
         CURL *easy;
 };
 
@@ -65,10 +73,25 @@ static double now_s(void)
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Frees a page once it is produced and all its pieces are delivered. */
+static void page_release(struct page *pg)
+{
+        if (!pg->done || pg->pending > 0 || pg->in_slab || !pg->data)
+                return;
+        free(pg->data);
+        pg->data = NULL;
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
+        struct page *pg = m->_private;
+
         (void)rk;
         (void)opaque;
+        if (pg) {
+                pg->pending--;
+                page_release(pg);
+        }
         if (m->err) {
                 if (failed++ == 0)
                         fprintf(stderr,
@@ -88,11 +111,16 @@ static size_t on_body(char *p, size_t size, size_t n, void *opaque)
         if (!pg->data &&
             curl_easy_getinfo(pg->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
                               &cl) == CURLE_OK &&
-            cl > 0 && (size_t)cl <= slab_size - slab_used) {
-                pg->data = slab + slab_used;
-                pg->cap = (size_t)cl;
-                pg->in_slab = 1;
-                slab_used += (size_t)cl;
+            cl > 0) {
+                if ((size_t)cl <= slab_size - slab_used) {
+                        pg->data = slab + slab_used;
+                        pg->in_slab = 1;
+                        slab_used += (size_t)cl;
+                        pg->cap = (size_t)cl;
+                } else {
+                        pg->data = sl_malloc((size_t)cl);
+                        pg->cap = (size_t)cl;
+                }
         }
         if (pg->len + len > pg->cap) {
                 size_t cap = pg->cap ? pg->cap : (size_t)1 << 20;
@@ -125,7 +153,7 @@ static int drain(rd_kafka_t *rk, long want)
 }
 
 /* Produces page pg in pieces of at most piece bytes. 0, or -1. */
-static int publish(rd_kafka_t *rk, const char *topic, const struct page *pg,
+static int publish(rd_kafka_t *rk, const char *topic, struct page *pg,
                    size_t piece, long *messages)
 {
         char key[64];
@@ -139,7 +167,7 @@ static int publish(rd_kafka_t *rk, const char *topic, const struct page *pg,
                 for (;;) {
                         err = sl_kafka_produce_flags(
                             rk, topic, RD_KAFKA_PARTITION_UA, key, strlen(key),
-                            pg->data + off, len, NULL, NULL, 0);
+                            pg->data + off, len, NULL, pg, 0);
                         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                                 break;
                         rd_kafka_poll(rk, 10);
@@ -152,6 +180,7 @@ static int publish(rd_kafka_t *rk, const char *topic, const struct page *pg,
                         return -1;
                 }
                 (*messages)++;
+                pg->pending++;
                 if (pg->len == 0)
                         break;
         }
@@ -184,6 +213,10 @@ int main(int argc, char **argv)
         }
         topic = argv[1];
         n = argc - 5;
+        /* megabyte blocks from the heap, freed memory kept (as the
+         * fetcher does in fetch_main.c) */
+        mallopt(M_MMAP_THRESHOLD, 64 << 20);
+        mallopt(M_TRIM_THRESHOLD, 256 << 20);
         slab_size = (size_t)slab_mb << 20;
         if (slab_size)
                 slab = sl_malloc(slab_size);
@@ -254,6 +287,8 @@ int main(int argc, char **argv)
                         if (publish(rk, topic, pg, (size_t)piece, &messages) <
                             0)
                                 goto out;
+                        pg->done = 1;
+                        page_release(pg);
                 }
                 rd_kafka_poll(rk, 0);
                 if (left > 0)

@@ -195,9 +195,6 @@ case_fetch() {
 	# when that was faster in the same run: the bound is the faster of
 	# the two, run by run (impl bound, extra best=)
 	local f0 f1 k0 k1 cms bsec osec bfix
-	# the memory the into-Kafka bound reserves before its clock (first
-	# touched inside it, as sluice's is): the pages' size, rounded up
-	PAGES_MB=$((($(cat "$W"/pages/p*.json | wc -c) >> 20) + 1))
 	for ((r = 1; r <= RUNS; r++)); do
 		f0=$(cpu_ticks "$FIXPID")
 		t0=$(date +%s.%N)
@@ -254,8 +251,10 @@ case_fetch() {
 		# with sluice's producer settings (the old bound: the sum, no
 		# overlap, kcat's start-up counted)
 		k0=$(cpu_ticks "$SL_BROKER_PID")
+		# SLAB_MB 0: each page malloc'ed at its Content-Length and
+		# freed on delivery, the memory reused as sluice's is
 		line=$("$BUILD/bench/bench_fetch_kafka_bound" raw.bench_bound 4 900000 \
-			"$PAGES_MB" $(cat "$W/urls.txt") 2>"$SL_LOGDIR/fkb$r.log") ||
+			0 $(cat "$W/urls.txt") 2>"$SL_LOGDIR/fkb$r.log") ||
 			fail "fetch-into-Kafka bound run $r: $(tail -1 "$SL_LOGDIR/fkb$r.log")"
 		k1=$(cpu_ticks "$SL_BROKER_PID")
 		record fetch "concurrency 4, into Kafka" "$r" bound "$N" \
