@@ -141,11 +141,23 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *kind, char *errstr,
                 /* linger.ms 50: twice the transformer's throughput of 5 ms
                  * for 25 % less CPU (bench/results.md, the linger sweep);
                  * a 64 MiB local queue bounds a fetcher's memory (553 MB
-                 * at librdkafka's 1 GiB default in the 200k pipeline). */
+                 * at librdkafka's 1 GiB default in the 200k pipeline).
+                 * snappy, not lz4: librdkafka 2.0.2 writes LZ4 frames
+                 * without their content size, so every consumer guesses
+                 * the decompressed size and grows its buffer by realloc
+                 * (the transformer's profile: LZ4 and the memmove and page
+                 * faults of that growth); a snappy block carries its
+                 * exact length. Measured on the bench's NVD pages (issue
+                 * 22, docs/performance.md): the transformer's peak RSS
+                 * over a 5x backlog 105 MB against lz4's 124-142 (zstd:
+                 * 186), the fetch's publish 288-550 ms against lz4's
+                 * 484-1113 (zstd 549-648). Uncompressed raw pages stall a
+                 * consumer of the embedded broker at its default
+                 * max.partition.fetch.bytes (a batch larger than a fetch). */
                 if (sl_kafka_conf_set(conf, "enable.idempotence", "true",
                                       errstr, errstr_size) < 0 ||
-                    sl_kafka_conf_set(conf, "compression.type", "lz4", errstr,
-                                      errstr_size) < 0 ||
+                    sl_kafka_conf_set(conf, "compression.type", "snappy",
+                                      errstr, errstr_size) < 0 ||
                     sl_kafka_conf_set(conf, "linger.ms", "50", errstr,
                                       errstr_size) < 0 ||
                     sl_kafka_conf_set(conf, "queue.buffering.max.kbytes",
