@@ -142,22 +142,21 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *kind, char *errstr,
                  * for 25 % less CPU (bench/results.md, the linger sweep);
                  * a 64 MiB local queue bounds a fetcher's memory (553 MB
                  * at librdkafka's 1 GiB default in the 200k pipeline).
-                 * snappy, not lz4: librdkafka 2.0.2 writes LZ4 frames
-                 * without their content size, so every consumer guesses
-                 * the decompressed size and grows its buffer by realloc
-                 * (the transformer's profile: LZ4 and the memmove and page
-                 * faults of that growth); a snappy block carries its
-                 * exact length. Measured on the bench's NVD pages (issue
-                 * 22, docs/performance.md): the transformer's peak RSS
-                 * over a 5x backlog 105 MB against lz4's 124-142 (zstd:
-                 * 186), the fetch's publish 288-550 ms against lz4's
-                 * 484-1113 (zstd 549-648). Uncompressed raw pages stall a
-                 * consumer of the embedded broker at its default
-                 * max.partition.fetch.bytes (a batch larger than a fetch). */
+                 * lz4, measured against snappy and zstd (issue 22,
+                 * docs/performance.md): librdkafka 2.0.2's LZ4 frames carry
+                 * no content size, so a consumer grows its decompression
+                 * buffer by realloc (LZ4 and memmove are 7 % of the
+                 * transformer's profile), but snappy's decompression cost
+                 * the same there (5 %); the transform's time was within
+                 * noise for all three, its peak RSS over a 5x backlog 74
+                 * MB with lz4 and 79-82 with snappy (zstd: 111), the
+                 * publish floor 0.050 s against snappy's 0.053 and zstd's
+                 * 0.091. Uncompressed raw pages stalled a consumer of the
+                 * embedded broker (a batch larger than a fetch). */
                 if (sl_kafka_conf_set(conf, "enable.idempotence", "true",
                                       errstr, errstr_size) < 0 ||
-                    sl_kafka_conf_set(conf, "compression.type", "snappy",
-                                      errstr, errstr_size) < 0 ||
+                    sl_kafka_conf_set(conf, "compression.type", "lz4", errstr,
+                                      errstr_size) < 0 ||
                     sl_kafka_conf_set(conf, "linger.ms", "50", errstr,
                                       errstr_size) < 0 ||
                     sl_kafka_conf_set(conf, "queue.buffering.max.kbytes",
