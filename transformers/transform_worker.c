@@ -17,16 +17,6 @@
 
 #define DLQ_TOPIC "dlq.transform"
 
-/* A batch also ends once it holds this many bytes of pages. At --batch's
- * 100 pages of up to 1 MB each, a backlog filled every batch: the pages
- * held, and the 1.75 times as many bytes of rows they yield waiting in the
- * producer's queue, took the transformer from 68 MB at 1x the bench's
- * records to 124-142 MB at 5x (64 partitions). 32 MiB keeps a batch's
- * rows inside the producer's 64 MiB queue; 16 MiB cost a third of the
- * throughput at 5x (every batch ends in a flush that sends the partial
- * batches of every partition). */
-#define BATCH_MAX_BYTES ((size_t)32 << 20)
-
 struct worker {
         rd_kafka_t *consumer;
         rd_kafka_t *producer;
@@ -37,7 +27,6 @@ struct worker {
         uint64_t pages, dead_pages;
         rd_kafka_message_t **msgs; /* the batch polled, not yet committed */
         size_t n;
-        size_t bytes; /* of the batch's payloads */
         /* A refused commit: the worker stops taking work (its partitions
          * are paused) until the commit goes through on a retry, or a new
          * assignment starts over from the committed offsets. */
@@ -417,7 +406,6 @@ static void drop_batch(struct worker *w)
         for (size_t i = 0; i < w->n; i++)
                 rd_kafka_message_destroy(w->msgs[i]);
         w->n = 0;
-        w->bytes = 0;
 }
 
 /* Produces, delivers and commits the batch in hand, then frees it. */
@@ -684,8 +672,7 @@ int transform_run(struct map **maps, size_t nmaps,
                 int64_t batch_end = sl_now_ms() + 200;
                 char fatal[512];
 
-                while (w.n < (size_t)opts->batch_max &&
-                       w.bytes < BATCH_MAX_BYTES && !sl_stop) {
+                while (w.n < (size_t)opts->batch_max && !sl_stop) {
                         rd_kafka_message_t *rkm =
                             rd_kafka_consumer_poll(w.consumer, 100);
                         sl_http_tick();
@@ -722,7 +709,6 @@ int transform_run(struct map **maps, size_t nmaps,
                                 rd_kafka_message_destroy(rkm);
                                 continue;
                         }
-                        w.bytes += rkm->len;
                         w.msgs[w.n++] = rkm;
                 }
                 if (rd_kafka_fatal_error(w.consumer, fatal, sizeof(fatal)) ||
