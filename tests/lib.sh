@@ -18,6 +18,7 @@ PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
 SL_FAILED=0
 SL_PIDS=()
+declare -gA SL_PNAME=() SL_DIED=() # bg names by pid; workers found dead
 SL_DIRS=()
 # Temporary directories are named after their owner,
 # $SL_TMP/sluice-test.OWNER.XXXXXX, and sl_cleanup removes every directory
@@ -64,8 +65,35 @@ sl_owned_dirs() {
 	return 0
 }
 
+# sl_exited PID: the process has ended (gone, or a zombie not yet reaped)
+sl_exited() {
+	! kill -0 "$1" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" == Z ]
+}
+
+# sl_logs_tail: after a failed check, the last lines of every worker's log,
+# and which workers had died before they were asked to stop, so that a CI
+# failure shows why without the test's directory (deleted after the run)
+sl_logs_tail() {
+	local f p n=0 rc
+	for p in "${SL_PIDS[@]}"; do
+		sl_exited "$p" && [ -z "${SL_DIED[$p]:-}" ] || continue
+		wait "$p" 2>/dev/null
+		rc=$?
+		SL_DIED[$p]="${SL_PNAME[$p]:-pid $p} had exited by itself (status $rc)"
+	done
+	for p in "${!SL_DIED[@]}"; do echo "worker ${SL_DIED[$p]}"; done
+	[ -n "${SL_LOGDIR:-}" ] && [ -d "$SL_LOGDIR" ] || return 0
+	for f in "$SL_LOGDIR"/*.log; do
+		[ -s "$f" ] || continue
+		n=$((n + 1))
+		[ "$n" -le 12 ] || break
+		tail -n 3 "$f" | cut -c1-300 | sed "s|^|log $(basename "$f"): |"
+	done
+}
+
 sl_cleanup() {
 	local p
+	[ "${SL_FAILED:-0}" -eq 0 ] || sl_logs_tail
 	for p in "${SL_PIDS[@]}"; do
 		kill "$p" 2>/dev/null
 	done
@@ -226,11 +254,20 @@ bg() {
 	"$@" >"$SL_LOGDIR/$name.out" 2>"$SL_LOGDIR/$name.log" &
 	SL_PIDS+=($!)
 	LAST_PID=$!
+	SL_PNAME[$!]=$name
 }
 
 # stop_pid PID: SIGTERM, wait up to 10 s; returns the exit code
 stop_pid() {
-	local p=$1 i
+	local p=$1 i rc
+	# a worker that died on its own (a crash, a fatal error) is a finding:
+	# said on a failure (sl_logs_tail), with how it ended
+	if sl_exited "$p"; then
+		wait "$p" 2>/dev/null
+		rc=$?
+		SL_DIED[$p]="${SL_PNAME[$p]:-pid $p} had exited by itself (status $rc$([ $rc -gt 128 ] && echo ", signal $((rc - 128))")) before it was stopped"
+		return $rc
+	fi
 	kill -TERM "$p" 2>/dev/null
 	for ((i = 0; i < 100; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 	kill -9 "$p" 2>/dev/null

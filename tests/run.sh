@@ -146,7 +146,7 @@ run_one() {
 			echo "FAIL $name ($p passed, $f failed, $((end - start)) s)"
 			grep -E '^(not ok|#)' "$log" | head -60 | sed 's/^/    /'
 			echo "    --- last lines of output:"
-			grep -vE '^(ok |not ok |#)' "$log" | tail -25 | sed 's/^/    /'
+			grep -vE '^(ok |not ok |#)' "$log" | tail -40 | sed 's/^/    /'
 		} >"$msg"
 	else
 		echo "pass $name ($p checks, $((end - start)) s)" >"$msg"
